@@ -1,0 +1,241 @@
+/**
+ * An open file on a device (the kernel's vfio_device_file): one per client
+ * connection. Opening takes a registration reference; the file is inert
+ * until bound to an iommufd context (cdev path: BIND_IOMMUFD; group path:
+ * bound to the container's context at open). Binding the first file of a
+ * device runs open_device, closing the last one runs close_device, both
+ * under the set lock. Every op before bind fails with EINVAL.
+ *
+ * Ops return their value directly when the driver answered synchronously and
+ * the set lock was free, or a promise otherwise: `await` them either way.
+ */
+import { VfioError } from './errors.js';
+import { CORE, type RegionMmap, type VfioDevice } from './device.js';
+import type { DeviceSet } from './device-set.js';
+import type { SetLockToken } from './set-lock.js';
+import type { DeviceInfo, FeatureRequest, IrqInfo, RegionInfo, SetIrqsRequest } from './uapi.js';
+import type { VfioGroup } from './group.js';
+import type { IommufdContext } from '../iommufd/context.js';
+import type { DmaAccess } from '../iommufd/address-space.js';
+
+export type FileState = 'open' | 'binding' | 'bound' | 'closed';
+
+/** One device of a set, as VFIO_DEVICE_GET_PCI_HOT_RESET_INFO lists it. */
+export interface HotResetDevice {
+  name: string;
+  /** legacy IOMMU group number */
+  groupId: number;
+  /** whether some file has it open */
+  opened: boolean;
+}
+
+export class DeviceFile {
+  private fileState: FileState = 'open';
+  private ctx: IommufdContext | null = null;
+  private dmaAccess: DmaAccess | null = null;
+  private binding: Promise<void> | null = null;
+  private closing: Promise<void> | null = null;
+
+  /** @internal use VfioDevice.openFile() or VfioGroup.openDevice() */
+  constructor(
+    readonly device: VfioDevice,
+    /** which way the file was opened; the two paths exclude each other */
+    readonly path: 'cdev' | 'group',
+    /** the group it was opened through (group path only) */
+    readonly viaGroup: VfioGroup | null,
+  ) {
+    const core = device[CORE];
+    // vfio_device_try_get_registration: no new file once unregister began.
+    if (core.state !== 'registered') {
+      throw new VfioError('ENODEV', `${device.name}: device is ${core.state === 'initialized' ? 'not registered' : 'going away'}`);
+    }
+    core.refs++;
+    core.files.add(this);
+  }
+
+  get state(): FileState {
+    return this.fileState;
+  }
+  /** The context this file is bound to. */
+  get context(): IommufdContext | null {
+    return this.ctx;
+  }
+  /** Client memory through this file's context; null until bound. */
+  get access(): DmaAccess | null {
+    return this.dmaAccess;
+  }
+
+  /**
+   * Binds the file to an iommufd context (VFIO_DEVICE_BIND_IOMMUFD): the
+   * first bound file of the device runs open_device. A second bind is
+   * EINVAL; a failing open_device leaves the device closed and the file
+   * open but unbound, and its error goes to this caller only.
+   */
+  bindIommufd(ctx: IommufdContext): Promise<void> {
+    if (this.fileState !== 'open') {
+      return Promise.reject(new VfioError('EINVAL', `${this.device.name}: file is ${this.fileState}, cannot bind`));
+    }
+    if (!ctx.alive) {
+      return Promise.reject(new VfioError('EINVAL', 'bind: the iommufd context was destroyed'));
+    }
+    this.fileState = 'binding';
+    const set = this.set();
+    this.binding = set.lock
+      .runAsync((token) => this.openLocked(token, ctx))
+      .then(
+        () => {
+          this.fileState = 'bound';
+        },
+        (err: unknown) => {
+          if (this.fileState === 'binding') this.fileState = 'open';
+          throw err;
+        },
+      );
+    return this.binding;
+  }
+
+  /**
+   * Closes the file: drops the DMA access, runs close_device if it was the
+   * last bound file, and gives back the registration reference (which may
+   * let a pending unregister finish). Idempotent; waits for a bind under way.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    if (this.binding) await this.binding.catch(() => undefined);
+    const wasBound = this.fileState === 'bound';
+    this.fileState = 'closed';
+    const device = this.device;
+    const core = device[CORE];
+    if (wasBound) {
+      await this.set().lock.runAsync((token) => this.closeLocked(token));
+    }
+    core.files.delete(this);
+    this.viaGroup?.fileClosed(this);
+    device.core.putRegistration(device);
+  }
+
+  // ---- ops ------------------------------------------------------------------
+
+  getInfo(): DeviceInfo | Promise<DeviceInfo> {
+    return this.op(() => this.device.getInfo());
+  }
+  getRegionInfo(index: number): RegionInfo | Promise<RegionInfo> {
+    return this.op(() => this.device.getRegionInfo(index));
+  }
+  getIrqInfo(index: number): IrqInfo | Promise<IrqInfo> {
+    return this.op(() => this.device.getIrqInfo(index));
+  }
+  setIrqs(request: SetIrqsRequest): void | Promise<void> {
+    return this.op(() => this.device.setIrqs(request));
+  }
+  regionRead(index: number, offset: number, dest: Uint8Array): void | Promise<void> {
+    return this.op(() => this.device.regionRead(index, offset, dest));
+  }
+  regionWrite(index: number, offset: number, src: Uint8Array): void | Promise<void> {
+    return this.op(() => this.device.regionWrite(index, offset, src));
+  }
+  mmap(index: number): RegionMmap | Promise<RegionMmap> {
+    return this.op(() => this.device.mmap(index));
+  }
+  reset(): void | Promise<void> {
+    return this.op(() => this.device.reset());
+  }
+  deviceFeature(request: FeatureRequest): Uint8Array | void | Promise<Uint8Array | void> {
+    return this.op(() => this.device.deviceFeature(request));
+  }
+
+  /** VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: every device of this file's set. */
+  getPciHotResetInfo(): HotResetDevice[] | Promise<HotResetDevice[]> {
+    return this.op(() =>
+      [...this.set().devices].map((d) => ({
+        name: d.name,
+        groupId: d.group?.id ?? -1,
+        opened: d.openCount > 0,
+      })),
+    );
+  }
+
+  /**
+   * VFIO_DEVICE_PCI_HOT_RESET: resets every device of the set, opened or
+   * not, with no other op of the set running meanwhile. Allowed only when
+   * every opened device of the set is bound to this file's context alone
+   * (EPERM otherwise): a reset must not pull a device from under someone else.
+   */
+  pciHotReset(): void | Promise<void> {
+    this.assertBound();
+    const set = this.set();
+    return set.lock.run(async (token) => {
+      token.assertHolds(set.lock);
+      for (const dev of set.devices) {
+        for (const f of dev[CORE].files) {
+          if (f.state === 'bound' && f.ctx !== this.ctx) {
+            throw new VfioError('EPERM', `hot reset: ${dev.name} is open in another context`);
+          }
+        }
+      }
+      for (const dev of set.devices) await dev.reset();
+    });
+  }
+
+  // ---- internals ------------------------------------------------------------
+
+  private op<T>(fn: () => T | Promise<T>): T | Promise<T> {
+    this.assertBound();
+    return this.set().lock.run(fn);
+  }
+
+  private assertBound(): void {
+    if (this.fileState !== 'bound') {
+      throw new VfioError('EINVAL', `${this.device.name}: file is ${this.fileState}; bind it to an iommufd context first`);
+    }
+  }
+
+  private set(): DeviceSet {
+    // A file holds a registration reference, so the device keeps its set.
+    const set = this.device[CORE].set;
+    if (!set) throw new VfioError('ENODEV', `${this.device.name}: device has no set (released?)`);
+    return set;
+  }
+
+  private async openLocked(token: SetLockToken, ctx: IommufdContext): Promise<void> {
+    const device = this.device;
+    const core = device[CORE];
+    token.assertHolds(this.set().lock);
+    if (this.fileState !== 'binding') {
+      throw new VfioError('EINVAL', `${device.name}: file was closed while binding`);
+    }
+    if (core.openPath !== null && core.openPath !== this.path) {
+      throw new VfioError('EBUSY', `${device.name}: device is open through the ${core.openPath} path`);
+    }
+    if (!ctx.alive) throw new VfioError('EINVAL', 'bind: the iommufd context was destroyed');
+    if (core.openCount === 0) {
+      await device.openDevice();
+      core.openPath = this.path;
+    }
+    core.openCount++;
+    this.ctx = ctx;
+    this.dmaAccess = ctx.ioas.attachAccess({ dmaUnmap: (iova, length) => device.dmaUnmap(iova, length) });
+  }
+
+  private async closeLocked(token: SetLockToken): Promise<void> {
+    const device = this.device;
+    const core = device[CORE];
+    token.assertHolds(this.set().lock);
+    this.dmaAccess?.detach();
+    this.dmaAccess = null;
+    this.ctx = null;
+    core.openCount--;
+    if (core.openCount === 0) {
+      core.openPath = null;
+      try {
+        await device.closeDevice();
+      } catch (err) {
+        process.emitWarning(`${device.name}: close_device failed: ${(err as Error).message}`);
+      }
+    }
+  }
+}

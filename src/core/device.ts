@@ -1,0 +1,223 @@
+/**
+ * The core device. A driver's device *is* a VfioDevice: it extends this class
+ * (the kernel embeds struct vfio_device in its own struct) and overrides the
+ * ops below, which therefore always receive the device itself as `this`.
+ *
+ * Lifecycle: construct (init) → register() → opened by files → unregister()
+ * → released. Once unregister() begins, new opens fail with ENODEV at once;
+ * files already open keep working; request(count) nudges their holders with
+ * back-off; unregister() resolves right after the last file is closed, and
+ * release() runs exactly once, after which no op runs again.
+ *
+ * Ops are called by the core only, through a DeviceFile, under the device
+ * set's lock. Drivers never call them on each other, and never count opens.
+ */
+import { VfioError } from './errors.js';
+import type { DeviceInfo, FeatureRequest, IrqInfo, RegionInfo, SetIrqsRequest } from './uapi.js';
+import type { DeviceSet } from './device-set.js';
+import { DeviceFile } from './device-file.js';
+import type { VfioGroup } from './group.js';
+import { defaultCore, type VfioCore } from './vfio-core.js';
+import type { DmaAccess } from '../iommufd/address-space.js';
+
+export type DeviceState = 'initialized' | 'registered' | 'unregistering' | 'released';
+
+/** Options of the constructor (the kernel's vfio_init_group_dev). */
+export interface DeviceOptions {
+  /** Unique among the core's registered devices (a UUID for mediated devices). */
+  name: string;
+  /** The core to register with; a process-wide default when omitted. */
+  core?: VfioCore;
+}
+
+/** Options of register(). */
+export interface RegisterOptions {
+  /**
+   * Devices registered with equal keys (Map semantics) share one device set
+   * and its lock; PCI hot reset covers the whole set. Default: a set of its own.
+   */
+  setKey?: unknown;
+  /** IOMMU group number for the legacy group path; default: a new group of its own. */
+  iommuGroup?: number;
+}
+
+/** Where an mmap-able region's memory lives: region offset X is file offset `offset + X`. */
+export interface RegionMmap {
+  /** Stays owned by the device; transports send duplicates. */
+  fd: number;
+  offset: number;
+}
+
+/** Key of the core's bookkeeping on a device: drivers have no business there. */
+export const CORE = Symbol('uvfio.core');
+
+/** @internal The core's bookkeeping for one device. */
+export interface DeviceCoreState {
+  state: DeviceState;
+  set: DeviceSet | null;
+  group: VfioGroup | null;
+  /** 1 for the registration itself + 1 per open file (vfio_device_try_get_registration) */
+  refs: number;
+  /** Files past open_device: the first calls open_device, the last close_device. */
+  openCount: number;
+  /** Every file not yet closed. */
+  files: Set<DeviceFile>;
+  /** Which path opened the device: the two are mutually exclusive (EBUSY). */
+  openPath: 'cdev' | 'group' | null;
+  /** Resolved when refs reach 0. */
+  drained: () => void;
+  unregistering: Promise<void> | null;
+}
+
+export abstract class VfioDevice {
+  readonly name: string;
+  readonly core: VfioCore;
+  /** @internal */
+  readonly [CORE]: DeviceCoreState;
+
+  constructor(options: DeviceOptions) {
+    if (typeof options.name !== 'string' || options.name.length === 0) {
+      throw new VfioError('EINVAL', 'a device needs a non-empty name');
+    }
+    this.name = options.name;
+    this.core = options.core ?? defaultCore;
+    this[CORE] = {
+      state: 'initialized',
+      set: null,
+      group: null,
+      refs: 0,
+      openCount: 0,
+      files: new Set(),
+      openPath: null,
+      drained: () => {},
+      unregistering: null,
+    };
+  }
+
+  get state(): DeviceState {
+    return this[CORE].state;
+  }
+  /** The set this device belongs to while registered. */
+  get devSet(): DeviceSet | null {
+    return this[CORE].set;
+  }
+  /** The legacy IOMMU group this device belongs to while registered. */
+  get group(): VfioGroup | null {
+    return this[CORE].group;
+  }
+  /** How many files have the device open (bound): open_device ran iff this is > 0. */
+  get openCount(): number {
+    return this[CORE].openCount;
+  }
+  /** Files not yet closed, bound or not. */
+  get files(): ReadonlySet<DeviceFile> {
+    return this[CORE].files;
+  }
+
+  /**
+   * Client memory as seen by the earliest bound file still open (for most
+   * devices, their only client); null while no file is bound.
+   */
+  get dma(): DmaAccess | null {
+    for (const f of this[CORE].files) if (f.access) return f.access;
+    return null;
+  }
+
+  /** Makes the device visible: it can be opened from now on. EEXIST for a taken name. */
+  register(options: RegisterOptions = {}): void {
+    this.core.registerDevice(this, options);
+  }
+
+  /**
+   * Stops new opens at once, asks holders to let go (request op), and
+   * resolves once the last file is closed and release() has run. Calling it
+   * again returns the same promise.
+   */
+  unregister(): Promise<void> {
+    return this.core.unregisterDevice(this);
+  }
+
+  /**
+   * Opens a new file on the device (the cdev path): it takes a registration
+   * reference and can do nothing until bound. ENODEV once unregister began.
+   */
+  openFile(): DeviceFile {
+    return new DeviceFile(this, 'cdev', null);
+  }
+
+  // ---- ops: override what the device supports ----------------------------
+
+  /** First file bound: bring the device up. A throw leaves it closed. */
+  openDevice(): void | Promise<void> {}
+
+  /** Last file closed: quiesce. Cannot fail (errors are reported and ignored). */
+  closeDevice(): void | Promise<void> {}
+
+  /** Once, after unregister completed: free what init took. */
+  release(): void {}
+
+  /** VFIO_DEVICE_GET_INFO */
+  abstract getInfo(): DeviceInfo;
+
+  /** VFIO_DEVICE_GET_REGION_INFO */
+  getRegionInfo(index: number): RegionInfo {
+    throw new VfioError('EINVAL', `${this.name}: no region ${index}`);
+  }
+
+  /** VFIO_DEVICE_GET_IRQ_INFO */
+  getIrqInfo(index: number): IrqInfo {
+    throw new VfioError('EINVAL', `${this.name}: no irq index ${index}`);
+  }
+
+  /** VFIO_DEVICE_SET_IRQS. The device may keep the notifiers; their owner may close them. */
+  setIrqs(request: SetIrqsRequest): void | Promise<void> {
+    throw new VfioError('EINVAL', `${this.name}: no irq index ${request.index}`);
+  }
+
+  /** Reads dest.byteLength bytes of region `index` at `offset` into dest. */
+  regionRead(index: number, offset: number, dest: Uint8Array): void | Promise<void> {
+    void offset;
+    void dest;
+    throw new VfioError('EINVAL', `${this.name}: region ${index} cannot be read`);
+  }
+
+  /** Writes src to region `index` at `offset`. */
+  regionWrite(index: number, offset: number, src: Uint8Array): void | Promise<void> {
+    void offset;
+    void src;
+    throw new VfioError('EINVAL', `${this.name}: region ${index} cannot be written`);
+  }
+
+  /** Where the mmap-able parts of region `index` live (regions flagged MMAP). */
+  mmap(index: number): RegionMmap {
+    throw new VfioError('EINVAL', `${this.name}: region ${index} cannot be mmapped`);
+  }
+
+  /** VFIO_DEVICE_RESET, and each device's part of a set-wide hot reset. */
+  reset(): void | Promise<void> {
+    throw new VfioError('ENOTTY', `${this.name}: this device cannot be reset`);
+  }
+
+  /**
+   * Unregister is waiting for open files: ask their holders to close them
+   * (vfio-pci signals the REQ interrupt). `count` is 0, 1, 2... per nudge.
+   * Not under the set lock: it must only signal, never wait.
+   */
+  request(count: number): void {
+    void count;
+  }
+
+  /**
+   * A bound client is unmapping [iova, iova+length): drop any view of it.
+   * Called synchronously and outside the set lock (an unmap cannot wait).
+   */
+  dmaUnmap(iova: number, length: number): void {
+    void iova;
+    void length;
+  }
+
+  /** VFIO_DEVICE_FEATURE: the answer for `get`, nothing for `set`/`probe`. */
+  deviceFeature(request: FeatureRequest): Uint8Array | void | Promise<Uint8Array | void> {
+    throw new VfioError('ENOTTY', `${this.name}: feature ${request.feature} is not supported`);
+  }
+}

@@ -1,0 +1,10 @@
+/** The core device model: what drivers build on and transports drive. */
+export * from './errors.js';
+export * from './uapi.js';
+export { VfioDevice, type DeviceOptions, type RegisterOptions, type RegionMmap, type DeviceState } from './device.js';
+export { DeviceFile, type FileState, type HotResetDevice } from './device-file.js';
+export { DeviceSet } from './device-set.js';
+export { SetLock, SetLockToken } from './set-lock.js';
+export { VfioCore, defaultCore, type VfioCoreOptions, type VfioCoreEvents } from './vfio-core.js';
+export { VfioGroup } from './group.js';
+export { VfioContainer } from './container.js';

@@ -1,0 +1,187 @@
+/**
+ * The registry of one uvfio instance: registered devices by name, device sets
+ * by key, IOMMU groups by number (the kernel keeps these as globals). It also
+ * runs the register/unregister sequence, and tells observers (the vfio-user
+ * server, the mdev bus) about it through events.
+ */
+import { EventEmitter } from 'node:events';
+import { VfioError } from './errors.js';
+import { DeviceSet } from './device-set.js';
+import { CORE, type RegisterOptions, type VfioDevice } from './device.js';
+import { VfioGroup } from './group.js';
+
+export interface VfioCoreOptions {
+  /** Milliseconds to wait after request(count) before asking again. Default 100·2^count, at most 10 s. */
+  requestBackoffMs?: (count: number) => number;
+  /**
+   * How to wait `ms` (or until `wake` resolves, whichever is first). Tests
+   * with a deterministic scheduler replace the timer with their own step.
+   */
+  wait?: (ms: number, wake: Promise<void>) => Promise<void>;
+}
+
+export interface VfioCoreEvents {
+  /** a device was registered and can be opened */
+  registered: [device: VfioDevice];
+  /** unregister began: no new opens from now on */
+  unregistering: [device: VfioDevice];
+  /** the last file closed and release() ran */
+  released: [device: VfioDevice];
+}
+
+function timerWait(ms: number, wake: Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    void wake.then(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+export class VfioCore extends EventEmitter<VfioCoreEvents> {
+  private readonly byName = new Map<string, VfioDevice>();
+  private readonly sets = new Map<unknown, DeviceSet>();
+  private readonly groups = new Map<number, VfioGroup>();
+  private nextGroupId = 0;
+  private readonly backoff: (count: number) => number;
+  private readonly wait: (ms: number, wake: Promise<void>) => Promise<void>;
+
+  constructor(options: VfioCoreOptions = {}) {
+    super();
+    this.backoff = options.requestBackoffMs ?? ((n) => Math.min(100 * 2 ** n, 10_000));
+    this.wait = options.wait ?? timerWait;
+  }
+
+  /** A registered device (including one being unregistered) by name. */
+  device(name: string): VfioDevice | undefined {
+    return this.byName.get(name);
+  }
+
+  /** Every registered device. */
+  devices(): VfioDevice[] {
+    return [...this.byName.values()];
+  }
+
+  /** The set of a key, if any device has it. */
+  deviceSet(key: unknown): DeviceSet | undefined {
+    return this.sets.get(key);
+  }
+
+  /** Number of live device sets. */
+  get setCount(): number {
+    return this.sets.size;
+  }
+
+  /** An IOMMU group by number, created on first use. */
+  group(id: number): VfioGroup {
+    let g = this.groups.get(id);
+    if (!g) {
+      if (!Number.isSafeInteger(id) || id < 0) throw new VfioError('EINVAL', `group ${id} is not a valid number`);
+      g = new VfioGroup(this, id);
+      this.groups.set(id, g);
+      if (id >= this.nextGroupId) this.nextGroupId = id + 1;
+    }
+    return g;
+  }
+
+  /** Every known group. */
+  allGroups(): VfioGroup[] {
+    return [...this.groups.values()];
+  }
+
+  /** Opens a file on a registered device by name (the cdev path). ENODEV when there is none. */
+  openDevice(name: string) {
+    const device = this.byName.get(name);
+    if (!device) throw new VfioError('ENODEV', `no device named ${name}`);
+    return device.openFile();
+  }
+
+  /** @internal VfioDevice.register() */
+  registerDevice(device: VfioDevice, options: RegisterOptions): void {
+    const core = device[CORE];
+    if (device.core !== this) throw new VfioError('EINVAL', `${device.name}: belongs to another core`);
+    if (core.state !== 'initialized') {
+      throw new VfioError('EINVAL', `${device.name}: cannot register a device that is ${core.state}`);
+    }
+    if (this.byName.has(device.name)) {
+      throw new VfioError('EEXIST', `a device named ${device.name} is already registered`);
+    }
+    const key = options.setKey === undefined ? device : options.setKey;
+    const groupId = options.iommuGroup ?? this.nextGroupId;
+    const group = this.group(groupId); // validates the number before anything changes
+    let set = this.sets.get(key);
+    if (!set) {
+      set = new DeviceSet(key);
+      this.sets.set(key, set);
+    }
+    set.devices.add(device);
+    group.addDevice(device);
+    core.set = set;
+    core.group = group;
+    core.refs = 1;
+    core.state = 'registered';
+    this.byName.set(device.name, device);
+    this.emit('registered', device);
+  }
+
+  /** @internal VfioDevice.unregister() */
+  unregisterDevice(device: VfioDevice): Promise<void> {
+    const core = device[CORE];
+    if (core.unregistering) return core.unregistering;
+    if (core.state !== 'registered') {
+      return Promise.reject(new VfioError('EINVAL', `${device.name}: cannot unregister a device that is ${core.state}`));
+    }
+    core.state = 'unregistering';
+    const drained = new Promise<void>((resolve) => {
+      core.drained = resolve;
+    });
+    this.emit('unregistering', device);
+    core.unregistering = this.drainAndRelease(device, drained);
+    return core.unregistering;
+  }
+
+  /** @internal a file gave back its registration reference */
+  putRegistration(device: VfioDevice): void {
+    const core = device[CORE];
+    if (core.refs <= 0) throw new Error(`${device.name}: registration reference underflow`);
+    core.refs--;
+    if (core.refs === 0) core.drained();
+  }
+
+  private async drainAndRelease(device: VfioDevice, drained: Promise<void>): Promise<void> {
+    const core = device[CORE];
+    let done = false;
+    void drained.then(() => {
+      done = true;
+    });
+    this.putRegistration(device); // the registration's own reference
+    // vfio_unregister_group_dev: nudge holders with back-off until all are gone.
+    for (let count = 0; !done && core.refs > 0; count++) {
+      try {
+        device.request(count);
+      } catch (err) {
+        process.emitWarning(`${device.name}: request op threw: ${(err as Error).message}`);
+      }
+      await this.wait(this.backoff(count), drained);
+    }
+    await drained;
+    const set = core.set!;
+    set.devices.delete(device);
+    if (set.devices.size === 0) this.sets.delete(set.key);
+    core.group!.removeDevice(device);
+    if (core.group!.isEmpty) this.groups.delete(core.group!.id);
+    this.byName.delete(device.name);
+    core.set = null;
+    core.group = null;
+    core.state = 'released';
+    try {
+      device.release();
+    } finally {
+      this.emit('released', device);
+    }
+  }
+}
+
+/** The process-wide core that devices join when they name none. */
+export const defaultCore = new VfioCore();

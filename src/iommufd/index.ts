@@ -1,0 +1,12 @@
+/** iommufd: contexts, I/O address spaces and the DMA access drivers use. */
+export { IommufdContext } from './context.js';
+export {
+  IoAddressSpace,
+  DmaAccess,
+  MAX_IOVA_END,
+  type DmaMapping,
+  type DmaAccessOps,
+  type MapOptions,
+  type AddressSpaceOptions,
+} from './address-space.js';
+export { MemoryBacking, type DmaBacking } from './dma-backing.js';
