@@ -177,7 +177,8 @@ export class DeviceFile {
           }
         }
       }
-      for (const dev of set.devices) await dev.reset();
+      // Release takes the set lock too, so no device leaves the set meanwhile.
+      for (const dev of [...set.devices]) await dev.reset();
     });
   }
 

@@ -24,6 +24,7 @@ export const ERRNO = {
   ENOTTY: 25,
   ENOSPC: 28,
   ESPIPE: 29,
+  EPIPE: 32,
   ERANGE: 34,
   ENOSYS: 38,
   EPROTO: 71,
@@ -36,6 +37,7 @@ export const ERRNO = {
   ECONNRESET: 104,
   ENOTCONN: 107,
   ETIMEDOUT: 110,
+  ECONNREFUSED: 111,
 } as const;
 
 export type ErrnoName = keyof typeof ERRNO;

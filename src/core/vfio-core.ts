@@ -166,20 +166,26 @@ export class VfioCore extends EventEmitter<VfioCoreEvents> {
       await this.wait(this.backoff(count), drained);
     }
     await drained;
+    // Under the set lock: a set-wide op (hot reset) in flight must never see
+    // a device vanish mid-way, nor run an op on it after release().
     const set = core.set!;
-    set.devices.delete(device);
-    if (set.devices.size === 0) this.sets.delete(set.key);
-    core.group!.removeDevice(device);
-    if (core.group!.isEmpty) this.groups.delete(core.group!.id);
-    this.byName.delete(device.name);
-    core.set = null;
-    core.group = null;
-    core.state = 'released';
-    try {
-      device.release();
-    } finally {
-      this.emit('released', device);
-    }
+    await set.lock.runAsync(() => {
+      set.devices.delete(device);
+      if (set.devices.size === 0) this.sets.delete(set.key);
+      const group = core.group!;
+      group.removeDevice(device);
+      if (group.isEmpty) this.groups.delete(group.id);
+      this.byName.delete(device.name);
+      core.set = null;
+      core.group = null;
+      core.state = 'released';
+      try {
+        device.release();
+      } catch (err) {
+        process.emitWarning(`${device.name}: release op threw: ${(err as Error).message}`);
+      }
+    });
+    this.emit('released', device);
   }
 }
 
