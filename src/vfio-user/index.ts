@@ -1,0 +1,38 @@
+/**
+ * The vfio-user wire codec: pure functions over bytes, no sockets.
+ *
+ * - protocol: command ids, header flags, struct sizes, capability names
+ * - header: the 16-byte message header
+ * - parser: the incremental framer (chunks + fds in, whole messages out)
+ * - decoder / reply-decoder: typed decoding of commands and replies
+ * - serializer: encoders for every message, with buffer-reusing hot paths
+ * - version: the VERSION handshake and its capabilities JSON
+ * - region-info: region info replies and their capability chains
+ */
+export * from './protocol.js';
+export * from './header.js';
+export * from './messages.js';
+export * from './context.js';
+export * from './parser.js';
+export * from './version.js';
+export * from './region-info.js';
+export * from './decoder.js';
+export {
+  replyError,
+  decodeVersionReply,
+  decodeEmptyReply,
+  decodeDmaUnmapReply,
+  decodeDeviceInfoReply,
+  decodeIrqInfoReply,
+  decodeRegionIoFdsReply,
+  decodeRegionReadReply,
+  decodeRegionWriteReply,
+  decodeDmaReadReply,
+  decodeDmaWriteReply,
+  decodeWriteMultiReply,
+  decodeDeviceFeatureReply,
+  decodeMigDataReadReply,
+  decodeReply,
+  type DecodedReply,
+} from './reply-decoder.js';
+export * from './serializer.js';

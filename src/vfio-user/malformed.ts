@@ -1,0 +1,21 @@
+/**
+ * The errors decoders throw for malformed messages, worded once: the
+ * command's name (and "reply" for a reply) and a sentence.
+ */
+import { VfioError } from '../core/errors.js';
+import { commandName } from './protocol.js';
+
+/** EINVAL naming the command (or its reply). */
+export function malformed(cmd: number, sentence: string, reply = false): VfioError {
+  return new VfioError('EINVAL', `${commandName(cmd)}${reply ? ' reply' : ''}: ${sentence}`);
+}
+
+/** EINVAL when a message that has no use for fds carried some (so none is kept by accident). */
+export function refuseFds(cmd: number, fds: readonly number[], reply = false): void {
+  if (fds.length !== 0) throw malformed(cmd, `carries ${fds.length} fds it has no use for`, reply);
+}
+
+/** EINVAL unless the body is exactly `len` bytes. */
+export function exactLength(cmd: number, body: Uint8Array, len: number, reply = false): void {
+  if (body.length !== len) throw malformed(cmd, `body is ${body.length} bytes, expected ${len}`, reply);
+}
