@@ -1,0 +1,157 @@
+/**
+ * A small mdev driver for the bus tests, shaped like mtty: types `1` and
+ * `2` take one or two ports from a shared pool (pool mode), or each type
+ * has a fixed maxInstances counted by the bus (counted mode). It records
+ * what the bus promises a driver — every probed device released exactly
+ * once, nothing released while open — and can park at scheduler points,
+ * fail probes, refuse removals, and tell "clients" to let go on request.
+ */
+import { DeviceFlags, RegionFlags, VfioDevice, VfioError, type DeviceInfo, type RegionInfo } from '../../src/core/index.js';
+import type { MdevDevice, MdevDriver, MdevProbeInfo, MdevRemoveOptions, MdevType, MdevTypeSpec } from '../../src/mdev/index.js';
+
+export interface PoolDriverOptions {
+  /** driver name, the type id prefix; default 'tpool' */
+  name?: string;
+  /** ports in the shared pool; omit for counted mode */
+  ports?: number;
+  /** maxInstances of each type in counted mode; default 4 */
+  maxInstances?: number;
+  /** where probe and remove park (another task may run there); default: no parking */
+  point?: (label: string) => Promise<void>;
+  /** fails this probe (after the pool share was taken) with the returned error */
+  failProbe?: (info: MdevProbeInfo) => VfioError | null;
+  /** refuses this removal with EBUSY */
+  refuse?: (mdev: MdevDevice, options: MdevRemoveOptions) => boolean;
+}
+
+export class PoolDevice extends VfioDevice {
+  releases = 0;
+  opens = 0;
+  isOpen = false;
+  readonly violations: string[] = [];
+  readonly regs = new Uint8Array(8);
+  /** called by request(count): a test's "client" closes its file here */
+  onRequest: ((count: number) => void) | null = null;
+  requests = 0;
+
+  constructor(
+    info: MdevProbeInfo,
+    readonly ports: number,
+    private readonly driver: PoolDriver,
+  ) {
+    super({ name: info.uuid, core: info.core });
+  }
+
+  override openDevice(): void {
+    if (this.releases) this.violations.push('open after release');
+    this.isOpen = true;
+    this.opens++;
+  }
+
+  override closeDevice(): void {
+    this.isOpen = false;
+  }
+
+  override release(): void {
+    this.releases++;
+    if (this.releases > 1) this.violations.push('released twice');
+    if (this.isOpen) this.violations.push('released while open');
+    this.driver.freePorts(this.ports);
+  }
+
+  override getInfo(): DeviceInfo {
+    if (this.releases) this.violations.push('op after release');
+    return { flags: DeviceFlags.PCI, numRegions: 1, numIrqs: 0 };
+  }
+
+  override getRegionInfo(index: number): RegionInfo {
+    if (index !== 0) throw new VfioError('EINVAL', `no region ${index}`);
+    return { index, flags: RegionFlags.READ | RegionFlags.WRITE, size: this.regs.length };
+  }
+
+  override regionRead(index: number, offset: number, dest: Uint8Array): void {
+    if (this.releases) this.violations.push('op after release');
+    if (index !== 0 || offset + dest.length > this.regs.length) throw new VfioError('EINVAL', 'out of range');
+    dest.set(this.regs.subarray(offset, offset + dest.length));
+  }
+
+  override regionWrite(index: number, offset: number, src: Uint8Array): void {
+    if (this.releases) this.violations.push('op after release');
+    if (index !== 0 || offset + src.length > this.regs.length) throw new VfioError('EINVAL', 'out of range');
+    this.regs.set(src, offset);
+  }
+
+  override request(count: number): void {
+    this.requests++;
+    this.onRequest?.(count);
+  }
+}
+
+export class PoolDriver implements MdevDriver {
+  readonly name: string;
+  readonly types: readonly MdevTypeSpec[];
+  /** every device probe returned, in order */
+  readonly probed: PoolDevice[] = [];
+  readonly poolSize: number | undefined;
+  freePortCount: number;
+  removeCalls = 0;
+  readonly availableInstances?: (type: MdevType) => number;
+
+  constructor(private readonly options: PoolDriverOptions = {}) {
+    this.name = options.name ?? 'tpool';
+    this.poolSize = options.ports;
+    this.freePortCount = options.ports ?? 0;
+    const pooled = options.ports !== undefined;
+    const max = pooled ? undefined : (options.maxInstances ?? 4);
+    this.types = [
+      { name: '1', prettyName: 'Single port', description: 'one port', maxInstances: max },
+      { name: '2', prettyName: 'Dual port', description: 'two ports', maxInstances: max },
+    ];
+    if (pooled) this.availableInstances = (type) => Math.floor(this.freePortCount / portsOf(type));
+  }
+
+  probe(info: MdevProbeInfo): Promise<VfioDevice> {
+    // The pool share is taken before the first await, as the bus requires.
+    const ports = portsOf(info.type);
+    if (this.poolSize !== undefined) {
+      if (this.freePortCount < ports) return Promise.reject(new VfioError('EUSERS', 'no ports left'));
+      this.freePortCount -= ports;
+    }
+    const device = new PoolDevice(info, this.poolSize === undefined ? 0 : ports, this);
+    return this.park(`probe ${info.uuid}`).then(() => {
+      const err = this.options.failProbe?.(info);
+      if (err) {
+        device.release(); // a failed probe frees what it took, itself
+        throw err;
+      }
+      this.probed.push(device);
+      return device;
+    });
+  }
+
+  async remove(mdev: MdevDevice, options: MdevRemoveOptions): Promise<void> {
+    this.removeCalls++;
+    await this.park(`remove ${mdev.uuid}`);
+    if (this.options.refuse?.(mdev, options)) throw new VfioError('EBUSY', `${mdev.uuid} is busy`);
+  }
+
+  /** @internal PoolDevice.release() */
+  freePorts(n: number): void {
+    this.freePortCount += n;
+    if (this.poolSize !== undefined && this.freePortCount > this.poolSize) throw new Error('pool overflow');
+  }
+
+  /** Every violation any probed device recorded. */
+  violations(): string[] {
+    return this.probed.flatMap((d) => d.violations.map((v) => `${d.name}: ${v}`));
+  }
+
+  private park(label: string): Promise<void> {
+    return this.options.point ? this.options.point(label) : Promise.resolve();
+  }
+}
+
+/** Type `1` takes one port, type `2` two. */
+export function portsOf(type: MdevType): number {
+  return type.id.endsWith('-2') ? 2 : 1;
+}
