@@ -1,0 +1,17 @@
+{
+  "targets": [
+    {
+      "target_name": "uvfio_native",
+      "sources": [
+        "native/addon.cc",
+        "native/common.cc",
+        "native/socket.cc",
+        "native/eventfd.cc",
+        "native/memory.cc",
+        "native/watcher.cc"
+      ],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
+      "cflags_cc": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
+    }
+  ]
+}

@@ -1,0 +1,244 @@
+// UNIX stream sockets with fd passing: the part of the socket API Node
+// lacks (SCM_RIGHTS), plus the plumbing around it. Every call is
+// synchronous and nonblocking; readiness comes from FdWatcher.
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common.h"
+
+namespace uvfio {
+
+namespace {
+
+constexpr size_t kControlSize = CMSG_SPACE(sizeof(int) * kMaxFds);
+
+// Control buffer for recvmsg/sendmsg: one per thread, so workers may use
+// the addon at once, and not a 1 KiB stack frame on every call.
+alignas(struct cmsghdr) thread_local char control_buf[kControlSize];
+
+bool GetSocketPath(napi_env env, napi_value v, sockaddr_un* addr) {
+  memset(addr, 0, sizeof *addr);
+  addr->sun_family = AF_UNIX;
+  if (!GetString(env, v, "socket path", addr->sun_path, sizeof addr->sun_path)) return false;
+  // Empty would mean the abstract namespace or autobind; uvfio serves only
+  // filesystem sockets, which an operator can see and chmod.
+  if (addr->sun_path[0] == '\0') return ThrowInvalid(env, "socket path must not be empty"), false;
+  return true;
+}
+
+bool Retry(ssize_t r) { return r < 0 && errno == EINTR; }
+bool WouldBlock() { return errno == EAGAIN || errno == EWOULDBLOCK; }
+
+// listenUnix(path, backlog = 128) -> listening fd, socket file mode 0600.
+napi_value ListenUnix(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  GetArgs(env, info, argv, 2);
+  sockaddr_un addr;
+  int32_t backlog = 128;
+  if (!GetSocketPath(env, argv[0], &addr)) return nullptr;
+  if (!IsNullish(env, argv[1]) && !GetInt32(env, argv[1], "backlog", &backlog)) return nullptr;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ThrowErrno(env, errno, "socket");
+  const char* step = "bind";
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    // Linux ignores fchmod on sockets. Restricting the file between bind
+    // and listen is race-free: nobody can connect before listen().
+    step = "chmod";
+    if (chmod(addr.sun_path, 0600) == 0) {
+      step = "listen";
+      if (listen(fd, backlog) == 0) return Number(env, fd);
+    }
+    int err = errno;
+    unlink(addr.sun_path);  // ours: bind just created it
+    errno = err;
+  }
+  int err = errno;
+  close(fd);
+  return ThrowErrno(env, err, step, addr.sun_path);
+}
+
+// acceptUnix(listenFd) -> connected fd, or -1 when nobody is waiting.
+napi_value AcceptUnix(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t lfd;
+  if (!GetFdArgs(env, info, argv, 1, &lfd)) return nullptr;
+  for (;;) {
+    int fd = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) return Number(env, fd);
+    // A client that gave up while queued is no failure of the listener.
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (WouldBlock()) return Number(env, -1);
+    return ThrowErrno(env, errno, "accept4");
+  }
+}
+
+// connectUnix(path) -> connected nonblocking fd.
+napi_value ConnectUnix(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  sockaddr_un addr;
+  GetArgs(env, info, argv, 1);
+  if (!GetSocketPath(env, argv[0], &addr)) return nullptr;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ThrowErrno(env, errno, "socket");
+  // A nonblocking AF_UNIX connect completes at once, or fails with EAGAIN
+  // when the backlog is full. A blocking one could wait forever for a
+  // server living in this very event loop.
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return Number(env, fd);
+  int err = errno;
+  close(fd);
+  return ThrowErrno(env, err, "connect", addr.sun_path);
+}
+
+// Shared tail of sendmsg and sendmsg2. Without fds it allocates nothing.
+napi_value SendIov(napi_env env, int fd, iovec* iov, int iovcnt, napi_value fds_value) {
+  msghdr msg = {};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = iovcnt;
+  if (!IsNullish(env, fds_value)) {
+    int fds[kMaxFds];
+    size_t nfds = 0;
+    if (!GetFdArray(env, fds_value, fds, &nfds)) return nullptr;
+    if (nfds > 0) {
+      // On a stream socket the kernel silently drops the fds of a 0-byte send.
+      if (iov[0].iov_len + (iovcnt > 1 ? iov[1].iov_len : 0) == 0) {
+        return ThrowInvalid(env, "fds need at least one byte to travel with");
+      }
+      msg.msg_control = control_buf;
+      msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+      cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+      cm->cmsg_level = SOL_SOCKET;
+      cm->cmsg_type = SCM_RIGHTS;
+      cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+      memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+    }
+  }
+  ssize_t n;
+  // MSG_DONTWAIT: never block the loop, even on an adopted blocking fd.
+  do n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (Retry(n));
+  if (n >= 0) return Number(env, static_cast<double>(n));
+  return WouldBlock() ? Number(env, -1) : ThrowErrno(env, errno, "sendmsg");
+}
+
+// sendmsg(fd, data, fds?) -> bytes sent (maybe fewer), or -1 when full.
+napi_value SendMsg(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t fd;
+  iovec iov;
+  if (!GetFdArgs(env, info, argv, 3, &fd) || !GetBytes(env, argv[1], "data", &iov.iov_base, &iov.iov_len)) {
+    return nullptr;
+  }
+  return SendIov(env, fd, &iov, 1, argv[2]);
+}
+
+// sendmsg2(fd, head, body, fds?): both buffers in one sendmsg, so a reply
+// header and its payload leave without being concatenated first.
+napi_value SendMsg2(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int32_t fd;
+  iovec iov[2];
+  if (!GetFdArgs(env, info, argv, 4, &fd) ||
+      !GetBytes(env, argv[1], "head", &iov[0].iov_base, &iov[0].iov_len) ||
+      !GetBytes(env, argv[2], "body", &iov[1].iov_base, &iov[1].iov_len)) {
+    return nullptr;
+  }
+  return SendIov(env, fd, iov, 2, argv[3]);
+}
+
+void CloseAll(const int* fds, size_t n) {
+  for (size_t i = 0; i < n; i++) close(fds[i]);
+}
+
+// recvmsg(fd, into, fdsOut?) -> bytes read, 0 at EOF, -1 when empty.
+napi_value RecvMsg(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t fd;
+  iovec iov;
+  bool is_array = false;
+  if (!GetFdArgs(env, info, argv, 3, &fd) || !GetBytes(env, argv[1], "into", &iov.iov_base, &iov.iov_len)) {
+    return nullptr;
+  }
+  if (iov.iov_len == 0) return ThrowInvalid(env, "into must not be empty (0 bytes read means EOF)");
+  napi_value out = IsNullish(env, argv[2]) ? nullptr : argv[2];
+  // Checked before reading: bytes once consumed cannot be put back.
+  if (out != nullptr && (napi_is_array(env, out, &is_array) != napi_ok || !is_array)) {
+    return ThrowInvalid(env, "fdsOut must be an array");
+  }
+  msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  // Always offer room for fds: without it the kernel would drop them
+  // silently and nobody could tell.
+  msg.msg_control = control_buf;
+  msg.msg_controllen = kControlSize;
+  ssize_t n;
+  do n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  while (Retry(n));
+  if (n < 0) return WouldBlock() ? Number(env, -1) : ThrowErrno(env, errno, "recvmsg");
+  int fds[kMaxFds];
+  size_t nfds = 0;
+  for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+    size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    if (k > kMaxFds - nfds) k = kMaxFds - nfds;  // the kernel cannot send more; be safe
+    memcpy(fds + nfds, CMSG_DATA(cm), k * sizeof(int));
+    nfds += k;
+  }
+  if (msg.msg_flags & MSG_CTRUNC) {
+    // Fds were lost (usually: this process is out of fds). The bytes just
+    // read go with them; the stream is out of step with its fds, so the
+    // caller must close the connection.
+    CloseAll(fds, nfds);
+    return ThrowErrno(env, EMSGSIZE, "recvmsg",
+                      "lost file descriptors (control data truncated, likely out of fds); "
+                      "the connection must be closed");
+  }
+  uint32_t len = 0;
+  if (nfds > 0 && (out == nullptr || napi_get_array_length(env, out, &len) != napi_ok)) {
+    CloseAll(fds, nfds);  // nobody asked for them: do not leak them
+    nfds = 0;
+  }
+  for (size_t i = 0; i < nfds; i++) {
+    napi_value v;
+    napi_create_int32(env, fds[i], &v);
+    if (napi_set_element(env, out, len + i, v) != napi_ok) return CloseAll(fds + i, nfds - i), nullptr;
+  }
+  return Number(env, static_cast<double>(n));
+}
+
+// close(fd). On Linux the fd is gone even when close() says EINTR or EIO,
+// so only EBADF (it never was open: a double close) is worth a throw.
+napi_value Close(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!GetFdArgs(env, info, argv, 1, &fd)) return nullptr;
+  if (close(fd) != 0 && errno == EBADF) return ThrowErrno(env, EBADF, "close");
+  return nullptr;
+}
+
+// dup(fd) -> a CLOEXEC duplicate.
+napi_value Dup(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!GetFdArgs(env, info, argv, 1, &fd)) return nullptr;
+  int r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  return r >= 0 ? Number(env, r) : ThrowErrno(env, errno, "dup");
+}
+
+}  // namespace
+
+void InitSocket(napi_env env, napi_value exports) {
+  static const Fn fns[] = {
+      {"listenUnix", ListenUnix}, {"acceptUnix", AcceptUnix}, {"connectUnix", ConnectUnix},
+      {"sendmsg", SendMsg},       {"sendmsg2", SendMsg2},     {"recvmsg", RecvMsg},
+      {"close", Close},           {"dup", Dup},
+  };
+  DefineFunctions(env, exports, fns, sizeof fns / sizeof fns[0]);
+}
+
+}  // namespace uvfio

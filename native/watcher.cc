@@ -1,0 +1,201 @@
+// FdWatcher: readiness of any fd, delivered through Node's own event loop
+// (a libuv uv_poll_t), so sockets, eventfds and listeners cost no thread.
+#include <errno.h>
+#include <uv.h>
+
+#include <unordered_set>
+
+#include "common.h"
+
+namespace uvfio {
+
+namespace {
+
+// Fds with an open watcher on this thread's loop. libuv keeps one epoll
+// slot per fd and does not check at uv_poll_init: a second watcher would
+// silently steal the first one's events.
+thread_local std::unordered_set<int> watched_fds;
+
+struct Watcher {
+  uv_poll_t poll;
+  napi_env env;
+  int fd;
+  // The JS object: strong while polling (an active watcher must not be
+  // collected, however little of it the program keeps), weak otherwise.
+  napi_ref self = nullptr;
+  // Weak; the JS object holds the function in a property. A strong native
+  // reference would root the closure and, through it, the object: a cycle
+  // no GC could break for a watcher that was merely stopped.
+  napi_ref callback = nullptr;
+  napi_async_context async = nullptr;
+  int events = 0;        // what the poll runs with; 0 when stopped
+  bool closing = false;  // uv_close called
+  bool closed = false;   // uv_close completed
+  bool js_gone = false;  // JS object finalized
+};
+
+// Freed once both libuv and V8 are done with it, in whichever order.
+void MaybeFree(Watcher* w) {
+  if (w->closed && w->js_gone) delete w;
+}
+
+void OnClosed(uv_handle_t* handle) {
+  Watcher* w = static_cast<Watcher*>(handle->data);
+  w->closed = true;
+  MaybeFree(w);
+}
+
+void SetEvents(Watcher* w, int events) {
+  if (w->events == 0 && events != 0) napi_reference_ref(w->env, w->self, nullptr);
+  if (w->events != 0 && events == 0) napi_reference_unref(w->env, w->self, nullptr);
+  w->events = events;
+}
+
+void BeginClose(Watcher* w) {
+  if (w->closing) return;
+  w->closing = true;
+  watched_fds.erase(w->fd);
+  uv_poll_stop(&w->poll);
+  uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), OnClosed);
+}
+
+void OnPoll(uv_poll_t* handle, int status, int events) {
+  Watcher* w = static_cast<Watcher*>(handle->data);
+  napi_env env = w->env;
+  // An error status carries no events: report what is watched, so the
+  // owner tries its I/O and meets the real error there.
+  if (status < 0) events = w->events;
+  events &= UV_READABLE | UV_WRITABLE;
+  napi_handle_scope scope;
+  napi_value self = nullptr, cb = nullptr, arg, result, error;
+  napi_open_handle_scope(env, &scope);
+  napi_get_reference_value(env, w->self, &self);
+  napi_get_reference_value(env, w->callback, &cb);
+  if (self != nullptr && cb != nullptr) {
+    napi_create_int32(env, events, &arg);
+    // napi_make_callback, not napi_call_function: it opens a callback scope,
+    // so nextTicks and microtasks run when the callback returns, as after
+    // any Node I/O callback. A throw becomes an uncaught exception, as
+    // Node's own callbacks do.
+    if (napi_make_callback(env, w->async, self, cb, 1, &arg, &result) == napi_pending_exception) {
+      napi_get_and_clear_last_exception(env, &error);
+      napi_fatal_exception(env, error);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+// The Watcher behind `this`, reading `n` arguments into argv.
+Watcher* Unwrap(napi_env env, napi_callback_info info, size_t n = 0, napi_value* argv = nullptr) {
+  napi_value self;
+  void* w = nullptr;
+  napi_get_cb_info(env, info, &n, argv, &self, nullptr);
+  if (napi_unwrap(env, self, &w) != napi_ok) ThrowInvalid(env, "not an FdWatcher");
+  return static_cast<Watcher*>(w);
+}
+
+void Finalize(napi_env env, void* data, void*) {
+  Watcher* w = static_cast<Watcher*>(data);
+  w->js_gone = true;
+  napi_delete_reference(env, w->callback);
+  napi_delete_reference(env, w->self);
+  napi_async_destroy(env, w->async);
+  BeginClose(w);  // collected while stopped but never closed
+  MaybeFree(w);
+}
+
+// new FdWatcher(fd, callback(events))
+napi_value New(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], self, name;
+  napi_valuetype t;
+  int32_t fd;
+  uv_loop_t* loop;
+  napi_get_cb_info(env, info, &argc, argv, &self, nullptr);
+  if (!GetInt32(env, argv[0], "fd", &fd)) return nullptr;
+  if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function) {
+    return ThrowInvalid(env, "callback must be a function");
+  }
+  if (watched_fds.count(fd) != 0) return ThrowErrno(env, EEXIST, "FdWatcher (fd already watched)");
+  napi_get_uv_event_loop(env, &loop);
+  Watcher* w = new Watcher();
+  w->env = env;
+  w->fd = fd;
+  // uv_poll_init also makes the fd nonblocking (for every process sharing
+  // the open file) and refuses fds epoll cannot watch.
+  if (int err = uv_poll_init(loop, &w->poll, fd)) {
+    delete w;
+    return ThrowErrno(env, -err, "uv_poll_init");
+  }
+  w->poll.data = w;
+  watched_fds.insert(fd);
+  napi_property_descriptor prop = {"callback", nullptr, nullptr, nullptr,
+                                   nullptr,    argv[1], napi_default, nullptr};
+  napi_define_properties(env, self, 1, &prop);
+  napi_create_reference(env, argv[1], 0, &w->callback);
+  napi_create_string_utf8(env, "uvfio.FdWatcher", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, self, name, &w->async);
+  napi_wrap(env, self, w, Finalize, nullptr, &w->self);
+  return nullptr;
+}
+
+// start(events): READABLE | WRITABLE (the libuv bits); 0 stops.
+napi_value Start(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t events;
+  Watcher* w = Unwrap(env, info, 1, argv);
+  if (w == nullptr || !GetInt32(env, argv[0], "events", &events)) return nullptr;
+  if (w->closing) return ThrowErrno(env, EBADF, "FdWatcher.start (watcher closed)");
+  events &= UV_READABLE | UV_WRITABLE;
+  if (events == 0) {
+    uv_poll_stop(&w->poll);
+  } else if (events != w->events) {
+    if (int err = uv_poll_start(&w->poll, events, OnPoll)) return ThrowErrno(env, -err, "uv_poll_start");
+  }
+  SetEvents(w, events);
+  return nullptr;
+}
+
+napi_value Stop(napi_env env, napi_callback_info info) {
+  Watcher* w = Unwrap(env, info);
+  if (w != nullptr && !w->closing) {
+    uv_poll_stop(&w->poll);
+    SetEvents(w, 0);
+  }
+  return nullptr;
+}
+
+// close(): idempotent; the fd stays open, it belongs to the caller.
+napi_value Close(napi_env env, napi_callback_info info) {
+  Watcher* w = Unwrap(env, info);
+  if (w != nullptr && !w->closing) {
+    SetEvents(w, 0);
+    BeginClose(w);
+  }
+  return nullptr;
+}
+
+// ref()/unref(): whether an active watcher keeps the process alive.
+template <void (*Op)(uv_handle_t*)>
+napi_value SetRef(napi_env env, napi_callback_info info) {
+  Watcher* w = Unwrap(env, info);
+  if (w != nullptr && !w->closing) Op(reinterpret_cast<uv_handle_t*>(&w->poll));
+  return nullptr;
+}
+
+}  // namespace
+
+void InitWatcher(napi_env env, napi_value exports) {
+#define METHOD(name, cb) {name, nullptr, cb, nullptr, nullptr, nullptr, napi_default, nullptr}
+  napi_property_descriptor methods[] = {
+      METHOD("start", Start),        METHOD("stop", Stop), METHOD("close", Close),
+      METHOD("ref", SetRef<uv_ref>), METHOD("unref", SetRef<uv_unref>),
+  };
+#undef METHOD
+  napi_value cls;
+  size_t n = sizeof methods / sizeof methods[0];
+  napi_define_class(env, "FdWatcher", NAPI_AUTO_LENGTH, New, nullptr, n, methods, &cls);
+  napi_set_named_property(env, exports, "FdWatcher", cls);
+}
+
+}  // namespace uvfio

@@ -1,0 +1,78 @@
+/**
+ * Loads the C++ addon (native/, built by node-gyp into build/Release) and
+ * teaches it to throw VfioError. Nothing else in uvfio touches the raw
+ * addon; syscalls.ts and fd-watcher.ts give it types.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { VfioError } from '../core/errors.js';
+
+/** A uv_poll_t handle as the addon exposes it (see fd-watcher.ts). */
+export interface NativeFdWatcher {
+  /** The function given to the constructor. */
+  readonly callback: (events: number) => void;
+  /** Watches for `events` (READABLE | WRITABLE); 0 stops. EBADF once closed. */
+  start(events: number): void;
+  /** Stops watching; start() may follow. */
+  stop(): void;
+  /** Stops for good and frees the handle; idempotent; the fd stays open. */
+  close(): void;
+  /** Lets this watcher keep the process alive while active (the default). */
+  ref(): void;
+  /** Lets the process exit even while this watcher is active. */
+  unref(): void;
+}
+
+/** Everything the addon exports, exactly as native/ defines it. */
+export interface NativeAddon {
+  setErrorFactory(make: (errno: number, sentence: string) => Error): void;
+  listenUnix(path: string, backlog?: number): number;
+  acceptUnix(listenFd: number): number;
+  connectUnix(path: string): number;
+  sendmsg(fd: number, data: ArrayBufferView, fds?: readonly number[]): number;
+  sendmsg2(fd: number, head: ArrayBufferView, body: ArrayBufferView, fds?: readonly number[]): number;
+  recvmsg(fd: number, into: ArrayBufferView, fdsOut?: number[]): number;
+  close(fd: number): void;
+  dup(fd: number): number;
+  eventfd(initval?: number, flags?: { nonblock?: boolean; semaphore?: boolean }): number;
+  eventfdWrite(fd: number, value?: bigint | number): void;
+  eventfdRead(fd: number): bigint | null;
+  memfdCreate(name: string, size?: number): number;
+  sealSize(fd: number): void;
+  mmap(fd: number, offset: number, length: number, prot: { read: boolean; write: boolean }): ArrayBuffer;
+  munmap(buffer: ArrayBuffer): void;
+  FdWatcher: new (fd: number, callback: (events: number) => void) => NativeFdWatcher;
+}
+
+const ADDON_PATH = join('build', 'Release', 'uvfio_native.node');
+
+/**
+ * The repo root is the nearest ancestor holding the built addon: two levels
+ * up from src/native, three from dist/src/native.
+ */
+function findAddon(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = join(dir, ADDON_PATH);
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new VfioError(
+    'ENOENT',
+    `the native addon ${ADDON_PATH} is not built; run npm install (it runs node-gyp rebuild)`,
+  );
+}
+
+function load(): NativeAddon {
+  const require = createRequire(import.meta.url);
+  const addon = require(findAddon()) as NativeAddon;
+  // The sentence already names the syscall and strerror's text, so an errno
+  // uvfio has no name for (mapped to EIO) still says what really happened.
+  addon.setErrorFactory((errno, sentence) => VfioError.fromErrno(errno, sentence));
+  return addon;
+}
+
+/** The loaded addon (one per thread: N-API gives each worker its own). */
+export const addon: NativeAddon = load();

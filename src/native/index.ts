@@ -1,0 +1,28 @@
+/**
+ * uvfio's native layer: the few system calls Node lacks (fd passing, mmap,
+ * eventfd, fd readiness) and the small objects built on them.
+ */
+export {
+  acceptUnix,
+  close,
+  connectUnix,
+  dup,
+  eventfd,
+  eventfdRead,
+  eventfdWrite,
+  listenUnix,
+  memfdCreate,
+  mmap,
+  munmap,
+  recvmsg,
+  sealSize,
+  sendmsg,
+  sendmsg2,
+  type EventfdFlags,
+} from './syscalls.js';
+export { FdWatcher, READABLE, WRITABLE, type FdWatcherConstructor } from './fd-watcher.js';
+export { closeFds, UnixSocket, type CloseHandler, type DataHandler } from './unix-socket.js';
+export { UnixServer, type ListenOptions } from './unix-server.js';
+export { EventFd } from './eventfd.js';
+export { MappedMemory, type Protection } from './memory.js';
+export { openFdCount } from './fd-count.js';

@@ -1,0 +1,101 @@
+/**
+ * The thin, synchronous system calls of the addon, typed. They are the
+ * addon's own functions (no JS wrapper), so the hot path pays one N-API
+ * call each. Every failure throws VfioError naming the syscall; "try
+ * again later" is a return value (-1 or null), never an exception.
+ */
+import { addon } from './addon.js';
+
+/**
+ * A listening UNIX stream socket at `path` (nonblocking, CLOEXEC, mode
+ * 0600). Throws EADDRINUSE when the path exists; UnixServer.listen adds
+ * stale-socket handling on top.
+ */
+export const listenUnix: (path: string, backlog?: number) => number = addon.listenUnix;
+
+/** Accepts one connection (nonblocking, CLOEXEC); -1 when none is waiting. */
+export const acceptUnix: (listenFd: number) => number = addon.acceptUnix;
+
+/**
+ * A connected nonblocking CLOEXEC socket. The connect itself never blocks:
+ * a listener whose backlog is full yields EAGAIN, nobody listening
+ * ECONNREFUSED, no such file ENOENT.
+ */
+export const connectUnix: (path: string) => number = addon.connectUnix;
+
+/**
+ * Sends `data` (MSG_NOSIGNAL); returns the bytes sent, which may be fewer
+ * than asked, or -1 when the socket is full. `fds` (at most 253) travel with
+ * the first byte and stay owned by the caller; they need at least one byte.
+ */
+export const sendmsg: (fd: number, data: ArrayBufferView, fds?: readonly number[]) => number =
+  addon.sendmsg;
+
+/** sendmsg of `head` then `body` in one call (two iovecs, no concatenation). */
+export const sendmsg2: (
+  fd: number,
+  head: ArrayBufferView,
+  body: ArrayBufferView,
+  fds?: readonly number[],
+) => number = addon.sendmsg2;
+
+/**
+ * Reads into `into`: the byte count, 0 at end of stream, -1 when nothing is
+ * waiting. Received fds (CLOEXEC) are pushed onto `fdsOut` and belong to the
+ * caller; without `fdsOut` they are closed. If the kernel had to drop fds
+ * (MSG_CTRUNC, e.g. this process is out of fds) the ones that arrived are
+ * closed and it throws EMSGSIZE: the bytes of that read are lost with them,
+ * so the connection is out of step and must be closed.
+ */
+export const recvmsg: (fd: number, into: ArrayBufferView, fdsOut?: number[]) => number =
+  addon.recvmsg;
+
+/** Closes `fd`; throws EBADF if it was not open (other errors still close it). */
+export const close: (fd: number) => void = addon.close;
+
+/** A CLOEXEC duplicate of `fd`. */
+export const dup: (fd: number) => number = addon.dup;
+
+/** Options of eventfd(). */
+export interface EventfdFlags {
+  /** EFD_NONBLOCK: eventfdRead returns null instead of blocking. */
+  nonblock?: boolean;
+  /** EFD_SEMAPHORE: each read takes 1 from the counter instead of all of it. */
+  semaphore?: boolean;
+}
+
+/** An eventfd (always CLOEXEC) whose counter starts at `initval`. */
+export const eventfd: (initval?: number, flags?: EventfdFlags) => number = addon.eventfd;
+
+/** Adds `value` (default 1) to the counter; throws EAGAIN if it would overflow. */
+export const eventfdWrite: (fd: number, value?: bigint | number) => void = addon.eventfdWrite;
+
+/** Takes the counter (or 1 of it in semaphore mode); null when it is 0 (nonblocking fd). */
+export const eventfdRead: (fd: number) => bigint | null = addon.eventfdRead;
+
+/** A memfd (CLOEXEC, sealing allowed) of `size` bytes when given. */
+export const memfdCreate: (name: string, size?: number) => number = addon.memfdCreate;
+
+/** Seals a memfd's size (no shrinking, no growing), so a peer cannot truncate it under a mapping. */
+export const sealSize: (fd: number) => void = addon.sealSize;
+
+/**
+ * Maps `length` bytes of `fd` from `offset` (page aligned) MAP_SHARED and
+ * returns them as an ArrayBuffer. Refuses with EINVAL an unaligned offset,
+ * length 0, a range past the end of a regular file (it would SIGBUS) and
+ * `read: false`. A read-only mapping is still a writable ArrayBuffer to JS:
+ * writing through it kills the process (SIGSEGV), so guard writes above.
+ */
+export const mmap: (
+  fd: number,
+  offset: number,
+  length: number,
+  prot: { read: boolean; write: boolean },
+) => ArrayBuffer = addon.mmap;
+
+/**
+ * Detaches `buffer` (every view over it becomes length 0) and unmaps it.
+ * A no-op on an already detached buffer; EINVAL for one mmap did not make.
+ * A mapping nobody unmaps is unmapped when its ArrayBuffer is collected.
+ */
+export const munmap: (buffer: ArrayBuffer) => void = addon.munmap;

@@ -1,0 +1,340 @@
+/**
+ * UnixSocket: a nonblocking UNIX stream socket that carries fds, driven by
+ * one FdWatcher. Built for the vfio-user hot path: a request and its reply
+ * cost one recvmsg and one sendmsg, and nothing is allocated per message
+ * unless fds travel or the kernel cannot take a write at once.
+ */
+import { isVfioError, toVfioError, VfioError } from '../core/errors.js';
+import { FdWatcher, READABLE, WRITABLE } from './fd-watcher.js';
+import { close, connectUnix, dup, recvmsg, sendmsg, sendmsg2 } from './syscalls.js';
+
+/** Handed to onData when no fds arrived, so the common case allocates nothing. */
+const NO_FDS: readonly number[] = Object.freeze([]);
+
+/** Reads per readable event: enough to drain a burst, few enough that one busy peer cannot starve the others. */
+const MAX_READS_PER_EVENT = 16;
+const INITIAL_RECEIVE_SIZE = 64 * 1024;
+const DEFAULT_RECEIVE_CAP = 1024 * 1024;
+
+/** Bytes the kernel has not taken yet, with the (duplicated) fds of their first byte. */
+interface Pending {
+  data: Uint8Array;
+  fds: number[] | undefined;
+}
+
+/** Receives bytes; see UnixSocket.onData for who owns what. */
+export type DataHandler = (chunk: Uint8Array, fds: readonly number[]) => void;
+/** Called once when the socket closes; `err` says why unless it closed cleanly. */
+export type CloseHandler = (err?: VfioError) => void;
+
+/** Closes fds that are ours to close, ignoring ones already gone. */
+export function closeFds(fds: readonly number[]): void {
+  for (const fd of fds) {
+    try {
+      close(fd);
+    } catch {
+      // Already closed: nothing leaks.
+    }
+  }
+}
+
+function dupAll(fds: readonly number[]): number[] {
+  const copies: number[] = [];
+  try {
+    for (const fd of fds) copies.push(dup(fd));
+  } catch (err) {
+    closeFds(copies);
+    throw err;
+  }
+  return copies;
+}
+
+export class UnixSocket {
+  /**
+   * Bytes received. `chunk` is a view into a reusable receive buffer and is
+   * valid only until the callback returns: copy what must outlive it. `fds`
+   * arrived with the chunk holding the first byte of the write they were
+   * sent with (bytes of earlier writes may precede it in the same chunk);
+   * they now belong to the receiver, who must close them. The default
+   * handler drops the bytes and closes the fds.
+   */
+  onData: DataHandler = (_chunk, fds) => closeFds(fds);
+  /**
+   * Called exactly once, whatever closed the socket: end of stream from the
+   * peer (no error), an error (EPIPE, ECONNRESET, EMSGSIZE for lost fds...),
+   * or destroy()/end() here (no error). Runs synchronously at that moment.
+   */
+  onClose: CloseHandler = () => {};
+  /** Called when queued writes have all reached the kernel. */
+  onDrain: () => void = () => {};
+
+  readonly #fd: number;
+  readonly #watcher: FdWatcher;
+  #rx: Uint8Array = new Uint8Array(INITIAL_RECEIVE_SIZE);
+  #rxCap = DEFAULT_RECEIVE_CAP;
+  /** The last chunk view, reused while reads keep the same length. */
+  #view: Uint8Array = this.#rx.subarray(0, 0);
+  /** Receives fds from recvmsg; emptied before onData runs. */
+  readonly #fdsIn: number[] = [];
+  #queue: Pending[] = [];
+  #queuedBytes = 0;
+  #watching = 0;
+  #reading = true;
+  #ending = false;
+  #closed = false;
+
+  /** Wraps a connected socket and starts reading. Takes ownership of `fd`, even when it throws. */
+  constructor(fd: number) {
+    this.#fd = fd;
+    try {
+      this.#watcher = new FdWatcher(fd, (events) => this.#onEvents(events));
+    } catch (err) {
+      closeFds([fd]);
+      throw err;
+    }
+    this.#watch();
+  }
+
+  /** Connects to a listening socket at `path` (see connectUnix for the errors). */
+  static connect(path: string): UnixSocket {
+    return new UnixSocket(connectUnix(path));
+  }
+
+  /** The socket's fd (owned by this object). */
+  get fd(): number {
+    return this.#fd;
+  }
+
+  /** True once closed, whoever closed it. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Bytes written but not yet taken by the kernel. */
+  get pendingBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /**
+   * Sends `data`, with `fds` attached to its first byte. What the kernel
+   * cannot take now is copied and sent, in order, when the socket drains.
+   * The caller keeps its fds and may close them as soon as this returns
+   * (queued fds are duplicated). Returns false, sending nothing, when the
+   * socket is closed or ending: a reply to a vanished peer is not an error.
+   */
+  write(data: Uint8Array, fds?: readonly number[]): boolean {
+    if (this.#closed || this.#ending) return false;
+    if (this.#queue.length > 0) {
+      this.#enqueue(data, fds);
+    } else {
+      let n: number;
+      try {
+        n = fds === undefined || fds.length === 0 ? sendmsg(this.#fd, data) : sendmsg(this.#fd, data, fds);
+      } catch (err) {
+        return this.#writeFailed(err);
+      }
+      if (n === data.length) return true;
+      if (n < 0) this.#enqueue(data, fds);
+      else this.#enqueue(data.subarray(n), undefined);
+    }
+    this.#watch();
+    return true;
+  }
+
+  /**
+   * write() of `head` followed by `body` in one sendmsg, without
+   * concatenating them (a reply header and its payload, say).
+   */
+  write2(head: Uint8Array, body: Uint8Array, fds?: readonly number[]): boolean {
+    if (this.#closed || this.#ending) return false;
+    let n = -1;
+    if (this.#queue.length === 0) {
+      try {
+        n = sendmsg2(this.#fd, head, body, fds);
+      } catch (err) {
+        return this.#writeFailed(err);
+      }
+      if (n === head.length + body.length) return true;
+    }
+    if (n < 0) {
+      // Nothing went: the fds ride on the first byte that will.
+      if (head.length > 0) {
+        this.#enqueue(head, fds);
+        this.#enqueue(body, undefined);
+      } else {
+        this.#enqueue(body, fds);
+      }
+    } else if (n < head.length) {
+      this.#enqueue(head.subarray(n), undefined);
+      this.#enqueue(body, undefined);
+    } else {
+      this.#enqueue(body.subarray(n - head.length), undefined);
+    }
+    this.#watch();
+    return true;
+  }
+
+  /** Stops reading (the peer's writes then back up); resume() restarts. */
+  pause(): void {
+    this.#reading = false;
+    this.#watch();
+  }
+
+  /** Reads again after pause(). */
+  resume(): void {
+    if (this.#closed || this.#ending) return;
+    this.#reading = true;
+    this.#watch();
+  }
+
+  /**
+   * Upper bound of the receive buffer (default 1 MiB). It starts at 64 KiB
+   * (or `max` if smaller) and doubles whenever a read fills it.
+   */
+  setReceiveBufferSize(max: number): void {
+    if (!Number.isSafeInteger(max) || max < 1) {
+      throw new VfioError('EINVAL', `receive buffer size must be a positive integer, not ${max}`);
+    }
+    this.#rxCap = max;
+    if (this.#rx.length > max) this.#setRx(new Uint8Array(max));
+  }
+
+  /** Keeps the process alive while this socket waits (the default). */
+  ref(): void {
+    if (!this.#closed) this.#watcher.ref();
+  }
+
+  /** Lets the process exit even while this socket waits. */
+  unref(): void {
+    if (!this.#closed) this.#watcher.unref();
+  }
+
+  /** Stops reading, sends what is queued, then closes. */
+  end(): void {
+    if (this.#closed) return;
+    this.#ending = true;
+    this.#reading = false;
+    if (this.#queue.length === 0) this.#close(undefined);
+    else this.#watch();
+  }
+
+  /** Closes now: queued bytes are dropped and their fds closed. Idempotent. */
+  destroy(): void {
+    this.#close(undefined);
+  }
+
+  #onEvents(events: number): void {
+    // Read first: a peer that wrote and then hung up gets its bytes delivered.
+    if ((events & READABLE) !== 0 && this.#reading) this.#readSome();
+    if ((events & WRITABLE) !== 0 && !this.#closed) this.#flush();
+  }
+
+  #readSome(): void {
+    for (let i = 0; i < MAX_READS_PER_EVENT; i++) {
+      const rx = this.#rx;
+      let n: number;
+      try {
+        n = recvmsg(this.#fd, rx, this.#fdsIn);
+      } catch (err) {
+        this.#close(toVfioError(err));
+        return;
+      }
+      if (n < 0) return;
+      if (n === 0) {
+        this.#close(undefined);
+        return;
+      }
+      const fds = this.#fdsIn.length === 0 ? NO_FDS : this.#fdsIn.splice(0);
+      let view = this.#view;
+      if (view.length !== n) view = this.#view = rx.subarray(0, n);
+      this.onData(view, fds);
+      if (this.#closed || !this.#reading) return;
+      // A short read means the socket is empty for now: skip the recvmsg
+      // that would only say EAGAIN. The poll is level-triggered, so bytes
+      // that are still there (a read stops after a write that carried fds)
+      // raise another event.
+      if (n < rx.length) return;
+      if (rx.length < this.#rxCap && this.#rx === rx) {
+        this.#setRx(new Uint8Array(Math.min(this.#rxCap, rx.length * 2)));
+      }
+    }
+  }
+
+  #flush(): void {
+    const queue = this.#queue;
+    while (queue.length > 0) {
+      const head = queue[0]!;
+      let n: number;
+      try {
+        n = head.fds === undefined ? sendmsg(this.#fd, head.data) : sendmsg(this.#fd, head.data, head.fds);
+      } catch (err) {
+        this.#close(toVfioError(err));
+        return;
+      }
+      if (n < 0) return;
+      if (head.fds !== undefined) {
+        // Sent with that first byte; these were our duplicates.
+        closeFds(head.fds);
+        head.fds = undefined;
+      }
+      this.#queuedBytes -= n;
+      if (n < head.data.length) {
+        head.data = head.data.subarray(n);
+        return;
+      }
+      queue.shift();
+    }
+    if (this.#ending) {
+      this.#close(undefined);
+      return;
+    }
+    this.#watch();
+    this.onDrain();
+  }
+
+  /** Queues a copy of `data` (only what is left to send) and duplicates of `fds`. */
+  #enqueue(data: Uint8Array, fds: readonly number[] | undefined): void {
+    const withFds = fds !== undefined && fds.length > 0;
+    if (data.length === 0) {
+      if (withFds) throw new VfioError('EINVAL', 'fds need at least one byte to travel with');
+      return;
+    }
+    this.#queue.push({ data: data.slice(), fds: withFds ? dupAll(fds) : undefined });
+    this.#queuedBytes += data.length;
+  }
+
+  #writeFailed(err: unknown): false {
+    const error = toVfioError(err);
+    // Bad arguments are the caller's bug and leave the socket as it was.
+    if (isVfioError(error, 'EINVAL')) throw error;
+    this.#close(error);
+    return false;
+  }
+
+  #setRx(rx: Uint8Array): void {
+    this.#rx = rx;
+    this.#view = rx.subarray(0, 0);
+  }
+
+  #watch(): void {
+    if (this.#closed) return;
+    const want = (this.#reading ? READABLE : 0) | (this.#queue.length > 0 ? WRITABLE : 0);
+    if (want === this.#watching) return;
+    this.#watching = want;
+    if (want === 0) this.#watcher.stop();
+    else this.#watcher.start(want);
+  }
+
+  #close(err: VfioError | undefined): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#watcher.close();
+    for (const pending of this.#queue) {
+      if (pending.fds !== undefined) closeFds(pending.fds);
+    }
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    closeFds([this.#fd]);
+    this.onClose(err);
+  }
+}

@@ -1,0 +1,127 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { VfioError } from '../../src/core/errors.js';
+import {
+  close,
+  eventfd,
+  eventfdRead,
+  eventfdWrite,
+  FdWatcher,
+  READABLE,
+  recvmsg,
+  sendmsg,
+  WRITABLE,
+} from '../../src/native/index.js';
+import { NATIVE_INDEX, rawPair, runScript, tempDir, until } from './support.js';
+
+const tmp = tempDir();
+test.after(() => tmp.done());
+
+test('readable and writable events; stop and close leave the fd open', async () => {
+  const [a, b] = rawPair(tmp.path('watch.sock'));
+  const events: number[] = [];
+  const w = new FdWatcher(b, (ev) => events.push(ev));
+  w.start(WRITABLE);
+  await until(() => events.length > 0, 'writable');
+  assert.equal(events[0], WRITABLE);
+  w.start(READABLE);
+  events.length = 0;
+  sendmsg(a, new Uint8Array([1]));
+  await until(() => events.length > 0, 'readable');
+  assert.equal(events[0], READABLE);
+  w.stop();
+  events.length = 0;
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(events.length, 0, 'level-triggered, but stopped');
+  w.close();
+  w.close();
+  assert.throws(() => w.start(READABLE), (e: unknown) => e instanceof VfioError && e.code === 'EBADF');
+  assert.equal(recvmsg(b, new Uint8Array(1)), 1, 'the fd is still open and the byte waiting');
+  close(a);
+  close(b);
+});
+
+test('one watcher per fd; bad arguments are EINVAL', () => {
+  const fd = eventfd();
+  const w = new FdWatcher(fd, () => {});
+  assert.throws(() => new FdWatcher(fd, () => {}), (e: unknown) => e instanceof VfioError && e.code === 'EEXIST');
+  assert.throws(
+    () => new FdWatcher(fd, 'x' as unknown as () => void),
+    (e: unknown) => e instanceof VfioError && e.code === 'EINVAL',
+  );
+  w.close();
+  close(fd);
+});
+
+test('a stopped watcher nobody closed is freed by GC, releasing its fd', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const fd = eventfd();
+  (() => {
+    const w = new FdWatcher(fd, () => {});
+    w.start(READABLE);
+    w.stop();
+  })();
+  let again: FdWatcher | undefined;
+  await until(() => {
+    gc();
+    try {
+      again = new FdWatcher(fd, () => {});
+    } catch {
+      // Not collected yet.
+    }
+    return again !== undefined;
+  }, 'the forgotten watcher to be collected');
+  again!.close();
+  close(fd);
+});
+
+test('microtasks and nextTicks run right after the callback', async () => {
+  const fd = eventfd(0, { nonblock: true });
+  const order: string[] = [];
+  const w = new FdWatcher(fd, () => {
+    eventfdRead(fd);
+    w.stop();
+    order.push('callback');
+    void Promise.resolve().then(() => order.push('microtask'));
+    process.nextTick(() => order.push('tick'));
+    setImmediate(() => order.push('immediate'));
+  });
+  w.start(READABLE);
+  eventfdWrite(fd);
+  await until(() => order.length === 4, 'all four');
+  assert.equal(order[0], 'callback');
+  assert.deepEqual(order.slice(1, 3).sort(), ['microtask', 'tick']);
+  assert.equal(order[3], 'immediate', 'both ran before the loop moved on');
+  w.close();
+  close(fd);
+});
+
+test('a throw in the callback is an uncaught exception', () => {
+  const r = runScript(`
+    import { eventfd, eventfdWrite, FdWatcher, READABLE } from '${NATIVE_INDEX}';
+    process.on('uncaughtException', (err) => { console.log('caught:' + err.message); process.exit(3); });
+    const fd = eventfd();
+    new FdWatcher(fd, () => { throw new Error('boom'); }).start(READABLE);
+    eventfdWrite(fd);
+  `);
+  assert.equal(r.stdout.trim(), 'caught:boom', r.stderr);
+  assert.equal(r.status, 3);
+});
+
+test('an active watcher keeps the process alive unless unref; a stopped one does not', () => {
+  const script = (body: string) => `
+    import { eventfd, FdWatcher, READABLE } from '${NATIVE_INDEX}';
+    const w = new FdWatcher(eventfd(), () => {});
+    ${body}
+    console.log('end of script');
+  `;
+  const unref = runScript(script('w.start(READABLE); w.unref();'), 5000);
+  assert.equal(unref.status, 0, unref.stderr);
+  const stopped = runScript(script('w.start(READABLE); w.stop();'), 5000);
+  assert.equal(stopped.status, 0, stopped.stderr);
+  const active = runScript(script('w.start(READABLE); setTimeout(() => { console.log("alive"); process.exit(0); }, 200).unref();'), 5000);
+  assert.match(active.stdout, /alive/, 'the ref\'d watcher kept the loop running');
+});

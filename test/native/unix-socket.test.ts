@@ -1,0 +1,234 @@
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { randomFillSync } from 'node:crypto';
+import { VfioError } from '../../src/core/errors.js';
+import {
+  close,
+  eventfd,
+  eventfdRead,
+  eventfdWrite,
+  MappedMemory,
+  openFdCount,
+  UnixSocket,
+} from '../../src/native/index.js';
+import { NATIVE_INDEX, rawPair, runScript, tempDir, until } from './support.js';
+
+const tmp = tempDir();
+after(() => tmp.done());
+
+let pairs = 0;
+function pair(): [UnixSocket, UnixSocket] {
+  const [a, b] = rawPair(tmp.path(`pair-${pairs++}.sock`));
+  return [new UnixSocket(a), new UnixSocket(b)];
+}
+
+/** Collects everything a socket receives, with its fds and close reason. */
+function collect(sock: UnixSocket) {
+  const got = { chunks: [] as Uint8Array[], bytes: 0, fds: [] as number[], closes: [] as Array<VfioError | undefined> };
+  sock.onData = (chunk, fds) => {
+    got.chunks.push(chunk.slice()); // the view is only valid during the callback
+    got.bytes += chunk.length;
+    got.fds.push(...fds);
+  };
+  sock.onClose = (err) => got.closes.push(err);
+  return got;
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  return Buffer.concat(chunks);
+}
+
+test('echo: bytes both ways, onClose once for each side', async () => {
+  const before = openFdCount();
+  const [client, server] = pair();
+  const s = collect(server);
+  server.onData = (chunk) => server.write(chunk);
+  const c = collect(client);
+  client.write(new TextEncoder().encode('ping'));
+  await until(() => c.bytes === 4, 'the echo');
+  assert.equal(new TextDecoder().decode(concat(c.chunks)), 'ping');
+  client.destroy();
+  client.destroy();
+  await until(() => s.closes.length === 1, 'the server to see EOF');
+  assert.deepEqual(c.closes, [undefined]);
+  assert.deepEqual(s.closes, [undefined], 'a hangup is a clean close');
+  assert.equal(client.write(new Uint8Array(1)), false, 'writing to a closed socket sends nothing');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(c.closes.length + s.closes.length, 2, 'still exactly once each');
+  assert.equal(openFdCount(), before);
+});
+
+test('fds both ways: an eventfd to the server, a memfd back, mapped and shared', async () => {
+  const before = openFdCount();
+  const [client, server] = pair();
+  const s = collect(server);
+  const c = collect(client);
+  const irq = eventfd(0, { nonblock: true });
+  client.write(new Uint8Array([1]), [irq]);
+  await until(() => s.fds.length === 1, 'the eventfd to arrive');
+  eventfdWrite(s.fds[0]!, 1);
+  assert.equal(eventfdRead(irq), 1n, 'the server signals the client through it');
+
+  const bar = MappedMemory.create('uvfio-bar', 4096);
+  server.write(new Uint8Array([2]), [bar.fd]);
+  await until(() => c.fds.length === 1, 'the memfd to arrive');
+  const seen = MappedMemory.map(c.fds[0]!, 0, 4096);
+  bar.bytes[123] = 0x77;
+  assert.equal(seen.bytes[123], 0x77, 'the server writes, the client sees');
+  seen.bytes[0] = 0x33;
+  assert.equal(bar.bytes[0], 0x33, 'and back');
+  seen.close();
+  bar.close();
+  for (const fd of [irq, s.fds[0]!, c.fds[0]!]) close(fd);
+  client.destroy();
+  server.destroy();
+  assert.equal(openFdCount(), before);
+});
+
+test('8 MiB to a paused reader: partial write, queue, drain, bytes intact and in order', async () => {
+  const before = openFdCount();
+  const [writer, reader] = pair();
+  const r = collect(reader);
+  reader.pause();
+  const big = randomFillSync(new Uint8Array(8 << 20));
+  let drains = 0;
+  writer.onDrain = () => drains++;
+  assert.equal(writer.write(big), true);
+  assert.ok(writer.pendingBytes > 0 && writer.pendingBytes < big.length, 'the kernel took part of it');
+  // Queued behind: a small write with an fd the caller closes at once.
+  const efd = eventfd(0, { nonblock: true });
+  writer.write(new Uint8Array([0xee]), [efd]);
+  close(efd);
+  const tail = new Uint8Array([1, 2, 3]);
+  writer.write2(tail.subarray(0, 1), tail.subarray(1));
+  const queued = writer.pendingBytes;
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(writer.pendingBytes, queued, 'nothing moves while the reader is paused');
+  assert.equal(r.bytes, 0);
+  reader.resume();
+  await until(() => r.bytes === big.length + 4, 'everything to arrive', 20000);
+  const all = concat(r.chunks);
+  assert.ok(Buffer.from(all.subarray(0, big.length)).equals(big), '8 MiB identical');
+  assert.deepEqual([...all.subarray(big.length)], [0xee, 1, 2, 3], 'order kept');
+  assert.equal(r.fds.length, 1, 'the fd arrived once');
+  assert.equal(writer.pendingBytes, 0);
+  assert.ok(drains >= 1);
+  close(r.fds[0]!);
+  writer.destroy();
+  reader.destroy();
+  assert.equal(openFdCount(), before);
+});
+
+test('destroy drops the queue and closes its duplicated fds; end() flushes first', async () => {
+  const before = openFdCount();
+  const [writer, reader] = pair();
+  const r = collect(reader);
+  reader.pause();
+  const w = collect(writer);
+  const big = new Uint8Array(4 << 20);
+  writer.write(big);
+  const efd = eventfd();
+  for (let i = 0; i < 10; i++) writer.write(new Uint8Array([i]), [efd]);
+  close(efd);
+  writer.destroy();
+  assert.deepEqual(w.closes, [undefined]);
+  assert.equal(openFdCount(), before + 1, 'only the reader is left');
+  reader.destroy();
+  assert.equal(r.closes.length, 1);
+
+  const [w2, r2] = pair();
+  const got = collect(r2);
+  const w2c = collect(w2);
+  w2.write(big);
+  w2.end();
+  assert.equal(w2.write(new Uint8Array(1)), false, 'no writes after end');
+  assert.equal(w2c.closes.length, 0, 'still flushing');
+  await until(() => got.closes.length === 1, 'the reader to see EOF', 20000);
+  assert.equal(got.bytes, big.length, 'end() delivered everything first');
+  assert.deepEqual(w2c.closes, [undefined]);
+  r2.destroy();
+  assert.equal(openFdCount(), before);
+});
+
+test('a write to a vanished peer closes with EPIPE, once', async () => {
+  const [a, b] = pair();
+  const got = collect(a);
+  b.destroy();
+  assert.equal(a.write(new Uint8Array(8)), false);
+  assert.equal(got.closes.length, 1);
+  assert.equal(got.closes[0]?.code, 'EPIPE');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(got.closes.length, 1);
+});
+
+test('bad write arguments throw and leave the socket usable', async () => {
+  const [a, b] = pair();
+  const got = collect(b);
+  const efd = eventfd();
+  assert.throws(() => a.write(new Uint8Array(0), [efd]), (e: unknown) => e instanceof VfioError && e.code === 'EINVAL');
+  a.write(new Uint8Array([5]));
+  await until(() => got.bytes === 1, 'the byte after the refused write');
+  close(efd);
+  a.destroy();
+  b.destroy();
+});
+
+test('the receive buffer grows up to its cap; one event reads at most 16 times', async () => {
+  const [a, b] = pair();
+  const sizes: number[] = [];
+  b.setReceiveBufferSize(256 * 1024);
+  b.pause();
+  a.write(new Uint8Array(1 << 20));
+  b.onData = (chunk) => sizes.push(chunk.length);
+  b.resume();
+  await until(() => sizes.reduce((x, y) => x + y, 0) === 1 << 20, '1 MiB');
+  assert.ok(Math.max(...sizes) > 64 * 1024, 'grew past 64 KiB');
+  assert.ok(Math.max(...sizes) <= 256 * 1024, 'never past the cap');
+
+  b.setReceiveBufferSize(1);
+  let reads = 0;
+  let atImmediate = -1;
+  b.onData = () => {
+    if (reads++ === 0) setImmediate(() => (atImmediate = reads));
+  };
+  a.write(new Uint8Array(100));
+  await until(() => reads === 100, 'all 100 one-byte reads');
+  assert.equal(atImmediate, 16, 'the loop moved on after 16 reads');
+  assert.throws(() => b.setReceiveBufferSize(0), (e: unknown) => e instanceof VfioError && e.code === 'EINVAL');
+  a.destroy();
+  b.destroy();
+});
+
+test('UnixSocket.connect reports a missing server as ENOENT', () => {
+  const path = tmp.path('nobody.sock');
+  assert.equal(existsSync(path), false);
+  assert.throws(() => UnixSocket.connect(path), (e: unknown) => e instanceof VfioError && e.code === 'ENOENT');
+});
+
+test('fds lost to a full fd table: EMSGSIZE closes the connection, nothing leaks', { skip: !existsSync('/usr/bin/prlimit') }, () => {
+  // In a child with a small fd limit, so filling its fd table is quick.
+  const r = runScript(
+    `
+    import { acceptUnix, close, closeFds, connectUnix, eventfd, listenUnix, openFdCount, sendmsg, UnixSocket } from '${NATIVE_INDEX}';
+    const path = ${JSON.stringify(tmp.path('ctrunc.sock'))};
+    const l = listenUnix(path); const a = connectUnix(path); const b = acceptUnix(l); close(l);
+    const efd = eventfd();
+    sendmsg(a, new Uint8Array([1]), [efd, efd, efd, efd]);
+    const base = openFdCount();
+    const filler = [];
+    try { for (let i = 0; i < 100000; i++) filler.push(eventfd()); } catch {}
+    closeFds(filler.splice(0, 2)); // room for 2 of the 4
+    const s = new UnixSocket(b);
+    s.onData = () => console.log('data should not arrive');
+    s.onClose = (err) => {
+      closeFds(filler);
+      console.log('close:' + err?.code + ' leak:' + (openFdCount() - (base - 1)));
+      process.exit(0);
+    };
+  `,
+    10000,
+    ['/usr/bin/prlimit', '--nofile=128:128'],
+  );
+  assert.match(r.stdout, /close:EMSGSIZE leak:0/, r.stderr);
+});
