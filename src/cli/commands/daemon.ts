@@ -1,0 +1,50 @@
+/** `uvfio daemon` (and `npm start`): serve every parent until SIGINT/SIGTERM. */
+import { VfioError } from '../../core/errors.js';
+import { runDaemon } from '../../daemon/daemon.js';
+import { Logger, logLevelFrom } from '../../daemon/log.js';
+import { builtinParents } from '../../daemon/parents.js';
+import { flag, str, type Command } from '../args.js';
+
+export const daemonCommand: Command = {
+  name: 'daemon',
+  summary: 'serve devices (runs until SIGINT or SIGTERM)',
+  help: `Usage: uvfio daemon [--no-defaults] [--shutdown-timeout MS] [--log-level LEVEL]
+
+Serve every parent: auto-start the definitions marked auto, put one
+vfio-user socket per device under RUNTIME_DIR/devices, answer the command
+line on RUNTIME_DIR/control.sock (mode 0600), and print each device's
+socket and QEMU option. Logs are JSON lines on stderr. On SIGINT/SIGTERM,
+devices are removed properly (clients are asked to let go, then dropped
+after --shutdown-timeout) and the daemon exits 0.
+
+On its very first start (a new, empty store) the daemon defines one
+auto-start device of each parent's default type (mtty-1 on mtty, ...).
+
+      --no-defaults            do not define the default devices in a new store
+      --shutdown-timeout MS    how long to wait for clients at shutdown (default 5000)
+      --log-level LEVEL        debug, info, warn or error (env UVFIO_LOG_LEVEL; default info)`,
+  options: {
+    'no-defaults': { type: 'boolean' },
+    'shutdown-timeout': { type: 'string' },
+    'log-level': { type: 'string' },
+  },
+  async run(ctx, v) {
+    const timeout = str(v, 'shutdown-timeout');
+    if (timeout !== undefined && !/^\d+$/.test(timeout)) {
+      throw new VfioError('EINVAL', `--shutdown-timeout: ${JSON.stringify(timeout)} is not a number of milliseconds`);
+    }
+    const level = str(v, 'log-level') ?? process.env.UVFIO_LOG_LEVEL;
+    if (level !== undefined && logLevelFrom(level) !== level) {
+      throw new VfioError('EINVAL', `--log-level: ${JSON.stringify(level)} is not one of debug, info, warn, error`);
+    }
+    const code = await runDaemon({
+      paths: ctx.paths,
+      log: new Logger(undefined, logLevelFrom(level)),
+      parents: builtinParents(),
+      seedDefaults: !flag(v, 'no-defaults'),
+      shutdownTimeoutMs: timeout === undefined ? undefined : Number(timeout),
+      print: ctx.print,
+    });
+    if (code !== 0) ctx.fail([]);
+  },
+};

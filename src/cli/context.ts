@@ -1,0 +1,61 @@
+/**
+ * What every command gets: where the daemon is, how to ask it, where to
+ * print. `call` goes to the daemon, and for definition-only requests falls
+ * back to the store when no daemon runs (see offline.ts).
+ */
+import { readFileSync } from 'node:fs';
+import { VfioError } from '../core/errors.js';
+import { parseConfigText, toConfigJson, type ConfigJson } from '../daemon/definition.js';
+import type { DaemonPaths } from '../daemon/paths.js';
+import type { ArgsOf, ControlOp, ResultOf } from '../daemon/protocol.js';
+import { isDaemonNotRunning, request } from './client.js';
+import { callOffline, worksOffline } from './offline.js';
+
+export interface CliContext {
+  paths: DaemonPaths;
+  /** Prints to stdout. */
+  print(text: string): void;
+  /** Reports each sentence as a `uvfio: …` line on stderr and makes the exit status 1, without stopping. */
+  fail(sentences: string[]): void;
+  /** True once fail() was called. */
+  readonly failed: boolean;
+  call<O extends ControlOp>(op: O, args: ArgsOf<O>): Promise<ResultOf<O>>;
+}
+
+export function makeContext(paths: DaemonPaths, print: (text: string) => void, printError: (text: string) => void): CliContext {
+  let failed = false;
+  return {
+    paths,
+    print,
+    fail(sentences) {
+      failed = true;
+      for (const s of sentences) printError(`uvfio: ${s}\n`);
+    },
+    get failed() {
+      return failed;
+    },
+    async call(op, args) {
+      try {
+        return await request(paths.controlSocket, op, args);
+      } catch (err) {
+        if (isDaemonNotRunning(err) && worksOffline(op, args)) return callOffline(paths, op, args);
+        throw err;
+      }
+    },
+  };
+}
+
+/**
+ * Reads and checks a `--jsonfile` here, where its path means something,
+ * so a mistake names the file and the field; sends the checked form.
+ */
+export function readJsonFile(path: string): ConfigJson {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    throw new VfioError(code === 'ENOENT' ? 'ENOENT' : code === 'EACCES' ? 'EACCES' : 'EIO', `cannot read ${path}: ${(err as Error).message}`);
+  }
+  return toConfigJson(parseConfigText(text, path));
+}

@@ -1,0 +1,42 @@
+/**
+ * mdevctl's DEVICESPEC as define and start take it: a UUID, a parent, and
+ * a type or a JSON file; and how both print what they did.
+ */
+import { defined, str, uuidOption, type OptionSpec, type Values } from './args.js';
+import { readJsonFile, type CliContext } from './context.js';
+import type { ConfigJson } from '../daemon/definition.js';
+import type { DeviceInfo } from '../daemon/protocol.js';
+import { outputMode } from './output-mode.js';
+import { deviceJson, prettyJson } from './output.js';
+
+export const DEVICE_SPEC_OPTIONS: OptionSpec = {
+  uuid: { type: 'string', short: 'u' },
+  parent: { type: 'string', short: 'p' },
+  type: { type: 'string', short: 't' },
+  jsonfile: { type: 'string' },
+  json: { type: 'boolean' },
+};
+
+export interface DeviceSpecArgs {
+  uuid?: string;
+  parent?: string;
+  type?: string;
+  config?: ConfigJson;
+}
+
+/** The request arguments for the options given (the JSON file read and checked here). */
+export function deviceSpecArgs(v: Values): DeviceSpecArgs {
+  const jsonfile = str(v, 'jsonfile');
+  return defined({
+    uuid: uuidOption(v),
+    parent: str(v, 'parent'),
+    type: str(v, 'type'),
+    config: jsonfile === undefined ? undefined : readJsonFile(jsonfile),
+  });
+}
+
+/** With --json the device; otherwise, as mdevctl, the UUID only when it was generated. */
+export function printDefinedOrStarted(ctx: CliContext, v: Values, result: { device: DeviceInfo; generated: boolean }): void {
+  if (outputMode(v) === 'json') ctx.print(prettyJson(deviceJson(result.device)));
+  else if (result.generated) ctx.print(`${result.device.uuid}\n`);
+}

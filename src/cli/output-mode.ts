@@ -1,0 +1,12 @@
+/** Which of the three output forms a command was asked for (see output.ts). */
+import { VfioError } from '../core/errors.js';
+import { flag, type Values } from './args.js';
+
+export type OutputMode = 'text' | 'json' | 'dumpjson';
+
+export function outputMode(values: Values): OutputMode {
+  const json = flag(values, 'json');
+  const dump = flag(values, 'dumpjson');
+  if (json && dump) throw new VfioError('EINVAL', '--json and --dumpjson cannot be combined: pick one');
+  return dump ? 'dumpjson' : json ? 'json' : 'text';
+}

@@ -1,0 +1,151 @@
+/**
+ * The daemon's end of the control socket (see protocol.ts). Requests on one
+ * connection are answered in order; connections run concurrently. No fds
+ * travel here, so node:net is enough.
+ */
+import { chmodSync, unlinkSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { VfioError, toVfioError } from '../core/errors.js';
+import type { Logger } from './log.js';
+import { CONTROL_PROTOCOL_VERSION, LineDecoder, encodeLine, type ControlResponse } from './protocol.js';
+
+export interface ControlServerOptions {
+  /** Socket path; created with mode 0600. */
+  path: string;
+  /** Runs one request; a throw becomes an error response. */
+  handle: (op: string, args: unknown) => Promise<unknown>;
+  log: Logger;
+}
+
+export class ControlServer {
+  private readonly connections = new Set<Socket>();
+
+  private constructor(
+    private readonly server: Server,
+    readonly path: string,
+    private readonly options: ControlServerOptions,
+  ) {
+    server.on('connection', (socket) => this.accept(socket));
+  }
+
+  /**
+   * Listens on `options.path`. A socket file left by a daemon that died is
+   * replaced; one a live daemon answers on is EADDRINUSE.
+   */
+  static async listen(options: ControlServerOptions): Promise<ControlServer> {
+    await removeStaleSocket(options.path);
+    const server = createServer({ allowHalfOpen: false });
+    const self = new ControlServer(server, options.path, options);
+    // The runtime directory is 0700 already; the umask closes the moment
+    // between bind() and chmod() as well.
+    const umask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(options.path, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      throw new VfioError(toVfioError(err).code, `cannot listen on ${options.path}: ${(err as Error).message}`, { cause: err });
+    } finally {
+      process.umask(umask);
+    }
+    chmodSync(options.path, 0o600);
+    server.on('error', (err) => options.log.error('control socket error', { error: err }));
+    return self;
+  }
+
+  /** Stops accepting, ends every connection and removes the socket file. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.connections) socket.destroy();
+    await closed;
+    try {
+      unlinkSync(this.path);
+    } catch {
+      // net.Server.close() removes it already on most platforms
+    }
+  }
+
+  private accept(socket: Socket): void {
+    this.connections.add(socket);
+    socket.on('close', () => this.connections.delete(socket));
+    socket.on('error', () => socket.destroy());
+    const decoder = new LineDecoder();
+    // Requests of one connection run one after the other, so answers keep their order.
+    let queue = Promise.resolve();
+    socket.on('data', (chunk: Buffer) => {
+      let lines: string[];
+      try {
+        lines = decoder.push(chunk);
+      } catch (err) {
+        this.reply(socket, failure(0, toVfioError(err)));
+        socket.end();
+        return;
+      }
+      for (const line of lines) {
+        if (line.trim() === '') continue;
+        queue = queue.then(async () => {
+          const response = await this.answer(line);
+          this.reply(socket, response);
+        });
+      }
+    });
+  }
+
+  private async answer(line: string): Promise<ControlResponse> {
+    let request: { v?: unknown; id?: unknown; op?: unknown; args?: unknown };
+    try {
+      request = JSON.parse(line) as typeof request;
+    } catch {
+      return failure(0, new VfioError('EPROTO', 'a control request is not valid JSON'));
+    }
+    if (request === null || typeof request !== 'object') {
+      return failure(0, new VfioError('EPROTO', 'a control request must be a JSON object'));
+    }
+    const id = typeof request.id === 'number' && Number.isSafeInteger(request.id) ? request.id : 0;
+    if (request.v !== CONTROL_PROTOCOL_VERSION) {
+      return failure(id, new VfioError('EPROTO', `control protocol version ${String(request.v)} is not ${CONTROL_PROTOCOL_VERSION}: the command line and the daemon come from different uvfio versions`));
+    }
+    if (typeof request.op !== 'string') return failure(id, new VfioError('EPROTO', 'a control request needs an "op"'));
+    try {
+      const result = await this.options.handle(request.op, request.args);
+      return { id, ok: true, result };
+    } catch (err) {
+      const e = toVfioError(err);
+      const level = e.message.startsWith('internal error') ? 'error' : 'info';
+      this.options.log.log(level, 'request failed', { op: request.op, error: e, ...(level === 'error' ? { stack: (err as Error)?.stack } : {}) });
+      return failure(id, e);
+    }
+  }
+
+  private reply(socket: Socket, response: ControlResponse): void {
+    if (!socket.destroyed && socket.writable) socket.write(encodeLine(response));
+  }
+}
+
+function failure(id: number, err: VfioError): ControlResponse {
+  return { id, ok: false, error: { code: err.code, message: err.message } };
+}
+
+/** Unlinks `path` if it is a socket nobody answers on; EADDRINUSE if a daemon does. */
+async function removeStaleSocket(path: string): Promise<void> {
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = createConnection(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) {
+    throw new VfioError('EADDRINUSE', `another uvfio daemon is already serving ${path}; stop it first or choose another --runtime-dir`);
+  }
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ENOENT') throw toVfioError(err);
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * The uvfio daemon: one core, one mdev bus with the built-in parents, a
+ * vfio-user socket per device under the runtime directory, the store of
+ * definitions, and the control socket the command line talks to.
+ *
+ * Start: directories → store → control socket (which also refuses a second
+ * daemon on the same runtime directory) → parents → defaults (first run
+ * only) → auto-start → print each device's socket and QEMU option.
+ *
+ * Stop (SIGINT/SIGTERM): the control socket closes, then every parent is
+ * unregistered, which removes its devices the proper way — clients are
+ * nudged with REQ and waited for — but only for so long: then the device
+ * server drops its clients, which lets the removals finish.
+ */
+import { randomUUID } from 'node:crypto';
+import { VfioCore } from '../core/vfio-core.js';
+import { toVfioError } from '../core/errors.js';
+import { MdevBus } from '../mdev/index.js';
+import { ControlServer } from './control-server.js';
+import { createVfioUserServer, type DeviceServer } from './device-server.js';
+import type { Logger } from './log.js';
+import type { BuiltinParent } from './parents.js';
+import type { DaemonPaths } from './paths.js';
+import { ensurePrivateDir } from './private-dir.js';
+import { qemuDeviceArg } from './qemu.js';
+import { MdevService } from './service.js';
+import { DefinitionStore } from './store.js';
+import type { MdevDefinition } from './definition.js';
+
+export interface DaemonOptions {
+  paths: DaemonPaths;
+  log: Logger;
+  parents: BuiltinParent[];
+  /** Builds the server that puts each device on a socket in `socketDir`. Default: the vfio-user server. */
+  createDeviceServer?: (core: VfioCore, socketDir: string, log: Logger) => DeviceServer;
+  /** Seed a fresh store with each parent's default type. Default true. */
+  seedDefaults?: boolean;
+  /** How long shutdown waits for clients to let go before dropping them. Default 5 s. */
+  shutdownTimeoutMs?: number;
+  /** Where the human summary goes. Default stdout. */
+  print?: (text: string) => void;
+}
+
+export class Daemon {
+  private stopping: Promise<void> | null = null;
+
+  private constructor(
+    readonly paths: DaemonPaths,
+    readonly core: VfioCore,
+    readonly bus: MdevBus,
+    readonly service: MdevService,
+    private readonly store: DefinitionStore,
+    private readonly deviceServer: DeviceServer,
+    private readonly control: ControlServer,
+    private readonly log: Logger,
+    private readonly shutdownTimeoutMs: number,
+  ) {}
+
+  /** Brings everything up; on failure, whatever was brought up is taken down again. */
+  static async start(options: DaemonOptions): Promise<Daemon> {
+    const { paths, log } = options;
+    ensurePrivateDir(paths.runtimeDir);
+    ensurePrivateDir(paths.socketDir);
+    ensurePrivateDir(paths.stateDir);
+    const store = DefinitionStore.open(paths.dbFile);
+    const core = new VfioCore();
+    let deviceServer: DeviceServer | undefined;
+    let control: ControlServer | undefined;
+    try {
+      deviceServer = (options.createDeviceServer ?? createVfioUserServer)(core, paths.socketDir, log);
+      const server = deviceServer;
+      const bus = new MdevBus({ core, serve: (device) => server.serve(device) });
+      const service = new MdevService({ store, bus, socketPath: (uuid) => server.socketPath(uuid), log });
+      control = await ControlServer.listen({
+        path: paths.controlSocket,
+        log,
+        handle: (op, args) =>
+          op === 'ping' ? Promise.resolve({ pid: process.pid, runtimeDir: paths.runtimeDir, stateDir: paths.stateDir }) : service.handle(op, args),
+      });
+      const daemon = new Daemon(paths, core, bus, service, store, server, control, log, options.shutdownTimeoutMs ?? 5_000);
+      log.info('daemon starting', { pid: process.pid, runtimeDir: paths.runtimeDir, stateDir: paths.stateDir, db: paths.dbFile });
+      for (const p of options.parents) {
+        bus.registerParent(p);
+        log.info('parent registered', { parent: p.name, types: bus.parent(p.name)!.types.map((t) => t.id) });
+      }
+      if (options.seedDefaults ?? true) {
+        const seeded = store.seedOnce(() => defaultDefinitions(options.parents));
+        if (seeded) log.info('new store: defined the default devices', { db: paths.dbFile });
+      }
+      await service.autostart();
+      daemon.printSummary(options.print ?? ((text) => process.stdout.write(text)));
+      log.info('daemon ready', { control: paths.controlSocket, devices: bus.devices().length });
+      return daemon;
+    } catch (err) {
+      await control?.close().catch(() => {});
+      await deviceServer?.close().catch(() => {});
+      store.close();
+      throw err;
+    }
+  }
+
+  /** Takes everything down (see the file's comment). Calling it again returns the same promise. */
+  stop(reason: string): Promise<void> {
+    this.stopping ??= this.shutdown(reason);
+    return this.stopping;
+  }
+
+  private async shutdown(reason: string): Promise<void> {
+    const log = this.log;
+    log.info('daemon stopping', { reason, devices: this.bus.devices().length });
+    await this.control.close();
+    const removing = Promise.allSettled(this.bus.parents().map((p) => this.bus.unregisterParent(p)));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      removing.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), this.shutdownTimeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      log.warn('clients did not let go in time: dropping them', { timeoutMs: this.shutdownTimeoutMs });
+    }
+    // Dropping clients closes their device files, so the removals can finish.
+    await this.deviceServer.close().catch((err) => log.error('device server close failed', { error: toVfioError(err) }));
+    for (const r of await removing) {
+      if (r.status === 'rejected') log.error('parent unregister failed', { error: toVfioError(r.reason) });
+    }
+    this.store.close();
+    log.info('daemon stopped');
+  }
+
+  /** For each running device: where its socket is and the QEMU option that attaches it. */
+  private printSummary(print: (text: string) => void): void {
+    const devices = this.bus.devices();
+    const lines = [`uvfio: ${devices.length} device${devices.length === 1 ? '' : 's'} served; control socket ${this.paths.controlSocket}`];
+    for (const m of devices) {
+      const socket = this.deviceServer.socketPath(m.uuid);
+      lines.push(`  ${m.uuid}  ${m.parent.name}/${m.type.id}`);
+      if (socket !== undefined) {
+        lines.push(`    socket: ${socket}`);
+        lines.push(`    qemu:   ${qemuDeviceArg(socket)}`);
+      }
+    }
+    print(`${lines.join('\n')}\n`);
+  }
+}
+
+/** One auto-start definition of each parent's default type. */
+function defaultDefinitions(parents: BuiltinParent[]): MdevDefinition[] {
+  return parents
+    .filter((p) => p.defaultType !== undefined)
+    .map((p) => ({ uuid: randomUUID(), parent: p.name, mdevType: p.defaultType!, start: 'auto', attrs: [] }));
+}
+
+export interface RunDaemonOptions extends DaemonOptions {
+  /** Signals that stop the daemon. Default SIGINT and SIGTERM. */
+  signals?: NodeJS.Signals[];
+}
+
+/**
+ * Runs a daemon until a stop signal, and resolves with the exit status: 0
+ * after a clean stop. A second signal during shutdown exits at once (1).
+ */
+export async function runDaemon(options: RunDaemonOptions): Promise<number> {
+  const daemon = await Daemon.start(options);
+  const signals = options.signals ?? ['SIGINT', 'SIGTERM'];
+  return new Promise<number>((resolve) => {
+    let signalled = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (signalled) {
+        options.log.warn('second signal: exiting without waiting', { signal });
+        process.exit(1);
+      }
+      signalled = true;
+      daemon.stop(signal).then(
+        () => {
+          for (const s of signals) process.off(s, onSignal);
+          resolve(0);
+        },
+        (err) => {
+          options.log.error('shutdown failed', { error: toVfioError(err) });
+          resolve(1);
+        },
+      );
+    };
+    for (const s of signals) process.on(s, onSignal);
+  });
+}

@@ -1,0 +1,158 @@
+/**
+ * The control protocol between `uvfio` commands and the daemon, over the
+ * control socket (UNIX, mode 0600): newline-delimited JSON, one request
+ * line answered by one response line, any number per connection, answered
+ * in order.
+ *
+ *     → {"v":1,"id":7,"op":"stop","args":{"uuid":"…"}}
+ *     ← {"id":7,"ok":true,"result":{…}}
+ *     ← {"id":7,"ok":false,"error":{"code":"ENODEV","message":"…"}}
+ *
+ * `v` is the protocol version; a daemon answers a request of another
+ * version with EPROTO, so a mismatched command line fails in words.
+ */
+import { VfioError, type ErrnoName } from '../core/errors.js';
+import type { ConfigJson, MdevAttr, StartMode } from './definition.js';
+
+export const CONTROL_PROTOCOL_VERSION = 1;
+
+/** One line may not exceed this (a definition is a few hundred bytes). */
+export const MAX_LINE_BYTES = 1 << 20;
+
+/** A type a parent offers, with its live availability (`uvfio types`). */
+export interface TypeInfo {
+  parent: string;
+  /** e.g. `mtty-1` */
+  type: string;
+  name: string;
+  description?: string;
+  deviceApi: string;
+  availableInstances: number;
+}
+
+/** A device as `list` shows it: defined, running, or both. */
+export interface DeviceInfo {
+  uuid: string;
+  parent: string;
+  mdevType: string;
+  /** The definition's start mode; `manual` for a transient device, as in mdevctl. */
+  start: StartMode;
+  /** The definition's attributes, or those a running device was started with. */
+  attrs: MdevAttr[];
+  active: boolean;
+  defined: boolean;
+  /** The device's vfio-user socket while it runs. */
+  socket?: string;
+}
+
+/** Each operation's arguments and result. Optional fields mirror the command line's options. */
+export interface ControlOps {
+  ping: {
+    args: Record<string, never>;
+    result: { pid: number; runtimeDir: string; stateDir: string };
+  };
+  types: {
+    args: { parent?: string };
+    result: { types: TypeInfo[] };
+  };
+  list: {
+    args: { defined?: boolean; uuid?: string; parent?: string };
+    /** `problems`: one sentence per damaged definition that was left out. */
+    result: { devices: DeviceInfo[]; problems: string[] };
+  };
+  define: {
+    args: { uuid?: string; parent?: string; type?: string; auto?: boolean; config?: ConfigJson };
+    /** `generated`: the UUID was made up here (mdevctl then prints it). */
+    result: { device: DeviceInfo; generated: boolean };
+  };
+  undefine: {
+    args: { uuid: string; parent?: string };
+    result: { removed: Array<{ uuid: string; parent: string }> };
+  };
+  start: {
+    args: { uuid?: string; parent?: string; type?: string; config?: ConfigJson };
+    result: { device: DeviceInfo; generated: boolean };
+  };
+  stop: {
+    args: { uuid: string };
+    result: { device: DeviceInfo };
+  };
+  modify: {
+    args: {
+      uuid: string;
+      parent?: string;
+      type?: string;
+      auto?: boolean;
+      manual?: boolean;
+      addattr?: string;
+      value?: string;
+      delattr?: boolean;
+      index?: number;
+      config?: ConfigJson;
+    };
+    result: { device: DeviceInfo };
+  };
+}
+
+export type ControlOp = keyof ControlOps;
+export type ArgsOf<O extends ControlOp> = ControlOps[O]['args'];
+export type ResultOf<O extends ControlOp> = ControlOps[O]['result'];
+
+export const CONTROL_OPS: readonly ControlOp[] = ['ping', 'types', 'list', 'define', 'undefine', 'start', 'stop', 'modify'];
+
+export interface ControlRequest<O extends ControlOp = ControlOp> {
+  v: number;
+  id: number;
+  op: O;
+  args: ArgsOf<O>;
+}
+
+export type ControlResponse =
+  | { id: number; ok: true; result: unknown }
+  | { id: number; ok: false; error: { code: ErrnoName; message: string } };
+
+/**
+ * Splits a byte stream into lines. Keeps the unfinished tail of a chunk for
+ * the next one; EMSGSIZE once a line outgrows MAX_LINE_BYTES.
+ */
+export class LineDecoder {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  push(chunk: Buffer): string[] {
+    const lines: string[] = [];
+    let start = 0;
+    for (let nl = chunk.indexOf(0x0a); nl !== -1; nl = chunk.indexOf(0x0a, start)) {
+      const piece = chunk.subarray(start, nl);
+      this.check(piece.length);
+      const line = this.pending.length === 0 ? piece : Buffer.concat([...this.pending, piece]);
+      this.pending = [];
+      this.pendingBytes = 0;
+      lines.push(line.toString('utf8'));
+      start = nl + 1;
+    }
+    if (start < chunk.length) {
+      const rest = chunk.subarray(start);
+      this.check(rest.length);
+      this.pending.push(Buffer.from(rest));
+      this.pendingBytes += rest.length;
+    }
+    return lines;
+  }
+
+  /** Bytes received after the last newline. */
+  get buffered(): number {
+    return this.pendingBytes;
+  }
+
+  private check(more: number): void {
+    if (this.pendingBytes + more > MAX_LINE_BYTES) {
+      throw new VfioError('EMSGSIZE', `a control message is longer than ${MAX_LINE_BYTES} bytes`);
+    }
+  }
+}
+
+/** Serialises one message as a line. */
+export function encodeLine(message: ControlRequest | ControlResponse): string {
+  return `${JSON.stringify(message)}\n`;
+}

@@ -1,0 +1,360 @@
+/**
+ * What the command line asks for, done: mdevctl's verbs over the store of
+ * definitions and the mdev bus of running devices. The control server calls
+ * handle() for each request; the command line calls it directly, over a
+ * bus with nothing running, for the verbs that only touch definitions when
+ * no daemon runs.
+ *
+ * Concurrency: every store call is synchronous and transactional, and the
+ * bus serialises create/remove per UUID itself, so concurrent requests need
+ * no lock here; a loser gets the bus's or the store's error (EEXIST,
+ * ENODEV, ENOENT).
+ */
+import { randomUUID } from 'node:crypto';
+import { VfioError } from '../core/errors.js';
+import type { MdevBus, MdevDevice, MdevParent, MdevType } from '../mdev/index.js';
+import { normalizeUuid } from '../mdev/uuid.js';
+import { checkArgs, type ArgSpec } from './args.js';
+import {
+  addAttr,
+  attrsToRecord,
+  deleteAttr,
+  parseConfig,
+  type MdevAttr,
+  type MdevConfig,
+  type MdevDefinition,
+} from './definition.js';
+import type { Logger } from './log.js';
+import { CONTROL_OPS, type ArgsOf, type ControlOp, type DeviceInfo, type ResultOf, type TypeInfo } from './protocol.js';
+import type { DefinitionStore } from './store.js';
+
+export interface MdevServiceOptions {
+  store: DefinitionStore;
+  bus: MdevBus;
+  /** The vfio-user socket a running device is served on, if anything serves it. */
+  socketPath?: (uuid: string) => string | undefined;
+  log?: Logger;
+}
+
+/** Which arguments each operation takes (ping is the control server's own). */
+const SPECS: Record<Exclude<ControlOp, 'ping'>, ArgSpec> = {
+  types: { parent: 'string?' },
+  list: { defined: 'boolean?', uuid: 'string?', parent: 'string?' },
+  define: { uuid: 'string?', parent: 'string?', type: 'string?', auto: 'boolean?', config: 'object?' },
+  undefine: { uuid: 'string', parent: 'string?' },
+  start: { uuid: 'string?', parent: 'string?', type: 'string?', config: 'object?' },
+  stop: { uuid: 'string' },
+  modify: {
+    uuid: 'string',
+    parent: 'string?',
+    type: 'string?',
+    auto: 'boolean?',
+    manual: 'boolean?',
+    addattr: 'string?',
+    value: 'text?',
+    delattr: 'boolean?',
+    index: 'index?',
+    config: 'object?',
+  },
+};
+
+export class MdevService {
+  private readonly store: DefinitionStore;
+  private readonly bus: MdevBus;
+  private readonly socketPath: (uuid: string) => string | undefined;
+  private readonly log: Logger | undefined;
+
+  constructor(options: MdevServiceOptions) {
+    this.store = options.store;
+    this.bus = options.bus;
+    this.socketPath = options.socketPath ?? (() => undefined);
+    this.log = options.log;
+  }
+
+  /** Checks and runs one request. Every failure is a VfioError. */
+  async handle(op: string, args: unknown): Promise<unknown> {
+    if (!CONTROL_OPS.includes(op as ControlOp) || op === 'ping') {
+      throw new VfioError('EINVAL', `unknown operation ${JSON.stringify(op)}`);
+    }
+    const o = op as Exclude<ControlOp, 'ping'>;
+    const a = checkArgs(o, args, SPECS[o]) as never;
+    switch (o) {
+      case 'types':
+        return this.types(a);
+      case 'list':
+        return this.list(a);
+      case 'define':
+        return this.define(a);
+      case 'undefine':
+        return this.undefine(a);
+      case 'start':
+        return this.start(a);
+      case 'stop':
+        return this.stop(a);
+      case 'modify':
+        return this.modify(a);
+    }
+  }
+
+  /** The types of every parent (or of one), with live availability. */
+  types(a: ArgsOf<'types'>): ResultOf<'types'> {
+    const parents = a.parent === undefined ? this.liveParents() : [this.parentNamed(a.parent)];
+    const types: TypeInfo[] = parents.flatMap((p) =>
+      p.types.map((t) => ({
+        parent: p.name,
+        type: t.id,
+        name: t.name,
+        ...(t.description === undefined ? {} : { description: t.description }),
+        deviceApi: t.deviceApi,
+        availableInstances: t.availableInstances,
+      })),
+    );
+    return { types };
+  }
+
+  /** Running devices, or with `defined` the definitions; filtered by uuid and parent. */
+  list(a: ArgsOf<'list'>): ResultOf<'list'> {
+    const uuid = a.uuid === undefined ? undefined : normalizeUuid(a.uuid);
+    const listing = this.store.list({ uuid, parent: a.parent });
+    const problems = listing.problems.map((p) => p.message);
+    const defs = new Map(listing.definitions.map((d) => [key(d.uuid, d.parent), d]));
+    if (a.defined) {
+      const devices = listing.definitions.map((d) => this.infoOf(d, this.running(d.uuid, d.parent)));
+      return { devices, problems };
+    }
+    const devices = this.bus
+      .devices()
+      .filter((m) => (uuid === undefined || m.uuid === uuid) && (a.parent === undefined || m.parent.name === a.parent))
+      .sort((x, y) => x.uuid.localeCompare(y.uuid))
+      .map((m) => this.infoOf(defs.get(key(m.uuid, m.parent.name)) ?? transient(m), m));
+    return { devices, problems };
+  }
+
+  /**
+   * Defines a device from options or from a configuration; a running
+   * device's UUID alone defines it as it runs (mdevctl's promotion of a
+   * transient device). EEXIST when already defined on that parent.
+   */
+  define(a: ArgsOf<'define'>): ResultOf<'define'> {
+    const generated = a.uuid === undefined;
+    const uuid = generated ? randomUUID() : normalizeUuid(a.uuid);
+    let def: MdevDefinition;
+    if (a.config !== undefined) {
+      if (a.type !== undefined) throw new VfioError('EINVAL', '--type cannot be given with --jsonfile: the file names the type');
+      if (a.auto) throw new VfioError('EINVAL', '--auto cannot be given with --jsonfile: the file\'s "start" says it');
+      if (a.parent === undefined) throw new VfioError('EINVAL', '--parent is needed to define a device from --jsonfile');
+      def = { uuid, parent: a.parent, ...this.configArg(a.config) };
+    } else {
+      const running = generated ? undefined : this.bus.device(uuid);
+      const parent = a.parent ?? running?.parent.name;
+      const mdevType = a.type ?? (running && running.parent.name === parent ? running.type.id : undefined);
+      if (parent === undefined) throw new VfioError('EINVAL', `no parent given for ${uuid} (--parent), and it is not running`);
+      if (mdevType === undefined) throw new VfioError('EINVAL', `no type given for ${uuid} (--type)`);
+      const same = running && running.parent.name === parent && running.type.id === mdevType;
+      def = { uuid, parent, mdevType, start: a.auto ? 'auto' : 'manual', attrs: same ? attrsOf(running) : [] };
+    }
+    this.typeOf(def.parent, def.mdevType);
+    this.store.insert(def);
+    this.log?.info('device defined', { uuid, parent: def.parent, type: def.mdevType, start: def.start });
+    return { device: this.infoOf(def, this.running(uuid, def.parent)), generated };
+  }
+
+  /** Removes definitions (of every parent unless one is named); running devices keep running. */
+  undefine(a: ArgsOf<'undefine'>): ResultOf<'undefine'> {
+    const removed = this.store.remove(normalizeUuid(a.uuid), a.parent);
+    for (const r of removed) this.log?.info('device undefined', { uuid: r.uuid, parent: r.parent });
+    return { removed };
+  }
+
+  /**
+   * Starts a defined device by UUID (and parent, if several define it), or
+   * a transient one from --parent and --type or from a configuration.
+   */
+  async start(a: ArgsOf<'start'>): Promise<ResultOf<'start'>> {
+    const generated = a.uuid === undefined;
+    const uuid = generated ? randomUUID() : normalizeUuid(a.uuid);
+    let target: MdevDefinition | undefined;
+    if (a.config !== undefined) {
+      if (a.type !== undefined) throw new VfioError('EINVAL', '--type cannot be given with --jsonfile: the file names the type');
+      if (a.parent === undefined) throw new VfioError('EINVAL', '--parent is needed to start a device from --jsonfile');
+      target = { uuid, parent: a.parent, ...this.configArg(a.config) };
+    } else {
+      if (!generated) target = this.definitionToStart(uuid, a.parent, a.type);
+      if (target === undefined) {
+        if (a.parent === undefined || a.type === undefined) {
+          throw new VfioError(
+            'EINVAL',
+            `${generated ? 'a new device' : `${uuid} is not defined, so it`} needs --parent and --type to start`,
+          );
+        }
+        target = { uuid, parent: a.parent, mdevType: a.type, start: 'manual', attrs: [] };
+      }
+    }
+    const mdev = await this.bus.create(uuid, this.typeOf(target.parent, target.mdevType), attrsToRecord(target.attrs, uuid));
+    const info = this.infoOf(this.definition(uuid, target.parent) ?? transient(mdev), mdev);
+    this.log?.info('device started', { uuid, parent: info.parent, type: info.mdevType, socket: info.socket });
+    return { device: info, generated };
+  }
+
+  /** Removes a running device, once its clients let go. ENODEV when it is not running. */
+  async stop(a: ArgsOf<'stop'>): Promise<ResultOf<'stop'>> {
+    const uuid = normalizeUuid(a.uuid);
+    const mdev = this.bus.device(uuid);
+    if (!mdev) throw new VfioError('ENODEV', `${uuid} is not running`);
+    const info = this.infoOf(this.definition(uuid, mdev.parent.name) ?? transient(mdev), mdev);
+    this.log?.info('device stopping', { uuid });
+    await this.bus.remove(uuid);
+    this.log?.info('device stopped', { uuid });
+    const { socket: _gone, ...rest } = info;
+    return { device: { ...rest, active: false } };
+  }
+
+  /**
+   * Changes a definition: type, start mode, one attribute, or all of it from
+   * a configuration. One transaction; a running device is not touched (the
+   * change applies at its next start), as in mdevctl.
+   */
+  modify(a: ArgsOf<'modify'>): ResultOf<'modify'> {
+    const uuid = normalizeUuid(a.uuid);
+    let change: (def: MdevDefinition) => MdevDefinition;
+    if (a.config !== undefined) {
+      const others = (['type', 'auto', 'manual', 'addattr', 'value', 'delattr', 'index'] as const).filter((k) => a[k] !== undefined);
+      if (others.length > 0) {
+        throw new VfioError('EINVAL', `--jsonfile replaces the whole definition and cannot be combined with --${others[0]}`);
+      }
+      const config = this.configArg(a.config);
+      change = (def) => {
+        this.typeOf(def.parent, config.mdevType);
+        return { ...def, ...config };
+      };
+    } else {
+      checkModifyOptions(a);
+      change = (def) => {
+        const next = { ...def };
+        if (a.type !== undefined) {
+          this.typeOf(def.parent, a.type);
+          next.mdevType = a.type;
+        }
+        if (a.auto) next.start = 'auto';
+        if (a.manual) next.start = 'manual';
+        if (a.addattr !== undefined) next.attrs = addAttr(def.attrs, { name: a.addattr, value: a.value! }, a.index);
+        if (a.delattr) next.attrs = deleteAttr(def.attrs, a.index);
+        return next;
+      };
+    }
+    const def = this.store.update(uuid, a.parent, change);
+    this.log?.info('device modified', { uuid, parent: def.parent, type: def.mdevType, start: def.start });
+    return { device: this.infoOf(def, this.running(uuid, def.parent)) };
+  }
+
+  /**
+   * Starts every sound definition marked auto whose parent is here. One
+   * failure is logged and does not stop the others. Returns what started.
+   */
+  async autostart(): Promise<MdevDevice[]> {
+    const listing = this.store.list();
+    for (const p of listing.problems) this.log?.error('definition skipped', { error: p });
+    const started: MdevDevice[] = [];
+    for (const def of listing.definitions) {
+      if (def.start !== 'auto') continue;
+      try {
+        const { device } = await this.start({ uuid: def.uuid, parent: def.parent });
+        started.push(this.bus.device(device.uuid)!);
+      } catch (err) {
+        this.log?.error('auto-start failed', { uuid: def.uuid, parent: def.parent, error: err });
+      }
+    }
+    return started;
+  }
+
+  // ---- helpers ---------------------------------------------------------------
+
+  /** The definition `start -u UUID [-p P] [-t T]` means, if any. */
+  private definitionToStart(uuid: string, parent: string | undefined, type: string | undefined): MdevDefinition | undefined {
+    const listing = this.store.list({ uuid, parent });
+    const count = listing.definitions.length + listing.problems.length;
+    if (count === 0) return undefined;
+    if (count > 1) throw new VfioError('EINVAL', `${uuid} is defined on several parents; name one with --parent`);
+    if (listing.problems.length > 0) throw listing.problems[0]!;
+    const def = listing.definitions[0]!;
+    if (type !== undefined && type !== def.mdevType) {
+      throw new VfioError('EINVAL', `${uuid} is defined on parent ${def.parent} with type ${def.mdevType}, not ${type}`);
+    }
+    return def;
+  }
+
+  private definition(uuid: string, parent: string): MdevDefinition | undefined {
+    return this.store.list({ uuid, parent }).definitions[0];
+  }
+
+  private running(uuid: string, parent: string): MdevDevice | undefined {
+    const m = this.bus.device(uuid);
+    return m && m.parent.name === parent ? m : undefined;
+  }
+
+  private liveParents(): MdevParent[] {
+    return this.bus.parents().filter((p) => p.state === 'registered');
+  }
+
+  /** ENODEV naming the parents there are. */
+  private parentNamed(name: string): MdevParent {
+    const p = this.bus.parent(name);
+    if (p && p.state === 'registered') return p;
+    const known = this.liveParents().map((x) => x.name);
+    throw new VfioError('ENODEV', `no parent ${JSON.stringify(name)} (parents: ${known.join(', ') || 'none'})`);
+  }
+
+  /** ENOENT naming the types the parent has. */
+  private typeOf(parent: string, id: string): MdevType {
+    const p = this.parentNamed(parent);
+    const t = p.type(id);
+    if (t) return t;
+    throw new VfioError('ENOENT', `parent ${parent} has no type ${JSON.stringify(id)} (types: ${p.types.map((x) => x.id).join(', ')})`);
+  }
+
+  private configArg(config: unknown): MdevConfig {
+    return parseConfig(config, 'configuration');
+  }
+
+  private infoOf(def: MdevDefinition & { defined?: boolean }, running: MdevDevice | undefined): DeviceInfo {
+    const info: DeviceInfo = {
+      uuid: def.uuid,
+      parent: def.parent,
+      mdevType: def.mdevType,
+      start: def.start,
+      attrs: def.attrs,
+      active: running !== undefined,
+      defined: def.defined ?? true,
+    };
+    const socket = running ? this.socketPath(def.uuid) : undefined;
+    if (socket !== undefined) info.socket = socket;
+    return info;
+  }
+}
+
+/** A running device with no definition, shown as mdevctl shows one. */
+function transient(m: MdevDevice): MdevDefinition & { defined: boolean } {
+  return { uuid: m.uuid, parent: m.parent.name, mdevType: m.type.id, start: 'manual', attrs: attrsOf(m), defined: false };
+}
+
+function attrsOf(m: MdevDevice): MdevAttr[] {
+  return Object.entries(m.attrs).map(([name, value]) => ({ name, value }));
+}
+
+function key(uuid: string, parent: string): string {
+  return `${uuid}\u0000${parent}`;
+}
+
+/** mdevctl's rules for modify without --jsonfile. */
+function checkModifyOptions(a: ArgsOf<'modify'>): void {
+  if (a.type === undefined && !a.auto && !a.manual && a.addattr === undefined && !a.delattr) {
+    throw new VfioError('EINVAL', 'nothing to modify: give --type, --auto, --manual, --addattr or --delattr (or --jsonfile)');
+  }
+  if (a.auto && a.manual) throw new VfioError('EINVAL', '--auto and --manual are mutually exclusive');
+  if (a.addattr !== undefined && a.delattr) throw new VfioError('EINVAL', '--addattr and --delattr cannot be combined');
+  if (a.addattr !== undefined && a.value === undefined) throw new VfioError('EINVAL', '--addattr needs --value');
+  if (a.value !== undefined && a.addattr === undefined) throw new VfioError('EINVAL', '--value goes with --addattr');
+  if (a.index !== undefined && a.addattr === undefined && !a.delattr) {
+    throw new VfioError('EINVAL', '--index goes with --addattr or --delattr');
+  }
+}
