@@ -30,7 +30,7 @@ import type {
   MigData,
   RegionAccess,
   RegionIoFdsRequest,
-  SetIrqsRequest,
+  SetIrqsMessage,
   VersionMessage,
   WriteMultiEntry,
 } from './messages.js';
@@ -215,7 +215,7 @@ const ACTIONS: Record<number, IrqAction> = {
  * device shape, the index and range must exist and MASK/UNMASK need a
  * MASKABLE index.
  */
-export function decodeSetIrqs(body: Uint8Array, fds: readonly number[], ctx?: DecodeContext): SetIrqsRequest {
+export function decodeSetIrqs(body: Uint8Array, fds: readonly number[], ctx?: DecodeContext): SetIrqsMessage {
   const cmd = Command.DEVICE_SET_IRQS;
   need(body, 0, Size.IRQ_SET, commandName(cmd));
   const argsz = u32(body, 0);
@@ -437,7 +437,7 @@ export type DecodedCommand =
   | { cmd: typeof Command.DEVICE_GET_REGION_INFO; msg: InfoRequest }
   | { cmd: typeof Command.DEVICE_GET_REGION_IO_FDS; msg: RegionIoFdsRequest }
   | { cmd: typeof Command.DEVICE_GET_IRQ_INFO; msg: InfoRequest }
-  | { cmd: typeof Command.DEVICE_SET_IRQS; msg: SetIrqsRequest }
+  | { cmd: typeof Command.DEVICE_SET_IRQS; msg: SetIrqsMessage }
   | { cmd: typeof Command.REGION_READ; msg: RegionAccess }
   | { cmd: typeof Command.REGION_WRITE; msg: RegionAccess }
   | { cmd: typeof Command.DMA_READ; msg: DmaAccess }

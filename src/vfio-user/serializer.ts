@@ -17,7 +17,7 @@ import { HEADER_SIZE, writeHeader } from './header.js';
 import type {
   DeviceFeatureMessage,
   DmaUnmapRequest,
-  SetIrqsRequest,
+  SetIrqsMessage,
   SubRegionIoFd,
   VersionMessage,
   WriteMultiEntry,
@@ -259,7 +259,7 @@ const ACTION_FLAG = {
  */
 export function encodeSetIrqs(
   msgId: number,
-  req: Pick<SetIrqsRequest, 'index' | 'start' | 'count' | 'action'> &
+  req: Pick<SetIrqsMessage, 'index' | 'start' | 'count' | 'action'> &
     ({ data: 'none' } | { data: 'bool'; values: readonly boolean[] } | { data: 'eventfd' }),
 ): Uint8Array {
   const extra = req.data === 'bool' ? req.values.length : 0;
