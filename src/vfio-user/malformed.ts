@@ -19,3 +19,14 @@ export function refuseFds(cmd: number, fds: readonly number[], reply = false): v
 export function exactLength(cmd: number, body: Uint8Array, len: number, reply = false): void {
   if (body.length !== len) throw malformed(cmd, `body is ${body.length} bytes, expected ${len}`, reply);
 }
+
+/**
+ * EINVAL unless `body` holds `len` bytes at `off`. The sentence is built only
+ * on failure: this runs for every message on the hot path.
+ */
+export function requireBytes(cmd: number, body: Uint8Array, off: number, len: number, reply = false, part = ''): void {
+  if (off + len > body.length) {
+    const have = Math.max(0, body.length - off);
+    throw malformed(cmd, `${part}needs ${len} bytes at offset ${off}, the message has ${have}`, reply);
+  }
+}

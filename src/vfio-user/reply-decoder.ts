@@ -7,9 +7,9 @@
  */
 import { VfioError } from '../core/errors.js';
 import { FeatureFlags } from '../core/uapi.js';
-import { need, u32, u64, u64n } from './buffer-reader.js';
+import { u32, u64, u64n } from './buffer-reader.js';
 import { type DecodeContext, dmaDataOffset, maxXfer } from './context.js';
-import { malformed, refuseFds } from './malformed.js';
+import { malformed, refuseFds, requireBytes } from './malformed.js';
 import type { Frame } from './parser.js';
 import type {
   DeviceFeatureMessage,
@@ -70,7 +70,7 @@ export function decodeDmaUnmapReply(body: Uint8Array, fds: readonly number[]): D
   const cmd = Command.DMA_UNMAP;
   noFds(cmd, fds);
   if (body.length === 0) return null;
-  need(body, 0, Size.DMA_UNMAP, `${commandName(cmd)} reply`);
+  requireBytes(cmd, body, 0, Size.DMA_UNMAP, true);
   const flags = u32(body, 4);
   return { argsz: u32(body, 0), flags, all: (flags & DmaUnmapFlags.ALL) !== 0, address: u64(body, 8), size: u64(body, 16) };
 }
@@ -79,7 +79,7 @@ export function decodeDmaUnmapReply(body: Uint8Array, fds: readonly number[]): D
 export function decodeDeviceInfoReply(body: Uint8Array, fds: readonly number[]): DeviceInfoReply {
   const cmd = Command.DEVICE_GET_INFO;
   noFds(cmd, fds);
-  need(body, 0, Size.DEVICE_INFO, `${commandName(cmd)} reply`);
+  requireBytes(cmd, body, 0, Size.DEVICE_INFO, true);
   const argsz = u32(body, 0);
   if (argsz < Size.DEVICE_INFO) throw invalid(cmd, `argsz ${argsz} is below ${Size.DEVICE_INFO}`);
   return { argsz, flags: u32(body, 4), numRegions: u32(body, 8), numIrqs: u32(body, 12) };
@@ -90,7 +90,7 @@ export function decodeDeviceInfoReply(body: Uint8Array, fds: readonly number[]):
 export function decodeIrqInfoReply(body: Uint8Array, fds: readonly number[]): IrqInfoReply {
   const cmd = Command.DEVICE_GET_IRQ_INFO;
   noFds(cmd, fds);
-  need(body, 0, Size.IRQ_INFO, `${commandName(cmd)} reply`);
+  requireBytes(cmd, body, 0, Size.IRQ_INFO, true);
   const argsz = u32(body, 0);
   if (argsz < Size.IRQ_INFO) throw invalid(cmd, `argsz ${argsz} is below ${Size.IRQ_INFO}`);
   return { argsz, flags: u32(body, 4), index: u32(body, 8), count: u32(body, 12) };
@@ -103,7 +103,7 @@ export function decodeIrqInfoReply(body: Uint8Array, fds: readonly number[]): Ir
  */
 export function decodeRegionIoFdsReply(body: Uint8Array, fds: readonly number[]): RegionIoFdsReply {
   const cmd = Command.DEVICE_GET_REGION_IO_FDS;
-  need(body, 0, Size.REGION_IO_FDS, `${commandName(cmd)} reply`);
+  requireBytes(cmd, body, 0, Size.REGION_IO_FDS, true);
   const argsz = u32(body, 0);
   const flags = u32(body, 4);
   const index = u32(body, 8);
@@ -153,7 +153,7 @@ export function decodeRegionIoFdsReply(body: Uint8Array, fds: readonly number[])
 export function decodeRegionReadReply(body: Uint8Array, fds: readonly number[], ctx?: DecodeContext): RegionAccess {
   const cmd = Command.REGION_READ;
   noFds(cmd, fds);
-  need(body, 0, Size.REGION_ACCESS, `${commandName(cmd)} reply`);
+  requireBytes(cmd, body, 0, Size.REGION_ACCESS, true);
   const count = u32(body, 12);
   if (count > maxXfer(ctx)) throw new VfioError('E2BIG', `${commandName(cmd)} reply: count ${count} exceeds max_data_xfer_size`);
   if (body.length !== Size.REGION_ACCESS + count) {
@@ -166,7 +166,7 @@ export function decodeRegionReadReply(body: Uint8Array, fds: readonly number[], 
 export function decodeRegionWriteReply(body: Uint8Array, fds: readonly number[]): RegionAccess {
   const cmd = Command.REGION_WRITE;
   noFds(cmd, fds);
-  need(body, 0, Size.REGION_ACCESS, `${commandName(cmd)} reply`);
+  requireBytes(cmd, body, 0, Size.REGION_ACCESS, true);
   if (body.length !== Size.REGION_ACCESS) throw invalid(cmd, `body is ${body.length} bytes, expected ${Size.REGION_ACCESS}`);
   return { offset: num(cmd, body, 0, 'offset'), region: u32(body, 8), count: u32(body, 12), data: body.subarray(Size.REGION_ACCESS) };
 }
@@ -175,7 +175,7 @@ export function decodeRegionWriteReply(body: Uint8Array, fds: readonly number[])
 export function decodeDmaReadReply(body: Uint8Array, fds: readonly number[], ctx?: DecodeContext): DmaAccess {
   const cmd = Command.DMA_READ;
   noFds(cmd, fds);
-  need(body, 0, Size.DMA_ACCESS, `${commandName(cmd)} reply`);
+  requireBytes(cmd, body, 0, Size.DMA_ACCESS, true);
   const count = ctx?.dmaLayout === 'qemu' ? u32(body, 8) : u64n(body, 8);
   if (count < 0 || count > maxXfer(ctx)) throw new VfioError('E2BIG', `${commandName(cmd)} reply: count exceeds max_data_xfer_size`);
   if (body.length !== Size.DMA_ACCESS + count) throw invalid(cmd, `body is ${body.length} bytes for count ${count}`);
@@ -212,7 +212,7 @@ export function decodeWriteMultiReply(body: Uint8Array, fds: readonly number[]):
 export function decodeDeviceFeatureReply(body: Uint8Array, fds: readonly number[]): DeviceFeatureMessage {
   const cmd = Command.DEVICE_FEATURE;
   noFds(cmd, fds);
-  need(body, 0, Size.DEVICE_FEATURE, `${commandName(cmd)} reply`);
+  requireBytes(cmd, body, 0, Size.DEVICE_FEATURE, true);
   const argsz = u32(body, 0);
   const flags = u32(body, 4);
   if (argsz < body.length) throw invalid(cmd, `argsz ${argsz} is below the reply's ${body.length} bytes`);
@@ -231,7 +231,7 @@ export function decodeDeviceFeatureReply(body: Uint8Array, fds: readonly number[
 export function decodeMigDataReadReply(body: Uint8Array, fds: readonly number[], ctx?: DecodeContext): MigData {
   const cmd = Command.MIG_DATA_READ;
   noFds(cmd, fds);
-  need(body, 0, Size.MIG_DATA, `${commandName(cmd)} reply`);
+  requireBytes(cmd, body, 0, Size.MIG_DATA, true);
   const argsz = u32(body, 0);
   const size = u32(body, 4);
   if (size > maxXfer(ctx)) throw new VfioError('E2BIG', `${commandName(cmd)} reply: size ${size} exceeds max_data_xfer_size`);
