@@ -4,12 +4,15 @@
  * back to the store when no daemon runs (see offline.ts).
  */
 import { readFileSync } from 'node:fs';
-import { VfioError } from '../core/errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { VfioError, isVfioError } from '../core/errors.js';
 import { parseConfigText, toConfigJson, type ConfigJson } from '../daemon/definition.js';
 import type { DaemonPaths } from '../daemon/paths.js';
 import type { ArgsOf, ControlOp, ResultOf } from '../daemon/protocol.js';
 import { isDaemonNotRunning, request } from './client.js';
 import { callOffline, worksOffline } from './offline.js';
+
+const STARTING_WAIT_MS = 15_000;
 
 export interface CliContext {
   paths: DaemonPaths;
@@ -35,11 +38,16 @@ export function makeContext(paths: DaemonPaths, print: (text: string) => void, p
       return failed;
     },
     async call(op, args) {
-      try {
-        return await request(paths.controlSocket, op, args);
-      } catch (err) {
-        if (isDaemonNotRunning(err) && worksOffline(op, args)) return callOffline(paths, op, args);
-        throw err;
+      // A daemon still auto-starting answers EAGAIN: wait for it, a while.
+      const deadline = Date.now() + STARTING_WAIT_MS;
+      for (;;) {
+        try {
+          return await request(paths.controlSocket, op, args);
+        } catch (err) {
+          if (isDaemonNotRunning(err) && worksOffline(op, args)) return callOffline(paths, op, args);
+          if (!isVfioError(err, 'EAGAIN') || Date.now() > deadline) throw err;
+          await sleep(100);
+        }
       }
     },
   };

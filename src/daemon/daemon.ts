@@ -14,7 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { VfioCore } from '../core/vfio-core.js';
-import { toVfioError } from '../core/errors.js';
+import { VfioError, toVfioError } from '../core/errors.js';
 import { MdevBus } from '../mdev/index.js';
 import { ControlServer } from './control-server.js';
 import { createVfioUserServer, type DeviceServer } from './device-server.js';
@@ -62,23 +62,26 @@ export class Daemon {
     ensurePrivateDir(paths.runtimeDir);
     ensurePrivateDir(paths.socketDir);
     ensurePrivateDir(paths.stateDir);
-    const store = DefinitionStore.open(paths.dbFile);
-    const core = new VfioCore();
+    // The control socket comes first: it is what tells us no other daemon
+    // serves this runtime directory, before we touch its device sockets.
+    let service: MdevService | undefined;
+    const control = await ControlServer.listen({
+      path: paths.controlSocket,
+      log,
+      handle: (op, args) => {
+        if (op === 'ping') return Promise.resolve({ pid: process.pid, runtimeDir: paths.runtimeDir, stateDir: paths.stateDir });
+        if (!service) return Promise.reject(new VfioError('EAGAIN', 'the daemon is still starting; try again in a moment'));
+        return service.handle(op, args);
+      },
+    });
+    log.info('daemon starting', { pid: process.pid, runtimeDir: paths.runtimeDir, stateDir: paths.stateDir, db: paths.dbFile });
+    let store: DefinitionStore | undefined;
     let deviceServer: DeviceServer | undefined;
-    let control: ControlServer | undefined;
     try {
-      deviceServer = (options.createDeviceServer ?? createVfioUserServer)(core, paths.socketDir, log);
-      const server = deviceServer;
+      store = DefinitionStore.open(paths.dbFile);
+      const core = new VfioCore();
+      const server = (deviceServer = (options.createDeviceServer ?? createVfioUserServer)(core, paths.socketDir, log));
       const bus = new MdevBus({ core, serve: (device) => server.serve(device) });
-      const service = new MdevService({ store, bus, socketPath: (uuid) => server.socketPath(uuid), log });
-      control = await ControlServer.listen({
-        path: paths.controlSocket,
-        log,
-        handle: (op, args) =>
-          op === 'ping' ? Promise.resolve({ pid: process.pid, runtimeDir: paths.runtimeDir, stateDir: paths.stateDir }) : service.handle(op, args),
-      });
-      const daemon = new Daemon(paths, core, bus, service, store, server, control, log, options.shutdownTimeoutMs ?? 5_000);
-      log.info('daemon starting', { pid: process.pid, runtimeDir: paths.runtimeDir, stateDir: paths.stateDir, db: paths.dbFile });
       for (const p of options.parents) {
         bus.registerParent(p);
         log.info('parent registered', { parent: p.name, types: bus.parent(p.name)!.types.map((t) => t.id) });
@@ -87,14 +90,17 @@ export class Daemon {
         const seeded = store.seedOnce(() => defaultDefinitions(options.parents));
         if (seeded) log.info('new store: defined the default devices', { db: paths.dbFile });
       }
-      await service.autostart();
+      const svc = new MdevService({ store, bus, socketPath: (uuid) => server.socketPath(uuid), log });
+      await svc.autostart();
+      service = svc;
+      const daemon = new Daemon(paths, core, bus, svc, store, server, control, log, options.shutdownTimeoutMs ?? 5_000);
       daemon.printSummary(options.print ?? ((text) => process.stdout.write(text)));
       log.info('daemon ready', { control: paths.controlSocket, devices: bus.devices().length });
       return daemon;
     } catch (err) {
-      await control?.close().catch(() => {});
+      await control.close().catch(() => {});
       await deviceServer?.close().catch(() => {});
-      store.close();
+      store?.close();
       throw err;
     }
   }
