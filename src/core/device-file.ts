@@ -80,17 +80,12 @@ export class DeviceFile {
     }
     this.fileState = 'binding';
     const set = this.set();
-    this.binding = set.lock
-      .runAsync((token) => this.openLocked(token, ctx))
-      .then(
-        () => {
-          this.fileState = 'bound';
-        },
-        (err: unknown) => {
-          if (this.fileState === 'binding') this.fileState = 'open';
-          throw err;
-        },
-      );
+    // The file becomes 'bound' inside openLocked, under the set lock: a
+    // set-wide op queued behind this bind must see it bound, never half-way.
+    this.binding = set.lock.runAsync((token) => this.openLocked(token, ctx)).catch((err: unknown) => {
+      if (this.fileState === 'binding') this.fileState = 'open';
+      throw err;
+    });
     return this.binding;
   }
 
@@ -170,9 +165,11 @@ export class DeviceFile {
     const set = this.set();
     return set.lock.run(async (token) => {
       token.assertHolds(set.lock);
+      // f.ctx is set and cleared under this lock, so it is exact here even
+      // for a file that is closing or whose bind just finished.
       for (const dev of set.devices) {
         for (const f of dev[CORE].files) {
-          if (f.state === 'bound' && f.ctx !== this.ctx) {
+          if (f.ctx !== null && f.ctx !== this.ctx) {
             throw new VfioError('EPERM', `hot reset: ${dev.name} is open in another context`);
           }
         }
@@ -220,6 +217,7 @@ export class DeviceFile {
     core.openCount++;
     this.ctx = ctx;
     this.dmaAccess = ctx.ioas.attachAccess({ dmaUnmap: (iova, length) => device.dmaUnmap(iova, length) });
+    this.fileState = 'bound';
   }
 
   private async closeLocked(token: SetLockToken): Promise<void> {

@@ -51,7 +51,7 @@ export class TestDevice extends VfioDevice {
   }
 
   private check(op: string): void {
-    this.calls.push(op);
+    if (this.calls.length < 1000) this.calls.push(op); // a bounded log for assertions
     if (this.released) this.violations.push(`${op} ran after release`);
   }
 
