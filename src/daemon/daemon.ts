@@ -13,6 +13,8 @@
  * server drops its clients, which lets the removals finish.
  */
 import { randomUUID } from 'node:crypto';
+import { lstatSync, readdirSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { VfioCore } from '../core/vfio-core.js';
 import { VfioError, toVfioError } from '../core/errors.js';
 import { MdevBus } from '../mdev/index.js';
@@ -75,6 +77,7 @@ export class Daemon {
       },
     });
     log.info('daemon starting', { pid: process.pid, runtimeDir: paths.runtimeDir, stateDir: paths.stateDir, db: paths.dbFile });
+    removeStaleSockets(paths.socketDir, log);
     let store: DefinitionStore | undefined;
     let deviceServer: DeviceServer | undefined;
     try {
@@ -149,6 +152,19 @@ export class Daemon {
       }
     }
     print(`${lines.join('\n')}\n`);
+  }
+}
+
+/**
+ * Device sockets a killed daemon left behind. Holding the control socket
+ * proves no other daemon serves this directory, so they are ours to remove.
+ */
+function removeStaleSockets(dir: string, log: Logger): void {
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (!name.endsWith('.sock') || !lstatSync(path).isSocket()) continue;
+    unlinkSync(path);
+    log.info('removed a stale device socket', { socket: path });
   }
 }
 
