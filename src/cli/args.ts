@@ -106,7 +106,7 @@ export function indexOption(values: Values): number | undefined {
   return Number(v);
 }
 
-/** Drops undefined members, so requests carry only what was given. */
-export function defined<T extends Record<string, unknown>>(obj: T): Partial<T> {
+/** Drops undefined and false members, so a request carries only the options given. */
+export function given<T extends Record<string, unknown>>(obj: T): Partial<T> {
   return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined && v !== false)) as Partial<T>;
 }

@@ -2,7 +2,7 @@
  * mdevctl's DEVICESPEC as define and start take it: a UUID, a parent, and
  * a type or a JSON file; and how both print what they did.
  */
-import { defined, str, uuidOption, type OptionSpec, type Values } from './args.js';
+import { given, str, uuidOption, type OptionSpec, type Values } from './args.js';
 import { readJsonFile, type CliContext } from './context.js';
 import type { ConfigJson } from '../daemon/definition.js';
 import type { DeviceInfo } from '../daemon/protocol.js';
@@ -27,7 +27,7 @@ export interface DeviceSpecArgs {
 /** The request arguments for the options given (the JSON file read and checked here). */
 export function deviceSpecArgs(v: Values): DeviceSpecArgs {
   const jsonfile = str(v, 'jsonfile');
-  return defined({
+  return given({
     uuid: uuidOption(v),
     parent: str(v, 'parent'),
     type: str(v, 'type'),

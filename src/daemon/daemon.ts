@@ -119,20 +119,14 @@ export class Daemon {
     log.info('daemon stopping', { reason, devices: this.bus.devices().length });
     await this.control.close();
     const removing = Promise.allSettled(this.bus.parents().map((p) => this.bus.unregisterParent(p)));
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      removing.then(() => false),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(true), this.shutdownTimeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (timedOut) {
+    if ((await within(removing, this.shutdownTimeoutMs)) === undefined) {
       log.warn('clients did not let go in time: dropping them', { timeoutMs: this.shutdownTimeoutMs });
     }
     // Dropping clients closes their device files, so the removals can finish.
     await this.deviceServer.close().catch((err) => log.error('device server close failed', { error: toVfioError(err) }));
-    for (const r of await removing) {
+    const results = await within(removing, this.shutdownTimeoutMs);
+    if (results === undefined) log.error('devices are still held after their clients were dropped; exiting anyway');
+    for (const r of results ?? []) {
       if (r.status === 'rejected') log.error('parent unregister failed', { error: toVfioError(r.reason) });
     }
     this.store.close();
@@ -152,6 +146,19 @@ export class Daemon {
       }
     }
     print(`${lines.join('\n')}\n`);
+  }
+}
+
+/** The value of `promise`, or undefined if it takes longer than `ms`. */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -185,6 +192,10 @@ export interface RunDaemonOptions extends DaemonOptions {
  * after a clean stop. A second signal during shutdown exits at once (1).
  */
 export async function runDaemon(options: RunDaemonOptions): Promise<number> {
+  // Node prints process warnings (the bus reports overridden driver errors
+  // that way) in its own format; as log lines they stay parseable.
+  process.removeAllListeners('warning');
+  process.on('warning', (w) => options.log.warn(w.message, { warning: w.name }));
   const daemon = await Daemon.start(options);
   const signals = options.signals ?? ['SIGINT', 'SIGTERM'];
   return new Promise<number>((resolve) => {

@@ -46,5 +46,7 @@ auto-start device of each parent's default type (mtty-1 on mtty, ...).
       print: ctx.print,
     });
     if (code !== 0) ctx.fail([]);
+    // Everything is closed; should some handle linger anyway, it must not keep a stopped daemon alive.
+    setTimeout(() => process.exit(code), 1_000).unref();
   },
 };

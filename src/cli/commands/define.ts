@@ -1,5 +1,5 @@
 /** `uvfio define`: store a definition (works without a daemon). */
-import { defined, flag, type Command } from '../args.js';
+import { given, flag, type Command } from '../args.js';
 import { DEVICE_SPEC_OPTIONS, deviceSpecArgs, printDefinedOrStarted } from '../device-spec.js';
 
 export const defineCommand: Command = {
@@ -23,7 +23,7 @@ attributes. Running devices are not affected. Works without a daemon.
     auto: { type: 'boolean', short: 'a' },
   },
   async run(ctx, v) {
-    const result = await ctx.call('define', { ...deviceSpecArgs(v), ...defined({ auto: flag(v, 'auto') }) });
+    const result = await ctx.call('define', { ...deviceSpecArgs(v), ...given({ auto: flag(v, 'auto') }) });
     printDefinedOrStarted(ctx, v, result);
   },
 };

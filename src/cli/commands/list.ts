@@ -1,5 +1,5 @@
 /** `uvfio list`: running devices, or with --defined the definitions. */
-import { defined, flag, str, uuidOption, type Command } from '../args.js';
+import { given, flag, str, uuidOption, type Command } from '../args.js';
 import { outputMode } from '../output-mode.js';
 import { deviceJson, devicesDumpJson, devicesTable, prettyJson } from '../output.js';
 
@@ -29,7 +29,7 @@ device whether running or not. --defined works without a daemon.
     const mode = outputMode(v);
     const uuid = uuidOption(v);
     const isDefined = flag(v, 'defined');
-    const { devices, problems } = await ctx.call('list', defined({ defined: isDefined, uuid, parent: str(v, 'parent') }));
+    const { devices, problems } = await ctx.call('list', given({ defined: isDefined, uuid, parent: str(v, 'parent') }));
     if (mode === 'dumpjson') ctx.print(prettyJson(devicesDumpJson(devices, uuid !== undefined)));
     else if (mode === 'json') ctx.print(prettyJson(devices.map(deviceJson)));
     else ctx.print(devicesTable(devices, isDefined, flag(v, 'verbose')));

@@ -1,6 +1,6 @@
 /** `uvfio modify`: change a definition (works without a daemon). */
 import { VfioError } from '../../core/errors.js';
-import { defined, flag, indexOption, requiredUuid, str, type Command } from '../args.js';
+import { given, flag, indexOption, requiredUuid, str, type Command } from '../args.js';
 import { readJsonFile } from '../context.js';
 import { outputMode } from '../output-mode.js';
 import { deviceJson, prettyJson } from '../output.js';
@@ -48,7 +48,7 @@ applies at its next start. Works without a daemon.
     if (flag(v, 'live')) throw new VfioError('EOPNOTSUPP', 'modify --live is not supported: stop and start the device to apply a change');
     const jsonfile = str(v, 'jsonfile');
     const uuid = requiredUuid(v, 'modify');
-    const args = defined({
+    const args = given({
       parent: str(v, 'parent'),
       type: str(v, 'type'),
       auto: flag(v, 'auto'),

@@ -1,5 +1,5 @@
 /** `uvfio types`: the types each parent offers, with how many more instances fit. */
-import { defined, str, type Command } from '../args.js';
+import { given, str, type Command } from '../args.js';
 import { outputMode } from '../output-mode.js';
 import { prettyJson, typesDumpJson, typesJson, typesTable } from '../output.js';
 
@@ -21,7 +21,7 @@ number of instances that can still be created.
   },
   async run(ctx, v) {
     const mode = outputMode(v);
-    const { types } = await ctx.call('types', defined({ parent: str(v, 'parent') }));
+    const { types } = await ctx.call('types', given({ parent: str(v, 'parent') }));
     if (mode === 'dumpjson') ctx.print(prettyJson(typesDumpJson(types)));
     else if (mode === 'json') ctx.print(prettyJson(typesJson(types)));
     else ctx.print(typesTable(types));

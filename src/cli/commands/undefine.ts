@@ -1,5 +1,5 @@
 /** `uvfio undefine`: forget a definition (works without a daemon). */
-import { defined, requiredUuid, str, type Command } from '../args.js';
+import { given, requiredUuid, str, type Command } from '../args.js';
 import { outputMode } from '../output-mode.js';
 import { prettyJson } from '../output.js';
 
@@ -21,7 +21,7 @@ or of one. A running device keeps running. Works without a daemon.
   },
   async run(ctx, v) {
     const mode = outputMode(v);
-    const result = await ctx.call('undefine', { uuid: requiredUuid(v, 'undefine'), ...defined({ parent: str(v, 'parent') }) });
+    const result = await ctx.call('undefine', { uuid: requiredUuid(v, 'undefine'), ...given({ parent: str(v, 'parent') }) });
     if (mode === 'json') ctx.print(prettyJson(result));
   },
 };
