@@ -63,7 +63,7 @@ test('unregistering a parent removes its devices first, forcing a driver that re
   const ctx = new IommufdContext();
   await file.bindIommufd(ctx);
   const dev0 = driver.probed[0]!;
-  dev0.onRequest = () => void file.close();
+  dev0.requestListeners.add(() => void file.close());
 
   const log: string[] = [];
   bus.on('removed', (m) => log.push(`removed ${m.uuid}`));

@@ -60,10 +60,10 @@ test('remove with a client connected: REQ, wait for it, then gone', async () => 
   const dev = driver.probed[0]!;
   let asked = 0;
   let letGo: (() => void) | null = null;
-  dev.onRequest = () => {
+  dev.requestListeners.add(() => {
     asked++;
     if (asked === 2) letGo = () => void file.close(); // the client answers the second nudge
-  };
+  });
   let gone = false;
   const removing = bus.remove(mdev.uuid).then(() => {
     gone = true;
@@ -82,7 +82,7 @@ test('remove with a client connected: REQ, wait for it, then gone', async () => 
   await removing;
   assert.ok(asked >= 2);
   assert.equal(dev.releases, 1);
-  assert.deepEqual(dev.violations, []);
+  assert.deepEqual(driver.violations(), []);
   assert.deepEqual(core.devices(), []);
 });
 
@@ -105,7 +105,7 @@ test('a driver that refuses keeps its device, listed and working', async () => {
   await second.close();
   refuse = false;
   const removing = bus.remove(mdev.uuid);
-  (driver.probed[0] as PoolDevice).onRequest = () => void file.close();
+  (driver.probed[0] as PoolDevice).requestListeners.add(() => void file.close());
   await removing;
   assert.equal(parent.type('tpool-2')!.availableInstances, 2);
 });

@@ -28,10 +28,9 @@ export class PoolDevice extends VfioDevice {
   releases = 0;
   opens = 0;
   isOpen = false;
-  readonly violations: string[] = [];
   readonly regs = new Uint8Array(8);
-  /** called by request(count): a test's "client" closes its file here */
-  onRequest: ((count: number) => void) | null = null;
+  /** told of every request(count): a test's "clients" close their files there */
+  readonly requestListeners = new Set<(count: number) => void>();
   requests = 0;
 
   constructor(
@@ -42,8 +41,13 @@ export class PoolDevice extends VfioDevice {
     super({ name: info.uuid, core: info.core });
   }
 
+  /** Records a broken promise of the bus or the core, on the driver's log. */
+  private violation(what: string): void {
+    this.driver.violationLog.push(`${this.name}: ${what}`);
+  }
+
   override openDevice(): void {
-    if (this.releases) this.violations.push('open after release');
+    if (this.releases) this.violation('open after release');
     this.isOpen = true;
     this.opens++;
   }
@@ -54,13 +58,14 @@ export class PoolDevice extends VfioDevice {
 
   override release(): void {
     this.releases++;
-    if (this.releases > 1) this.violations.push('released twice');
-    if (this.isOpen) this.violations.push('released while open');
+    if (this.releases > 1) this.violation('released twice');
+    if (this.isOpen) this.violation('released while open');
+    this.driver.live.delete(this);
     this.driver.freePorts(this.ports);
   }
 
   override getInfo(): DeviceInfo {
-    if (this.releases) this.violations.push('op after release');
+    if (this.releases) this.violation('op after release');
     return { flags: DeviceFlags.PCI, numRegions: 1, numIrqs: 0 };
   }
 
@@ -70,20 +75,20 @@ export class PoolDevice extends VfioDevice {
   }
 
   override regionRead(index: number, offset: number, dest: Uint8Array): void {
-    if (this.releases) this.violations.push('op after release');
+    if (this.releases) this.violation('op after release');
     if (index !== 0 || offset + dest.length > this.regs.length) throw new VfioError('EINVAL', 'out of range');
     dest.set(this.regs.subarray(offset, offset + dest.length));
   }
 
   override regionWrite(index: number, offset: number, src: Uint8Array): void {
-    if (this.releases) this.violations.push('op after release');
+    if (this.releases) this.violation('op after release');
     if (index !== 0 || offset + src.length > this.regs.length) throw new VfioError('EINVAL', 'out of range');
     this.regs.set(src, offset);
   }
 
   override request(count: number): void {
     this.requests++;
-    this.onRequest?.(count);
+    for (const listener of this.requestListeners) listener(count);
   }
 }
 
@@ -92,6 +97,12 @@ export class PoolDriver implements MdevDriver {
   readonly types: readonly MdevTypeSpec[];
   /** every device probe returned, in order */
   readonly probed: PoolDevice[] = [];
+  /** devices built by a probe still in flight */
+  readonly probing = new Set<PoolDevice>();
+  /** devices built and not yet released */
+  readonly live = new Set<PoolDevice>();
+  /** what any device saw go wrong */
+  readonly violationLog: string[] = [];
   readonly poolSize: number | undefined;
   freePortCount: number;
   removeCalls = 0;
@@ -118,7 +129,10 @@ export class PoolDriver implements MdevDriver {
       this.freePortCount -= ports;
     }
     const device = new PoolDevice(info, this.poolSize === undefined ? 0 : ports, this);
+    this.probing.add(device);
+    this.live.add(device);
     return this.park(`probe ${info.uuid}`).then(() => {
+      this.probing.delete(device);
       const err = this.options.failProbe?.(info);
       if (err) {
         device.release(); // a failed probe frees what it took, itself
@@ -141,9 +155,19 @@ export class PoolDriver implements MdevDriver {
     if (this.poolSize !== undefined && this.freePortCount > this.poolSize) throw new Error('pool overflow');
   }
 
+  /**
+   * Ports held by devices not yet released (probed or being probed): with
+   * the free ones they must make the whole pool, at every moment.
+   */
+  heldPorts(): number {
+    let n = 0;
+    for (const d of this.live) n += d.ports;
+    return n;
+  }
+
   /** Every violation any probed device recorded. */
   violations(): string[] {
-    return this.probed.flatMap((d) => d.violations.map((v) => `${d.name}: ${v}`));
+    return this.violationLog;
   }
 
   private park(label: string): Promise<void> {

@@ -1,0 +1,67 @@
+/**
+ * Seed 004 ("vfio-mdev: Fix remove race") as a stress test: one creator,
+ * four removers, ≥10,000 create iterations per run. Set STRESS_SEED to
+ * replay a failing seed; STRESS_ITERATIONS to run longer.
+ */
+import { test } from 'node:test';
+import { runStress, type StressOptions } from './seed004-harness.js';
+
+const SEED = Number(process.env.STRESS_SEED ?? 4004);
+const ITERATIONS = Number(process.env.STRESS_ITERATIONS ?? 10_000);
+
+function run(name: string, options: Omit<StressOptions, 'seed'> & { seed?: number }): void {
+  test(name, async (t) => {
+    const seed = options.seed ?? SEED;
+    const started = performance.now();
+    const report = await runStress({ ...options, seed });
+    const ms = Math.round(performance.now() - started);
+    t.diagnostic(`seed ${seed}: ${JSON.stringify(report)} in ${ms} ms`);
+  });
+}
+
+run('seed 004: one creator, four removers', {
+  iterations: ITERATIONS,
+  removers: 4,
+  clients: 0,
+  uuids: 16,
+  ports: 8,
+});
+
+run('seed 004: with clients connected to the devices being removed', {
+  iterations: ITERATIONS,
+  removers: 4,
+  clients: 3,
+  uuids: 16,
+  ports: 8,
+});
+
+run('seed 004: with a driver that refuses one remove in four', {
+  seed: SEED + 1,
+  iterations: Math.ceil(ITERATIONS / 5),
+  removers: 4,
+  clients: 2,
+  uuids: 12,
+  ports: 6,
+  refuseRate: 0.25,
+});
+
+run('seed 004: instances counted by the bus (maxInstances)', {
+  seed: SEED + 3,
+  iterations: Math.ceil(ITERATIONS / 5),
+  removers: 4,
+  clients: 2,
+  uuids: 12,
+  ports: 0,
+  maxInstances: 2,
+});
+
+run('seed 004: the parent unregisters in the middle of it all', {
+  seed: SEED + 2,
+  iterations: Math.ceil(ITERATIONS / 5),
+  removers: 4,
+  clients: 2,
+  uuids: 12,
+  ports: 6,
+  refuseRate: 0.25,
+  unregisterParentAt: 0.8,
+});
