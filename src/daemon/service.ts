@@ -117,7 +117,6 @@ export class MdevService {
     const uuid = a.uuid === undefined ? undefined : normalizeUuid(a.uuid);
     const listing = this.store.list({ uuid, parent: a.parent });
     const problems = listing.problems.map((p) => p.message);
-    const defs = new Map(listing.definitions.map((d) => [key(d.uuid, d.parent), d]));
     if (a.defined) {
       const devices = listing.definitions.map((d) => this.infoOf(d, this.running(d.uuid, d.parent)));
       return { devices, problems };
@@ -126,7 +125,7 @@ export class MdevService {
       .devices()
       .filter((m) => (uuid === undefined || m.uuid === uuid) && (a.parent === undefined || m.parent.name === a.parent))
       .sort((x, y) => x.uuid.localeCompare(y.uuid))
-      .map((m) => this.infoOf(defs.get(key(m.uuid, m.parent.name)) ?? transient(m), m));
+      .map((m) => this.runningInfo(m));
     return { devices, problems };
   }
 
@@ -151,7 +150,7 @@ export class MdevService {
       if (parent === undefined) throw new VfioError('EINVAL', `no parent given for ${uuid} (--parent), and it is not running`);
       if (mdevType === undefined) throw new VfioError('EINVAL', `no type given for ${uuid} (--type)`);
       const same = running && running.parent.name === parent && running.type.id === mdevType;
-      def = { uuid, parent, mdevType, start: a.auto ? 'auto' : 'manual', attrs: same ? attrsOf(running) : [] };
+      def = { uuid, parent, mdevType, start: a.auto ? 'auto' : 'manual', attrs: same ? this.runningInfo(running).attrs : [] };
     }
     this.typeOf(def.parent, def.mdevType);
     this.store.insert(def);
@@ -191,7 +190,7 @@ export class MdevService {
       }
     }
     const mdev = await this.bus.create(uuid, this.typeOf(target.parent, target.mdevType), attrsToRecord(target.attrs, uuid));
-    const info = this.infoOf(this.definition(uuid, target.parent) ?? transient(mdev), mdev);
+    const info = this.runningInfo(mdev);
     this.log?.info('device started', { uuid, parent: info.parent, type: info.mdevType, socket: info.socket });
     return { device: info, generated };
   }
@@ -201,7 +200,7 @@ export class MdevService {
     const uuid = normalizeUuid(a.uuid);
     const mdev = this.bus.device(uuid);
     if (!mdev) throw new VfioError('ENODEV', `${uuid} is not running`);
-    const info = this.infoOf(this.definition(uuid, mdev.parent.name) ?? transient(mdev), mdev);
+    const info = this.runningInfo(mdev);
     this.log?.info('device stopping', { uuid });
     await this.bus.remove(uuid);
     this.log?.info('device stopped', { uuid });
@@ -283,8 +282,25 @@ export class MdevService {
     return def;
   }
 
-  private definition(uuid: string, parent: string): MdevDefinition | undefined {
-    return this.store.list({ uuid, parent }).definitions[0];
+  /**
+   * A running device as it runs (a definition modified since applies at the
+   * next start), with its definition's start mode; `manual` when transient.
+   */
+  private runningInfo(m: MdevDevice): DeviceInfo {
+    const def = this.store.list({ uuid: m.uuid, parent: m.parent.name }).definitions[0];
+    const attrs = Object.entries(m.attrs).map(([name, value]) => ({ name, value }));
+    const info: DeviceInfo = {
+      uuid: m.uuid,
+      parent: m.parent.name,
+      mdevType: m.type.id,
+      start: def?.start ?? 'manual',
+      attrs,
+      active: true,
+      defined: def !== undefined,
+    };
+    const socket = this.socketPath(m.uuid);
+    if (socket !== undefined) info.socket = socket;
+    return info;
   }
 
   private running(uuid: string, parent: string): MdevDevice | undefined {
@@ -316,33 +332,13 @@ export class MdevService {
     return parseConfig(config, 'configuration');
   }
 
-  private infoOf(def: MdevDefinition & { defined?: boolean }, running: MdevDevice | undefined): DeviceInfo {
-    const info: DeviceInfo = {
-      uuid: def.uuid,
-      parent: def.parent,
-      mdevType: def.mdevType,
-      start: def.start,
-      attrs: def.attrs,
-      active: running !== undefined,
-      defined: def.defined ?? true,
-    };
+  /** A definition, and whether (and where) it runs. */
+  private infoOf(def: MdevDefinition, running: MdevDevice | undefined): DeviceInfo {
+    const info: DeviceInfo = { ...def, active: running !== undefined, defined: true };
     const socket = running ? this.socketPath(def.uuid) : undefined;
     if (socket !== undefined) info.socket = socket;
     return info;
   }
-}
-
-/** A running device with no definition, shown as mdevctl shows one. */
-function transient(m: MdevDevice): MdevDefinition & { defined: boolean } {
-  return { uuid: m.uuid, parent: m.parent.name, mdevType: m.type.id, start: 'manual', attrs: attrsOf(m), defined: false };
-}
-
-function attrsOf(m: MdevDevice): MdevAttr[] {
-  return Object.entries(m.attrs).map(([name, value]) => ({ name, value }));
-}
-
-function key(uuid: string, parent: string): string {
-  return `${uuid}\u0000${parent}`;
 }
 
 /** mdevctl's rules for modify without --jsonfile. */

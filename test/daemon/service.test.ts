@@ -119,6 +119,8 @@ describe('MdevService', () => {
     d = svc.modify({ uuid: U1, delattr: true, manual: true }).device;
     assert.deepEqual([d.attrs.map((a) => a.name), d.start], [['c'], 'manual']);
     assert.equal(bus.device(U1)!.type.id, 'fake-a', 'the running device keeps its type');
+    const shown = svc.list({ uuid: U1 }).devices[0]!;
+    assert.deepEqual([shown.mdevType, shown.attrs, shown.start, shown.defined], ['fake-a', [], 'manual', true], 'list shows it as it runs');
     d = svc.modify({ uuid: U1, config: { mdev_type: 'fake-a', start: 'auto', attrs: [] } }).device;
     assert.deepEqual([d.mdevType, d.start, d.attrs], ['fake-a', 'auto', []]);
   });
