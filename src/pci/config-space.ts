@@ -215,6 +215,22 @@ export class ConfigSpace {
     }
   }
 
+  /** A copy of every register's value, to put back at a function reset. */
+  saveState(): Uint8Array {
+    return this.#value.slice();
+  }
+
+  /**
+   * Puts back values taken by saveState(). It bypasses the masks and tells
+   * no listener: a reset is the function's own doing, not a software write.
+   */
+  restoreState(saved: Uint8Array): void {
+    if (saved.length !== this.size) {
+      throw new VfioError('EINVAL', `saved config state has ${saved.length} bytes, the space has ${this.size}`);
+    }
+    this.#value.set(saved);
+  }
+
   /** The RW mask of a register (tests and dumps). */
   writableMask(offset: number, size: AccessSize): number {
     this.#checkRange(offset, size);

@@ -261,10 +261,28 @@ export class PciInterrupts {
     return this.#counts[PciIrq.ERR] ? this.#signal(PciIrq.ERR, 0) : false;
   }
 
-  /** Function reset: the line drops and held pulses vanish; the client's triggers stay. */
+  /**
+   * Function reset, called after the capabilities were reset: the line drops
+   * and held pulses vanish; the client's triggers stay, and so does the
+   * MSI or MSI-X enable they stand for, as a host restores the interrupt
+   * state of a function it handed to a user once it has reset it.
+   */
   reset(): void {
     this.#level = false;
     this.#latched = false;
+    const slots = this.#triggers[this.#active ?? PciIrq.INTX]!;
+    if (this.#active === PciIrq.MSI) {
+      let granted = 0;
+      slots.forEach((n, v) => {
+        if (n) granted = v + 1;
+      });
+      this.#msi!.setEnabled(true, granted);
+    } else if (this.#active === PciIrq.MSIX) {
+      this.#msix!.setEnabled(true);
+      slots.forEach((n, v) => {
+        if (n) this.#msix!.table.setVectorMasked(v, false);
+      });
+    }
     this.#refreshIntx();
   }
 

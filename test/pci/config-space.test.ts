@@ -156,3 +156,22 @@ test('define refuses bits both RW and RW1C, and bad identities', () => {
   cs.write(0x40, 4, 0xffffffff);
   assert.equal(cs.read(0x40, 4), 0x1200ff78);
 });
+
+test('saved state is put back as it was, masks kept, no listener told', () => {
+  const cs = header();
+  const saved = cs.saveState();
+  let told = 0;
+  cs.onWrite(PCI_HEADER.COMMAND, 2, () => told++);
+  cs.write(PCI_HEADER.COMMAND, 2, PCI_COMMAND.MASTER);
+  cs.write(PCI_HEADER.INTERRUPT_LINE, 1, 0x0b);
+  assert.equal(told, 1);
+  cs.restoreState(saved);
+  assert.equal(told, 1, 'a restore is not a software write');
+  assert.equal(cs.read(PCI_HEADER.COMMAND, 2), 0);
+  assert.equal(cs.read(PCI_HEADER.INTERRUPT_LINE, 1), 0);
+  cs.write(PCI_HEADER.INTERRUPT_LINE, 1, 0x0c);
+  assert.equal(cs.read(PCI_HEADER.INTERRUPT_LINE, 1), 0x0c, 'still writable');
+  saved[0] = 0;
+  assert.equal(cs.read(0, 1), 0x48, 'the saved copy is a copy');
+  assert.throws(() => cs.restoreState(new Uint8Array(4096)), EINVAL);
+});

@@ -4,23 +4,12 @@ import { VfioError } from '../../src/core/errors.js';
 import { Bars } from '../../src/pci/bar.js';
 import { CapabilityList, PCI_MSI_FLAGS, PCI_MSIX } from '../../src/pci/capabilities.js';
 import { ConfigSpace, PCI_COMMAND, PCI_HEADER, PCI_STATUS } from '../../src/pci/config-space.js';
-import { IrqInfoFlags, PciIrq, type EventNotifier } from '../../src/core/uapi.js';
+import { IrqInfoFlags, PciIrq } from '../../src/core/uapi.js';
 import { PciInterrupts } from '../../src/pci/interrupts.js';
+import { FakeNotifier } from './fake-notifier.js';
 
 const EINVAL = (e: unknown) => e instanceof VfioError && e.code === 'EINVAL';
 const { INTX, MSI, MSIX, ERR, REQ } = PciIrq;
-
-class FakeNotifier implements EventNotifier {
-  count = 0;
-  closed = false;
-  signal(): void {
-    assert.equal(this.closed, false, 'signalled after close');
-    this.count++;
-  }
-  close(): void {
-    this.closed = true;
-  }
-}
 
 function fn(options: { pin?: number; errorReporting?: boolean } = {}) {
   const cs = ConfigSpace.type0({ vendorId: 0x1234, deviceId: 0x1, classCode: 0xff0000, interruptPin: options.pin ?? 1 });

@@ -1,0 +1,351 @@
+/**
+ * The vfio-pci library (the kernel's vfio_pci_core): a core device that is
+ * an emulated PCI function. It owns the function's config space, BARs,
+ * capabilities and interrupts, and answers the VFIO PCI layout:
+ *
+ * - regions 0..5 are BAR0..5, 6 the expansion ROM, 7 config space, 8 VGA
+ *   (size 0 for what the function lacks);
+ * - irq indexes 0..4 are INTx, MSI, MSI-X, ERR and REQ, wired to the
+ *   enables in config space (see PciInterrupts).
+ *
+ * A driver extends it, declares the function in the constructor options
+ * and serves its BARs by overriding barRead/barWrite, or backs a memory BAR
+ * with shared memory (backBar) that the client maps. Config space, the
+ * MSI-X table and PBA, and backed BARs need no driver code.
+ *
+ * Last close disables the client's interrupts but keeps the function's
+ * state, so a client that reconnects finds the device as it left it; reset
+ * puts the function back in its power-on state.
+ */
+
+import { VfioDevice, type DeviceOptions, type RegionMmap } from '../core/device.js';
+import { VfioError } from '../core/errors.js';
+import {
+  DeviceFlags,
+  PciIrq,
+  PciRegion,
+  RegionFlags,
+  type DeviceInfo,
+  type IrqInfo,
+  type RegionInfo,
+  type SetIrqsRequest,
+  type SparseMmapArea,
+} from '../core/uapi.js';
+import { MappedMemory } from '../native/memory.js';
+import { Bars, PCI_NUM_BARS, type BarDescriptor } from './bar.js';
+import {
+  CapabilityList,
+  type ExpressCapability,
+  type ExpressOptions,
+  type MsiCapability,
+  type MsiOptions,
+  type MsixCapability,
+  type MsixOptions,
+  type PmCapability,
+  type PmOptions,
+} from './capabilities.js';
+import { ConfigSpace, type Type0HeaderOptions } from './config-space.js';
+import { PciInterrupts } from './interrupts.js';
+
+/** Granularity of what a client can mmap: MSI-X pages are cut out at this size. */
+const PAGE_SIZE = 4096;
+
+/** The capabilities a function has; they are laid out from 0x40 in this order. */
+export interface PciCapabilityOptions {
+  /** Power Management (D0/D3hot; leaving D3hot keeps state). */
+  pm?: PmOptions;
+  msi?: MsiOptions;
+  /** MSI-X; its table and PBA must lie in memory BARs of the function. */
+  msix?: MsixOptions;
+  /** A PCI Express endpoint (4 KiB config space); `flr` advertises Function Level Reset. */
+  express?: Omit<ExpressOptions, 'onFlr'> & { flr?: boolean };
+  /** Bytes of a vendor-specific capability, after its 3-byte header. */
+  vendor?: Uint8Array;
+}
+
+/** The expansion ROM: its size (a power of two, 2 KiB and up) and contents. */
+export interface PciRomOptions {
+  size: number;
+  /** Zero-filled up to `size`. */
+  contents?: Uint8Array;
+}
+
+export interface PciDeviceOptions extends DeviceOptions {
+  /** Identity of the function (type-0 header). */
+  header: Type0HeaderOptions;
+  /** BAR0..5; undefined for a BAR the function does not implement. */
+  bars?: ReadonlyArray<BarDescriptor | undefined>;
+  rom?: PciRomOptions;
+  capabilities?: PciCapabilityOptions;
+  /** Report the ERR irq index (AER); default: when the function is PCI Express. */
+  errorReporting?: boolean;
+}
+
+export abstract class VfioPciDevice extends VfioDevice {
+  /** The function's config space (region 7). */
+  readonly config: ConfigSpace;
+  /** BAR0..5 and the ROM BAR as laid out in config space. */
+  readonly bars: Bars;
+  /** INTx, MSI, MSI-X, ERR and REQ: how the function reaches the client. */
+  readonly irqs: PciInterrupts;
+  readonly pm: PmCapability | undefined;
+  readonly msi: MsiCapability | undefined;
+  readonly msix: MsixCapability | undefined;
+  readonly express: ExpressCapability | undefined;
+
+  readonly #rom: Uint8Array | undefined;
+  readonly #backing: Array<MappedMemory | undefined> = new Array(PCI_NUM_BARS).fill(undefined);
+  /** Config space as it came out of the constructor: the power-on state. */
+  readonly #powerOn: Uint8Array;
+
+  constructor(options: PciDeviceOptions) {
+    super(options);
+    const caps = options.capabilities ?? {};
+    const cs = ConfigSpace.type0({ ...options.header, extended: options.header.extended ?? caps.express !== undefined });
+    this.config = cs;
+    this.bars = new Bars(cs, options.bars ?? [], options.rom && { size: options.rom.size });
+    if (options.rom) {
+      const contents = options.rom.contents ?? new Uint8Array(0);
+      if (contents.length > options.rom.size) {
+        throw new VfioError('EINVAL', `${this.name}: ROM contents of ${contents.length} bytes exceed its ${options.rom.size}-byte BAR`);
+      }
+      this.#rom = new Uint8Array(options.rom.size);
+      this.#rom.set(contents);
+    }
+    const list = new CapabilityList(cs);
+    this.pm = caps.pm ? list.addPowerManagement(caps.pm) : undefined;
+    this.msi = caps.msi ? list.addMsi(caps.msi) : undefined;
+    this.msix = caps.msix ? list.addMsix(caps.msix, this.bars) : undefined;
+    if (caps.express) {
+      const { flr, ...express } = caps.express;
+      this.express = list.addExpress({ ...express, onFlr: flr ? () => this.#resetFunction() : undefined });
+    } else {
+      this.express = undefined;
+    }
+    if (caps.vendor) list.addVendorSpecific(caps.vendor);
+    this.irqs = new PciInterrupts({
+      config: cs,
+      msi: this.msi,
+      msix: this.msix,
+      errorReporting: options.errorReporting ?? caps.express !== undefined,
+    });
+    this.#powerOn = cs.saveState();
+  }
+
+  // ---- driver API ---------------------------------------------------------
+
+  /**
+   * Backs memory BAR `index` with shared memory a client may map (a
+   * framebuffer): region accesses read and write it, GET_REGION_INFO flags
+   * it MMAP (less the pages of an MSI-X table or PBA in it), and mmap(index)
+   * hands out its fd. Call it from the driver's constructor; release()
+   * frees the memory.
+   */
+  protected backBar(index: number, name = `${this.name}-bar${index}`): MappedMemory {
+    const bar = this.bars.get(index);
+    if (!bar || bar.kind === 'io') throw new VfioError('EINVAL', `${this.name}: BAR${index} is not a memory BAR`);
+    if (this.#backing[index]) throw new VfioError('EEXIST', `${this.name}: BAR${index} is backed already`);
+    const memory = MappedMemory.create(name, bar.size);
+    this.#backing[index] = memory;
+    return memory;
+  }
+
+  /**
+   * Reads `dest.length` bytes of BAR `bar` at `offset`, for BARs neither
+   * backed by memory nor holding MSI-X at that place. The range is checked
+   * against the BAR's size already.
+   */
+  protected barRead(bar: number, offset: number, dest: Uint8Array): void {
+    void offset;
+    void dest;
+    throw new VfioError('EINVAL', `${this.name}: BAR${bar} cannot be read`);
+  }
+
+  /** Writes `src` to BAR `bar` at `offset`; the counterpart of barRead. */
+  protected barWrite(bar: number, offset: number, src: Uint8Array): void {
+    void offset;
+    void src;
+    throw new VfioError('EINVAL', `${this.name}: BAR${bar} cannot be written`);
+  }
+
+  /**
+   * The driver's part of a function reset (VFIO_DEVICE_RESET, hot reset,
+   * FLR): put its own state back to power-on. Config space, capabilities
+   * and interrupts are reset already when it runs.
+   */
+  protected resetFunction(): void {}
+
+  // ---- ops ----------------------------------------------------------------
+
+  override getInfo(): DeviceInfo {
+    return { flags: DeviceFlags.PCI | DeviceFlags.RESET, numRegions: PciRegion.NUM, numIrqs: PciIrq.NUM };
+  }
+
+  override getRegionInfo(index: number): RegionInfo {
+    const rw = RegionFlags.READ | RegionFlags.WRITE;
+    switch (checkRegion(this.name, index)) {
+      case PciRegion.ROM:
+        return this.#rom ? { index, flags: RegionFlags.READ, size: this.#rom.length } : { index, flags: 0, size: 0 };
+      case PciRegion.CONFIG:
+        return { index, flags: rw, size: this.config.size };
+      case PciRegion.VGA:
+        return { index, flags: 0, size: 0 };
+    }
+    const size = this.bars.size(index);
+    if (size === 0) return { index, flags: 0, size: 0 };
+    const memory = this.#backing[index];
+    if (!memory) return { index, flags: rw, size };
+    const info: RegionInfo = { index, flags: rw | RegionFlags.MMAP, size, mmap: { fd: memory.fd, offset: 0 } };
+    const holes = this.#msixPages(index);
+    if (holes.length > 0) info.sparseMmap = sparseAreas(size, holes);
+    return info;
+  }
+
+  override getIrqInfo(index: number): IrqInfo {
+    return this.irqs.info(index);
+  }
+
+  override setIrqs(request: SetIrqsRequest): void {
+    this.irqs.setIrqs(request);
+  }
+
+  override regionRead(index: number, offset: number, dest: Uint8Array): void {
+    const region = checkRegion(this.name, index);
+    if (region === PciRegion.CONFIG) return this.config.readBytes(offset, dest);
+    if (region === PciRegion.ROM && this.#rom) {
+      this.#checkRange(region, offset, dest.length, this.#rom.length);
+      dest.set(this.#rom.subarray(offset, offset + dest.length));
+      return;
+    }
+    this.#barAccess(region, offset, dest, false);
+  }
+
+  override regionWrite(index: number, offset: number, src: Uint8Array): void {
+    const region = checkRegion(this.name, index);
+    if (region === PciRegion.CONFIG) return this.config.writeBytes(offset, src);
+    this.#barAccess(region, offset, src, true);
+  }
+
+  override mmap(index: number): RegionMmap {
+    const memory = index >= 0 && index < PCI_NUM_BARS ? this.#backing[index] : undefined;
+    if (!memory) throw new VfioError('EINVAL', `${this.name}: region ${index} cannot be mmapped`);
+    return { fd: memory.fd, offset: 0 };
+  }
+
+  override reset(): void {
+    this.#resetFunction();
+  }
+
+  /** Asks the client to release the device through the REQ interrupt. */
+  override request(count: number): void {
+    void count;
+    this.irqs.signalRequest();
+  }
+
+  /**
+   * Last close: the client's interrupts are disabled and its eventfds let
+   * go, as the kernel does; the function's state stays for the next client.
+   * A driver that overrides this calls super.closeDevice().
+   */
+  override closeDevice(): void {
+    for (let i = 0; i < PciIrq.NUM; i++) this.irqs.disable(i);
+    // Enables software set in config space go too: the next client starts on INTx.
+    this.msi?.setEnabled(false);
+    this.msix?.setEnabled(false);
+  }
+
+  /** Frees the BAR memory. A driver that overrides this calls super.release(). */
+  override release(): void {
+    this.irqs.release();
+    for (const memory of this.#backing) memory?.close();
+  }
+
+  // ---- internals ------------------------------------------------------------
+
+  #resetFunction(): void {
+    this.config.restoreState(this.#powerOn);
+    this.pm?.reset();
+    this.msi?.reset();
+    this.msix?.reset();
+    this.irqs.reset();
+    this.resetFunction();
+  }
+
+  /** A read into or a write from `data` at `offset` of BAR `region`. */
+  #barAccess(region: number, offset: number, data: Uint8Array, write: boolean): void {
+    if (region >= PCI_NUM_BARS) {
+      throw new VfioError('EINVAL', `${this.name}: region ${region} cannot be ${write ? 'written' : 'read'}`);
+    }
+    this.#checkRange(region, offset, data.length, this.bars.size(region));
+    const msix = this.msix;
+    switch (this.#msixPart(region, offset, data.length)) {
+      case 'table': {
+        const at = offset - msix!.tableOffset;
+        return write ? msix!.table.writeTable(at, data) : msix!.table.readTable(at, data);
+      }
+      case 'pba': {
+        const at = offset - msix!.pbaOffset;
+        return write ? msix!.table.writePba(at, data) : msix!.table.readPba(at, data);
+      }
+    }
+    const memory = this.#backing[region];
+    if (memory && write) memory.bytes.set(data, offset);
+    else if (memory) data.set(memory.bytes.subarray(offset, offset + data.length));
+    else if (write) this.barWrite(region, offset, data);
+    else this.barRead(region, offset, data);
+  }
+
+  #checkRange(region: number, offset: number, length: number, size: number): void {
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > size) {
+      const what = region === PciRegion.ROM ? 'ROM' : `BAR${region}`;
+      throw new VfioError('EINVAL', `${this.name}: access of ${length} bytes at 0x${offset.toString(16)} runs outside the ${size}-byte ${what}`);
+    }
+  }
+
+  /** Which MSI-X structure an access falls in; EINVAL when it straddles one's edge. */
+  #msixPart(bar: number, offset: number, length: number): 'table' | 'pba' | null {
+    const msix = this.msix;
+    if (!msix) return null;
+    const part = msix.claims(bar, offset, length);
+    if (part === null) return null;
+    const start = part === 'table' ? msix.tableOffset : msix.pbaOffset;
+    const size = part === 'table' ? msix.table.tableSize : msix.table.pbaSize;
+    if (offset < start || offset + length > start + size) {
+      throw new VfioError('EINVAL', `${this.name}: access at BAR${bar} 0x${offset.toString(16)} straddles the MSI-X ${part}`);
+    }
+    return part;
+  }
+
+  /** Page-aligned ranges of BAR `bar` that hold the MSI-X table or PBA. */
+  #msixPages(bar: number): Array<[number, number]> {
+    const msix = this.msix;
+    if (!msix) return [];
+    const out: Array<[number, number]> = [];
+    if (msix.tableBar === bar) out.push(pageSpan(msix.tableOffset, msix.table.tableSize));
+    if (msix.pbaBar === bar) out.push(pageSpan(msix.pbaOffset, msix.table.pbaSize));
+    return out;
+  }
+}
+
+function checkRegion(name: string, index: number): number {
+  if (!Number.isInteger(index) || index < 0 || index >= PciRegion.NUM) {
+    throw new VfioError('EINVAL', `${name}: region ${index} does not exist (0..8: BAR0-5, ROM, config, VGA)`);
+  }
+  return index;
+}
+
+function pageSpan(offset: number, size: number): [number, number] {
+  return [Math.floor(offset / PAGE_SIZE) * PAGE_SIZE, Math.ceil((offset + size) / PAGE_SIZE) * PAGE_SIZE];
+}
+
+/** `[0, size)` less the `holes`, as mmap-able areas in order. */
+function sparseAreas(size: number, holes: Array<[number, number]>): SparseMmapArea[] {
+  const areas: SparseMmapArea[] = [];
+  let at = 0;
+  for (const [start, end] of [...holes].sort((a, b) => a[0] - b[0])) {
+    if (start > at) areas.push({ offset: at, size: Math.min(start, size) - at });
+    at = Math.max(at, end);
+  }
+  if (at < size) areas.push({ offset: at, size: size - at });
+  return areas;
+}
