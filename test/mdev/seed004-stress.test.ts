@@ -19,49 +19,22 @@ function run(name: string, options: Omit<StressOptions, 'seed'> & { seed?: numbe
   });
 }
 
-run('seed 004: one creator, four removers', {
-  iterations: ITERATIONS,
-  removers: 4,
-  clients: 0,
-  uuids: 16,
-  ports: 8,
-});
+/** The seed's shape: four removers against one creator, UUIDs drawn from a small set so they collide. */
+const SEED_004 = { removers: 4, uuids: 16, ports: 8 };
+/** The shorter variants: two clients, a tighter pool. */
+const TIGHT = { iterations: Math.ceil(ITERATIONS / 5), removers: 4, clients: 2, uuids: 12, ports: 6 };
 
-run('seed 004: with clients connected to the devices being removed', {
-  iterations: ITERATIONS,
-  removers: 4,
-  clients: 3,
-  uuids: 16,
-  ports: 8,
-});
+run('seed 004: one creator, four removers', { ...SEED_004, iterations: ITERATIONS, clients: 0 });
 
-run('seed 004: with a driver that refuses one remove in four', {
-  seed: SEED + 1,
-  iterations: Math.ceil(ITERATIONS / 5),
-  removers: 4,
-  clients: 2,
-  uuids: 12,
-  ports: 6,
-  refuseRate: 0.25,
-});
+run('seed 004: with clients connected to the devices being removed', { ...SEED_004, iterations: ITERATIONS, clients: 3 });
 
-run('seed 004: instances counted by the bus (maxInstances)', {
-  seed: SEED + 3,
-  iterations: Math.ceil(ITERATIONS / 5),
-  removers: 4,
-  clients: 2,
-  uuids: 12,
-  ports: 0,
-  maxInstances: 2,
-});
+run('seed 004: with a driver that refuses one remove in four', { ...TIGHT, seed: SEED + 1, refuseRate: 0.25 });
+
+run('seed 004: instances counted by the bus (maxInstances)', { ...TIGHT, seed: SEED + 3, maxInstances: 2 });
 
 run('seed 004: the parent unregisters in the middle of it all', {
+  ...TIGHT,
   seed: SEED + 2,
-  iterations: Math.ceil(ITERATIONS / 5),
-  removers: 4,
-  clients: 2,
-  uuids: 12,
-  ports: 6,
   refuseRate: 0.25,
   unregisterParentAt: 0.8,
 });
