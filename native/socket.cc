@@ -94,6 +94,20 @@ napi_value ConnectUnix(napi_env env, napi_callback_info info) {
   return ThrowErrno(env, err, "connect", addr.sun_path);
 }
 
+// socketPair() -> [fd, fd]: a connected pair of nonblocking CLOEXEC stream
+// sockets (vfio-user's twin socket: one end stays, the other is sent).
+napi_value SocketPair(napi_env env, napi_callback_info info) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+    return ThrowErrno(env, errno, "socketpair");
+  }
+  napi_value arr;
+  napi_create_array_with_length(env, 2, &arr);
+  napi_set_element(env, arr, 0, Number(env, sv[0]));
+  napi_set_element(env, arr, 1, Number(env, sv[1]));
+  return arr;
+}
+
 // Shared tail of sendmsg and sendmsg2. Without fds it allocates nothing.
 napi_value SendIov(napi_env env, int fd, iovec* iov, int iovcnt, napi_value fds_value) {
   msghdr msg = {};
@@ -235,6 +249,7 @@ napi_value Dup(napi_env env, napi_callback_info info) {
 void InitSocket(napi_env env, napi_value exports) {
   static const Fn fns[] = {
       {"listenUnix", ListenUnix}, {"acceptUnix", AcceptUnix}, {"connectUnix", ConnectUnix},
+      {"socketPair", SocketPair},
       {"sendmsg", SendMsg},       {"sendmsg2", SendMsg2},     {"recvmsg", RecvMsg},
       {"close", Close},           {"dup", Dup},
   };

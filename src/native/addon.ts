@@ -31,6 +31,7 @@ export interface NativeAddon {
   listenUnix(path: string, backlog?: number): number;
   acceptUnix(listenFd: number): number;
   connectUnix(path: string): number;
+  socketPair(): [number, number];
   sendmsg(fd: number, data: ArrayBufferView, fds?: readonly number[]): number;
   sendmsg2(fd: number, head: ArrayBufferView, body: ArrayBufferView, fds?: readonly number[]): number;
   recvmsg(fd: number, into: ArrayBufferView, fdsOut?: number[]): number;

@@ -18,6 +18,7 @@ export {
   sealSize,
   sendmsg,
   sendmsg2,
+  socketPair,
   type EventfdFlags,
 } from './syscalls.js';
 export { FdWatcher, READABLE, WRITABLE, type FdWatcherConstructor } from './fd-watcher.js';

@@ -24,6 +24,12 @@ export const acceptUnix: (listenFd: number) => number = addon.acceptUnix;
 export const connectUnix: (path: string) => number = addon.connectUnix;
 
 /**
+ * A connected pair of nonblocking CLOEXEC UNIX stream sockets (vfio-user's
+ * twin socket: the server keeps one end and sends the other).
+ */
+export const socketPair: () => [number, number] = addon.socketPair;
+
+/**
  * Sends `data` (MSG_NOSIGNAL); returns the bytes sent, which may be fewer
  * than asked, or -1 when the socket is full. `fds` (at most 253) travel with
  * the first byte and stay owned by the caller; they need at least one byte.

@@ -199,6 +199,16 @@ export class UnixSocket {
     if (this.#rx.length > max) this.#setRx(new Uint8Array(max));
   }
 
+  /**
+   * Hands the current receive buffer over to whoever holds views of it:
+   * the chunk last given to onData (and every view into it) stays as it is
+   * for as long as it is referenced, and later reads go to a fresh buffer.
+   * For a receiver whose processing of a chunk outlives the callback.
+   */
+  detachReceiveBuffer(): void {
+    this.#setRx(new Uint8Array(this.#rx.length));
+  }
+
   /** Keeps the process alive while this socket waits (the default). */
   ref(): void {
     if (!this.#closed) this.#watcher.ref();
