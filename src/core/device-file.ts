@@ -143,6 +143,13 @@ export class DeviceFile {
     return this.op(() => this.device.deviceFeature(request));
   }
 
+  migrationDataRead(size: number): Uint8Array | Promise<Uint8Array> {
+    return this.op(() => this.device.migrationDataRead(size));
+  }
+  migrationDataWrite(data: Uint8Array): void | Promise<void> {
+    return this.op(() => this.device.migrationDataWrite(data));
+  }
+
   /** VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: every device of this file's set. */
   getPciHotResetInfo(): HotResetDevice[] | Promise<HotResetDevice[]> {
     return this.op(() =>

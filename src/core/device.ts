@@ -216,6 +216,22 @@ export abstract class VfioDevice {
     void length;
   }
 
+  /**
+   * Migration data out (the kernel's read() of the data_fd; vfio-user's
+   * MIG_DATA_READ): up to `size` bytes of the device state being saved. A
+   * shorter answer means the stream has no more data for now.
+   */
+  migrationDataRead(size: number): Uint8Array | Promise<Uint8Array> {
+    void size;
+    throw new VfioError('EINVAL', `${this.name}: this device has no migration data to read`);
+  }
+
+  /** Migration data in (write() of the data_fd; vfio-user's MIG_DATA_WRITE) while resuming. */
+  migrationDataWrite(data: Uint8Array): void | Promise<void> {
+    void data;
+    throw new VfioError('EINVAL', `${this.name}: this device takes no migration data`);
+  }
+
   /** VFIO_DEVICE_FEATURE: the answer for `get`, nothing for `set`/`probe`. */
   deviceFeature(request: FeatureRequest): Uint8Array | void | Promise<Uint8Array | void> {
     throw new VfioError('ENOTTY', `${this.name}: feature ${request.feature} is not supported`);
