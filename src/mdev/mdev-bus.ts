@@ -91,7 +91,8 @@ export class MdevBus extends EventEmitter<MdevBusEvents> {
 
   /** Registers a parent with its types (mdev_register_parent). EEXIST for a taken name, EINVAL for a bad declaration. */
   registerParent(options: MdevParentOptions): MdevParent {
-    if (this.parentsByName.has(options?.name)) {
+    if (options === null || typeof options !== 'object') throw new VfioError('EINVAL', 'registerParent needs options');
+    if (this.parentsByName.has(options.name)) {
       throw new VfioError('EEXIST', `a parent named ${options.name} is already registered`);
     }
     const parent = new MdevParent(this, options);

@@ -53,11 +53,20 @@ type SysNode = DirNode | FileNode | LinkNode;
 
 const MAX_LINK_HOPS = 8;
 
+/** A directory whose entries are computed at each look (an entry may say it is absent by giving undefined). */
 function dir(entries: () => Record<string, () => SysNode | undefined>): DirNode {
   return {
     kind: 'dir',
-    list: () => Object.keys(entries()).filter((n) => entries()[n]!() !== undefined).sort(),
-    child: (name) => (Object.hasOwn(entries(), name) ? entries()[name]!() : undefined),
+    list: () => {
+      const e = entries();
+      return Object.keys(e)
+        .filter((n) => e[n]!() !== undefined)
+        .sort();
+    },
+    child: (name) => {
+      const e = entries();
+      return Object.hasOwn(e, name) ? e[name]!() : undefined;
+    },
   };
 }
 
