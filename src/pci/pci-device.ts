@@ -276,7 +276,9 @@ export abstract class VfioPciDevice extends VfioDevice {
     if (region >= PCI_NUM_BARS) {
       throw new VfioError('EINVAL', `${this.name}: region ${region} cannot be ${write ? 'written' : 'read'}`);
     }
-    this.#checkRange(region, offset, data.length, this.bars.size(region));
+    const size = this.bars.size(region);
+    if (size === 0) throw new VfioError('EINVAL', `${this.name}: BAR${region} is not implemented`);
+    this.#checkRange(region, offset, data.length, size);
     const msix = this.msix;
     switch (this.#msixPart(region, offset, data.length)) {
       case 'table': {

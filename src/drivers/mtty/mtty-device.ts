@@ -1,0 +1,107 @@
+/**
+ * The mtty device: a PCI serial card with one or two 16550A UARTs whose
+ * transmitters loop back to their receivers (the kernel's samples/vfio-mdev
+ * mtty, as a guest's own 8250 driver sees it).
+ *
+ * - 4348:3253, same subsystem IDs, revision 0x10, class 0x070002 (serial
+ *   controller, 16550-compatible). Not the multiport subclass 0x02: Linux's
+ *   8250_pci has no ID entry for this card and binds only through its class
+ *   match, which takes serial controllers and silently skips multiport ones.
+ * - Port 1 is I/O BAR0, port 2 I/O BAR1, eight bytes each, one register per
+ *   byte. 8250_pci's guess for unknown cards gives one port per consecutive
+ *   8-byte I/O BAR, so it finds both.
+ * - One interrupt for the card: the OR of the UARTs' outputs, on INTA# or,
+ *   once enabled, as MSI vector 0 on each rising edge.
+ *
+ * State lives in the UARTs and config space; a client that goes away takes
+ * only its interrupt wiring with it (the library's closeDevice), so the
+ * next client finds bytes and registers where they were. Reset returns both
+ * UARTs to power-on.
+ */
+
+import type { DeviceOptions } from '../../core/device.js';
+import { VfioError } from '../../core/errors.js';
+import { VfioPciDevice } from '../../pci/pci-device.js';
+import { UART_REG_COUNT, Uart16550 } from './uart.js';
+
+/** The card's identity in config space. */
+export const MTTY_PCI = {
+  VENDOR_ID: 0x4348,
+  DEVICE_ID: 0x3253,
+  REVISION: 0x10,
+  /** base class 0x07 communication, subclass 0x00 serial, prog-if 0x02 16550 */
+  CLASS_CODE: 0x070002,
+} as const;
+
+/** Ports a card may have: mtty-1 and mtty-2. */
+export type MttyPortCount = 1 | 2;
+
+export interface MttyDeviceOptions extends DeviceOptions {
+  ports: MttyPortCount;
+  /** Called once when the device is released (gives its ports back to a pool). */
+  onRelease?: () => void;
+}
+
+export class MttyDevice extends VfioPciDevice {
+  /** Port k is served on BAR k. */
+  readonly uarts: readonly Uart16550[];
+  #onRelease: (() => void) | undefined;
+
+  constructor(options: MttyDeviceOptions) {
+    const { ports, onRelease, ...device } = options;
+    if (ports !== 1 && ports !== 2) throw new VfioError('EINVAL', `an mtty card has 1 or 2 ports, not ${String(ports)}`);
+    const bar = { kind: 'io', size: UART_REG_COUNT } as const;
+    super({
+      ...device,
+      header: {
+        vendorId: MTTY_PCI.VENDOR_ID,
+        deviceId: MTTY_PCI.DEVICE_ID,
+        subsystemVendorId: MTTY_PCI.VENDOR_ID,
+        subsystemId: MTTY_PCI.DEVICE_ID,
+        revision: MTTY_PCI.REVISION,
+        classCode: MTTY_PCI.CLASS_CODE,
+        interruptPin: 1,
+      },
+      bars: ports === 2 ? [bar, bar] : [bar],
+      capabilities: { msi: { vectors: 1 } },
+    });
+    this.uarts = Array.from({ length: ports }, () => new Uart16550({ onInterruptChange: () => this.#updateLine() }));
+    this.#onRelease = onRelease;
+  }
+
+  get ports(): MttyPortCount {
+    return this.uarts.length as MttyPortCount;
+  }
+
+  // Each byte of an access is one register access, in address order, as
+  // the byte enables of a wider I/O cycle would make it.
+  protected override barRead(bar: number, offset: number, dest: Uint8Array): void {
+    const uart = this.uarts[bar]!;
+    for (let i = 0; i < dest.length; i++) dest[i] = uart.read(offset + i);
+  }
+
+  protected override barWrite(bar: number, offset: number, src: Uint8Array): void {
+    const uart = this.uarts[bar]!;
+    for (let i = 0; i < src.length; i++) uart.write(offset + i, src[i]!);
+  }
+
+  protected override resetFunction(): void {
+    for (const uart of this.uarts) uart.reset();
+  }
+
+  override release(): void {
+    super.release();
+    const onRelease = this.#onRelease;
+    this.#onRelease = undefined;
+    onRelease?.();
+  }
+
+  #updateLine(): void {
+    this.irqs.setLevel(this.uarts.some((u) => u.interruptAsserted));
+  }
+}
+
+/** A plain mtty card, for serving without the mdev bus (tests, e2e). */
+export function createMttyDevice(options: MttyDeviceOptions): MttyDevice {
+  return new MttyDevice(options);
+}
