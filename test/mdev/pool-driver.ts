@@ -6,7 +6,19 @@
  * once, nothing released while open — and can park at scheduler points,
  * fail probes, refuse removals, and tell "clients" to let go on request.
  */
-import { DeviceFlags, RegionFlags, VfioDevice, VfioError, type DeviceInfo, type RegionInfo } from '../../src/core/index.js';
+import {
+  DeviceFlags,
+  IrqInfoFlags,
+  PciIrq,
+  RegionFlags,
+  VfioDevice,
+  VfioError,
+  type DeviceInfo,
+  type EventNotifier,
+  type IrqInfo,
+  type RegionInfo,
+  type SetIrqsRequest,
+} from '../../src/core/index.js';
 import type { MdevDevice, MdevDriver, MdevProbeInfo, MdevRemoveOptions, MdevType, MdevTypeSpec } from '../../src/mdev/index.js';
 
 export interface PoolDriverOptions {
@@ -32,6 +44,8 @@ export class PoolDevice extends VfioDevice {
   /** told of every request(count): a test's "clients" close their files there */
   readonly requestListeners = new Set<(count: number) => void>();
   requests = 0;
+  /** what a client set on the REQ irq index, as vfio-pci clients do */
+  private reqNotifier: EventNotifier | null = null;
 
   constructor(
     info: MdevProbeInfo,
@@ -52,10 +66,6 @@ export class PoolDevice extends VfioDevice {
     this.opens++;
   }
 
-  override closeDevice(): void {
-    this.isOpen = false;
-  }
-
   override release(): void {
     this.releases++;
     if (this.releases > 1) this.violation('released twice');
@@ -66,7 +76,25 @@ export class PoolDevice extends VfioDevice {
 
   override getInfo(): DeviceInfo {
     if (this.releases) this.violation('op after release');
-    return { flags: DeviceFlags.PCI, numRegions: 1, numIrqs: 0 };
+    return { flags: DeviceFlags.PCI, numRegions: 1, numIrqs: PciIrq.REQ + 1 };
+  }
+
+  override getIrqInfo(index: number): IrqInfo {
+    if (index !== PciIrq.REQ) return { index, flags: 0, count: 0 };
+    return { index, flags: IrqInfoFlags.EVENTFD | IrqInfoFlags.NORESIZE, count: 1 };
+  }
+
+  /** Only the REQ index, only eventfd triggers: what a client needs to be asked to let go. */
+  override setIrqs(request: SetIrqsRequest): void {
+    if (request.index !== PciIrq.REQ || request.action !== 'trigger' || request.data !== 'eventfd') {
+      throw new VfioError('EINVAL', `${this.name}: only the REQ eventfd can be set`);
+    }
+    this.reqNotifier = request.values[0] ?? null;
+  }
+
+  override closeDevice(): void {
+    this.isOpen = false;
+    this.reqNotifier = null;
   }
 
   override getRegionInfo(index: number): RegionInfo {
@@ -89,6 +117,7 @@ export class PoolDevice extends VfioDevice {
   override request(count: number): void {
     this.requests++;
     for (const listener of this.requestListeners) listener(count);
+    if (this.reqNotifier && !this.reqNotifier.closed) this.reqNotifier.signal();
   }
 }
 

@@ -9,13 +9,19 @@
  * The invariants are checked after every step.
  */
 import assert from 'node:assert/strict';
-import { VfioCore, VfioError, type DeviceFile } from '../../src/core/index.js';
+import { PciIrq, VfioCore, VfioError, type DeviceFile, type EventNotifier } from '../../src/core/index.js';
 import { IommufdContext } from '../../src/iommufd/index.js';
-import { MdevBus, type MdevDevice } from '../../src/mdev/index.js';
+import { MdevBus, type MdevDevice, type MdevDriver } from '../../src/mdev/index.js';
 import { Prng } from '../support/prng.js';
 import { BurstScheduler } from './burst-scheduler.js';
-import { PoolDriver, type PoolDevice } from './pool-driver.js';
+import { InstrumentedDriver, type PoolProbe } from './instrumented-driver.js';
 import { uuidOf } from './helpers.js';
+
+/** The driver under test, and how to see its pool (null when the bus counts instances). */
+export interface StressSubject {
+  driver: MdevDriver;
+  pool: PoolProbe | null;
+}
 
 export interface StressOptions {
   seed: number;
@@ -26,9 +32,9 @@ export interface StressOptions {
   clients: number;
   /** how many distinct UUIDs the tasks draw from (collisions are the point) */
   uuids: number;
-  /** ports in the driver's shared pool */
-  ports: number;
-  /** count instances in the bus (maxInstances per type) instead of the driver's pool */
+  /** a fresh driver for this run */
+  subject: () => StressSubject;
+  /** the types' maxInstances, when the bus counts instances instead of a pool */
   maxInstances?: number;
   /** chance that the driver refuses a user's remove */
   refuseRate?: number;
@@ -53,12 +59,11 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
   const sched = new BurstScheduler(new Prng(o.seed ^ 0x5bd1e995));
   const core = new VfioCore({ requestBackoffMs: () => 1, wait: (_ms, wake) => sched.pointOrWake('backoff', wake) });
   const bus = new MdevBus({ core });
-  const driver = new PoolDriver({
-    name: 'mtty',
-    ports: o.maxInstances === undefined ? o.ports : undefined,
-    maxInstances: o.maxInstances,
+  const subject = o.subject();
+  const driver = new InstrumentedDriver(subject.driver, {
     point: (label) => sched.point(label),
-    refuse: (_m, opts) => !opts.forced && rng.chance(o.refuseRate ?? 0),
+    refuse: () => rng.chance(o.refuseRate ?? 0),
+    pool: subject.pool,
   });
   const parent = bus.registerParent({ name: 'mtty', driver });
   const uuids = Array.from({ length: o.uuids }, (_, i) => uuidOf(i + 1));
@@ -127,31 +132,37 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
       const listed = bus.devices();
       if (listed.length === 0) continue;
       const mdev = rng.pick(listed);
-      const dev = mdev.device as PoolDevice;
       let asked = false;
-      const onRequest = (): void => {
-        if (!asked) report.requested++;
-        asked = true;
+      // What a vfio-pci client does: an eventfd on the REQ index, signalled when it should let go.
+      const req: EventNotifier = {
+        closed: false,
+        signal() {
+          if (!asked) report.requested++;
+          asked = true;
+        },
+        close() {
+          (this as { closed: boolean }).closed = true;
+        },
       };
-      const file = dev.openFile(); // listed means registered: this cannot fail
+      const file = mdev.device.openFile(); // listed means registered: this cannot fail
       const ctx = new IommufdContext();
       files.add(file);
       contexts.add(ctx);
-      dev.requestListeners.add(onRequest);
       report.connections++;
       try {
         await file.bindIommufd(ctx);
+        await file.setIrqs({ index: PciIrq.REQ, start: 0, count: 1, action: 'trigger', data: 'eventfd', values: [req] });
         const byte = new Uint8Array(1);
         for (let i = rng.int(4); i >= 0 && !asked; i--) {
           await sched.point(`client ${k} op`);
-          await file.regionWrite(0, 0, Uint8Array.of(i));
-          await file.regionRead(0, 0, byte);
+          await file.regionWrite(0, 7, Uint8Array.of(i)); // a scratch register
+          await file.regionRead(0, 7, byte);
         }
         while (!asked && rng.chance(0.6)) await sched.point(`client ${k} hold`);
       } catch (err) {
         expect('client', err, []);
       } finally {
-        dev.requestListeners.delete(onRequest);
+        req.close();
         await file.close();
         ctx.destroy();
       }
@@ -172,18 +183,15 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
     if (parent.state !== 'unregistered' && instances !== held.size) {
       broken.push(`types hold ${instances} instances for ${held.size} UUIDs`);
     }
-    if (o.maxInstances === undefined) {
-      if (driver.freePortCount + driver.heldPorts() !== o.ports) {
-        broken.push(`pool: ${driver.freePortCount} free + ${driver.heldPorts()} held != ${o.ports}`);
-      }
-    } else {
+    broken.push(...driver.poolProblems());
+    if (o.maxInstances !== undefined) {
       for (const t of parent.types) {
         if (t.instances > o.maxInstances || t.availableInstances !== o.maxInstances - t.instances) {
           broken.push(`${t.id}: ${t.instances} instances, ${t.availableInstances} available, max ${o.maxInstances}`);
         }
       }
     }
-    if (driver.violations().length > 0) broken.push(...driver.violations());
+    if (driver.violations.length > 0) broken.push(...driver.violations);
   };
 
   let finished = false;
@@ -214,14 +222,14 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
     assert.deepEqual(parent.types.map((t) => t.availableInstances), startAvailable, 'instance counts back where they started');
     assert.ok(parent.types.every((t) => t.instances === 0));
   }
-  if (o.maxInstances === undefined) assert.equal(driver.freePortCount, o.ports);
+  if (subject.pool) assert.equal(subject.pool.free(), subject.pool.size, 'the pool is whole again');
   assert.deepEqual(bus.devices(), []);
   assert.deepEqual(bus.heldUuids(), []);
   assert.deepEqual(core.devices(), [], 'no device left in the core');
   assert.equal(core.setCount, 0);
   assert.deepEqual(core.allGroups(), []);
-  for (const d of driver.probed) assert.equal(d.releases, 1, `${d.name} released exactly once`);
-  assert.equal(driver.probing.size, 0);
+  for (const d of driver.probed) assert.equal(driver.releases.get(d), 1, `${d.name} released exactly once`);
+  assert.equal(driver.live.size, 0);
   for (const m of everCreated) {
     assert.equal(m.state, 'removed');
     if (o.unregisterParentAt === undefined) assert.equal(wins.get(m), 1, `${m.uuid}: exactly one remover won`);

@@ -4,7 +4,10 @@
  * replay a failing seed; STRESS_ITERATIONS to run longer.
  */
 import { test } from 'node:test';
-import { runStress, type StressOptions } from './seed004-harness.js';
+import { runStress, type StressOptions, type StressSubject } from './seed004-harness.js';
+import { PoolDevice, PoolDriver } from './pool-driver.js';
+import { MttyDevice, MttyDriver } from '../../src/drivers/mtty/index.js';
+import type { VfioDevice } from '../../src/core/index.js';
 
 const SEED = Number(process.env.STRESS_SEED ?? 4004);
 const ITERATIONS = Number(process.env.STRESS_ITERATIONS ?? 10_000);
@@ -19,10 +22,26 @@ function run(name: string, options: Omit<StressOptions, 'seed'> & { seed?: numbe
   });
 }
 
+/** The test driver with a shared pool of `ports`, shaped like mtty. */
+function pool(ports: number): () => StressSubject {
+  return () => {
+    const driver = new PoolDriver({ name: 'mtty', ports });
+    return { driver, pool: { size: ports, free: () => driver.freePortCount, portsOf: (d: VfioDevice) => (d as PoolDevice).ports } };
+  };
+}
+
+/** The real mtty driver, with a pool of `ports`. */
+function mtty(ports: number): () => StressSubject {
+  return () => {
+    const driver = new MttyDriver({ ports });
+    return { driver, pool: { size: ports, free: () => driver.freePorts, portsOf: (d: VfioDevice) => (d as MttyDevice).ports } };
+  };
+}
+
 /** The seed's shape: four removers against one creator, UUIDs drawn from a small set so they collide. */
-const SEED_004 = { removers: 4, uuids: 16, ports: 8 };
+const SEED_004 = { removers: 4, uuids: 16, subject: pool(8) };
 /** The shorter variants: two clients, a tighter pool. */
-const TIGHT = { iterations: Math.ceil(ITERATIONS / 5), removers: 4, clients: 2, uuids: 12, ports: 6 };
+const TIGHT = { iterations: Math.ceil(ITERATIONS / 5), removers: 4, clients: 2, uuids: 12, subject: pool(6) };
 
 run('seed 004: one creator, four removers', { ...SEED_004, iterations: ITERATIONS, clients: 0 });
 
@@ -30,7 +49,20 @@ run('seed 004: with clients connected to the devices being removed', { ...SEED_0
 
 run('seed 004: with a driver that refuses one remove in four', { ...TIGHT, seed: SEED + 1, refuseRate: 0.25 });
 
-run('seed 004: instances counted by the bus (maxInstances)', { ...TIGHT, seed: SEED + 3, maxInstances: 2 });
+run('seed 004: instances counted by the bus (maxInstances)', {
+  ...TIGHT,
+  seed: SEED + 3,
+  subject: () => ({ driver: new PoolDriver({ name: 'mtty', maxInstances: 2 }), pool: null }),
+  maxInstances: 2,
+});
+
+run('seed 004: the real mtty driver, with clients', {
+  ...SEED_004,
+  seed: SEED + 4,
+  iterations: ITERATIONS,
+  clients: 3,
+  subject: mtty(8),
+});
 
 run('seed 004: the parent unregisters in the middle of it all', {
   ...TIGHT,
