@@ -1,0 +1,179 @@
+/**
+ * The mbochs device: enough of QEMU's stdvga, without the legacy VGA, for
+ * the Linux guest's `bochs` DRM driver to bind (the kernel's
+ * samples/vfio-mdev/mbochs; it looks like `qemu -device secondary-vga`).
+ *
+ * - 1234:1111, subsystem 1af4:1100, revision 1 (no QEMU extended
+ *   registers), class 0x038000.
+ * - BAR0: video memory, 32-bit prefetchable, shared with the client
+ *   through sparse mmap. bochs checks its size against VIDEO_MEMORY_64K.
+ * - BAR2: 4 KiB of registers. 0x000-0x3ff the monitor's EDID, 0x400-0x41f
+ *   VGA ports (only blanking goes there: ignored), 0x500-0x515 the dispi
+ *   registers; everything else reads 0 and ignores writes.
+ * - Region 9: the EDID region (type GFX, subtype EDID) through which the
+ *   host changes the EDID the guest reads at BAR2 0x000.
+ *
+ * Reset puts the dispi registers back (display off); video memory and the
+ * EDID are kept, as the kernel sample keeps them.
+ */
+import type { DeviceOptions } from '../../core/device.js';
+import { VfioError } from '../../core/errors.js';
+import { PciRegion, RegionFlags, RegionType, type DeviceInfo, type RegionInfo } from '../../core/uapi.js';
+import type { MappedMemory } from '../../native/memory.js';
+import { VfioPciDevice } from '../../pci/pci-device.js';
+import type { DisplaySource } from '../display/display-source.js';
+import { offerFramebuffer } from '../display/framebuffer-region.js';
+import type { DisplayPlane } from '../display/plane.js';
+import { DISPI_MMIO_OFFSET, DISPI_MMIO_SIZE, DispiRegisters } from './dispi.js';
+import { EDID_BLOB_MAX, EDID_REGION_SIZE, EdidRegion } from './edid-region.js';
+
+export const MBOCHS_PCI = {
+  VENDOR_ID: 0x1234,
+  DEVICE_ID: 0x1111,
+  SUBSYSTEM_VENDOR_ID: 0x1af4,
+  SUBSYSTEM_ID: 0x1100,
+  REVISION: 0x01,
+  /** base class 0x03 display, subclass 0x80 other */
+  CLASS_CODE: 0x038000,
+} as const;
+
+/** BAR2, the register BAR. */
+export const MBOCHS_MMIO_BAR = 2;
+export const MBOCHS_MMIO_SIZE = 4096;
+/** Region index of the EDID region: the first after the nine of vfio-pci. */
+export const MBOCHS_EDID_REGION = PciRegion.NUM;
+
+/** The mode the generated EDID prefers, when the type allows it. */
+const PREFERRED = { width: 1024, height: 768 };
+
+export interface MbochsDeviceOptions extends DeviceOptions {
+  /** Video memory (BAR0) in bytes: a power of two, 4 MiB at least (bochs ignores smaller). */
+  memoryBytes: number;
+  /** Largest mode the device shows (EDID max_xres/max_yres); 0 for no limit. */
+  maxWidth: number;
+  maxHeight: number;
+  /** Called once when the device is released (gives its memory back to the pool). */
+  onRelease?: () => void;
+}
+
+export class MbochsDevice extends VfioPciDevice implements DisplaySource {
+  readonly dispi: DispiRegisters;
+  readonly edid: EdidRegion;
+  readonly #vram: MappedMemory;
+  #onRelease: (() => void) | undefined;
+
+  constructor(options: MbochsDeviceOptions) {
+    const { memoryBytes, maxWidth, maxHeight, onRelease, ...device } = options;
+    if (!Number.isSafeInteger(memoryBytes) || memoryBytes < 4 * 1024 * 1024) {
+      throw new VfioError('EINVAL', `mbochs needs at least 4 MiB of video memory, not ${memoryBytes} bytes`);
+    }
+    super({
+      ...device,
+      header: {
+        vendorId: MBOCHS_PCI.VENDOR_ID,
+        deviceId: MBOCHS_PCI.DEVICE_ID,
+        subsystemVendorId: MBOCHS_PCI.SUBSYSTEM_VENDOR_ID,
+        subsystemId: MBOCHS_PCI.SUBSYSTEM_ID,
+        revision: MBOCHS_PCI.REVISION,
+        classCode: MBOCHS_PCI.CLASS_CODE,
+      },
+      bars: [{ kind: 'mem32', size: memoryBytes, prefetchable: true }, undefined, { kind: 'mem32', size: MBOCHS_MMIO_SIZE }],
+    });
+    this.dispi = new DispiRegisters({ memoryBytes, maxWidth, maxHeight });
+    this.edid = new EdidRegion({
+      maxWidth,
+      maxHeight,
+      preferred: {
+        width: maxWidth ? Math.min(maxWidth, PREFERRED.width) : PREFERRED.width,
+        height: maxHeight ? Math.min(maxHeight, PREFERRED.height) : PREFERRED.height,
+      },
+    });
+    this.#vram = this.backBar(0, `mbochs-${this.name}`);
+    this.#onRelease = onRelease;
+  }
+
+  /** Video memory, all of BAR0. */
+  get framebuffer(): Uint8Array {
+    return this.#vram.bytes;
+  }
+
+  get memoryBytes(): number {
+    return this.dispi.memoryBytes;
+  }
+
+  /**
+   * What the guest programmed through the dispi registers: ENOENT while no
+   * mode is enabled, EINVAL for one that cannot be shown.
+   */
+  queryPlane(): DisplayPlane {
+    try {
+      return this.dispi.plane();
+    } catch (err) {
+      if (err instanceof VfioError) throw new VfioError(err.code, `${this.name}: ${err.message}`);
+      throw err;
+    }
+  }
+
+  // ---- ops ------------------------------------------------------------------
+
+  override getInfo(): DeviceInfo {
+    return { ...super.getInfo(), numRegions: MBOCHS_EDID_REGION + 1 };
+  }
+
+  override getRegionInfo(index: number): RegionInfo {
+    if (index === MBOCHS_EDID_REGION) {
+      return {
+        index,
+        flags: RegionFlags.READ | RegionFlags.WRITE,
+        size: EDID_REGION_SIZE,
+        type: { type: RegionType.GFX, subtype: RegionType.GFX_EDID_SUBTYPE },
+      };
+    }
+    const info = super.getRegionInfo(index);
+    return index === PciRegion.BAR0 ? offerFramebuffer(info) : info;
+  }
+
+  override regionRead(index: number, offset: number, dest: Uint8Array): void {
+    if (index === MBOCHS_EDID_REGION) this.edid.read(offset, dest);
+    else super.regionRead(index, offset, dest);
+  }
+
+  override regionWrite(index: number, offset: number, src: Uint8Array): void {
+    if (index === MBOCHS_EDID_REGION) this.edid.write(offset, src);
+    else super.regionWrite(index, offset, src);
+  }
+
+  protected override barRead(bar: number, offset: number, dest: Uint8Array): void {
+    void bar; // BAR2 only: BAR0 is backed by memory
+    if (offset < EDID_BLOB_MAX) {
+      // An access reaching past the window reads zeros there.
+      dest.fill(0);
+      const inWindow = dest.subarray(0, Math.min(dest.length, EDID_BLOB_MAX - offset));
+      this.edid.readGuestWindow(offset, inWindow);
+    } else if (isDispi(offset)) {
+      this.dispi.readMmio(offset - DISPI_MMIO_OFFSET, dest);
+    } else {
+      dest.fill(0);
+    }
+  }
+
+  protected override barWrite(bar: number, offset: number, src: Uint8Array): void {
+    void bar;
+    if (isDispi(offset)) this.dispi.writeMmio(offset - DISPI_MMIO_OFFSET, src);
+  }
+
+  protected override resetFunction(): void {
+    this.dispi.reset();
+  }
+
+  override release(): void {
+    super.release();
+    const done = this.#onRelease;
+    this.#onRelease = undefined;
+    done?.();
+  }
+}
+
+function isDispi(offset: number): boolean {
+  return offset >= DISPI_MMIO_OFFSET && offset < DISPI_MMIO_OFFSET + DISPI_MMIO_SIZE;
+}

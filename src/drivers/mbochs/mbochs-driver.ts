@@ -1,0 +1,66 @@
+/**
+ * mbochs on the mdev bus: types mbochs-small (4 MiB, modes up to 800x600),
+ * mbochs-medium (16 MiB, up to 1920x1440) and mbochs-large (64 MiB, no
+ * limit) carve their video memory out of one pool per parent (256 MiB by
+ * default), so the available_instances of every type follow what is left.
+ * A device takes its memory when probed (ENOSPC when the pool cannot give
+ * it) and gives it back when released, after its last client is gone.
+ */
+import { VfioError } from '../../core/errors.js';
+import type { MdevDriver, MdevProbeInfo, MdevType, MdevTypeSpec } from '../../mdev/index.js';
+import { MbochsDevice } from './mbochs-device.js';
+import { DEFAULT_POOL_BYTES, MIB, MemoryPool } from './memory-pool.js';
+
+/** What each type gets, by type name (the part of the id after `mbochs-`). */
+export const MBOCHS_TYPES: Readonly<Record<string, { memoryBytes: number; maxWidth: number; maxHeight: number }>> = {
+  small: { memoryBytes: 4 * MIB, maxWidth: 800, maxHeight: 600 },
+  medium: { memoryBytes: 16 * MIB, maxWidth: 1920, maxHeight: 1440 },
+  large: { memoryBytes: 64 * MIB, maxWidth: 0, maxHeight: 0 },
+};
+
+const TYPES: readonly MdevTypeSpec[] = Object.entries(MBOCHS_TYPES).map(([name, t]) => ({
+  name,
+  prettyName: `mbochs-${name}`,
+  description: `virtual display, ${t.memoryBytes / MIB} MB video memory`,
+}));
+
+export interface MbochsDriverOptions {
+  /** Size of the shared video memory pool in bytes; default 256 MiB. */
+  poolBytes?: number;
+}
+
+/** One driver per parent: the pool belongs to the parent it serves. */
+export class MbochsDriver implements MdevDriver {
+  readonly name = 'mbochs';
+  readonly deviceApi = 'vfio-pci';
+  readonly types = TYPES;
+  readonly pool: MemoryPool;
+
+  constructor(options: MbochsDriverOptions = {}) {
+    this.pool = new MemoryPool(options.poolBytes ?? DEFAULT_POOL_BYTES);
+  }
+
+  availableInstances(type: MdevType): number {
+    const spec = MBOCHS_TYPES[this.#typeName(type)];
+    return spec ? this.pool.available(spec.memoryBytes) : 0;
+  }
+
+  /** Takes the device's memory at once, before returning: the bus relies on it. */
+  probe(info: MdevProbeInfo): MbochsDevice {
+    const spec = MBOCHS_TYPES[this.#typeName(info.type)];
+    if (!spec) throw new VfioError('EINVAL', `mbochs has no type ${info.type.id}`);
+    const unknown = Object.keys(info.attrs);
+    if (unknown.length > 0) throw new VfioError('EINVAL', `mbochs takes no attributes (got ${unknown.join(', ')})`);
+    this.pool.take(spec.memoryBytes);
+    try {
+      return new MbochsDevice({ name: info.uuid, core: info.core, ...spec, onRelease: () => this.pool.give(spec.memoryBytes) });
+    } catch (err) {
+      this.pool.give(spec.memoryBytes);
+      throw err;
+    }
+  }
+
+  #typeName(type: MdevType): string {
+    return type.id.slice(this.name.length + 1);
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * mdpy on the mdev bus: types mdpy-vga (640x480), mdpy-xga (1024x768) and
+ * mdpy-hd (1920x1080). As in the kernel sample, a parent serves a fixed
+ * number of devices (its `count`, 4 by default) whatever their types, so
+ * every type's available_instances is what is left of that count.
+ */
+import { VfioError } from '../../core/errors.js';
+import type { MdevDriver, MdevProbeInfo, MdevType, MdevTypeSpec } from '../../mdev/index.js';
+import { MdpyDevice } from './mdpy-device.js';
+
+/** Devices a parent serves unless told otherwise (the kernel's `count`). */
+export const MDPY_MAX_DEVICES = 4;
+
+/** The mode of each type, by type name (the part of the id after `mdpy-`). */
+export const MDPY_MODES: Readonly<Record<string, { width: number; height: number }>> = {
+  vga: { width: 640, height: 480 },
+  xga: { width: 1024, height: 768 },
+  hd: { width: 1920, height: 1080 },
+};
+
+const TYPES: readonly MdevTypeSpec[] = Object.entries(MDPY_MODES).map(([name, m]) => ({
+  name,
+  prettyName: `mdpy-${name}`,
+  description: `virtual display, ${m.width}x${m.height} framebuffer`,
+}));
+
+export interface MdpyDriverOptions {
+  /** Devices the parent serves at once, all types together; default 4. */
+  maxDevices?: number;
+}
+
+/** One driver per parent: the count belongs to the parent it serves. */
+export class MdpyDriver implements MdevDriver {
+  readonly name = 'mdpy';
+  readonly deviceApi = 'vfio-pci';
+  readonly types = TYPES;
+  readonly maxDevices: number;
+  #count = 0;
+
+  constructor(options: MdpyDriverOptions = {}) {
+    const max = options.maxDevices ?? MDPY_MAX_DEVICES;
+    if (!Number.isSafeInteger(max) || max < 0) throw new VfioError('EINVAL', `mdpy maxDevices must be a whole number, not ${max}`);
+    this.maxDevices = max;
+  }
+
+  /** Devices probed and not yet released. */
+  get devices(): number {
+    return this.#count;
+  }
+
+  availableInstances(type: MdevType): number {
+    void type;
+    return this.maxDevices - this.#count;
+  }
+
+  /** Counts the device at once, before returning: the bus relies on it. */
+  probe(info: MdevProbeInfo): MdpyDevice {
+    const mode = MDPY_MODES[info.type.id.slice(this.name.length + 1)];
+    if (!mode) throw new VfioError('EINVAL', `mdpy has no type ${info.type.id}`);
+    const unknown = Object.keys(info.attrs);
+    if (unknown.length > 0) throw new VfioError('EINVAL', `mdpy takes no attributes (got ${unknown.join(', ')})`);
+    if (this.#count >= this.maxDevices) throw new VfioError('EUSERS', `mdpy serves ${this.maxDevices} devices and has none left`);
+    this.#count++;
+    try {
+      return new MdpyDevice({ name: info.uuid, core: info.core, ...mode, onRelease: () => this.#count-- });
+    } catch (err) {
+      this.#count--;
+      throw err;
+    }
+  }
+}
