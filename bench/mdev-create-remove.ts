@@ -10,52 +10,20 @@
  * Prints one key=value line per variant: `bus` (no socket) and `socket`
  * (a listening UNIX socket per device, bound when the device is
  * registered and closed when it starts unregistering, as the vfio-user
- * server does). The device is a minimal stand-in for mtty-1 (same type
- * id, a one-port pool of 24) until the mtty driver exposes its mdev parent.
+ * server does). The device is a real mtty-1 card (PCI config space, one
+ * UART) from the driver's default pool of 24 ports.
  */
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { DeviceFlags, VfioCore, VfioDevice, VfioError, type DeviceInfo } from '../src/core/index.js';
-import { MdevBus, type MdevDriver, type MdevProbeInfo, type MdevType } from '../src/mdev/index.js';
+import { VfioCore } from '../src/core/index.js';
+import { MdevBus } from '../src/mdev/index.js';
+import { MttyDriver } from '../src/drivers/mtty/index.js';
 import { UnixServer } from '../src/native/index.js';
 
 const cycles = Number(process.argv[2] ?? 20_000);
 const concurrency = Number(process.argv[3] ?? 1);
-
-/** mtty's shape: types 1 and 2 take one or two ports of a pool of 24. */
-class StandInMtty implements MdevDriver {
-  readonly name = 'mtty';
-  readonly types = [
-    { name: '1', prettyName: 'Single port serial' },
-    { name: '2', prettyName: 'Dual port serial' },
-  ];
-  free = 24;
-
-  availableInstances(type: MdevType): number {
-    return Math.floor(this.free / ports(type));
-  }
-
-  probe(info: MdevProbeInfo): VfioDevice {
-    const n = ports(info.type);
-    if (this.free < n) throw new VfioError('EUSERS', 'no ports left');
-    this.free -= n;
-    const driver = this;
-    return new (class extends VfioDevice {
-      override getInfo(): DeviceInfo {
-        return { flags: DeviceFlags.PCI, numRegions: 9, numIrqs: 5 };
-      }
-      override release(): void {
-        driver.free += n;
-      }
-    })({ name: info.uuid, core: info.core });
-  }
-}
-
-function ports(type: MdevType): number {
-  return type.id === 'mtty-2' ? 2 : 1;
-}
 
 function uuidOf(n: number): string {
   return `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
@@ -74,7 +42,7 @@ async function run(label: string, withSocket: boolean): Promise<void> {
         }
       : undefined,
   });
-  const driver = new StandInMtty();
+  const driver = new MttyDriver();
   const parent = bus.registerParent({ name: 'mtty', driver });
   const type = parent.type('mtty-1')!;
   const times = new Float64Array(cycles);
@@ -97,7 +65,7 @@ async function run(label: string, withSocket: boolean): Promise<void> {
   await Promise.all(Array.from({ length: concurrency }, worker));
   const elapsed = performance.now() - started;
 
-  if (driver.free !== 24 || bus.devices().length !== 0 || core.devices().length !== 0) {
+  if (driver.freePorts !== driver.poolPorts || bus.devices().length !== 0 || core.devices().length !== 0) {
     throw new Error('bench: something was left behind');
   }
   const leftovers = [...Array(Math.min(cycles, 4096)).keys()].filter((n) => existsSync(join(dir, `${uuidOf(n)}.sock`)));

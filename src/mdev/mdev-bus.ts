@@ -157,7 +157,7 @@ export class MdevBus extends EventEmitter<MdevBusEvents> {
    * (live, or being created or removed); EUSERS when no instance is left;
    * ENODEV when the parent is going away; the driver's own error otherwise.
    */
-  create(uuid: string, type: MdevType | string, attrs: MdevAttrs = {}): Promise<MdevDevice> {
+  create(uuid: string, type: MdevType | string, attrs: MdevAttrs = NO_ATTRS): Promise<MdevDevice> {
     try {
       // Synchronous up to the probe call: checks and reservation cannot interleave.
       const id = normalizeUuid(uuid);
@@ -402,7 +402,10 @@ function releaseUnregistered(device: VfioDevice): void {
   }
 }
 
+const NO_ATTRS: MdevAttrs = Object.freeze({});
+
 function freezeAttrs(attrs: MdevAttrs): MdevAttrs {
+  if (attrs === NO_ATTRS) return attrs;
   if (attrs === null || typeof attrs !== 'object' || Array.isArray(attrs)) {
     throw new VfioError('EINVAL', 'mdev attrs must be an object of strings');
   }
