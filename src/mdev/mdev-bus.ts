@@ -267,17 +267,20 @@ export class MdevBus extends EventEmitter<MdevBusEvents> {
       this.dropSlot(slot);
       throw new VfioError('ENODEV', `parent ${parent.name} went away while ${uuid} was being created`);
     }
+    let failure: VfioError | null = null;
     try {
       device.register(); // a set and an IOMMU group of its own, as mdevs have
     } catch (err) {
-      releaseUnregistered(device);
-      this.dropSlot(slot);
-      throw toVfioError(err);
+      if (device.state === 'initialized') {
+        releaseUnregistered(device);
+        this.dropSlot(slot);
+        throw toVfioError(err);
+      }
+      failure = toVfioError(err); // registered, but an observer of the core threw: undone below
     }
     const mdev = new MdevDevice(uuid, type, attrs, device);
     slot.mdev = mdev;
-    let failure: VfioError | null = null;
-    if (this.serve) {
+    if (this.serve && !failure) {
       try {
         await this.serve(device);
       } catch (err) {

@@ -228,3 +228,22 @@ test('serve: create resolves only after it, and fails (device unregistered) when
   assert.equal(driver.probed[1]!.releases, 1);
   assert.equal(driver.freePortCount, 1);
 });
+
+test('a core observer that throws on registration fails the create and undoes it', async () => {
+  const core = fastCore();
+  const bus = new MdevBus({ core });
+  const driver = new PoolDriver({ ports: 2 });
+  bus.registerParent({ name: 'p', driver });
+  const observer = (): void => {
+    throw new Error('observer bug');
+  };
+  core.on('registered', observer);
+  await rejectsWith(bus.create(uuidOf(1), 'tpool-1'), 'EIO');
+  core.off('registered', observer);
+  assert.equal(driver.probed[0]!.state, 'released');
+  assert.equal(driver.probed[0]!.releases, 1);
+  assert.equal(driver.freePortCount, 2);
+  assert.deepEqual(bus.heldUuids(), []);
+  assert.deepEqual(core.devices(), []);
+  await bus.create(uuidOf(1), 'tpool-1');
+});
