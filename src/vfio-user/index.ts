@@ -8,6 +8,12 @@
  * - serializer: encoders for every message, with buffer-reusing hot paths
  * - version: the VERSION handshake and its capabilities JSON
  * - region-info: region info replies and their capability chains
+ *
+ * On top of the codec, the transport:
+ * - server: VfioUserServer, a socket per device of a VfioCore; connection
+ *   and handlers/ serve one client (negotiation, dma-backings, dma-channel,
+ *   irq-notifiers, eventfd-notifier, device-shape are its parts)
+ * - client: VfioUserClient, the library a test or tool drives a device with
  */
 export * from './protocol.js';
 export * from './header.js';
@@ -36,3 +42,18 @@ export {
   type DecodedReply,
 } from './reply-decoder.js';
 export * from './serializer.js';
+export { VfioUserServer, type VfioUserServerOptions } from './server.js';
+export type { ServerLog } from './connection.js';
+export { DEFAULT_SERVER_LIMITS, negotiate, type Negotiated, type ServerLimits } from './negotiation.js';
+export {
+  VfioUserClient,
+  InterruptLine,
+  InterruptSet,
+  MappedRegion,
+  type MappedArea,
+  type ClientDmaRegion,
+  type DmaServed,
+  type VfioUserClientOptions,
+  type PostOptions,
+  type DmaMapOptions,
+} from './client.js';

@@ -1,0 +1,433 @@
+/**
+ * One client of one device: a socket, the framer that cuts it into
+ * messages, the client's open file on the device and its DMA address space,
+ * the eventfds it handed over, and (when negotiated) its twin socket.
+ *
+ * Commands are served strictly in order. A handler that finishes at once
+ * (the device answered synchronously) is the hot path: no queue, no
+ * promise, no allocation. A handler that goes asynchronous makes the
+ * connection busy; commands arriving meanwhile are copied into a queue and
+ * served when it settles. Replies to the server's own DMA messages are
+ * never queued: a busy handler may be the one waiting for them.
+ *
+ * Teardown runs once, whatever ends the session (the client closing, a
+ * kill -9, garbage on the wire, the server closing): the sockets close, the
+ * file closes (close_device runs if it was the device's last), the address
+ * space is destroyed (every mapping unmapped, mapped memory released), and
+ * the eventfds are closed. The device's state is kept.
+ */
+import type { DeviceFile } from '../core/device-file.js';
+import { toVfioError, VfioError } from '../core/errors.js';
+import { IommufdContext } from '../iommufd/context.js';
+import { closeFds, socketPair, UnixSocket } from '../native/index.js';
+import type { DecodeContext } from './context.js';
+import { SessionDeviceShape } from './device-shape.js';
+import { DmaChannel } from './dma-channel.js';
+import { HANDLERS } from './handlers/index.js';
+import type { Request, Session } from './handlers/handler.js';
+import { isReply } from './header.js';
+import { IrqNotifiers } from './irq-notifiers.js';
+import type { RegionAccess } from './messages.js';
+import type { Negotiated, ServerLimits } from './negotiation.js';
+import { copyFrame, type Frame, type FramingError, MessageFramer } from './parser.js';
+import { Command, commandName, HeaderFlags, maxMessageSizeFor } from './protocol.js';
+import { writeEmptyReply, writeErrorReply } from './serializer.js';
+
+/** Where a server reports what it cannot answer on the wire (the daemon's Logger fits). */
+export interface ServerLog {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+}
+
+const NO_FDS: number[] = Object.freeze([]) as unknown as number[];
+const EMPTY = new Uint8Array(0);
+/** Commands queued behind a busy handler before the connection stops reading. */
+const QUEUE_PAUSE_COUNT = 1024;
+const QUEUE_PAUSE_BYTES = 16 * 1024 * 1024;
+/** Past this, a client that keeps writing while its DMA replies are awaited is dropped. */
+const QUEUE_HARD_BYTES = 64 * 1024 * 1024;
+
+export interface ConnectionOptions {
+  /** The file opened for this client (the connection closes it). */
+  file: DeviceFile;
+  socket: UnixSocket;
+  limits: ServerLimits;
+  log: ServerLog;
+  /** Called once, after teardown completed. */
+  onClosed: (connection: Connection) => void;
+}
+
+export class Connection implements Session {
+  readonly file: DeviceFile;
+  readonly limits: ServerLimits;
+  iommufd: IommufdContext | null = null;
+  negotiated: Negotiated | null = null;
+  shape: SessionDeviceShape | null = null;
+  dma: DmaChannel | null = null;
+  readonly notifiers = new IrqNotifiers();
+  readonly access: RegionAccess = { offset: 0, region: 0, count: 0, data: EMPTY };
+  readonly decode: DecodeContext;
+
+  readonly #socket: UnixSocket;
+  readonly #framer: MessageFramer;
+  readonly #log: ServerLog;
+  readonly #onClosed: (connection: Connection) => void;
+  #twin: UnixSocket | null = null;
+  #twinFramer: MessageFramer | null = null;
+
+  /** The request being served, reused (commands are served one at a time). */
+  readonly #req: Request = { msgId: 0, cmd: 0, flags: 0, body: EMPTY, fds: NO_FDS };
+  #queue: Frame[] = [];
+  #queuedBytes = 0;
+  #busy = false;
+  #paused = false;
+  #endAfterReply = false;
+  /** A framing failure met while commands were pending: answered in turn. */
+  #framingFailure: FramingError | null = null;
+  #closed = false;
+  #closing: Promise<void> | null = null;
+
+  #replyBuf = new Uint8Array(256);
+  #viewSize = -1;
+  #view: Uint8Array = EMPTY;
+  #sliceStart = -1;
+  #sliceCount = -1;
+  #slice: Uint8Array = EMPTY;
+  readonly #errBuf = new Uint8Array(16);
+
+  constructor(options: ConnectionOptions) {
+    this.file = options.file;
+    this.limits = options.limits;
+    this.#socket = options.socket;
+    this.#log = options.log;
+    this.#onClosed = options.onClosed;
+    this.decode = { maxDataXferSize: options.limits.maxDataXferSize };
+    this.#framer = new MessageFramer({ onMessage: (f) => this.#onFrame(f) });
+    this.#socket.onData = (chunk, fds) => this.#onData(chunk, fds);
+    this.#socket.onClose = (err) => void this.#teardown(err);
+  }
+
+  /** True once teardown began. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Drops the client; resolves once teardown completed. Idempotent. */
+  close(): Promise<void> {
+    return this.#teardown();
+  }
+
+  // ---- Session ---------------------------------------------------------------
+
+  async establish(negotiated: Negotiated): Promise<number | null> {
+    const ctx = new IommufdContext({ maxMappings: negotiated.maxDmaMaps });
+    this.iommufd = ctx;
+    await this.file.bindIommufd(ctx);
+    const shape = await SessionDeviceShape.load(this.file);
+    if (this.#closed) throw new VfioError('ENOTCONN', 'the client went away during VFIO_USER_VERSION');
+    this.shape = shape;
+    this.decode.device = shape;
+    this.decode.maxDataXferSize = negotiated.maxDataXferSize;
+    this.decode.dmaLayout = negotiated.dmaLayout;
+    this.#framer.setMaxMessageSize(maxMessageSizeFor(negotiated.maxDataXferSize));
+    let theirs: number | null = null;
+    if (negotiated.twinSocket) theirs = this.#openTwin();
+    this.dma = new DmaChannel({
+      send: (message) => (this.#twin ?? this.#socket).write(message),
+      layout: negotiated.dmaLayout,
+      maxXfer: negotiated.dmaMaxXfer,
+      timeoutMs: this.limits.dmaTimeoutMs,
+    });
+    this.negotiated = negotiated;
+    return theirs;
+  }
+
+  reply(req: Request, message: Uint8Array, fds?: readonly number[]): void {
+    if ((req.flags & HeaderFlags.NO_REPLY) !== 0) return;
+    this.#socket.write(message, fds);
+  }
+
+  replyEmpty(req: Request): void {
+    if ((req.flags & HeaderFlags.NO_REPLY) !== 0) return;
+    writeEmptyReply(this.#errBuf, req.msgId, req.cmd);
+    this.#socket.write(this.#errBuf);
+  }
+
+  replyBuffer(size: number): Uint8Array {
+    if (this.#replyBuf.length < size) {
+      this.#replyBuf = new Uint8Array(Math.max(size, this.#replyBuf.length * 2));
+      this.#viewSize = this.#sliceStart = -1;
+    }
+    return this.#replyBuf;
+  }
+
+  replyView(size: number): Uint8Array {
+    if (size !== this.#viewSize) {
+      this.#view = this.replyBuffer(size).subarray(0, size);
+      this.#viewSize = size;
+    }
+    return this.#view;
+  }
+
+  replySlice(start: number, count: number): Uint8Array {
+    if (start !== this.#sliceStart || count !== this.#sliceCount) {
+      this.#slice = this.replyBuffer(start + count).subarray(start, start + count);
+      this.#sliceStart = start;
+      this.#sliceCount = count;
+    }
+    return this.#slice;
+  }
+
+  takeFds(req: Request): number[] {
+    const fds = req.fds;
+    req.fds = NO_FDS;
+    return fds;
+  }
+
+  endAfterReply(): void {
+    this.#endAfterReply = true;
+  }
+
+  // ---- receiving ------------------------------------------------------------
+
+  #onData(chunk: Uint8Array, fds: readonly number[]): void {
+    const unowned = this.#framer.push(chunk, fds);
+    if (unowned.length > 0) closeFds(unowned);
+    if (this.#closed) {
+      // Torn down mid-chunk: a message cut short may still hold fds.
+      closeFds(this.#framer.close().fds);
+      return;
+    }
+    const failure = this.#framer.error;
+    if (failure !== null && this.#framingFailure === null && !this.#endAfterReply) {
+      this.#framingFailure = failure;
+      if (!this.#busy && this.#queue.length === 0) this.#failFraming();
+    }
+  }
+
+  #onFrame(frame: Frame): void {
+    if (this.#closed || this.#endAfterReply) {
+      closeFds(frame.fds);
+      return;
+    }
+    // Without a twin socket, the client's answers to DMA messages come here.
+    if (this.#twin === null && this.dma !== null && this.dma.handleReply(frame)) {
+      closeFds(frame.fds);
+      return;
+    }
+    if (this.#busy || this.#queue.length > 0) {
+      this.#enqueue(copyFrame(frame));
+      return;
+    }
+    const req = this.#req;
+    req.msgId = frame.msgId;
+    req.cmd = frame.cmd;
+    req.flags = frame.flags;
+    req.body = frame.body;
+    req.fds = frame.fds;
+    this.#run(req);
+  }
+
+  #enqueue(frame: Frame): void {
+    this.#queue.push(frame);
+    this.#queuedBytes += frame.body.length;
+    if (this.#paused) return;
+    if (this.#queue.length < QUEUE_PAUSE_COUNT && this.#queuedBytes < QUEUE_PAUSE_BYTES) return;
+    // Stop reading: the client's writes back up. Not while DMA replies are
+    // awaited on this very socket: the busy handler may be waiting for one.
+    if (this.#twin === null && this.dma !== null && this.dma.waiting > 0) {
+      if (this.#queuedBytes > QUEUE_HARD_BYTES) {
+        this.#log.warn('vfio-user client floods commands while its DMA replies are awaited: dropping it', { device: this.file.device.name });
+        void this.#teardown();
+      }
+      return;
+    }
+    this.#paused = true;
+    this.#socket.pause();
+  }
+
+  // ---- serving --------------------------------------------------------------
+
+  #run(req: Request): void {
+    let result: void | Promise<void>;
+    try {
+      result = this.#dispatch(req);
+    } catch (err) {
+      this.#failed(req, err);
+      this.#finish(req);
+      return;
+    }
+    if (result === undefined) {
+      this.#finish(req);
+      return;
+    }
+    // The handler may hold views of the received bytes until it settles.
+    this.#busy = true;
+    this.#socket.detachReceiveBuffer();
+    void result
+      .then(
+        () => this.#finish(req),
+        (err: unknown) => {
+          this.#failed(req, err);
+          this.#finish(req);
+        },
+      )
+      .then(() => {
+        this.#busy = false;
+        this.#drain();
+      });
+  }
+
+  #dispatch(req: Request): void | Promise<void> {
+    const cmd = req.cmd;
+    const type = req.flags & HeaderFlags.TYPE_MASK;
+    if (type !== HeaderFlags.TYPE_COMMAND) {
+      if (this.negotiated === null) this.endAfterReply();
+      throw new VfioError('EINVAL', `${commandName(cmd)} message ${req.msgId}: type ${type} where a command was expected`);
+    }
+    if ((req.flags & HeaderFlags.ERROR) !== 0) {
+      if (this.negotiated === null) this.endAfterReply();
+      throw new VfioError('EINVAL', `${commandName(cmd)}: a command may not carry the ERROR flag`);
+    }
+    if (this.negotiated === null && cmd !== Command.VERSION) {
+      this.endAfterReply();
+      throw new VfioError('EINVAL', `${commandName(cmd)} before VFIO_USER_VERSION: the handshake must come first`);
+    }
+    if (cmd === Command.DMA_READ || cmd === Command.DMA_WRITE) {
+      throw new VfioError('EINVAL', `${commandName(cmd)} goes from server to client, not the other way`);
+    }
+    const handler = HANDLERS[cmd];
+    if (handler === undefined) throw new VfioError('ENOSYS', `message ${req.msgId}: unknown command ${cmd}`);
+    return handler(this, req);
+  }
+
+  #failed(req: Request, err: unknown): void {
+    const error = toVfioError(err);
+    if (!(err instanceof VfioError)) {
+      this.#log.warn('vfio-user command failed unexpectedly', {
+        device: this.file.device.name,
+        command: commandName(req.cmd),
+        error: error.message,
+      });
+    }
+    if ((req.flags & HeaderFlags.NO_REPLY) !== 0) return;
+    writeErrorReply(this.#errBuf, req.msgId, req.cmd, error.errno);
+    this.#socket.write(this.#errBuf);
+  }
+
+  #finish(req: Request): void {
+    if (req.fds.length > 0) {
+      closeFds(req.fds);
+      req.fds = NO_FDS;
+    }
+    req.body = EMPTY;
+    if (this.#endAfterReply && !this.#closed) this.#end();
+  }
+
+  #drain(): void {
+    while (!this.#busy && this.#queue.length > 0 && !this.#closed && !this.#endAfterReply) {
+      const frame = this.#queue.shift()!;
+      this.#queuedBytes -= frame.body.length;
+      this.#run(frame);
+    }
+    if (this.#closed || this.#endAfterReply || this.#busy) return;
+    if (this.#paused && this.#queue.length === 0) {
+      this.#paused = false;
+      this.#socket.resume();
+    }
+    if (this.#framingFailure !== null && this.#queue.length === 0) this.#failFraming();
+  }
+
+  /** The stream broke (msg_size below 16 or over the limit): answer that message, then end. */
+  #failFraming(): void {
+    const { error, header } = this.#framingFailure!;
+    this.#log.info('vfio-user stream broken: ending the session', { device: this.file.device.name, error: error.message });
+    if ((header.flags & HeaderFlags.NO_REPLY) === 0 && (header.flags & HeaderFlags.TYPE_MASK) === HeaderFlags.TYPE_COMMAND) {
+      writeErrorReply(this.#errBuf, header.msgId, header.cmd, error.errno);
+      this.#socket.write(this.#errBuf);
+    }
+    this.#end();
+  }
+
+  /** Stops serving; the socket closes once queued replies are out. */
+  #end(): void {
+    this.#endAfterReply = true;
+    for (const f of this.#queue) closeFds(f.fds);
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.#socket.end();
+  }
+
+  // ---- twin socket ----------------------------------------------------------
+
+  /** Creates the twin socket pair; keeps one end, returns the client's. */
+  #openTwin(): number {
+    const [ours, theirs] = socketPair();
+    let socket: UnixSocket;
+    try {
+      socket = new UnixSocket(ours);
+    } catch (err) {
+      closeFds([theirs]);
+      throw err;
+    }
+    const framer = new MessageFramer({
+      onMessage: (frame) => {
+        // Only replies to the server's DMA messages belong here.
+        if (this.dma === null || !this.dma.handleReply(frame)) {
+          this.#log.info('vfio-user: ignoring a stray message on the twin socket', {
+            device: this.file.device.name,
+            command: commandName(frame.cmd),
+          });
+        }
+        closeFds(frame.fds);
+      },
+      maxMessageSize: maxMessageSizeFor(this.decode.maxDataXferSize ?? this.limits.maxDataXferSize),
+    });
+    socket.onData = (chunk, fds) => {
+      const unowned = framer.push(chunk, fds);
+      if (unowned.length > 0) closeFds(unowned);
+      if (framer.error !== null) void this.#teardown(framer.error.error);
+    };
+    // The client hung up its half: it can no longer serve DMA. End it all.
+    socket.onClose = (err) => void this.#teardown(err);
+    this.#twin = socket;
+    this.#twinFramer = framer;
+    return theirs;
+  }
+
+  // ---- teardown -------------------------------------------------------------
+
+  #teardown(err?: VfioError): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#closing = this.#release(err);
+    }
+    // #closing is set as soon as #release returned its promise; a socket
+    // closing re-entrantly during #release's first steps gets the resolved
+    // one below, which is fine: it only needs to know teardown began.
+    return this.#closing ?? Promise.resolve();
+  }
+
+  async #release(err: VfioError | undefined): Promise<void> {
+    const device = this.file.device.name;
+    if (err !== undefined && err.code !== 'ECONNRESET' && err.code !== 'EPIPE') {
+      this.#log.info('vfio-user client connection failed', { device, error: err.message });
+    }
+    this.#socket.destroy();
+    this.#twin?.destroy();
+    closeFds(this.#framer.close().fds);
+    if (this.#twinFramer !== null) closeFds(this.#twinFramer.close().fds);
+    for (const f of this.#queue) closeFds(f.fds);
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.dma?.abort(new VfioError('ENOTCONN', 'the client disconnected'));
+    try {
+      await this.file.close();
+    } catch (e) {
+      this.#log.warn('vfio-user: closing the device file failed', { device, error: toVfioError(e).message });
+    }
+    this.iommufd?.destroy();
+    this.notifiers.closeAll();
+    this.#onClosed(this);
+  }
+}

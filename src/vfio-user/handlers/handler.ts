@@ -1,0 +1,91 @@
+/**
+ * What a command handler is given: the request being served and the session
+ * (one client's connection) it belongs to. Every handler has the same
+ * signature; handlers/index.ts maps command ids to them.
+ *
+ * A handler decodes the body, runs the op on the device file, and replies
+ * through the session. It returns nothing when it finished synchronously
+ * (the hot path), or a promise; the connection processes the next command
+ * only once it settles, so requests are served strictly in order. A throw
+ * or rejection becomes an error reply with the error's errno. Fds the
+ * handler does not take with `session.takeFds` are closed after it.
+ */
+import type { DeviceFile } from '../../core/device-file.js';
+import type { IommufdContext } from '../../iommufd/context.js';
+import type { DecodeContext } from '../context.js';
+import type { DmaChannel } from '../dma-channel.js';
+import type { SessionDeviceShape } from '../device-shape.js';
+import type { IrqNotifiers } from '../irq-notifiers.js';
+import type { RegionAccess } from '../messages.js';
+import type { Negotiated, ServerLimits } from '../negotiation.js';
+
+/** One command as a handler sees it. */
+export interface Request {
+  msgId: number;
+  cmd: number;
+  flags: number;
+  /** the bytes after the header; valid until the handler is done with them */
+  body: Uint8Array;
+  /** fds that came with the command; see Session.takeFds */
+  fds: number[];
+}
+
+/** The state a handler works with: its client's session. */
+export interface Session {
+  /** What the server accepts and how it talks to clients. */
+  readonly limits: ServerLimits;
+  /** The client's open file on the device. */
+  readonly file: DeviceFile;
+  /** The client's DMA address space; null until VERSION has bound the file. */
+  readonly iommufd: IommufdContext | null;
+  /** What was negotiated; null until VERSION succeeded. */
+  readonly negotiated: Negotiated | null;
+  /** The device as seen at bind; null before. */
+  readonly shape: SessionDeviceShape | null;
+  /** Limits and device shape for the decoders. */
+  readonly decode: DecodeContext;
+  /** Server-to-client DMA messages; null before VERSION. */
+  readonly dma: DmaChannel | null;
+  /** Interrupt eventfds handed to the device. */
+  readonly notifiers: IrqNotifiers;
+  /** Reused by the region access handlers: decoding allocates nothing. */
+  readonly access: RegionAccess;
+
+  /**
+   * Runs the handshake's side effects: binds the file (open_device runs
+   * if it is the first), reads the device's shape, creates the twin socket.
+   * Returns the client's end of the twin socket (the caller sends it and
+   * closes it) or null.
+   */
+  establish(negotiated: Negotiated): Promise<number | null>;
+
+  /** Sends `message` as the reply to `req` (unless it asked for none), with `fds` that stay the caller's. */
+  reply(req: Request, message: Uint8Array, fds?: readonly number[]): void;
+  /** A header-only success reply. */
+  replyEmpty(req: Request): void;
+  /**
+   * A buffer of at least `size` bytes, reused for every reply: fill it and
+   * pass `replyView(size)` to reply() before anything else replies.
+   */
+  replyBuffer(size: number): Uint8Array;
+  /** replyBuffer's first `size` bytes (cached for a repeated size). */
+  replyView(size: number): Uint8Array;
+  /** replyBuffer's bytes [start, start+count) (cached for a repeated range). */
+  replySlice(start: number, count: number): Uint8Array;
+  /** The fds of `req`, now the caller's to keep or close. */
+  takeFds(req: Request): number[];
+  /** Ends the session once the reply to the current request is out (VERSION failures). */
+  endAfterReply(): void;
+}
+
+/** A command handler (one per file in this folder). */
+export type CommandHandler = (session: Session, req: Request) => void | Promise<void>;
+
+/**
+ * `then` that stays synchronous for a plain value: ops return their value
+ * directly when they ran at once, and the hot path must not pay a microtask.
+ */
+export function after<T, R>(value: T | Promise<T>, fn: (v: T) => R): R | Promise<Awaited<R>> {
+  if (value instanceof Promise) return value.then(fn) as Promise<Awaited<R>>;
+  return fn(value as T);
+}

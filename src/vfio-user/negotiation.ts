@@ -1,0 +1,105 @@
+/**
+ * The server's side of VFIO_USER_VERSION as a pure function: from the
+ * client's proposal and the server's limits, the version and capabilities
+ * to answer with and the settings the session runs under.
+ *
+ * The reply names only capabilities the client proposed (the spec: "a
+ * subset of those proposed"), each narrowed to what both sides support.
+ * Values stay within what QEMU's client accepts: it refuses a reply whose
+ * max_msg_fds exceeds 16, max_dma_maps 65535, max_bitmap_size 256 MiB, or
+ * whose pgsizes has bits below 4 KiB.
+ */
+import { VfioError } from '../core/errors.js';
+import type { DmaLayout } from './context.js';
+import type { PeerCapabilities, VersionMessage } from './messages.js';
+import { CapabilityDefault } from './protocol.js';
+import { chooseVersion, withDefaults } from './version.js';
+
+/** What a server accepts from its clients, and how it talks to them. */
+export interface ServerLimits {
+  /** fds the server accepts in one message (its max_msg_fds); QEMU wants at most 16 */
+  maxMsgFds: number;
+  /** data bytes the server accepts in one message (its max_data_xfer_size) */
+  maxDataXferSize: number;
+  /** DMA mappings one client may hold at once */
+  maxDmaMaps: number;
+  /** set up a twin socket for a client that supports one */
+  twinSocket: boolean;
+  /**
+   * Layout of DMA_READ/DMA_WRITE data. 'auto': QEMU's (data at body offset
+   * 12) for clients that propose version 0.0, as QEMU 10.1 to 11.1 do; the
+   * spec's (offset 16) for every other minor (SPDK 0.1, libvfio-user 0.2).
+   */
+  dmaLayout: 'auto' | DmaLayout;
+  /** how long a client may take to answer a DMA_READ/DMA_WRITE */
+  dmaTimeoutMs: number;
+}
+
+export const DEFAULT_SERVER_LIMITS: ServerLimits = {
+  maxMsgFds: 16,
+  maxDataXferSize: CapabilityDefault.MAX_DATA_XFER_SIZE,
+  maxDmaMaps: CapabilityDefault.MAX_DMA_MAPS,
+  twinSocket: true,
+  dmaLayout: 'auto',
+  dmaTimeoutMs: 5000,
+};
+
+/** Page sizes this server maps: any power of two from 4 KiB up. */
+const SERVER_PGSIZES = 0xffff_ffff_ffff_f000n;
+/** The largest dirty bitmap QEMU accepts. */
+const MAX_BITMAP = CapabilityDefault.MIGRATION_MAX_BITMAP_SIZE;
+
+/** The outcome of a successful negotiation. */
+export interface Negotiated {
+  version: { major: number; minor: number };
+  /** capabilities of the reply (twin_socket.fd_index is added once the socket exists) */
+  reply: PeerCapabilities;
+  /** data bytes the server accepts per message */
+  maxDataXferSize: number;
+  /** data bytes per server-to-client message: what both sides accept */
+  dmaMaxXfer: number;
+  /** fds the client accepts per message (0: send it none) */
+  clientMaxMsgFds: number;
+  maxDmaMaps: number;
+  twinSocket: boolean;
+  dmaLayout: DmaLayout;
+  writeMultiple: boolean;
+}
+
+/** EINVAL when the versions or capabilities cannot be reconciled. */
+export function negotiate(client: VersionMessage, limits: ServerLimits): Negotiated {
+  const version = chooseVersion(client);
+  const proposed = client.capabilities ?? {};
+  const theirs = withDefaults(client.capabilities);
+  const reply: PeerCapabilities = {};
+  const maxDmaMaps = Math.min(theirs.maxDmaMaps, limits.maxDmaMaps);
+  if (proposed.maxMsgFds !== undefined) reply.maxMsgFds = limits.maxMsgFds;
+  if (proposed.maxDataXferSize !== undefined) reply.maxDataXferSize = limits.maxDataXferSize;
+  if (proposed.maxDmaMaps !== undefined) reply.maxDmaMaps = maxDmaMaps;
+  if (proposed.pgsizes !== undefined) {
+    const pgsizes = proposed.pgsizes & SERVER_PGSIZES;
+    if (pgsizes === 0n) throw new VfioError('EINVAL', 'VFIO_USER_VERSION: no proposed DMA page size is 4 KiB or more');
+    reply.pgsizes = pgsizes;
+  }
+  if (proposed.writeMultiple !== undefined) reply.writeMultiple = proposed.writeMultiple;
+  if (proposed.migration !== undefined) {
+    reply.migration = {
+      pgsize: proposed.migration.pgsize ?? CapabilityDefault.MIGRATION_PGSIZE,
+      maxBitmapSize: Math.min(proposed.migration.maxBitmapSize ?? MAX_BITMAP, MAX_BITMAP),
+    };
+  }
+  // A twin socket travels as an fd: only to a client that takes fds.
+  const twinSocket = limits.twinSocket && theirs.twinSocket && theirs.maxMsgFds > 0;
+  if (proposed.twinSocket !== undefined) reply.twinSocket = { supported: twinSocket };
+  return {
+    version,
+    reply,
+    maxDataXferSize: limits.maxDataXferSize,
+    dmaMaxXfer: Math.min(limits.maxDataXferSize, theirs.maxDataXferSize),
+    clientMaxMsgFds: theirs.maxMsgFds,
+    maxDmaMaps,
+    twinSocket,
+    dmaLayout: limits.dmaLayout === 'auto' ? (client.minor === 0 ? 'qemu' : 'spec') : limits.dmaLayout,
+    writeMultiple: theirs.writeMultiple,
+  };
+}

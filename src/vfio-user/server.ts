@@ -1,0 +1,178 @@
+/**
+ * The vfio-user server: puts every device of a VfioCore on a UNIX socket of
+ * its own, `${socketDir}/${device.name}.sock` (mode 0600), and serves each
+ * client that connects there as one open file of the device.
+ *
+ * It follows the core: a device registered (before or after the server was
+ * made) gets its socket at once; a device whose unregistration begins loses
+ * it (the file is unlinked, nobody new can connect) while the clients
+ * already connected keep being served until they leave, which is what lets
+ * the unregistration finish (the device's request op asks them to, through
+ * the REQ interrupt). Several clients may hold one device at once, each
+ * with its own file, address space and interrupts.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { VfioDevice } from '../core/device.js';
+import { toVfioError, VfioError } from '../core/errors.js';
+import type { VfioCore } from '../core/vfio-core.js';
+import { UnixServer, type UnixSocket } from '../native/index.js';
+import { Connection, type ServerLog } from './connection.js';
+import { DEFAULT_SERVER_LIMITS, type ServerLimits } from './negotiation.js';
+
+export interface VfioUserServerOptions {
+  core: VfioCore;
+  /** Where the sockets go; created (mode 0700) when missing. */
+  socketDir: string;
+  /** Serve every registered device without being asked (default true); otherwise only serve(). */
+  follow?: boolean;
+  /** What the server accepts from clients; defaults in DEFAULT_SERVER_LIMITS. */
+  limits?: Partial<ServerLimits>;
+  /** Where failures that cannot go on the wire are told; silent by default. */
+  log?: ServerLog;
+}
+
+const SILENT: ServerLog = { info: () => {}, warn: () => {} };
+/** sun_path holds 108 bytes including the NUL. */
+const MAX_SOCKET_PATH = 107;
+
+export class VfioUserServer {
+  readonly core: VfioCore;
+  readonly socketDir: string;
+  readonly limits: Readonly<ServerLimits>;
+  readonly #log: ServerLog;
+  readonly #listeners = new Map<VfioDevice, UnixServer>();
+  readonly #connections = new Map<VfioDevice, Set<Connection>>();
+  readonly #follow: boolean;
+  #closing: Promise<void> | null = null;
+
+  readonly #onRegistered = (device: VfioDevice): void => {
+    try {
+      this.#listen(device);
+    } catch (err) {
+      this.#log.warn('vfio-user: cannot serve a device', { device: device.name, error: toVfioError(err).message });
+    }
+  };
+  readonly #onUnregistering = (device: VfioDevice): void => this.stopServing(device);
+
+  constructor(options: VfioUserServerOptions) {
+    this.core = options.core;
+    this.socketDir = options.socketDir;
+    this.limits = Object.freeze({ ...DEFAULT_SERVER_LIMITS, ...options.limits });
+    this.#log = options.log ?? SILENT;
+    this.#follow = options.follow ?? true;
+    mkdirSync(this.socketDir, { recursive: true, mode: 0o700 });
+    this.core.on('unregistering', this.#onUnregistering);
+    if (this.#follow) {
+      this.core.on('registered', this.#onRegistered);
+      for (const device of this.core.devices()) if (device.state === 'registered') this.#onRegistered(device);
+    }
+  }
+
+  /** The socket a device is served on, by name; undefined while it is not served. */
+  socketPath(name: string): string | undefined {
+    const device = this.core.device(name);
+    return device !== undefined && this.#listeners.has(device) ? this.#pathOf(device) : undefined;
+  }
+
+  /**
+   * Makes sure `device` is served and resolves once a client can connect.
+   * ENODEV for a device that is not registered (or a closed server),
+   * EINVAL for a name that cannot be a socket file name, EADDRINUSE when a
+   * live server already listens on its path.
+   */
+  serve(device: VfioDevice): Promise<void> {
+    try {
+      if (this.#closing !== null) throw new VfioError('ENODEV', 'the vfio-user server is closed');
+      this.#listen(device);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(toVfioError(err));
+    }
+  }
+
+  /** Stops accepting clients for `device` and removes its socket file; its clients stay. */
+  stopServing(device: VfioDevice): void {
+    const listener = this.#listeners.get(device);
+    if (listener === undefined) return;
+    this.#listeners.delete(device);
+    listener.close();
+  }
+
+  /** Clients connected to `device` (or to every device). */
+  connectionCount(device?: VfioDevice): number {
+    if (device !== undefined) return this.#connections.get(device)?.size ?? 0;
+    let n = 0;
+    for (const set of this.#connections.values()) n += set.size;
+    return n;
+  }
+
+  /**
+   * Stops listening everywhere and drops every client, which closes their
+   * files (what a pending unregistration waits for). Resolves once every
+   * connection is torn down. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#closeAll();
+    return this.#closing;
+  }
+
+  async #closeAll(): Promise<void> {
+    this.core.off('registered', this.#onRegistered);
+    this.core.off('unregistering', this.#onUnregistering);
+    for (const device of [...this.#listeners.keys()]) this.stopServing(device);
+    const all: Promise<void>[] = [];
+    for (const set of this.#connections.values()) for (const c of set) all.push(c.close());
+    await Promise.all(all);
+  }
+
+  #pathOf(device: VfioDevice): string {
+    return join(this.socketDir, `${device.name}.sock`);
+  }
+
+  #listen(device: VfioDevice): void {
+    if (this.#listeners.has(device)) return;
+    if (device.core !== this.core || device.state !== 'registered') {
+      throw new VfioError('ENODEV', `${device.name}: not a registered device of this server's core`);
+    }
+    if (device.name === '.' || device.name === '..' || /[/\0]/.test(device.name)) {
+      throw new VfioError('EINVAL', `${JSON.stringify(device.name)} cannot name a socket file`);
+    }
+    const path = this.#pathOf(device);
+    if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
+      throw new VfioError('EINVAL', `socket path ${path} is longer than the ${MAX_SOCKET_PATH} bytes a UNIX socket allows`);
+    }
+    const listener = UnixServer.listen(path);
+    listener.onConnection = (socket) => this.#accept(device, socket);
+    listener.onError = (err) => this.#log.warn('vfio-user: accept failed', { device: device.name, error: err.message });
+    this.#listeners.set(device, listener);
+  }
+
+  #accept(device: VfioDevice, socket: UnixSocket): void {
+    if (this.#closing !== null) {
+      socket.destroy();
+      return;
+    }
+    let file;
+    try {
+      file = device.openFile();
+    } catch {
+      socket.destroy(); // unregistration began between listen and accept
+      return;
+    }
+    let set = this.#connections.get(device);
+    if (set === undefined) this.#connections.set(device, (set = new Set()));
+    const connections = set;
+    const connection = new Connection({
+      file,
+      socket,
+      limits: this.limits,
+      log: this.#log,
+      onClosed: (c) => {
+        connections.delete(c);
+        if (connections.size === 0 && this.#connections.get(device) === connections) this.#connections.delete(device);
+      },
+    });
+    connections.add(connection);
+  }
+}
