@@ -10,14 +10,8 @@
  * still need the daemon.
  */
 import { existsSync } from 'node:fs';
-import { VfioCore } from '../core/vfio-core.js';
-import { MdevBus } from '../mdev/index.js';
-import { builtinParents } from '../daemon/parents.js';
 import type { DaemonPaths } from '../daemon/paths.js';
-import { ensurePrivateDir } from '../daemon/private-dir.js';
 import type { ArgsOf, ControlOp, ResultOf } from '../daemon/protocol.js';
-import { MdevService } from '../daemon/service.js';
-import { DefinitionStore } from '../daemon/store.js';
 
 /** True for requests that only touch definitions. */
 export function worksOffline(op: ControlOp, args: ArgsOf<ControlOp>): boolean {
@@ -28,6 +22,15 @@ export function worksOffline(op: ControlOp, args: ArgsOf<ControlOp>): boolean {
 export async function callOffline<O extends ControlOp>(paths: DaemonPaths, op: O, args: ArgsOf<O>): Promise<ResultOf<O>> {
   // Only define creates the database; reading or editing a store that does
   // not exist finds nothing, and leaves no empty file behind.
+  // Loaded here, not at startup: most commands never need the store, the drivers or their native code.
+  const [{ VfioCore }, { MdevBus }, { builtinParents }, { ensurePrivateDir }, { MdevService }, { DefinitionStore }] = await Promise.all([
+    import('../core/vfio-core.js'),
+    import('../mdev/index.js'),
+    import('../daemon/parents.js'),
+    import('../daemon/private-dir.js'),
+    import('../daemon/service.js'),
+    import('../daemon/store.js'),
+  ]);
   let file = paths.dbFile;
   if (!existsSync(file)) {
     if (op === 'define') ensurePrivateDir(paths.stateDir);

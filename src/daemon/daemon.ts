@@ -135,7 +135,8 @@ export class Daemon {
 
   /** For each running device: where its socket is and the QEMU option that attaches it. */
   private printSummary(print: (text: string) => void): void {
-    const devices = this.bus.devices();
+    const order = this.bus.parents();
+    const devices = this.bus.devices().sort((a, b) => order.indexOf(a.parent) - order.indexOf(b.parent) || a.uuid.localeCompare(b.uuid));
     const lines = [`uvfio: ${devices.length} device${devices.length === 1 ? '' : 's'} served; control socket ${this.paths.controlSocket}`];
     for (const m of devices) {
       const socket = this.deviceServer.socketPath(m.uuid);

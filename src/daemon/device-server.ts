@@ -6,6 +6,7 @@
  */
 import type { VfioDevice } from '../core/device.js';
 import type { VfioCore } from '../core/vfio-core.js';
+import { VfioUserServer } from '../vfio-user/server.js';
 import type { Logger } from './log.js';
 
 export interface DeviceServer {
@@ -20,17 +21,9 @@ export interface DeviceServer {
   close(): Promise<void>;
 }
 
-/**
- * The vfio-user server, serving each device at `${socketDir}/${name}.sock`.
- * Placeholder until src/vfio-user's server lands: devices are registered
- * but put on no socket.
- */
+/** The vfio-user server, serving each device the bus creates at `${socketDir}/${name}.sock`. */
 export function createVfioUserServer(core: VfioCore, socketDir: string, log: Logger): DeviceServer {
-  void core;
-  log.warn('no vfio-user server is built in yet: devices get no socket', { socketDir });
-  return {
-    serve: async () => {},
-    socketPath: () => undefined,
-    close: async () => {},
-  };
+  // follow: false: the bus's serve hook asks for each device, so a device
+  // is on its socket before `start` answers.
+  return new VfioUserServer({ core, socketDir, follow: false, log });
 }

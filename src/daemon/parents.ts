@@ -1,7 +1,11 @@
 /**
- * The parents a daemon serves: one per driver uvfio ships. Each may name a
- * default type, of which a fresh store gets one auto-started definition.
+ * The parents a daemon serves: one per driver uvfio ships, named as the
+ * kernel's samples name theirs. Each names a default type, of which a fresh
+ * store gets one auto-started definition.
  */
+import { MbochsDriver } from '../drivers/mbochs/index.js';
+import { MdpyDriver } from '../drivers/mdpy/index.js';
+import { MttyDriver } from '../drivers/mtty/index.js';
 import type { MdevParentOptions } from '../mdev/index.js';
 
 export interface BuiltinParent extends MdevParentOptions {
@@ -9,7 +13,12 @@ export interface BuiltinParent extends MdevParentOptions {
   defaultType?: string;
 }
 
-/** Every parent uvfio ships, freshly built (drivers keep per-parent state). */
+/** Every parent uvfio ships, freshly built (drivers keep per-parent state: mtty's ports, mbochs's memory). */
 export function builtinParents(): BuiltinParent[] {
-  return [];
+  return [
+    { name: 'mtty', driver: new MttyDriver(), defaultType: 'mtty-1' },
+    // The defaults are usable desktops: 1024x768, and up to 1920x1440 in 16 MiB.
+    { name: 'mdpy', driver: new MdpyDriver(), defaultType: 'mdpy-xga' },
+    { name: 'mbochs', driver: new MbochsDriver(), defaultType: 'mbochs-medium' },
+  ];
 }

@@ -92,7 +92,7 @@ describe('uvfio against a running daemon', { skip: pending }, () => {
     assert.deepEqual([dev.mdev_type, dev.defined, dev.start], ['mtty-2', false, 'manual']);
     assert.ok(existsSync(dev.socket!));
     const table = await ok(sb, ['list']);
-    assert.match(table, new RegExp(`\\n${U1}  mtty +mtty-2  manual  no +${dev.socket}\\n`));
+    assert.match(table, new RegExp(`\\n${U1}  mtty +mtty-2 +manual  no +${dev.socket}\\n`));
     assert.match(await ok(sb, ['list', '-v', '-u', U1]), /QEMU: -device '\{"driver":"vfio-user-pci"/);
     assert.match(await fails(sb, ['start', '-u', U1, '-p', 'mtty', '-t', 'mtty-2']), /^uvfio: mediated device .* exists$/);
     assert.equal(await ok(sb, ['stop', '-u', U1]), '');

@@ -1,8 +1,6 @@
 /** `uvfio daemon` (and `npm start`): serve every parent until SIGINT/SIGTERM. */
 import { VfioError } from '../../core/errors.js';
-import { runDaemon } from '../../daemon/daemon.js';
 import { Logger, logLevelFrom } from '../../daemon/log.js';
-import { builtinParents } from '../../daemon/parents.js';
 import { flag, str, type Command } from '../args.js';
 
 export const daemonCommand: Command = {
@@ -37,6 +35,8 @@ auto-start device of each parent's default type (mtty-1 on mtty, ...).
     if (level !== undefined && logLevelFrom(level) !== level) {
       throw new VfioError('EINVAL', `--log-level: ${JSON.stringify(level)} is not one of debug, info, warn, error`);
     }
+    // Loaded on demand: the other commands need none of the drivers or the server.
+    const [{ runDaemon }, { builtinParents }] = await Promise.all([import('../../daemon/daemon.js'), import('../../daemon/parents.js')]);
     const code = await runDaemon({
       paths: ctx.paths,
       log: new Logger(undefined, logLevelFrom(level)),
