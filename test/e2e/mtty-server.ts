@@ -4,45 +4,39 @@
  * the only argument, without the mdev bus or the daemon.
  *
  * Prints `ready SOCKET1,SOCKET2` once both listen, then serves until
- * SIGTERM or SIGINT. Process warnings (a driver op that threw, say) go to
- * stderr, where run.sh counts them as failures.
+ * SIGTERM or SIGINT. What the server cannot put on the wire and process
+ * warnings (a driver op that threw, say) go to stderr as `warn:` lines,
+ * which run.sh counts as failures.
  */
-import { join } from 'node:path';
 import { VfioCore } from '../../src/core/index.js';
 import { createMttyDevice, type MttyPortCount } from '../../src/drivers/mtty/index.js';
-import * as vfioUser from '../../src/vfio-user/index.js';
-
-/** What this script needs of the vfio-user server. */
-interface Server {
-  listen?(): Promise<void>;
-  close(): Promise<void>;
-}
-type ServerClass = new (options: { core: VfioCore; socketDir: string }) => Server;
+import { VfioUserServer, type ServerLog } from '../../src/vfio-user/index.js';
 
 const socketDir = process.argv[2];
 if (!socketDir) {
   console.error('usage: mtty-server.js SOCKET_DIR');
   process.exit(2);
 }
-process.on('warning', (w) => console.error(`warning: ${w.message}`));
 
-const VfioUserServer = (vfioUser as unknown as Record<string, unknown>)['VfioUserServer'] as ServerClass | undefined;
-if (typeof VfioUserServer !== 'function') {
-  console.error('error: src/vfio-user exports no VfioUserServer yet: nothing can serve the cards');
-  process.exit(3);
-}
+const line = (level: string) => (msg: string, fields?: Record<string, unknown>) =>
+  console.error(`${level}: ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}`);
+const log: ServerLog = { info: line('info'), warn: line('warn') };
+process.on('warning', (w) => log.warn(w.message));
 
 const core = new VfioCore();
-const server = new VfioUserServer({ core, socketDir });
-await server.listen?.();
+const server = new VfioUserServer({ core, socketDir, log });
 const cards: Array<[string, MttyPortCount]> = [
   ['mtty-1', 1],
   ['mtty-2', 2],
 ];
-for (const [name, ports] of cards) createMttyDevice({ name, core, ports }).register();
-// Give the server a turn to put each registered device on its socket.
-await new Promise((resolve) => setTimeout(resolve, 100));
-console.log(`ready ${cards.map(([name]) => join(socketDir, `${name}.sock`)).join(',')}`);
+const sockets: string[] = [];
+for (const [name, ports] of cards) {
+  const card = createMttyDevice({ name, core, ports });
+  card.register();
+  await server.serve(card);
+  sockets.push(server.socketPath(name)!);
+}
+console.log(`ready ${sockets.join(',')}`);
 
 async function stop(): Promise<void> {
   await server.close();

@@ -33,6 +33,8 @@ ports_of() {
 loop_port() {
     local tty=/dev/$1 irq before after msg got n
     irq=$(cat "/sys/class/tty/$1/irq")
+    # 8250's autoconfig must have taken the UART for a 16550A (PORT_16550A = 4).
+    [ "$(cat "/sys/class/tty/$1/type")" = 4 ] || fail "$1: port type $(cat "/sys/class/tty/$1/type"), not 16550A (4)"
     msg="uvfio-mtty-$1-0123456789abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOPQRSTUVWXYZ-end"
     n=${#msg}
     # Hold the port open (its IRQ is requested only while open) and make it
@@ -70,7 +72,10 @@ for d in $cards; do
     nports=$(echo $ports | wc -w)
     say "$fn driver=$drv io-bars=$bars ports:" $ports
     [ "$nports" -eq "$bars" ] || fail "$fn: $nports ttyS port(s) for $bars I/O BAR(s)"
-    for p in $ports; do loop_port "$p"; done
+    for p in $ports; do
+        dmesg | grep -E "$p at " | sed 's/^/MTTY dmesg: /'
+        loop_port "$p"
+    done
     seen="$seen $nports"
 done
 
