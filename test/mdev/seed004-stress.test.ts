@@ -45,7 +45,8 @@ const TIGHT = { iterations: Math.ceil(ITERATIONS / 5), removers: 4, clients: 2, 
 
 run('seed 004: one creator, four removers', { ...SEED_004, iterations: ITERATIONS, clients: 0 });
 
-run('seed 004: with clients connected to the devices being removed', { ...SEED_004, iterations: ITERATIONS, clients: 3 });
+// The full 10,000 with clients run on the real mtty driver below; this one is the test driver's.
+run('seed 004: with clients connected to the devices being removed', { ...SEED_004, iterations: Math.ceil(ITERATIONS / 5), clients: 3 });
 
 run('seed 004: with a driver that refuses one remove in four', { ...TIGHT, seed: SEED + 1, refuseRate: 0.25 });
 
