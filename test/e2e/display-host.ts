@@ -5,9 +5,12 @@
  * directory given as the first argument.
  *
  * It prints `ready SOCKET1,SOCKET2` once both listen, then follows the
- * guest's console log (second argument). When the guest says it has drawn
+ * guest's console. boot-with-vfio-user.sh copies the console out only when
+ * QEMU is gone, so the host reads it where QEMU writes it: in the run
+ * directory under RUNS_DIR (third argument) whose test script holds TOKEN
+ * (fourth argument). When the guest says it has drawn
  * (`MBOCHS-DRAWN WxH`, `MDPY-DRAWN WxH`), it takes screenshots of the
- * device (uvfio's own screenshot API, into the third argument's directory)
+ * device (uvfio's own screenshot API, into the second argument's directory)
  * until one shows the expected pixels or time runs out, prints
  *     HOST-MATCH mbochs|mdpy ...    or    HOST-MISMATCH mbochs|mdpy ...
  * and answers the guest (see test/e2e/guest/*-test.sh): mbochs by renaming
@@ -16,7 +19,7 @@
  * Serves until SIGTERM or SIGINT. Warnings go to stderr, where the runner
  * counts them as failures.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VfioCore } from '../../src/core/index.js';
@@ -28,9 +31,9 @@ import { EDID_BLOB_OFFSET, EDID_REG, LINK_STATE, MbochsDevice, MbochsDriver } fr
 import { MdpyDevice, MdpyDriver } from '../../src/drivers/mdpy/index.js';
 import { decodePng } from '../drivers/display-png-decode.js';
 
-const [socketDir, consoleLog, shotDir] = process.argv.slice(2);
-if (!socketDir || !consoleLog || !shotDir) {
-  console.error('usage: display-host.js SOCKET_DIR CONSOLE_LOG SCREENSHOT_DIR');
+const [socketDir, shotDir, runsDir, token] = process.argv.slice(2);
+if (!socketDir || !shotDir || !runsDir || !token) {
+  console.error('usage: display-host.js SOCKET_DIR SCREENSHOT_DIR RUNS_DIR TOKEN');
   process.exit(2);
 }
 process.on('warning', (w) => console.error(`warning: ${w.message}`));
@@ -150,10 +153,21 @@ async function stop(): Promise<void> {
 process.on('SIGTERM', () => void stop());
 process.on('SIGINT', () => void stop());
 
+/** The console log of the run whose test script holds the token, once that run exists. */
+async function findConsole(): Promise<string | undefined> {
+  for (const id of await readdir(runsDir!).catch(() => [])) {
+    const script = await readFile(join(runsDir!, id, 'overlay', 'e2e', 'test.sh'), 'utf8').catch(() => '');
+    if (script.includes(token!)) return join(runsDir!, id, 'console.log');
+  }
+  return undefined;
+}
+
 // Follow the console log for the guest's DRAWN lines.
 const handled = new Set<string>();
+let consoleLog: string | undefined;
 for (;;) {
-  const text = await readFile(consoleLog, 'utf8').catch(() => '');
+  consoleLog ??= await findConsole();
+  const text = consoleLog ? await readFile(consoleLog, 'utf8').catch(() => '') : '';
   for (const m of text.matchAll(/^(MBOCHS|MDPY)-DRAWN (\d+)x(\d+)/gm)) {
     const [, which, ws, hs] = m;
     if (handled.has(which!)) continue;

@@ -46,7 +46,9 @@ HOST_JS=dist/test/e2e/display-host.js
 [ -f "$HOST_JS" ] || { log "no $HOST_JS: build first"; exit 2; }
 
 mkdir -p "$WORK/sockets" "$WORK/shots"
-node "$HOST_JS" "$WORK/sockets" "$WORK/console.log" "$WORK/shots" > "$WORK/host.out" 2> "$WORK/host.err" &
+# The host finds this run's live console through a token in the test script.
+TOKEN="uvfio-display-run-${WORK##*.}-$$"
+node "$HOST_JS" "$WORK/sockets" "$WORK/shots" "${E2E_DIR:-/opt/e2e}/root/e2e/runs" "$TOKEN" > "$WORK/host.out" 2> "$WORK/host.err" &
 HOST_PID=$!
 sockets=""
 for _ in $(seq 600); do
@@ -60,6 +62,7 @@ log "host ready: $sockets"
 
 # One boot runs both guest scripts, each in a subshell of its own.
 {
+    echo "# $TOKEN"
     echo '( . /e2e/mdpy-test.sh ) || exit 1'
     echo '( . /e2e/mbochs-test.sh ) || exit 1'
 } > "$WORK/test.sh"
