@@ -3,9 +3,11 @@
  * vfio-user socket per device under the runtime directory, the store of
  * definitions, and the control socket the command line talks to.
  *
- * Start: directories → store → control socket (which also refuses a second
- * daemon on the same runtime directory) → parents → defaults (first run
- * only) → auto-start → print each device's socket and QEMU option.
+ * Start: directories → control socket (which refuses a second daemon on
+ * the same runtime directory) → stale device sockets removed → store →
+ * parents → defaults (first run only) → auto-start → each device's socket
+ * and QEMU option printed. Requests that come before the end of auto-start
+ * are answered EAGAIN (the command line waits them out).
  *
  * Stop (SIGINT/SIGTERM): the control socket closes, then every parent is
  * unregistered, which removes its devices the proper way — clients are

@@ -20,7 +20,6 @@ import {
   attrsToRecord,
   deleteAttr,
   parseConfig,
-  type MdevAttr,
   type MdevConfig,
   type MdevDefinition,
 } from './definition.js';
