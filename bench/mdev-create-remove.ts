@@ -7,11 +7,13 @@
  *
  *   node dist/bench/mdev-create-remove.js [cycles=20000] [concurrency=1]
  *
- * Prints one key=value line per variant: `bus` (no socket) and `socket`
- * (a listening UNIX socket per device, bound when the device is
- * registered and closed when it starts unregistering, as the vfio-user
- * server does). The device is a real mtty-1 card (PCI config space, one
- * UART) from the driver's default pool of 24 ports.
+ * Prints one key=value line per variant: `bus` (no socket), `socket`
+ * (the vfio-user server puts each device on its own UNIX socket, and
+ * create resolves once it listens; the socket is closed and unlinked when
+ * unregistration begins) and `socket+client` (a vfio-user client also
+ * connects, negotiates and leaves before the remove). The device is a
+ * real mtty-1 card (PCI config space, one UART) from the driver's default
+ * pool of 24 ports.
  */
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +22,8 @@ import { performance } from 'node:perf_hooks';
 import { VfioCore } from '../src/core/index.js';
 import { MdevBus } from '../src/mdev/index.js';
 import { MttyDriver } from '../src/drivers/mtty/index.js';
-import { UnixServer } from '../src/native/index.js';
+import { VfioUserServer } from '../src/vfio-user/server.js';
+import { VfioUserClient } from '../src/vfio-user/client.js';
 
 const cycles = Number(process.argv[2] ?? 20_000);
 const concurrency = Number(process.argv[3] ?? 1);
@@ -29,19 +32,13 @@ function uuidOf(n: number): string {
   return `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
 }
 
-async function run(label: string, withSocket: boolean): Promise<void> {
+type Variant = 'bus' | 'socket' | 'socket+client';
+
+async function run(variant: Variant): Promise<void> {
   const core = new VfioCore();
   const dir = mkdtempSync(join(tmpdir(), 'uvfio-mdev-bench-'));
-  const servers = new Map<string, UnixServer>();
-  if (withSocket) core.on('unregistering', (device) => servers.get(device.name)?.close());
-  const bus = new MdevBus({
-    core,
-    serve: withSocket
-      ? async (device) => {
-          servers.set(device.name, UnixServer.listen(join(dir, `${device.name}.sock`)));
-        }
-      : undefined,
-  });
+  const server = variant === 'bus' ? null : new VfioUserServer({ core, socketDir: dir });
+  const bus = new MdevBus({ core, serve: server ? (device) => server.serve(device) : undefined });
   const driver = new MttyDriver();
   const parent = bus.registerParent({ name: 'mtty', driver });
   const type = parent.type('mtty-1')!;
@@ -55,9 +52,9 @@ async function run(label: string, withSocket: boolean): Promise<void> {
       const uuid = uuidOf(i % 4096);
       const t0 = performance.now();
       await bus.create(uuid, type);
+      if (variant === 'socket+client') (await VfioUserClient.connect(join(dir, `${uuid}.sock`))).close();
       await bus.remove(uuid);
       times[i] = performance.now() - t0;
-      servers.delete(uuid);
     }
   };
 
@@ -70,16 +67,18 @@ async function run(label: string, withSocket: boolean): Promise<void> {
   }
   const leftovers = [...Array(Math.min(cycles, 4096)).keys()].filter((n) => existsSync(join(dir, `${uuidOf(n)}.sock`)));
   if (leftovers.length > 0) throw new Error(`bench: ${leftovers.length} sockets left behind`);
+  await server?.close();
   rmSync(dir, { recursive: true, force: true });
 
   const sorted = Array.from(times).sort((a, b) => a - b);
   const pct = (p: number): string => (sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! * 1000).toFixed(1);
   console.log(
-    `variant=${label} cycles=${cycles} concurrency=${concurrency} ` +
+    `variant=${variant} cycles=${cycles} concurrency=${concurrency} ` +
       `cycles_per_s=${Math.round((cycles / elapsed) * 1000)} median_us=${pct(0.5)} p90_us=${pct(0.9)} p99_us=${pct(0.99)}`,
   );
 }
 
-await run('bus', false); // warm-up pass
-await run('bus', false);
-await run('socket', true);
+await run('bus'); // warm-up pass
+await run('bus');
+await run('socket');
+await run('socket+client');

@@ -53,6 +53,8 @@ export interface FixtureOptions extends DeviceOptions {
   asyncOps?: boolean;
   /** open_device fails with this errno */
   failOpen?: 'EIO' | 'EBUSY';
+  /** BAR2's size (default 64 KiB) */
+  bar2Size?: number;
 }
 
 export class FixtureDevice extends VfioDevice {
@@ -78,7 +80,7 @@ export class FixtureDevice extends VfioDevice {
     super(options);
     this.asyncOps = options.asyncOps ?? false;
     this.#failOpen = options.failOpen;
-    this.bar2 = MappedMemory.create(`fixture-${options.name}`, BAR2_SIZE);
+    this.bar2 = MappedMemory.create(`fixture-${options.name}`, options.bar2Size ?? BAR2_SIZE);
   }
 
   #answer<T>(op: string, fn: () => T): T | Promise<T> {
@@ -123,7 +125,7 @@ export class FixtureDevice extends VfioDevice {
         return {
           index,
           flags: RegionFlags.READ | RegionFlags.WRITE | RegionFlags.MMAP,
-          size: BAR2_SIZE,
+          size: this.bar2.bytes.length,
           sparseMmap: [
             { offset: 0, size: 4096 },
             { offset: 8192, size: 8192 },

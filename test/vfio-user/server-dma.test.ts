@@ -1,0 +1,215 @@
+/**
+ * Client memory reached by the device: mapped here through the fd of
+ * DMA_MAP, or through DMA_READ/DMA_WRITE messages to the client (main
+ * socket or twin socket, QEMU's layout or the spec's), including the case
+ * that deadlocks a naive server: a device op waiting for the client's DMA
+ * reply while the connection is busy serving that very op.
+ */
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { isVfioError } from '../../src/core/errors.js';
+import { PciRegion } from '../../src/core/uapi.js';
+import { MappedMemory, openFdCount } from '../../src/native/index.js';
+import {
+  Command,
+  encodeDmaMap,
+  encodeDmaReadReply,
+  encodeEmptyReply,
+  encodeErrorReply,
+  encodeRegionWrite,
+} from '../../src/vfio-user/index.js';
+import { MAP_CHUNK } from '../../src/vfio-user/dma-backings.js';
+import { DMA_BUF, DOORBELL_DMA_READ, DOORBELL_DMA_WRITE, REG_IOVA, REG_LEN } from './fixture-device.js';
+import { QEMU_PROPOSAL, RawPeer, startServer, tick, until, type Bench } from './server-harness.js';
+
+let bench: Bench;
+let fdsBefore: number;
+
+beforeEach(() => {
+  fdsBefore = openFdCount();
+  bench = startServer({ limits: { dmaTimeoutMs: 300 } });
+});
+
+afterEach(async () => {
+  await bench.close();
+  await tick(5);
+  assert.equal(openFdCount(), fdsBefore, 'fds leaked');
+});
+
+const u64 = (v: number): Uint8Array => {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(v), true);
+  return b;
+};
+
+describe('DMA through mapped memory', () => {
+  it('the device reads and writes the client memfd directly, with no message', async () => {
+    const c = await bench.connect();
+    const mem = await c.dmaMapMemory(0x100000, 0x10000);
+    const dma = bench.device.dma!;
+    dma.writeSync(0x100010, new Uint8Array([1, 2, 3]));
+    assert.deepEqual([...mem.bytes.subarray(0x10, 0x13)], [1, 2, 3]);
+    mem.bytes.set([9, 8], 0x20);
+    const seen = new Uint8Array(2);
+    await dma.read(0x100020, seen);
+    assert.deepEqual([...seen], [9, 8]);
+    assert.deepEqual(c.dma.served, { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0, failures: 0 });
+    c.close();
+  });
+
+  it('a read-only mapping refuses device writes (EPERM); an unmapped address is EFAULT', async () => {
+    const c = await bench.connect();
+    await c.dmaMapMemory(0x100000, 0x1000, { writable: false });
+    const dma = bench.device.dma!;
+    assert.throws(() => dma.writeSync(0x100000, new Uint8Array(1)), (e) => isVfioError(e, 'EPERM'));
+    assert.throws(() => dma.readSync(0x200000, new Uint8Array(1)), (e) => isVfioError(e, 'EFAULT'));
+    c.close();
+  });
+
+  it('an fd offset that is not page aligned is honoured', async () => {
+    const peer = new RawPeer(bench.path());
+    await peer.negotiate();
+    const mem = MappedMemory.create('unaligned', 8192);
+    mem.bytes[100] = 0x77;
+    mem.bytes[100 + 4095] = 0x78;
+    peer.write(encodeDmaMap(1, { readable: true, writable: true, offset: 100n, address: 0x5000n, size: 4096n }), [mem.fd]);
+    const r = (await peer.next())!;
+    assert.equal(r.errorNo, 0);
+    const seen = new Uint8Array(4096);
+    bench.device.dma!.readSync(0x5000, seen);
+    assert.deepEqual([seen[0], seen[4095]], [0x77, 0x78]);
+    mem.close();
+    peer.close();
+  });
+
+  it('a mapping larger than one ArrayBuffer may be is mapped in 1 GiB pieces and unmapped whole', async () => {
+    const c = await bench.connect();
+    const size = MAP_CHUNK + 0x10000;
+    const mem = await c.dmaMapMemory(0x4000_0000, size);
+    const ioas = [...bench.device.files][0]!.context!.ioas;
+    assert.deepEqual(ioas.list().map((m) => m.length), [MAP_CHUNK, 0x10000]);
+    bench.device.dma!.writeSync(0x4000_0000 + MAP_CHUNK - 2, new Uint8Array([5, 6, 7, 8]));
+    assert.deepEqual([...mem.bytes.subarray(MAP_CHUNK - 2, MAP_CHUNK + 2)], [5, 6, 7, 8]);
+    await c.dmaUnmap(0x4000_0000, size);
+    assert.equal(ioas.size, 0);
+    c.close();
+  });
+});
+
+describe('DMA through messages', () => {
+  for (const mode of [
+    { name: 'main socket, spec layout', options: {} },
+    { name: 'main socket, QEMU layout (0.0)', options: { version: { major: 0, minor: 0 } } },
+    { name: 'twin socket', options: { twinSocket: true } },
+  ]) {
+    it(`the device reaches memory the server cannot map (${mode.name})`, async () => {
+      const c = await bench.connect(mode.options);
+      assert.equal(c.twinSocket, mode.name === 'twin socket');
+      const buf = new Uint8Array(0x3000);
+      await c.dmaMapMessages(0x200000, buf);
+      const dma = bench.device.dma!;
+      await dma.write(0x200100, new Uint8Array([1, 2, 3, 4]));
+      assert.deepEqual([...buf.subarray(0x100, 0x104)], [1, 2, 3, 4]);
+      buf.set([7, 7, 7], 0x2ffd);
+      const seen = new Uint8Array(3);
+      await dma.read(0x202ffd, seen);
+      assert.deepEqual([...seen], [7, 7, 7]);
+      assert.throws(() => dma.readSync(0x200000, seen), (e) => isVfioError(e, 'EAGAIN'));
+      assert.deepEqual([c.dma.served.reads, c.dma.served.writes], [1, 1]);
+      c.close();
+    });
+  }
+
+  it('accesses above the transfer size are cut into several messages', async () => {
+    const c = await bench.connect({ capabilities: { maxMsgFds: 16, maxDataXferSize: 4096 } });
+    const buf = new Uint8Array(16384);
+    await c.dmaMapMessages(0, buf);
+    await bench.device.dma!.write(0, new Uint8Array(16384).fill(3));
+    assert.equal(c.dma.served.writes, 4);
+    assert.ok(buf.every((b) => b === 3));
+    const back = new Uint8Array(10000);
+    await bench.device.dma!.read(100, back);
+    assert.equal(c.dma.served.reads, 3);
+    c.close();
+  });
+
+  it('a device op waiting for a DMA reply on the main socket does not stall the session', async () => {
+    const c = await bench.connect();
+    const buf = new Uint8Array(4096);
+    await c.dmaMapMessages(0x8000, buf);
+    await c.regionWrite(PciRegion.BAR0, REG_IOVA, u64(0x8010));
+    await c.regionWrite(PciRegion.BAR0, REG_LEN, u64(16));
+    bench.device.bar0.fill(0xab, DMA_BUF, DMA_BUF + 16);
+    // The doorbell's op awaits a DMA_WRITE to this client; the write and read
+    // pipelined behind it must wait for it, and the DMA reply must not.
+    const ring = c.regionWrite(PciRegion.BAR0, DOORBELL_DMA_WRITE, u64(1));
+    const after = c.regionWrite(PciRegion.BAR0, DMA_BUF, new Uint8Array(16));
+    const read = c.regionRead(PciRegion.BAR0, DMA_BUF, 1);
+    await Promise.all([ring, after]);
+    assert.equal((await read)[0], 0);
+    assert.ok(buf.subarray(0x10, 0x20).every((b) => b === 0xab));
+    buf.fill(0x11, 0x10, 0x20);
+    await c.regionWrite(PciRegion.BAR0, DOORBELL_DMA_READ, u64(1));
+    assert.equal(bench.device.bar0[DMA_BUF + 15], 0x11);
+    c.close();
+  });
+
+  it("QEMU's layout on the wire: count u32 at 8, data at 12, header-only DMA_WRITE reply", async () => {
+    const peer = new RawPeer(bench.path());
+    await peer.negotiate(QEMU_PROPOSAL, 0);
+    peer.write(encodeDmaMap(1, { readable: true, writable: true, offset: 0n, address: 0x1000n, size: 0x1000n }));
+    assert.equal((await peer.next())!.errorNo, 0);
+    const dma = bench.device.dma!;
+    const writing = dma.write(0x1010, new Uint8Array([0xa1, 0xa2, 0xa3]));
+    const w = (await peer.next())!;
+    assert.deepEqual([w.cmd, w.size, w.body.length], [Command.DMA_WRITE, 32 + 3, 16 + 3]);
+    const v = new DataView(w.body.buffer, w.body.byteOffset);
+    assert.deepEqual([Number(v.getBigUint64(0, true)), v.getUint32(8, true)], [0x1010, 3]);
+    assert.deepEqual([...w.body.subarray(12, 15)], [0xa1, 0xa2, 0xa3]);
+    peer.write(encodeEmptyReply(w.msgId, Command.DMA_WRITE));
+    await writing;
+    const dest = new Uint8Array(2);
+    const reading = dma.read(0x1020, dest);
+    const r = (await peer.next())!;
+    assert.deepEqual([r.cmd, r.size], [Command.DMA_READ, 32]);
+    peer.write(encodeDmaReadReply(r.msgId, 0x1020n, new Uint8Array([0xc1, 0xc2]), 'qemu'));
+    await reading;
+    assert.deepEqual([...dest], [0xc1, 0xc2]);
+    peer.close();
+  });
+
+  it('a DMA error reply fails the access with its errno; silence fails it with ETIMEDOUT; the session goes on', async () => {
+    const peer = new RawPeer(bench.path());
+    await peer.negotiate();
+    peer.write(encodeDmaMap(1, { readable: true, writable: true, offset: 0n, address: 0n, size: 0x1000n }));
+    assert.equal((await peer.next())!.errorNo, 0);
+    const dma = bench.device.dma!;
+    const failing = dma.read(0, new Uint8Array(4));
+    const r = (await peer.next())!;
+    peer.write(encodeErrorReply(r.msgId, Command.DMA_READ, 'EFAULT'));
+    await assert.rejects(failing, (e) => isVfioError(e, 'EFAULT'));
+    const silent = dma.read(0, new Uint8Array(4));
+    assert.equal((await peer.next())!.cmd, Command.DMA_READ);
+    await assert.rejects(silent, (e) => isVfioError(e, 'ETIMEDOUT'));
+    // A doorbell whose DMA times out is answered with that errno.
+    peer.write(encodeRegionWrite(2, REG_LEN, PciRegion.BAR0, u64(4)));
+    assert.equal((await peer.next())!.errorNo, 0);
+    peer.write(encodeRegionWrite(3, DOORBELL_DMA_READ, PciRegion.BAR0, u64(1)));
+    assert.equal((await peer.next())!.cmd, Command.DMA_READ);
+    const answer = (await peer.next(2000))!;
+    assert.deepEqual([answer.msgId, answer.errorNo], [3, 110]);
+    peer.close();
+  });
+
+  it('a disconnect fails DMA messages still waiting (ENOTCONN)', async () => {
+    const peer = new RawPeer(bench.path());
+    await peer.negotiate();
+    peer.write(encodeDmaMap(1, { readable: true, writable: true, offset: 0n, address: 0n, size: 0x1000n }));
+    assert.equal((await peer.next())!.errorNo, 0);
+    const pending = bench.device.dma!.read(0, new Uint8Array(4));
+    await peer.next();
+    peer.close();
+    await assert.rejects(pending, (e) => isVfioError(e, 'ENOTCONN') || isVfioError(e, 'ENODEV'));
+    await until(() => bench.server.connectionCount() === 0);
+  });
+});

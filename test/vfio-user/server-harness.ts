@@ -1,0 +1,183 @@
+/**
+ * Helpers for the transport tests: a server over fixture devices in a
+ * temporary directory, a raw peer that speaks bytes to it through a real
+ * UNIX socket, and fd-leak accounting.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { VfioCore } from '../../src/core/index.js';
+import { closeFds, openFdCount, UnixSocket } from '../../src/native/index.js';
+import {
+  Command,
+  copyFrame,
+  encodeMessage,
+  type Frame,
+  MessageFramer,
+  type ServerLimits,
+  VfioUserClient,
+  type VfioUserClientOptions,
+  VfioUserServer,
+} from '../../src/vfio-user/index.js';
+import { FixtureDevice, type FixtureOptions } from './fixture-device.js';
+
+/** Resolves after the event loop had a chance to run I/O callbacks. */
+export function tick(ms = 0): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `cond` until true, or throws after `ms`. */
+export async function until(cond: () => boolean, ms = 2000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await tick(2);
+  }
+}
+
+export interface Bench {
+  dir: string;
+  core: VfioCore;
+  server: VfioUserServer;
+  devices: FixtureDevice[];
+  /** the first device */
+  device: FixtureDevice;
+  path(name?: string): string;
+  connect(options?: VfioUserClientOptions & { name?: string }): Promise<VfioUserClient>;
+  /** closes the server, unregisters the devices, removes the directory */
+  close(): Promise<void>;
+}
+
+/** A server over `names` fixture devices (default one, "dev0"). */
+export function startServer(
+  options: { names?: string[]; device?: Omit<FixtureOptions, 'name' | 'core'>; limits?: Partial<ServerLimits>; requestBackoffMs?: (n: number) => number } = {},
+): Bench {
+  const dir = mkdtempSync(join(tmpdir(), 'uvfio-vu-'));
+  const core = new VfioCore({ requestBackoffMs: options.requestBackoffMs ?? ((n) => Math.min(10 * 2 ** n, 200)) });
+  const devices = (options.names ?? ['dev0']).map((name) => {
+    const d = new FixtureDevice({ name, core, ...options.device });
+    d.register();
+    return d;
+  });
+  const server = new VfioUserServer({ core, socketDir: join(dir, 'sockets'), ...(options.limits ? { limits: options.limits } : {}) });
+  const path = (name = devices[0]!.name): string => {
+    const p = server.socketPath(name);
+    if (p === undefined) throw new Error(`${name} is not served`);
+    return p;
+  };
+  return {
+    dir,
+    core,
+    server,
+    devices,
+    device: devices[0]!,
+    path,
+    connect: (o = {}) => VfioUserClient.connect(path(o.name), o),
+    close: async () => {
+      await server.close();
+      await Promise.all(devices.filter((d) => d.state === 'registered' || d.state === 'unregistering').map((d) => d.unregister()));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Runs `fn` and checks that this process has as many fds open afterwards
+ * as before (server and client live in the same process, so both sides'
+ * fds are counted).
+ */
+export async function withoutFdLeak<T>(fn: () => Promise<T>): Promise<T> {
+  const before = openFdCount();
+  const result = await fn();
+  await tick(5);
+  const after = openFdCount();
+  if (after !== before) throw new Error(`fd leak: ${before} fds open before, ${after} after`);
+  return result;
+}
+
+/**
+ * A peer that speaks raw bytes: writes whatever it is given, and collects
+ * the messages (copied, fds included) and the close the server answers with.
+ */
+export class RawPeer {
+  readonly socket: UnixSocket;
+  readonly frames: Frame[] = [];
+  closed = false;
+  readonly #framer: MessageFramer;
+  #waiters: (() => void)[] = [];
+
+  constructor(path: string) {
+    this.socket = UnixSocket.connect(path);
+    this.#framer = new MessageFramer({ onMessage: (f) => this.frames.push(copyFrame(f)), maxMessageSize: 64 * 1024 * 1024 });
+    this.socket.onData = (chunk, fds) => {
+      closeFds(this.#framer.push(chunk, fds));
+      this.#wake();
+    };
+    this.socket.onClose = () => {
+      this.closed = true;
+      closeFds(this.#framer.close().fds);
+      this.#wake();
+    };
+  }
+
+  #wake(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const f of w) f();
+  }
+
+  write(bytes: Uint8Array, fds?: readonly number[]): void {
+    this.socket.write(bytes, fds);
+  }
+
+  /** The next frame (in arrival order), or null when the server closed first. */
+  async next(ms = 2000): Promise<Frame | null> {
+    const end = Date.now() + ms;
+    while (this.frames.length === 0) {
+      if (this.closed) return null;
+      if (Date.now() > end) throw new Error('timed out waiting for a message from the server');
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.max(1, end - Date.now()));
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    return this.frames.shift()!;
+  }
+
+  /** Resolves once the server closed the connection. */
+  async waitClosed(ms = 2000): Promise<void> {
+    await until(() => this.closed, ms, 'the server to close the connection');
+  }
+
+  /** Sends a VERSION (0.2 with `json`) and returns its reply. */
+  async negotiate(json = '{"capabilities":{"max_msg_fds":16,"max_data_xfer_size":1048576}}', minor = 2): Promise<Frame> {
+    this.write(encodeMessage(0x7777, Command.VERSION, 0, versionText(0, minor, json)));
+    const reply = await this.next();
+    if (reply === null) throw new Error('the server closed instead of answering VERSION');
+    closeFds(reply.fds);
+    return reply;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** A VERSION body: major, minor, the JSON text and its NUL (no JSON when null). */
+export function versionText(major: number, minor: number, json: string | null): Uint8Array {
+  const text = json === null ? new Uint8Array(0) : new TextEncoder().encode(json);
+  const b = new Uint8Array(4 + text.length + (json === null ? 0 : 1));
+  b[0] = major & 0xff;
+  b[1] = major >> 8;
+  b[2] = minor & 0xff;
+  b[3] = minor >> 8;
+  b.set(text, 4);
+  return b;
+}
+
+/** QEMU 11.1's VERSION proposal, byte for byte (hw/vfio-user/proxy.c caps_json()). */
+export const QEMU_PROPOSAL =
+  '{"capabilities":{"pgsizes":4096,"max_msg_fds":16,"max_dma_maps":65535,"max_data_xfer_size":1048576,"migration":{"max_bitmap_size":268435456,"pgsize":4096},"write_multiple":true}}';
