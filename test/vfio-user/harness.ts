@@ -93,3 +93,23 @@ export function guarded(b: Uint8Array): Uint8Array {
     },
   });
 }
+
+/** A little-endian field of a hand-built message: [width in bytes, value]. */
+export type Field = [1 | 2 | 4 | 8, number | bigint];
+
+/** A body from little-endian fields and raw byte runs. */
+export function b(...fields: (Field | Uint8Array)[]): Uint8Array {
+  const parts: number[] = [];
+  for (const f of fields) {
+    if (f instanceof Uint8Array) {
+      parts.push(...f);
+      continue;
+    }
+    let v = BigInt.asUintN(f[0] * 8, BigInt(f[1]));
+    for (let i = 0; i < f[0]; i++, v >>= 8n) parts.push(Number(v & 0xffn));
+  }
+  return new Uint8Array(parts);
+}
+export const u32 = (v: number | bigint): Field => [4, v];
+export const u64 = (v: number | bigint): Field => [8, v];
+export const zeros = (n: number): Uint8Array => new Uint8Array(n);

@@ -16,27 +16,9 @@ import {
   encodeMessage,
   HeaderFlags,
 } from '../../src/vfio-user/index.js';
-import { Recorder } from './harness.js';
+import { b, Recorder, u32, u64, zeros } from './harness.js';
 import { ctx } from './samples.js';
 
-type Field = [1 | 2 | 4 | 8, number | bigint];
-
-/** A body from little-endian fields. */
-function b(...fields: (Field | Uint8Array)[]): Uint8Array {
-  const parts: number[] = [];
-  for (const f of fields) {
-    if (f instanceof Uint8Array) {
-      parts.push(...f);
-      continue;
-    }
-    let v = BigInt.asUintN(f[0] * 8, BigInt(f[1]));
-    for (let i = 0; i < f[0]; i++, v >>= 8n) parts.push(Number(v & 0xffn));
-  }
-  return new Uint8Array(parts);
-}
-const u32 = (v: number | bigint): Field => [4, v];
-const u64 = (v: number | bigint): Field => [8, v];
-const zeros = (n: number): Uint8Array => new Uint8Array(n);
 const text = (s: string, nul = true): Uint8Array => new Uint8Array([...new TextEncoder().encode(s), ...(nul ? [0] : [])]);
 
 /** A VERSION body with the given JSON text. */

@@ -3,7 +3,7 @@
  * real UNIX socket. Each test also checks that no fd leaked on either side.
  */
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { isVfioError, type ErrnoName } from '../../src/core/errors.js';
 import { DeviceFlags, Feature, IrqInfoFlags, PciIrq, PciRegion, RegionFlags } from '../../src/core/uapi.js';
 import { closeFds, MappedMemory, openFdCount } from '../../src/native/index.js';
@@ -14,27 +14,22 @@ import {
 } from '../../src/vfio-user/index.js';
 import { TestDevice } from '../support/test-device.js';
 import { BAR0_SIZE, BAR2_SIZE } from './fixture-device.js';
-import { QEMU_PROPOSAL, RawPeer, startServer, tick, until, withoutFdLeak, type Bench } from './server-harness.js';
+import { perTestServer, QEMU_PROPOSAL, RawPeer, startServer, until, withoutFdLeak, type Bench } from './server-harness.js';
 
 const rejects = (code: ErrnoName) => (e: unknown) => isVfioError(e, code);
 const bytes = (...v: number[]) => new Uint8Array(v);
 
 let bench: Bench;
 let client: VfioUserClient;
-let fdsBefore: number;
 
-beforeEach(async () => {
-  fdsBefore = openFdCount();
-  bench = startServer();
-  client = await bench.connect();
-});
-
-afterEach(async () => {
-  client.close();
-  await bench.close();
-  await tick(5);
-  assert.equal(openFdCount(), fdsBefore, 'fds leaked');
-});
+perTestServer(
+  {},
+  async (b) => {
+    bench = b;
+    client = await b.connect();
+  },
+  () => client.close(),
+);
 
 describe('VFIO_USER_VERSION', () => {
   it("answers QEMU 11.1's exact proposal with version 0.0 and only what it proposed", async () => {

@@ -6,7 +6,7 @@
  * reply while the connection is busy serving that very op.
  */
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { isVfioError } from '../../src/core/errors.js';
 import { PciRegion } from '../../src/core/uapi.js';
 import { MappedMemory, openFdCount } from '../../src/native/index.js';
@@ -20,20 +20,12 @@ import {
 } from '../../src/vfio-user/index.js';
 import { MAP_CHUNK } from '../../src/vfio-user/dma-backings.js';
 import { DMA_BUF, DOORBELL_DMA_READ, DOORBELL_DMA_WRITE, REG_IOVA, REG_LEN } from './fixture-device.js';
-import { QEMU_PROPOSAL, RawPeer, startServer, tick, until, type Bench } from './server-harness.js';
+import { perTestServer, QEMU_PROPOSAL, RawPeer, until, type Bench } from './server-harness.js';
 
 let bench: Bench;
-let fdsBefore: number;
 
-beforeEach(() => {
-  fdsBefore = openFdCount();
-  bench = startServer({ limits: { dmaTimeoutMs: 300 } });
-});
-
-afterEach(async () => {
-  await bench.close();
-  await tick(5);
-  assert.equal(openFdCount(), fdsBefore, 'fds leaked');
+perTestServer({ limits: { dmaTimeoutMs: 300 } }, (b) => {
+  bench = b;
 });
 
 const u64 = (v: number): Uint8Array => {
@@ -41,6 +33,15 @@ const u64 = (v: number): Uint8Array => {
   new DataView(b.buffer).setBigUint64(0, BigInt(v), true);
   return b;
 };
+
+/** A raw peer that negotiated and mapped 4 KiB at `address` without an fd. */
+async function rawWithMapping(address: bigint, json?: string, minor?: number): Promise<RawPeer> {
+  const peer = new RawPeer(bench.path());
+  await peer.negotiate(json, minor);
+  peer.write(encodeDmaMap(1, { readable: true, writable: true, offset: 0n, address, size: 0x1000n }));
+  assert.equal((await peer.next())!.errorNo, 0);
+  return peer;
+}
 
 describe('DMA through mapped memory', () => {
   it('the device reads and writes the client memfd directly, with no message', async () => {
@@ -155,10 +156,7 @@ describe('DMA through messages', () => {
   });
 
   it("QEMU's layout on the wire: count u32 at 8, data at 12, header-only DMA_WRITE reply", async () => {
-    const peer = new RawPeer(bench.path());
-    await peer.negotiate(QEMU_PROPOSAL, 0);
-    peer.write(encodeDmaMap(1, { readable: true, writable: true, offset: 0n, address: 0x1000n, size: 0x1000n }));
-    assert.equal((await peer.next())!.errorNo, 0);
+    const peer = await rawWithMapping(0x1000n, QEMU_PROPOSAL, 0);
     const dma = bench.device.dma!;
     const writing = dma.write(0x1010, new Uint8Array([0xa1, 0xa2, 0xa3]));
     const w = (await peer.next())!;
@@ -179,10 +177,7 @@ describe('DMA through messages', () => {
   });
 
   it('a DMA error reply fails the access with its errno; silence fails it with ETIMEDOUT; the session goes on', async () => {
-    const peer = new RawPeer(bench.path());
-    await peer.negotiate();
-    peer.write(encodeDmaMap(1, { readable: true, writable: true, offset: 0n, address: 0n, size: 0x1000n }));
-    assert.equal((await peer.next())!.errorNo, 0);
+    const peer = await rawWithMapping(0n);
     const dma = bench.device.dma!;
     const failing = dma.read(0, new Uint8Array(4));
     const r = (await peer.next())!;
@@ -202,10 +197,7 @@ describe('DMA through messages', () => {
   });
 
   it('a disconnect fails DMA messages still waiting (ENOTCONN)', async () => {
-    const peer = new RawPeer(bench.path());
-    await peer.negotiate();
-    peer.write(encodeDmaMap(1, { readable: true, writable: true, offset: 0n, address: 0n, size: 0x1000n }));
-    assert.equal((await peer.next())!.errorNo, 0);
+    const peer = await rawWithMapping(0n);
     const pending = bench.device.dma!.read(0, new Uint8Array(4));
     await peer.next();
     peer.close();

@@ -5,7 +5,7 @@
  * write, and a 1 MiB body delivered in random pieces.
  */
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { PciIrq, PciRegion } from '../../src/core/uapi.js';
 import { MappedMemory, openFdCount } from '../../src/native/index.js';
 import {
@@ -25,20 +25,12 @@ import {
   type Frame,
 } from '../../src/vfio-user/index.js';
 import { prng } from './harness.js';
-import { RawPeer, startServer, tick, versionText, type Bench } from './server-harness.js';
+import { perTestServer, RawPeer, tick, versionText, type Bench } from './server-harness.js';
 
 let bench: Bench;
-let fdsBefore: number;
 
-beforeEach(() => {
-  fdsBefore = openFdCount();
-  bench = startServer({ device: { bar2Size: 1024 * 1024 } });
-});
-
-afterEach(async () => {
-  await bench.close();
-  await tick(5);
-  assert.equal(openFdCount(), fdsBefore, 'fds leaked');
+perTestServer({ device: { bar2Size: 1024 * 1024 } }, (b) => {
+  bench = b;
 });
 
 /** Sample commands of a session, with what their reply must show. */

@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterEach, beforeEach } from 'node:test';
 import { VfioCore } from '../../src/core/index.js';
 import { closeFds, openFdCount, UnixSocket } from '../../src/native/index.js';
 import {
@@ -48,10 +49,15 @@ export interface Bench {
   close(): Promise<void>;
 }
 
+export interface StartOptions {
+  names?: string[];
+  device?: Omit<FixtureOptions, 'name' | 'core'>;
+  limits?: Partial<ServerLimits>;
+  requestBackoffMs?: (n: number) => number;
+}
+
 /** A server over `names` fixture devices (default one, "dev0"). */
-export function startServer(
-  options: { names?: string[]; device?: Omit<FixtureOptions, 'name' | 'core'>; limits?: Partial<ServerLimits>; requestBackoffMs?: (n: number) => number } = {},
-): Bench {
+export function startServer(options: StartOptions = {}): Bench {
   const dir = mkdtempSync(join(tmpdir(), 'uvfio-vu-'));
   const core = new VfioCore({ requestBackoffMs: options.requestBackoffMs ?? ((n) => Math.min(10 * 2 ** n, 200)) });
   const devices = (options.names ?? ['dev0']).map((name) => {
@@ -79,6 +85,26 @@ export function startServer(
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A fresh server for every test of the file (handed to `started`, which
+ * may set up more, e.g. a client), closed after it (`ending` first), and a
+ * check that the process has exactly the fds it had before the test.
+ */
+export function perTestServer(options: StartOptions, started: (bench: Bench) => void | Promise<void>, ending?: () => void): void {
+  let bench: Bench | undefined;
+  let fds = 0;
+  beforeEach(async () => {
+    fds = openFdCount();
+    bench = startServer(options);
+    await started(bench);
+  });
+  afterEach(async () => {
+    ending?.();
+    await bench?.close();
+    await until(() => openFdCount() === fds, 2000, `fds back to ${fds} (now ${openFdCount()})`);
+  });
 }
 
 /**

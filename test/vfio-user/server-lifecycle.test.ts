@@ -9,28 +9,21 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { isVfioError } from '../../src/core/errors.js';
 import { PciIrq, PciRegion } from '../../src/core/uapi.js';
 import { MappedMemory, openFdCount, UnixSocket } from '../../src/native/index.js';
 import { encodeDmaMap, encodeRegionRead, VfioUserClient, VfioUserServer } from '../../src/vfio-user/index.js';
 import { FixtureDevice } from './fixture-device.js';
-import { RawPeer, startServer, tick, until, type Bench } from './server-harness.js';
+import { perTestServer, RawPeer, tick, until, type Bench } from './server-harness.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
 let bench: Bench;
-let fdsBefore: number;
 
-beforeEach(() => {
-  fdsBefore = openFdCount();
-  bench = startServer();
-});
-
-afterEach(async () => {
-  await bench.close();
-  await until(() => openFdCount() === fdsBefore, 2000, `fds back to ${fdsBefore} (now ${openFdCount()})`);
+perTestServer({}, (b) => {
+  bench = b;
 });
 
 describe('client disconnection', () => {

@@ -6,30 +6,14 @@
  * server, and other clients never notice.
  */
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ERRNO, type ErrnoName } from '../../src/core/errors.js';
 import { FeatureFlags, IrqSetFlags as S, PciIrq, PciRegion } from '../../src/core/uapi.js';
 import { EventFd, MappedMemory, openFdCount } from '../../src/native/index.js';
 import { Command as C, encodeDeviceInfoRequest, encodeMessage, HeaderFlags, type VfioUserClient } from '../../src/vfio-user/index.js';
-import { QEMU_PROPOSAL, RawPeer, startServer, tick, versionText, type Bench } from './server-harness.js';
+import { b, u32, u64, zeros } from './harness.js';
+import { perTestServer, QEMU_PROPOSAL, RawPeer, startServer, versionText, type Bench } from './server-harness.js';
 
-type Field = [1 | 2 | 4 | 8, number | bigint];
-/** A body from little-endian fields and raw byte runs. */
-function b(...fields: (Field | Uint8Array)[]): Uint8Array {
-  const out: number[] = [];
-  for (const f of fields) {
-    if (f instanceof Uint8Array) {
-      out.push(...f);
-      continue;
-    }
-    let v = BigInt.asUintN(f[0] * 8, BigInt(f[1]));
-    for (let i = 0; i < f[0]; i++, v >>= 8n) out.push(Number(v & 0xffn));
-  }
-  return new Uint8Array(out);
-}
-const u32 = (v: number): Field => [4, v];
-const u64 = (v: number | bigint): Field => [8, v];
-const zeros = (n: number) => new Uint8Array(n);
 const access = (offset: number | bigint, region: number, count: number, data?: Uint8Array) => b(u64(offset), u32(region), u32(count), ...(data ? [data] : []));
 const irqSet = (flags: number, index: number, start: number, count: number, data?: Uint8Array) =>
   b(u32(20 + (data?.length ?? 0)), u32(flags), u32(index), u32(start), u32(count), ...(data ? [data] : []));
@@ -131,17 +115,9 @@ const handshake: { name: string; bytes: Uint8Array; errno: ErrnoName | null; fds
 ];
 
 let bench: Bench;
-let fdsBefore: number;
 
-beforeEach(() => {
-  fdsBefore = openFdCount();
-  bench = startServer();
-});
-
-afterEach(async () => {
-  await bench.close();
-  await tick(5);
-  assert.equal(openFdCount(), fdsBefore, 'fds leaked');
+perTestServer({}, (b) => {
+  bench = b;
 });
 
 /** fds to send with a case: eventfds, or a 4 KiB memfd. */
