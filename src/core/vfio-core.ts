@@ -122,7 +122,7 @@ export class VfioCore extends EventEmitter<VfioCoreEvents> {
     core.refs = 1;
     core.state = 'registered';
     this.byName.set(device.name, device);
-    this.emit('registered', device);
+    this.notify('registered', device);
   }
 
   /** @internal VfioDevice.unregister() */
@@ -136,9 +136,25 @@ export class VfioCore extends EventEmitter<VfioCoreEvents> {
     const drained = new Promise<void>((resolve) => {
       core.drained = resolve;
     });
-    this.emit('unregistering', device);
-    core.unregistering = this.drainAndRelease(device, drained);
+    // The promise exists before observers hear of it, so an observer that
+    // calls unregister() itself gets this same promise back.
+    let finish!: { resolve: () => void; reject: (err: unknown) => void };
+    core.unregistering = new Promise<void>((resolve, reject) => {
+      finish = { resolve, reject };
+    });
+    this.notify('unregistering', device);
+    this.drainAndRelease(device, drained).then(finish.resolve, finish.reject);
     return core.unregistering;
+  }
+
+  // Observers' bugs are theirs: a throwing listener must not leave the core
+  // half-way through a transition (registered, yet reported as failed).
+  private notify(event: keyof VfioCoreEvents, device: VfioDevice): void {
+    try {
+      this.emit(event, device);
+    } catch (err) {
+      process.emitWarning(`uvfio core: a '${event}' listener threw: ${(err as Error).message}`);
+    }
   }
 
   /** @internal a file gave back its registration reference */
@@ -185,7 +201,7 @@ export class VfioCore extends EventEmitter<VfioCoreEvents> {
         process.emitWarning(`${device.name}: release op threw: ${(err as Error).message}`);
       }
     });
-    this.emit('released', device);
+    this.notify('released', device);
   }
 }
 

@@ -176,3 +176,35 @@ test('name can be reused once the old device is released', async () => {
   b.register();
   assert.equal(core.device('same'), b);
 });
+
+test("an 'unregistering' observer calling unregister() gets the same promise", async () => {
+  const core = fastCore();
+  const dev = new TestDevice({ name: 'o', core });
+  dev.register();
+  let fromListener: Promise<void> | undefined;
+  core.on('unregistering', (d) => {
+    fromListener = d.unregister();
+  });
+  const p = dev.unregister();
+  assert.equal(fromListener, p);
+  await p;
+  assert.equal(dev.releases, 1);
+});
+
+test('a throwing observer cannot leave a transition half-done', async () => {
+  const core = fastCore();
+  core.on('registered', () => {
+    throw new Error('observer bug');
+  });
+  const warnings: string[] = [];
+  const onWarn = (w: Error) => warnings.push(w.message);
+  process.on('warning', onWarn);
+  const dev = new TestDevice({ name: 't', core });
+  dev.register(); // does not throw: the device is registered, whatever the observer did
+  assert.equal(dev.state, 'registered');
+  assert.equal(core.device('t'), dev);
+  await dev.unregister();
+  await new Promise((r) => setImmediate(r));
+  process.off('warning', onWarn);
+  assert.ok(warnings.some((w) => w.includes("'registered' listener threw")));
+});

@@ -25,7 +25,13 @@ import { Scheduler } from '../support/scheduler.js';
 import { SetMonitor, TestDevice } from '../support/test-device.js';
 
 const OPS_PER_RUN = 10_000;
-const SEEDS = [1, 2, 3];
+/** [seed, burst]: one task per step, and bursts that interleave continuations at every await. */
+const RUNS: Array<[number, number]> = [
+  [1, 1],
+  [2, 1],
+  [3, 3],
+  [4, 3],
+];
 const SLOTS = [
   { name: 'd0', set: 'S1' },
   { name: 'd1', set: 'S1' },
@@ -51,9 +57,9 @@ interface Actor {
   files: DeviceFile[];
 }
 
-async function runSeed(seed: number): Promise<{ ops: number; steps: number; counts: Record<string, number> }> {
+async function runSeed(seed: number, burst: number): Promise<{ ops: number; steps: number; counts: Record<string, number> }> {
   const rng = new Prng(seed);
-  const sched = new Scheduler(rng);
+  const sched = new Scheduler(rng, { burst });
   const core = new VfioCore({
     requestBackoffMs: (n) => n,
     wait: (_ms, drained) => sched.pointOrWake('backoff', drained),
@@ -228,9 +234,9 @@ async function runSeed(seed: number): Promise<{ ops: number; steps: number; coun
   return { ops, steps: sched.steps, counts };
 }
 
-for (const seed of SEEDS) {
-  test(`core stress, seed ${seed}: ${OPS_PER_RUN} interleaved operations keep every invariant`, async (t) => {
-    const { ops, steps, counts } = await runSeed(seed);
+for (const [seed, burst] of RUNS) {
+  test(`core stress, seed ${seed}, burst ${burst}: ${OPS_PER_RUN} interleaved operations keep every invariant`, async (t) => {
+    const { ops, steps, counts } = await runSeed(seed, burst);
     assert.ok(ops >= OPS_PER_RUN);
     // The run must really have exercised the interesting paths.
     for (const k of ['open', 'openENODEV', 'bind', 'bindEIO', 'io', 'close', 'closeOnRequest', 'hotReset', 'hotResetEPERM', 'unregister', 'replug']) {

@@ -2,8 +2,8 @@
  * A deterministic scheduler for async code. Tasks call `point()` wherever
  * another task could run in real life (inside a driver op, between client
  * actions, in place of a timer); the scheduler resumes exactly one parked
- * task per step, chosen by a seeded PRNG, and lets the microtask queue run
- * dry before the next step. So a seed fixes the interleaving, a failure
+ * task per step (or a burst of several), chosen by a seeded PRNG, and lets
+ * the microtask queue run dry before the next step. So a seed fixes the interleaving, a failure
  * replays exactly, and many seeds explore many interleavings on purpose.
  *
  * Every promise in the code under test must settle through microtasks or
@@ -16,12 +16,29 @@ interface Parked {
   resume: () => void;
 }
 
+export interface SchedulerOptions {
+  /**
+   * Resume up to this many parked tasks per step (at least 1, chosen at
+   * random). With 1, a resumed task runs alone until it parks again, which
+   * hides check-then-await races: nothing else can run at its awaits. With
+   * more, the resumed tasks' continuations interleave at every await, as
+   * they would in a real event loop.
+   */
+  burst?: number;
+}
+
 export class Scheduler {
   private parked: Parked[] = [];
+  private readonly burst: number;
   /** Steps taken so far. */
   steps = 0;
 
-  constructor(readonly rng: Prng) {}
+  constructor(
+    readonly rng: Prng,
+    options: SchedulerOptions = {},
+  ) {
+    this.burst = Math.max(1, options.burst ?? 1);
+  }
 
   /** Parks the calling task until the scheduler picks it. */
   point(label = 'point'): Promise<void> {
@@ -68,9 +85,12 @@ export class Scheduler {
   async step(): Promise<boolean> {
     await Scheduler.settle();
     if (this.parked.length === 0) return false;
-    const [entry] = this.parked.splice(this.rng.int(this.parked.length), 1);
+    const n = 1 + this.rng.int(Math.min(this.burst, this.parked.length));
     this.steps++;
-    entry!.resume();
+    for (let i = 0; i < n; i++) {
+      const [entry] = this.parked.splice(this.rng.int(this.parked.length), 1);
+      entry!.resume();
+    }
     await Scheduler.settle();
     return true;
   }
