@@ -267,20 +267,19 @@ export class MdevBus extends EventEmitter<MdevBusEvents> {
       this.dropSlot(slot);
       throw new VfioError('ENODEV', `parent ${parent.name} went away while ${uuid} was being created`);
     }
-    let failure: VfioError | null = null;
     try {
-      device.register(); // a set and an IOMMU group of its own, as mdevs have
+      // A set and an IOMMU group of its own, as mdevs have. register() throws
+      // only before it changed anything (core observers' errors are warnings).
+      device.register();
     } catch (err) {
-      if (device.state === 'initialized') {
-        releaseUnregistered(device);
-        this.dropSlot(slot);
-        throw toVfioError(err);
-      }
-      failure = toVfioError(err); // registered, but an observer of the core threw: undone below
+      releaseUnregistered(device);
+      this.dropSlot(slot);
+      throw toVfioError(err);
     }
     const mdev = new MdevDevice(uuid, type, attrs, device);
     slot.mdev = mdev;
-    if (this.serve && !failure) {
+    let failure: VfioError | null = null;
+    if (this.serve) {
       try {
         await this.serve(device);
       } catch (err) {

@@ -67,9 +67,10 @@ export interface MdevDriver {
    * release() in every case.
    *
    * A driver with availableInstances must take its share of the pool
-   * synchronously, before its first await: the bus checks availability and
-   * calls probe in the same turn, so concurrent creates cannot overshoot.
-   * An empty pool is EUSERS.
+   * synchronously, before its first await, and refuse when the pool cannot
+   * give it: the bus calls probe in the same turn it reserves, so concurrent
+   * creates cannot overshoot. The refusal's errno is the driver's: EUSERS
+   * for "no instance left", or a more precise one (mbochs: ENOSPC).
    */
   probe(info: MdevProbeInfo): VfioDevice | Promise<VfioDevice>;
 

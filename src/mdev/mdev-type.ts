@@ -65,10 +65,13 @@ export class MdevType {
 
   /**
    * @internal MdevBus.create: takes one instance before probing, so
-   * concurrent creates cannot overshoot. EUSERS when none is left.
+   * concurrent creates cannot overshoot. EUSERS when none is left of a type
+   * the bus counts. A pool-based driver refuses in its own probe, with its
+   * own errno (mbochs: ENOSPC when video memory runs out), as the kernel's
+   * mdev core leaves drivers with get_available to do.
    */
   reserve(): void {
-    if (this.availableInstances <= 0) {
+    if (!this.parent.driver.availableInstances && this.availableInstances <= 0) {
       throw new VfioError('EUSERS', `type ${this.id} has no instance left`);
     }
     this.held++;

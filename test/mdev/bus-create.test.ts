@@ -229,7 +229,7 @@ test('serve: create resolves only after it, and fails (device unregistered) when
   assert.equal(driver.freePortCount, 1);
 });
 
-test('a core observer that throws on registration fails the create and undoes it', async () => {
+test('a core observer that throws on registration cannot break a create', async () => {
   const core = fastCore();
   const bus = new MdevBus({ core });
   const driver = new PoolDriver({ ports: 2 });
@@ -238,12 +238,14 @@ test('a core observer that throws on registration fails the create and undoes it
     throw new Error('observer bug');
   };
   core.on('registered', observer);
-  await rejectsWith(bus.create(uuidOf(1), 'tpool-1'), 'EIO');
+  const onWarn = () => {};
+  process.on('warning', onWarn);
+  const mdev = await bus.create(uuidOf(1), 'tpool-1');
   core.off('registered', observer);
-  assert.equal(driver.probed[0]!.state, 'released');
-  assert.equal(driver.probed[0]!.releases, 1);
+  process.off('warning', onWarn);
+  assert.equal(mdev.device.state, 'registered');
+  assert.deepEqual(bus.heldUuids(), [uuidOf(1)]);
+  assert.deepEqual(core.devices(), [mdev.device]);
+  await bus.remove(uuidOf(1));
   assert.equal(driver.freePortCount, 2);
-  assert.deepEqual(bus.heldUuids(), []);
-  assert.deepEqual(core.devices(), []);
-  await bus.create(uuidOf(1), 'tpool-1');
 });
