@@ -18,6 +18,7 @@ export {
   sealSize,
   sendmsg,
   sendmsg2,
+  setSendBufferSize,
   socketPair,
   type EventfdFlags,
 } from './syscalls.js';

@@ -30,6 +30,12 @@ export const connectUnix: (path: string) => number = addon.connectUnix;
 export const socketPair: () => [number, number] = addon.socketPair;
 
 /**
+ * Sets SO_SNDBUF of a socket and returns the size in effect (Linux doubles
+ * the request and caps it at twice net.core.wmem_max).
+ */
+export const setSendBufferSize: (fd: number, size: number) => number = addon.setSendBufferSize;
+
+/**
  * Sends `data` (MSG_NOSIGNAL); returns the bytes sent, which may be fewer
  * than asked, or -1 when the socket is full. `fds` (at most 253) travel with
  * the first byte and stay owned by the caller; they need at least one byte.

@@ -6,7 +6,7 @@
  */
 import { isVfioError, toVfioError, VfioError } from '../core/errors.js';
 import { FdWatcher, READABLE, WRITABLE } from './fd-watcher.js';
-import { close, connectUnix, dup, recvmsg, sendmsg, sendmsg2 } from './syscalls.js';
+import { close, connectUnix, dup, recvmsg, sendmsg, sendmsg2, setSendBufferSize } from './syscalls.js';
 
 /** Handed to onData when no fds arrived, so the common case allocates nothing. */
 const NO_FDS: readonly number[] = Object.freeze([]);
@@ -197,6 +197,15 @@ export class UnixSocket {
     }
     this.#rxCap = max;
     if (this.#rx.length > max) this.#setRx(new Uint8Array(max));
+  }
+
+  /**
+   * Asks the kernel to hold `bytes` of unsent data (SO_SNDBUF) and returns
+   * what it granted. A write that fits is taken whole at once: no copy of
+   * the rest into the queue, no wait for the peer to drain it first.
+   */
+  setSendBufferSize(bytes: number): number {
+    return setSendBufferSize(this.#fd, bytes);
   }
 
   /**
