@@ -130,6 +130,14 @@ export class Connection implements Session {
     this.decode.maxDataXferSize = negotiated.maxDataXferSize;
     this.decode.dmaLayout = negotiated.dmaLayout;
     this.#framer.setMaxMessageSize(maxMessageSizeFor(negotiated.maxDataXferSize));
+    // Room in the kernel for the largest reply (Linux doubles the request):
+    // a 1 MiB REGION_READ reply then leaves in one sendmsg, with no copy of
+    // its tail into the socket's queue and no wakeups while the client drains it.
+    try {
+      this.#socket.setSendBufferSize(maxMessageSizeFor(negotiated.maxDataXferSize));
+    } catch {
+      // The default buffer still works, only slower for large replies.
+    }
     let theirs: number | null = null;
     if (negotiated.twinSocket) theirs = this.#openTwin();
     this.dma = new DmaChannel({
