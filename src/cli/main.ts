@@ -13,6 +13,7 @@ import { defineCommand } from './commands/define.js';
 import { listCommand } from './commands/list.js';
 import { modifyCommand } from './commands/modify.js';
 import { startCommand } from './commands/start.js';
+import { screenshotCommand } from './commands/screenshot.js';
 import { stopCommand } from './commands/stop.js';
 import { typesCommand } from './commands/types.js';
 import { undefineCommand } from './commands/undefine.js';
@@ -26,6 +27,7 @@ const COMMANDS: readonly Command[] = [
   startCommand,
   stopCommand,
   modifyCommand,
+  screenshotCommand,
 ];
 
 function usage(): string {

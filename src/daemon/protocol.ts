@@ -77,6 +77,11 @@ export interface ControlOps {
     args: { uuid: string };
     result: { device: DeviceInfo };
   };
+  screenshot: {
+    /** `path`: absolute; the daemon writes the PNG there. */
+    args: { uuid: string; path: string };
+    result: { plane: { format: string; width: number; height: number; stride: number; offset: number } };
+  };
   modify: {
     args: {
       uuid: string;
@@ -98,7 +103,7 @@ export type ControlOp = keyof ControlOps;
 export type ArgsOf<O extends ControlOp> = ControlOps[O]['args'];
 export type ResultOf<O extends ControlOp> = ControlOps[O]['result'];
 
-export const CONTROL_OPS: readonly ControlOp[] = ['ping', 'types', 'list', 'define', 'undefine', 'start', 'stop', 'modify'];
+export const CONTROL_OPS: readonly ControlOp[] = ['ping', 'types', 'list', 'define', 'undefine', 'start', 'stop', 'modify', 'screenshot'];
 
 export interface ControlRequest<O extends ControlOp = ControlOp> {
   v: number;

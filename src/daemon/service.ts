@@ -11,7 +11,9 @@
  * ENODEV, ENOENT).
  */
 import { randomUUID } from 'node:crypto';
+import { isAbsolute } from 'node:path';
 import { VfioError } from '../core/errors.js';
+import { screenshotDevice } from '../drivers/display/find-display.js';
 import type { MdevBus, MdevDevice, MdevParent, MdevType } from '../mdev/index.js';
 import { normalizeUuid } from '../mdev/uuid.js';
 import { checkArgs, type ArgSpec } from './args.js';
@@ -43,6 +45,7 @@ const SPECS: Record<Exclude<ControlOp, 'ping'>, ArgSpec> = {
   undefine: { uuid: 'string', parent: 'string?' },
   start: { uuid: 'string?', parent: 'string?', type: 'string?', config: 'object?' },
   stop: { uuid: 'string' },
+  screenshot: { uuid: 'string', path: 'string' },
   modify: {
     uuid: 'string',
     parent: 'string?',
@@ -92,7 +95,23 @@ export class MdevService {
         return this.stop(a);
       case 'modify':
         return this.modify(a);
+      case 'screenshot':
+        return this.screenshot(a);
     }
+  }
+
+  /**
+   * Writes the current screen of a running display device to a PNG file:
+   * ENODEV when it is not running, ENOTTY when it has no display, ENOENT
+   * while its guest has programmed no mode yet.
+   */
+  async screenshot(a: ArgsOf<'screenshot'>): Promise<ResultOf<'screenshot'>> {
+    const uuid = normalizeUuid(a.uuid);
+    if (!isAbsolute(a.path)) throw new VfioError('EINVAL', `the screenshot path must be absolute, not ${a.path}`);
+    if (!this.bus.device(uuid)) throw new VfioError('ENODEV', `${uuid} is not running`);
+    const plane = await screenshotDevice(this.bus.core, uuid, a.path);
+    this.log?.info('screenshot written', { uuid, path: a.path, width: plane.width, height: plane.height });
+    return { plane: { ...plane } };
   }
 
   /** The types of every parent (or of one), with live availability. */
