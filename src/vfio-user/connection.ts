@@ -141,7 +141,15 @@ export class Connection implements Session {
     let theirs: number | null = null;
     if (negotiated.twinSocket) theirs = this.#openTwin();
     this.dma = new DmaChannel({
-      send: (message) => (this.#twin ?? this.#socket).write(message),
+      send: (message) => {
+        // Its reply comes on the main socket without a twin: read it even
+        // when a backlog of commands paused reading.
+        if (this.#paused && this.#twin === null) {
+          this.#paused = false;
+          this.#socket.resume();
+        }
+        return (this.#twin ?? this.#socket).write(message);
+      },
       layout: negotiated.dmaLayout,
       maxXfer: negotiated.dmaMaxXfer,
       timeoutMs: this.limits.dmaTimeoutMs,

@@ -155,6 +155,22 @@ describe('DMA through messages', () => {
     c.close();
   });
 
+  it('a DMA message sent while a backlog paused reading still gets its reply read', async () => {
+    bench.device.asyncOps = true;
+    const c = await bench.connect();
+    const buf = new Uint8Array(4096);
+    await c.dmaMapMessages(0x8000, buf);
+    await c.regionWrite(PciRegion.BAR0, REG_IOVA, u64(0x8000));
+    await c.regionWrite(PciRegion.BAR0, REG_LEN, u64(8));
+    // 1100 posted writes (44 KB, one read) queue up behind the first,
+    // asynchronous, one and pause reading (past 1024 queued); the doorbell
+    // queued behind them needs its DMA reply read all the same.
+    for (let i = 0; i < 1100; i++) void c.regionWrite(PciRegion.BAR0, DMA_BUF, u64(i), { posted: true });
+    await c.regionWrite(PciRegion.BAR0, DOORBELL_DMA_WRITE, u64(1));
+    assert.equal(new DataView(buf.buffer).getUint32(0, true), 1099);
+    c.close();
+  });
+
   it("QEMU's layout on the wire: count u32 at 8, data at 12, header-only DMA_WRITE reply", async () => {
     const peer = await rawWithMapping(0x1000n, QEMU_PROPOSAL, 0);
     const dma = bench.device.dma!;
