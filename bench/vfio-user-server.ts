@@ -1,0 +1,30 @@
+/**
+ * The uvfio side of the benchmark, as a process of its own (so it can be
+ * pinned to a CPU and its RSS read): a VfioCore with N bench devices
+ * (`bench-0` ... `bench-{N-1}`), each served by the vfio-user server in
+ * SOCKET_DIR. Prints one line, "ready", once every socket listens; runs
+ * until SIGTERM. With --untouched the regions are left zero and never
+ * written, so their pages are not resident: what the memory figure wants
+ * is uvfio's own footprint, not 1 MiB of device data per device.
+ *
+ *   node dist/bench/vfio-user-server.js SOCKET_DIR [N=1] [--untouched]
+ */
+import { VfioCore } from '../src/core/index.js';
+import { VfioUserServer } from '../src/vfio-user/index.js';
+import { BenchDevice } from './bench-device.js';
+
+const args = process.argv.slice(2).filter((a) => a !== '--untouched');
+const fill = !process.argv.includes('--untouched');
+const [dir, count = '1'] = args;
+if (dir === undefined) {
+  process.stderr.write('usage: vfio-user-server.js SOCKET_DIR [N]\n');
+  process.exit(2);
+}
+const core = new VfioCore();
+for (let i = 0; i < Number(count); i++) new BenchDevice({ name: `bench-${i}`, core, fill }).register();
+const server = new VfioUserServer({ core, socketDir: dir, log: { info: () => {}, warn: (m, f) => process.stderr.write(`${m} ${JSON.stringify(f)}\n`) } });
+process.on('SIGTERM', () => {
+  void server.close().then(() => process.exit(0));
+});
+process.stdout.write('ready\n');
+setInterval(() => {}, 1 << 30); // alive even with no device to serve
