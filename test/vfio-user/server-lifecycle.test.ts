@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -137,6 +137,7 @@ describe('devices coming and going', () => {
   it('follows the core: devices registered later get a socket; serve() and socketPath() for the daemon', async () => {
     const late = new FixtureDevice({ name: 'late', core: bench.core });
     late.register();
+    assert.equal(statSync(bench.path('late')).mode & 0o777, 0o600);
     const c = await VfioUserClient.connect(bench.path('late'));
     assert.equal((await c.getDeviceInfo()).numIrqs, 5);
     c.close();
