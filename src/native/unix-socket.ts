@@ -81,6 +81,8 @@ export class UnixSocket {
   #watching = 0;
   #reading = true;
   #ending = false;
+  /** holdReceiveBuffer() is in force: the next read needs a buffer of its own. */
+  #held = false;
   #closed = false;
 
   /** Wraps a connected socket and starts reading. Takes ownership of `fd`, even when it throws. */
@@ -209,13 +211,19 @@ export class UnixSocket {
   }
 
   /**
-   * Hands the current receive buffer over to whoever holds views of it:
-   * the chunk last given to onData (and every view into it) stays as it is
-   * for as long as it is referenced, and later reads go to a fresh buffer.
-   * For a receiver whose processing of a chunk outlives the callback.
+   * Keeps the bytes last given to onData as they are: until
+   * releaseReceiveBuffer(), a read goes to a fresh buffer instead of over
+   * them (the old one then lives as long as views of it do). For a receiver
+   * whose processing of a chunk outlives the callback; it costs an
+   * allocation only if data arrives before the release.
    */
-  detachReceiveBuffer(): void {
-    this.#setRx(new Uint8Array(this.#rx.length));
+  holdReceiveBuffer(): void {
+    this.#held = true;
+  }
+
+  /** The receiver is done with the chunk it held: the buffer may be reused. */
+  releaseReceiveBuffer(): void {
+    this.#held = false;
   }
 
   /** Keeps the process alive while this socket waits (the default). */
@@ -250,6 +258,10 @@ export class UnixSocket {
 
   #readSome(): void {
     for (let i = 0; i < MAX_READS_PER_EVENT; i++) {
+      if (this.#held) {
+        this.#held = false;
+        this.#setRx(new Uint8Array(this.#rx.length));
+      }
       const rx = this.#rx;
       let n: number;
       try {
