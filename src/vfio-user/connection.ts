@@ -279,7 +279,7 @@ export class Connection implements Session {
     }
     // The handler may hold views of the received bytes until it settles.
     this.#busy = true;
-    this.#socket.detachReceiveBuffer();
+    this.#socket.holdReceiveBuffer();
     void result
       .then(
         () => this.#finish(req),
@@ -289,6 +289,7 @@ export class Connection implements Session {
         },
       )
       .then(() => {
+        this.#socket.releaseReceiveBuffer();
         this.#busy = false;
         this.#drain();
       });

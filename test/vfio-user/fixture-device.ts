@@ -51,6 +51,8 @@ const IRQ_COUNTS = [1, 4, 8, 1, 1];
 export interface FixtureOptions extends DeviceOptions {
   /** every op answers through a promise (exercises the connection's queue) */
   asyncOps?: boolean;
+  /** with asyncOps: answer after this many ms instead of at the next turn of the loop */
+  delayMs?: number;
   /** open_device fails with this errno */
   failOpen?: 'EIO' | 'EBUSY';
   /** BAR2's size (default 64 KiB) */
@@ -65,6 +67,8 @@ export class FixtureDevice extends VfioDevice {
   readonly triggers: (EventNotifier | null)[][] = IRQ_COUNTS.map((n) => new Array<EventNotifier | null>(n).fill(null));
   readonly calls: string[] = [];
   readonly setIrqsLog: SetIrqsRequest[] = [];
+  /** the data of each plain region write, as the device saw it when it ran */
+  readonly writeLog: Uint8Array[] = [];
   opens = 0;
   closes = 0;
   resets = 0;
@@ -74,11 +78,13 @@ export class FixtureDevice extends VfioDevice {
   readonly migrationIn: Uint8Array[] = [];
   migState = 2;
   asyncOps: boolean;
+  delayMs: number;
   readonly #failOpen: 'EIO' | 'EBUSY' | undefined;
 
   constructor(options: FixtureOptions) {
     super(options);
     this.asyncOps = options.asyncOps ?? false;
+    this.delayMs = options.delayMs ?? 0;
     this.#failOpen = options.failOpen;
     this.bar2 = MappedMemory.create(`fixture-${options.name}`, options.bar2Size ?? BAR2_SIZE);
   }
@@ -86,15 +92,17 @@ export class FixtureDevice extends VfioDevice {
   #answer<T>(op: string, fn: () => T): T | Promise<T> {
     this.calls.push(op);
     if (!this.asyncOps) return fn();
-    return new Promise<T>((resolve, reject) =>
-      setImmediate(() => {
+    return new Promise<T>((resolve, reject) => {
+      const run = (): void => {
         try {
           resolve(fn());
         } catch (err) {
           reject(err);
         }
-      }),
-    );
+      };
+      if (this.delayMs > 0) setTimeout(run, this.delayMs);
+      else setImmediate(run);
+    });
   }
 
   override openDevice(): void {
@@ -182,6 +190,7 @@ export class FixtureDevice extends VfioDevice {
   override regionWrite(index: number, offset: number, src: Uint8Array): void | Promise<void> {
     if (index === PciRegion.BAR0 && offset >= DOORBELL_DMA_WRITE && offset < DOORBELL_IRQ + 8) return this.#doorbell(offset, src);
     return this.#answer('write', () => {
+      if (this.writeLog.length < 1000) this.writeLog.push(src.slice());
       this.#bytes(index).set(src, offset);
     });
   }

@@ -14,7 +14,7 @@ import {
 } from '../../src/vfio-user/index.js';
 import { TestDevice } from '../support/test-device.js';
 import { BAR0_SIZE, BAR2_SIZE } from './fixture-device.js';
-import { perTestServer, QEMU_PROPOSAL, RawPeer, startServer, until, withoutFdLeak, type Bench } from './server-harness.js';
+import { perTestServer, QEMU_PROPOSAL, RawPeer, startServer, tick, until, withoutFdLeak, type Bench } from './server-harness.js';
 
 const rejects = (code: ErrnoName) => (e: unknown) => isVfioError(e, code);
 const bytes = (...v: number[]) => new Uint8Array(v);
@@ -259,6 +259,18 @@ describe('region access', () => {
       const results = await Promise.all(work);
       for (let i = 0; i < 64; i++) assert.equal((results[2 * i + 1] as Uint8Array)[0], i, `read ${i} sees write ${i}`);
     }
+  });
+  it('an asynchronous op keeps the bytes it was given while more arrive', async () => {
+    bench.device.asyncOps = true;
+    bench.device.delayMs = 20;
+    const first = client.regionWrite(PciRegion.BAR0, 0x300, bytes(1, 1, 1, 1));
+    await tick(5); // read and handed to the device, which is still busy with it
+    const second = client.regionWrite(PciRegion.BAR0, 0x300, bytes(2, 2, 2, 2));
+    await Promise.all([first, second]);
+    assert.deepEqual(bench.device.writeLog.map((w) => [...w]), [
+      [1, 1, 1, 1],
+      [2, 2, 2, 2],
+    ]);
   });
 });
 
