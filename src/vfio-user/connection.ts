@@ -65,6 +65,7 @@ export class Connection implements Session {
   shape: SessionDeviceShape | null = null;
   dma: DmaChannel | null = null;
   readonly notifiers = new IrqNotifiers();
+  readonly pieced = new Map<number, number>();
   readonly access: RegionAccess = { offset: 0, region: 0, count: 0, data: EMPTY };
   readonly decode: DecodeContext;
 

@@ -91,6 +91,7 @@ describe('DMA through mapped memory', () => {
     assert.deepEqual(ioas.list().map((m) => m.length), [MAP_CHUNK, 0x10000]);
     bench.device.dma!.writeSync(0x4000_0000 + MAP_CHUNK - 2, new Uint8Array([5, 6, 7, 8]));
     assert.deepEqual([...mem.bytes.subarray(MAP_CHUNK - 2, MAP_CHUNK + 2)], [5, 6, 7, 8]);
+    await assert.rejects(c.dmaUnmap(0x4000_0000, MAP_CHUNK), (e) => isVfioError(e, 'EINVAL'));
     await c.dmaUnmap(0x4000_0000, size);
     assert.equal(ioas.size, 0);
     c.close();

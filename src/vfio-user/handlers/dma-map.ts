@@ -3,7 +3,8 @@
  * memory is mapped here (in 1 GiB pieces, each its own mapping of the
  * address space) and the fd closed at once: the mapping holds the memory.
  * Without one, every access becomes a DMA_READ/DMA_WRITE message to the
- * client. EEXIST for an overlap, ENOSPC past max_dma_maps, EOVERFLOW for an
+ * client. (The session remembers mappings made of several pieces, so
+ * DMA_UNMAP can refuse to cut one.) EEXIST for an overlap, ENOSPC past max_dma_maps, EOVERFLOW for an
  * address beyond 2^53.
  */
 import { VfioError } from '../../core/errors.js';
@@ -31,6 +32,7 @@ export const dmaMap: CommandHandler = (session, req) => {
       closeFds([fd!]);
     }
     mapPieces(ioas, iova, pieces, prot);
+    if (pieces.length > 1) session.pieced.set(iova, size);
   }
   session.replyEmpty(req);
 };

@@ -48,6 +48,12 @@ export interface Session {
   readonly dma: DmaChannel | null;
   /** Interrupt eventfds handed to the device. */
   readonly notifiers: IrqNotifiers;
+  /**
+   * Mappings mapped in several pieces (more than 1 GiB): first IOVA → size.
+   * The address space sees the pieces; DMA_UNMAP must still take or leave
+   * each of these whole.
+   */
+  readonly pieced: Map<number, number>;
   /** Reused by the region access handlers: decoding allocates nothing. */
   readonly access: RegionAccess;
 
