@@ -258,7 +258,8 @@ export class VfioUserClient {
 
   /**
    * Maps the mmap-able areas of region `index` (its sparse areas, or the
-   * whole region) from the fd the server sends with the region info.
+   * whole region) from the fd the server sends with the region info. The
+   * mapping outlives the session; unmap it when done.
    */
   async mapRegion(index: number, options: { writable?: boolean } = {}): Promise<MappedRegion> {
     const info = await this.getRegionInfo(index);
