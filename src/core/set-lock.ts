@@ -46,29 +46,26 @@ export class SetLock {
     if (this.idle) {
       const token = new SetLockToken(this);
       this.holder = token;
-      let result: T | Promise<T>;
-      try {
-        result = fn(token);
-      } catch (err) {
-        this.release(token);
-        throw err;
-      }
-      if (!isPromiseLike(result)) {
-        this.release(token);
-        return result;
-      }
-      return this.finishAsync(token, result);
+      return this.invoke(token, fn);
     }
-    return this.acquire().then((token) => {
-      let result: T | Promise<T>;
-      try {
-        result = fn(token);
-      } catch (err) {
-        this.release(token);
-        throw err;
-      }
-      return this.finishAsync(token, result);
-    });
+    return this.acquire().then((token) => this.invoke(token, fn));
+  }
+
+  // Runs fn as the holder of token; releases at once when fn was
+  // synchronous (or threw), when its promise settles otherwise.
+  private invoke<T>(token: SetLockToken, fn: (token: SetLockToken) => T | Promise<T>): T | Promise<T> {
+    let result: T | Promise<T>;
+    try {
+      result = fn(token);
+    } catch (err) {
+      this.release(token);
+      throw err;
+    }
+    if (!isPromiseLike(result)) {
+      this.release(token);
+      return result;
+    }
+    return this.finishAsync(token, result);
   }
 
   /** Like run(), but always a promise: for callers that await anyway. */

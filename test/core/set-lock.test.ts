@@ -1,0 +1,73 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SetLock } from '../../src/core/index.js';
+
+test('a free lock runs a synchronous fn at once and returns its value, not a promise', () => {
+  const lock = new SetLock();
+  const v = lock.run(() => 42);
+  assert.equal(v, 42);
+  assert.equal(lock.idle, true);
+  assert.throws(() => lock.run(() => {
+    throw new Error('sync failure');
+  }), /sync failure/);
+  assert.equal(lock.idle, true, 'a throw releases the lock');
+});
+
+test('waiters run one at a time, in arrival order, after an async holder', async () => {
+  const lock = new SetLock();
+  const order: string[] = [];
+  let inside = 0;
+  let release!: () => void;
+  const first = lock.run(async () => {
+    inside++;
+    order.push('a');
+    await new Promise<void>((r) => (release = r));
+    inside--;
+  });
+  const second = lock.run(() => {
+    assert.equal(inside, 0);
+    order.push('b');
+    return 'b';
+  });
+  const third = lock.run(async () => {
+    assert.equal(inside, 0);
+    order.push('c');
+    throw new Error('async failure');
+  });
+  const fourth = lock.run(() => order.push('d'));
+  assert.ok(second instanceof Promise, 'a busy lock queues even a synchronous fn');
+  release();
+  await first;
+  assert.equal(await second, 'b');
+  await assert.rejects(Promise.resolve(third), /async failure/);
+  await fourth;
+  assert.deepEqual(order, ['a', 'b', 'c', 'd']);
+  assert.equal(lock.idle, true);
+});
+
+test('a queued fn that throws synchronously still releases the lock', async () => {
+  const lock = new SetLock();
+  let release!: () => void;
+  const holder = lock.run(() => new Promise<void>((r) => (release = r)));
+  const failing = lock.run(() => {
+    throw new Error('boom');
+  });
+  const after = lock.run(() => 'after');
+  release();
+  await holder;
+  await assert.rejects(Promise.resolve(failing), /boom/);
+  assert.equal(await after, 'after');
+  assert.equal(lock.idle, true);
+});
+
+test('a token proves the hold only while held', async () => {
+  const lock = new SetLock();
+  const other = new SetLock();
+  let kept: import('../../src/core/index.js').SetLockToken | undefined;
+  lock.run((token) => {
+    token.assertHolds(lock);
+    assert.throws(() => token.assertHolds(other));
+    kept = token;
+  });
+  assert.throws(() => kept!.assertHolds(lock), /not held/);
+});
