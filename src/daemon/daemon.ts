@@ -199,11 +199,28 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
   // that way) in its own format; as log lines they stay parseable.
   process.removeAllListeners('warning');
   process.on('warning', (w) => options.log.warn(w.message, { warning: w.name }));
-  const daemon = await Daemon.start(options);
+  // Handlers go in before anything starts: 'daemon ready' is logged inside
+  // Daemon.start(), and a signal that arrived between that line and a later
+  // process.on() would meet Node's default action and kill the daemon
+  // without a clean stop. A signal during start-up is kept and acted on
+  // once the daemon is up.
   const signals = options.signals ?? ['SIGINT', 'SIGTERM'];
+  let early: NodeJS.Signals | null = null;
+  let handle = (signal: NodeJS.Signals): void => {
+    early ??= signal;
+  };
+  const onSignal = (signal: NodeJS.Signals) => handle(signal);
+  for (const s of signals) process.on(s, onSignal);
+  let daemon: Daemon;
+  try {
+    daemon = await Daemon.start(options);
+  } catch (err) {
+    for (const s of signals) process.off(s, onSignal);
+    throw err;
+  }
   return new Promise<number>((resolve) => {
     let signalled = false;
-    const onSignal = (signal: NodeJS.Signals) => {
+    handle = (signal) => {
       if (signalled) {
         options.log.warn('second signal: exiting without waiting', { signal });
         process.exit(1);
@@ -220,6 +237,6 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
         },
       );
     };
-    for (const s of signals) process.on(s, onSignal);
+    if (early) handle(early);
   });
 }

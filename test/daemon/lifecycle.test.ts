@@ -6,7 +6,8 @@ import { strict as assert } from 'node:assert';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Daemon, fails, sandbox, uvfio, type Sandbox } from '../cli/harness.js';
+import { spawn } from 'node:child_process';
+import { Daemon, MAIN, fails, sandbox, uvfio, type Sandbox } from '../cli/harness.js';
 
 const sandboxes: Sandbox[] = [];
 const daemons: Daemon[] = [];
@@ -46,6 +47,32 @@ describe('uvfio daemon: process lifecycle', () => {
   it('exits 0 on SIGINT too', async () => {
     const d = await daemon(box());
     assert.equal(await d.stop('SIGINT'), 0);
+  });
+
+  it('a signal during start-up stops the daemon cleanly once it is up, never kills it', async () => {
+    // 'daemon starting' comes before the store, the parents and auto-start:
+    // the signal lands while the daemon is still coming up.
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      const sb = box();
+      const child = spawn(process.execPath, [MAIN, 'daemon'], { env: sb.env, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('exit', (c, s) => r([c, s])));
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no 'daemon starting' line: ${stderr}`)), 15_000);
+        child.stderr!.on('data', (b: Buffer) => {
+          stderr += b.toString();
+          if (stderr.includes('"daemon starting"')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      child.kill(signal);
+      const [code, killedBy] = await exited;
+      assert.deepEqual([code, killedBy], [0, null], `${signal}: ${stderr}`);
+      assert.match(stderr, /"daemon stopped"/);
+      assert.equal(existsSync(join(sb.runtimeDir, 'control.sock')), false);
+    }
   });
 
   it('refuses a second daemon on the same runtime directory and leaves the first serving', async () => {
