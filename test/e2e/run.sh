@@ -4,12 +4,16 @@
 #
 # 1. ../shared/e2e/setup.sh prepares the QEMU chroot and the guest (once;
 #    later runs take under a second);
-# 2. a uvfio server process serves an mtty-1 and an mtty-2 card on sockets
-#    in a temporary directory (test/e2e/mtty-server.ts);
+# 2. the real daemon (`uvfio daemon`, what `npm start` runs) serves from
+#    temporary runtime and state directories, and the command line creates
+#    an mtty-1 and an mtty-2 card (`uvfio start -p mtty -t ...`), whose
+#    sockets come from `uvfio list --json`;
 # 3. ../shared/e2e/boot-with-vfio-user.sh boots the guest with both and runs
 #    test/e2e/guest/mtty-test.sh in it: 8250_pci binds, the ttyS ports are
 #    found through sysfs, bytes loop back through each port, driven by
-#    interrupts.
+#    interrupts;
+# 4. after the guest is gone, `uvfio stop` removes both cards, and the
+#    daemon exits cleanly on SIGTERM.
 #
 # Exits 0 when the guest passed, non-zero otherwise (also on a server that
 # never came up, a guest that hung, or a server that logged an error).
@@ -62,28 +66,34 @@ if [ -z "${E2E_NO_BUILD:-}" ]; then
     [ -s "$WORK/tsc.log" ] && head -20 "$WORK/tsc.log" >&2
     log "build: $(since "$t")s"
 fi
-SERVER_JS=dist/test/e2e/mtty-server.js
-[ -f "$SERVER_JS" ] || { log "no $SERVER_JS: build first"; exit 2; }
+UVFIO="node $ROOT/dist/src/cli/main.js"
+[ -f "$ROOT/dist/src/cli/main.js" ] || { log "no dist/src/cli/main.js: build first"; exit 2; }
 
-# --- 3. server ------------------------------------------------------------------
+# --- 3. daemon and devices, as an operator makes them ------------------------------
 t=$(now)
-SOCKS=$WORK/sockets
-mkdir -p "$SOCKS"
-node "$SERVER_JS" "$SOCKS" > "$WORK/server.out" 2> "$WORK/server.err" &
+export UVFIO_RUNTIME_DIR=$WORK/run UVFIO_STATE_DIR=$WORK/state
+$UVFIO daemon --no-defaults > "$WORK/server.out" 2> "$WORK/server.err" &
 SERVER_PID=$!
-sockets=""
+up=""
 for _ in $(seq 600); do
-    sockets=$(sed -n 's/^ready //p' "$WORK/server.out")
-    [ -n "$sockets" ] && break
+    if $UVFIO list --json > /dev/null 2>&1; then up=1; break; fi
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1
 done
-if [ -z "$sockets" ]; then
+if [ -z "$up" ]; then
     cat "$WORK/server.out" "$WORK/server.err" >&2
-    log "the uvfio server did not come up"
+    log "the uvfio daemon did not come up"
     exit 2
 fi
-log "server ready in $(since "$t")s: $sockets"
+u1=$($UVFIO start -p mtty -t mtty-1) && u2=$($UVFIO start -p mtty -t mtty-2) || { log "uvfio start failed"; exit 2; }
+# Sockets in the order of the cards: the guest test expects mtty-1 first.
+sockets=$($UVFIO list --json | node -e '
+    const devs = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    const want = process.argv.slice(1);
+    const socks = want.map((u) => devs.find((d) => d.uuid === u)?.socket);
+    if (socks.some((s) => !s)) { console.error("a started card has no socket"); process.exit(1); }
+    console.log(socks.join(","));' "$u1" "$u2") || { log "uvfio list --json gave no sockets"; exit 2; }
+log "daemon up, cards $u1 (mtty-1) and $u2 (mtty-2) in $(since "$t")s: $sockets"
 
 # --- 4. guest -------------------------------------------------------------------
 t=$(now)
@@ -97,14 +107,23 @@ if [ "$rc" != 0 ]; then
     log "---- boot ----"
     cat "$WORK/boot.err" >&2
 fi
-if [ -s "$WORK/server.err" ]; then
-    log "---- server stderr ----"
-    cat "$WORK/server.err" >&2
-    # A server that reports an error fails the run even when the guest passed.
-    if grep -qE '^(warn|error)' "$WORK/server.err" && [ "$rc" = 0 ]; then rc=1; fi
+if kill -0 "$SERVER_PID" 2>/dev/null; then
+    # The guest is gone: removing the cards must not wait on anyone.
+    $UVFIO stop -u "$u1" && $UVFIO stop -u "$u2" || { log "uvfio stop failed"; [ "$rc" = 0 ] && rc=1; }
+    left=$($UVFIO list -p mtty --json | node -e 'console.log(JSON.parse(require("fs").readFileSync(0, "utf8")).length)')
+    [ "$left" = 0 ] || { log "$left cards still listed after stop"; [ "$rc" = 0 ] && rc=1; }
+    kill -TERM "$SERVER_PID"
+    drc=0; wait "$SERVER_PID" || drc=$?
+    SERVER_PID=""
+    [ "$drc" = 0 ] || { log "the daemon exited $drc on SIGTERM"; [ "$rc" = 0 ] && rc=1; }
+else
+    log "the daemon exited during the run"
+    [ "$rc" = 0 ] && rc=1
 fi
-if kill -0 "$SERVER_PID" 2>/dev/null; then :; else
-    log "the server exited during the run"
+# A daemon that logged a warning or an error fails the run even when the guest passed.
+if grep -qE '"level":"(warn|error)"' "$WORK/server.err"; then
+    log "---- daemon log (warnings and errors) ----"
+    grep -E '"level":"(warn|error)"' "$WORK/server.err" >&2
     [ "$rc" = 0 ] && rc=1
 fi
 
