@@ -72,6 +72,9 @@ export class DeviceFile {
    * open but unbound, and its error goes to this caller only.
    */
   bindIommufd(ctx: IommufdContext): Promise<void> {
+    if (this.closing) {
+      return Promise.reject(new VfioError('EINVAL', `${this.device.name}: file is closing, cannot bind`));
+    }
     if (this.fileState !== 'open') {
       return Promise.reject(new VfioError('EINVAL', `${this.device.name}: file is ${this.fileState}, cannot bind`));
     }

@@ -113,6 +113,23 @@ test('close is idempotent, drops the DMA access, and closing an unbound file doe
   assert.throws(() => access.readSync(0, new Uint8Array(1)), isCode('ENODEV'));
 });
 
+test('a bind asked for after close() began is refused (EINVAL), and the file ends closed', async () => {
+  const core = new VfioCore();
+  let fail = 1;
+  const dev = new TestDevice({ name: 'c', core, failOpen: () => fail-- > 0 });
+  dev.register();
+  const ctx = new IommufdContext();
+  const f = dev.openFile();
+  const failing = f.bindIommufd(ctx); // open_device will fail: the file stays 'open'
+  const closed = f.close(); // waits for that bind first
+  await assert.rejects(failing, isCode('EIO'));
+  await assert.rejects(f.bindIommufd(ctx), isCode('EINVAL'), 'no new bind once close() began');
+  await closed;
+  assert.equal(f.state, 'closed');
+  assert.deepEqual([dev.opens, dev.closes], [0, 0]);
+  await dev.unregister();
+});
+
 test('close during a bind waits for the bind, then closes the device', async () => {
   const { dev, ctx } = setup();
   const f = dev.openFile();
