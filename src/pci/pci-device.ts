@@ -79,6 +79,12 @@ export interface PciDeviceOptions extends DeviceOptions {
   capabilities?: PciCapabilityOptions;
   /** Report the ERR irq index (AER); default: when the function is PCI Express. */
   errorReporting?: boolean;
+  /**
+   * Called once, at the end of release(), even when freeing the function's
+   * own resources failed: a driver gives back here what it took for the
+   * device at probe (ports or memory from its pool).
+   */
+  onRelease?: () => void;
 }
 
 export abstract class VfioPciDevice extends VfioDevice {
@@ -97,6 +103,7 @@ export abstract class VfioPciDevice extends VfioDevice {
   readonly #backing: Array<MappedMemory | undefined> = new Array(PCI_NUM_BARS).fill(undefined);
   /** Config space as it came out of the constructor: the power-on state. */
   readonly #powerOn: Uint8Array;
+  #onRelease: (() => void) | undefined;
 
   constructor(options: PciDeviceOptions) {
     super(options);
@@ -130,6 +137,7 @@ export abstract class VfioPciDevice extends VfioDevice {
       errorReporting: options.errorReporting ?? caps.express !== undefined,
     });
     this.#powerOn = cs.saveState();
+    this.#onRelease = options.onRelease;
   }
 
   // ---- driver API ---------------------------------------------------------
@@ -254,10 +262,19 @@ export abstract class VfioPciDevice extends VfioDevice {
     this.msix?.setEnabled(false);
   }
 
-  /** Frees the BAR memory. A driver that overrides this calls super.release(). */
+  /**
+   * Frees the BAR memory, then runs the onRelease option (once). A driver
+   * that overrides this calls super.release().
+   */
   override release(): void {
-    this.irqs.release();
-    for (const memory of this.#backing) memory?.close();
+    try {
+      this.irqs.release();
+      for (const memory of this.#backing) memory?.close();
+    } finally {
+      const done = this.#onRelease;
+      this.#onRelease = undefined;
+      done?.();
+    }
   }
 
   // ---- internals ------------------------------------------------------------

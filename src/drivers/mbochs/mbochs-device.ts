@@ -60,10 +60,9 @@ export class MbochsDevice extends VfioPciDevice implements DisplaySource {
   readonly dispi: DispiRegisters;
   readonly edid: EdidRegion;
   readonly #vram: MappedMemory;
-  #onRelease: (() => void) | undefined;
 
   constructor(options: MbochsDeviceOptions) {
-    const { memoryBytes, maxWidth, maxHeight, onRelease, ...device } = options;
+    const { memoryBytes, maxWidth, maxHeight, ...device } = options;
     if (!Number.isSafeInteger(memoryBytes) || memoryBytes < 4 * 1024 * 1024) {
       throw new VfioError('EINVAL', `mbochs needs at least 4 MiB of video memory, not ${memoryBytes} bytes`);
     }
@@ -89,7 +88,6 @@ export class MbochsDevice extends VfioPciDevice implements DisplaySource {
       },
     });
     this.#vram = this.backBar(0, `mbochs-${this.name}`);
-    this.#onRelease = onRelease;
   }
 
   /** Video memory, all of BAR0. */
@@ -164,13 +162,6 @@ export class MbochsDevice extends VfioPciDevice implements DisplaySource {
 
   protected override resetFunction(): void {
     this.dispi.reset();
-  }
-
-  override release(): void {
-    super.release();
-    const done = this.#onRelease;
-    this.#onRelease = undefined;
-    done?.();
   }
 }
 

@@ -56,10 +56,9 @@ export class MdpyDevice extends VfioPciDevice implements DisplaySource {
   readonly width: number;
   readonly height: number;
   readonly #fb: MappedMemory;
-  #onRelease: (() => void) | undefined;
 
   constructor(options: MdpyDeviceOptions) {
-    const { width, height, onRelease, ...device } = options;
+    const { width, height, ...device } = options;
     for (const [what, v] of [['width', width], ['height', height]] as const) {
       if (!Number.isInteger(v) || v < 1 || v > MAX_DIMENSION) {
         throw new VfioError('EINVAL', `an mdpy ${what} must be 1..${MAX_DIMENSION}, not ${v}`);
@@ -82,7 +81,6 @@ export class MdpyDevice extends VfioPciDevice implements DisplaySource {
     this.width = width;
     this.height = height;
     this.#fb = this.backBar(0, `mdpy-${this.name}`);
-    this.#onRelease = onRelease;
     this.#paintRamp();
   }
 
@@ -103,13 +101,6 @@ export class MdpyDevice extends VfioPciDevice implements DisplaySource {
 
   protected override resetFunction(): void {
     this.#paintRamp();
-  }
-
-  override release(): void {
-    super.release();
-    const done = this.#onRelease;
-    this.#onRelease = undefined;
-    done?.();
   }
 
   /** Line y gets grey level y * 255 / height in every byte (mdpy_reset). */

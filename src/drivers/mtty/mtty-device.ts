@@ -45,10 +45,9 @@ export interface MttyDeviceOptions extends DeviceOptions {
 export class MttyDevice extends VfioPciDevice {
   /** Port k is served on BAR k. */
   readonly uarts: readonly Uart16550[];
-  #onRelease: (() => void) | undefined;
 
   constructor(options: MttyDeviceOptions) {
-    const { ports, onRelease, ...device } = options;
+    const { ports, ...device } = options;
     if (ports !== 1 && ports !== 2) throw new VfioError('EINVAL', `an mtty card has 1 or 2 ports, not ${String(ports)}`);
     const bar = { kind: 'io', size: UART_REG_COUNT } as const;
     super({
@@ -66,7 +65,6 @@ export class MttyDevice extends VfioPciDevice {
       capabilities: { msi: { vectors: 1 } },
     });
     this.uarts = Array.from({ length: ports }, () => new Uart16550({ onInterruptChange: () => this.#updateLine() }));
-    this.#onRelease = onRelease;
   }
 
   get ports(): MttyPortCount {
@@ -87,13 +85,6 @@ export class MttyDevice extends VfioPciDevice {
 
   protected override resetFunction(): void {
     for (const uart of this.uarts) uart.reset();
-  }
-
-  override release(): void {
-    super.release();
-    const onRelease = this.#onRelease;
-    this.#onRelease = undefined;
-    onRelease?.();
   }
 
   #updateLine(): void {
