@@ -14,6 +14,7 @@ type Action = 'mask' | 'unmask' | 'trigger';
 
 export class IrqNotifiers {
   readonly #slots = new Map<string, EventfdNotifier>();
+  #closed = false;
 
   /** Notifiers held for the device. */
   get size(): number {
@@ -37,8 +38,14 @@ export class IrqNotifiers {
   /**
    * The device accepted `values` for [start, start+values.length) of
    * index/action: what they replace is closed, null slots are emptied.
+   * After closeAll() they are closed at once: a SET_IRQS the device
+   * finished after its client went would otherwise keep them for good.
    */
   assigned(index: number, action: Action, start: number, values: readonly (EventfdNotifier | null)[]): void {
+    if (this.#closed) {
+      for (const n of values) n?.close();
+      return;
+    }
     for (let i = 0; i < values.length; i++) {
       const key = slot(index, action, start + i);
       const old = this.#slots.get(key);
@@ -60,8 +67,9 @@ export class IrqNotifiers {
     }
   }
 
-  /** Closes every notifier (the client is gone). */
+  /** Closes every notifier (the client is gone), and any assigned later. */
   closeAll(): void {
+    this.#closed = true;
     for (const n of this.#slots.values()) n.close();
     this.#slots.clear();
   }
