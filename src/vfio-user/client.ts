@@ -170,8 +170,9 @@ export class VfioUserClient {
       const ours = withDefaults(caps);
       const maxXfer = ours.maxDataXferSize;
       main.setMaxMessageSize(maxMessageSizeFor(maxXfer));
-      const twin = twinFd === null ? null : new ClientChannel(new UnixSocket(twinFd), { timeoutMs, maxMessageSize: maxMessageSizeFor(maxXfer) });
-      twinFd = null;
+      const ownTwin = twinFd;
+      twinFd = null; // UnixSocket takes it, and closes it if its constructor throws
+      const twin = ownTwin === null ? null : new ClientChannel(new UnixSocket(ownTwin), { timeoutMs, maxMessageSize: maxMessageSizeFor(maxXfer) });
       const layout = options.dmaLayout ?? (proposed.minor === 0 ? 'qemu' : 'spec');
       return new VfioUserClient(main, twin, { major: reply.major, minor: reply.minor }, server, layout, maxXfer);
     } finally {
