@@ -59,7 +59,13 @@ test('mbochs driver: an exhausted pool refuses creates with ENOSPC, through the 
 });
 
 test('mbochs driver: no attributes; a failed create gives the memory back', async () => {
-  const { bus, driver } = setup();
+  const { bus, driver, core } = setup();
   await assert.rejects(bus.create(uuidOf(1), 'mbochs-small', { x: '1' }), isCode('EINVAL'));
   assert.equal(driver.pool.usedBytes, 0);
+  // Probe takes the memory, then registering fails (the name is taken): the release gives it back.
+  const squatter = new MbochsDevice({ name: uuidOf(2), core, memoryBytes: 4 * MB, maxWidth: 0, maxHeight: 0 });
+  squatter.register();
+  await assert.rejects(bus.create(uuidOf(2), 'mbochs-large'), isCode('EEXIST'));
+  assert.equal(driver.pool.usedBytes, 0);
+  await squatter.unregister();
 });

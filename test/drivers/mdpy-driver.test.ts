@@ -49,4 +49,10 @@ test('mdpy driver: no attributes; a failed create counts nothing', async () => {
   const { bus, driver } = setup(1);
   await assert.rejects(bus.create(uuidOf(1), 'mdpy-vga', { x: '1' }), isCode('EINVAL'));
   assert.equal(driver.devices, 0);
+  // Probe counts the device, then registering fails (the name is taken): the release uncounts it.
+  const squatter = new MdpyDevice({ name: uuidOf(2), core: bus.core, width: 64, height: 64 });
+  squatter.register();
+  await assert.rejects(bus.create(uuidOf(2), 'mdpy-vga'), isCode('EEXIST'));
+  assert.equal(driver.devices, 0);
+  await squatter.unregister();
 });
