@@ -25,7 +25,6 @@ import { SessionDeviceShape } from './device-shape.js';
 import { DmaChannel } from './dma-channel.js';
 import { HANDLERS } from './handlers/index.js';
 import type { Request, Session } from './handlers/handler.js';
-import { isReply } from './header.js';
 import { IrqNotifiers } from './irq-notifiers.js';
 import type { RegionAccess } from './messages.js';
 import type { Negotiated, ServerLimits } from './negotiation.js';

@@ -21,7 +21,6 @@ import {
   IrqInfoFlags,
   PciIrq,
   PciRegion,
-  RegionCap,
   RegionFlags,
   VfioDevice,
   VfioError,

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isVfioError } from '../../src/core/errors.js';
 import { PciRegion } from '../../src/core/uapi.js';
-import { MappedMemory, openFdCount } from '../../src/native/index.js';
+import { MappedMemory } from '../../src/native/index.js';
 import {
   Command,
   encodeDmaMap,

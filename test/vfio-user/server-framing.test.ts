@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PciIrq, PciRegion } from '../../src/core/uapi.js';
-import { MappedMemory, openFdCount } from '../../src/native/index.js';
+import { MappedMemory } from '../../src/native/index.js';
 import {
   Command,
   decodeDeviceInfoReply,

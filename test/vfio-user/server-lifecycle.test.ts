@@ -13,7 +13,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { isVfioError } from '../../src/core/errors.js';
 import { PciIrq, PciRegion } from '../../src/core/uapi.js';
-import { MappedMemory, openFdCount, UnixSocket } from '../../src/native/index.js';
+import { MappedMemory, UnixSocket } from '../../src/native/index.js';
 import { encodeDmaMap, encodeRegionRead, VfioUserClient, VfioUserServer } from '../../src/vfio-user/index.js';
 import { FixtureDevice } from './fixture-device.js';
 import { perTestServer, RawPeer, tick, until, type Bench } from './server-harness.js';
