@@ -109,6 +109,7 @@ export const PCI_PM = {
   CTRL_NO_SOFT_RESET: 0x0008,
 } as const;
 
+/** Which of the optional power states D1 and D2 the function supports. */
 export interface PmOptions {
   d1?: boolean;
   d2?: boolean;
@@ -117,6 +118,7 @@ export interface PmOptions {
 /** Power states D0..D3hot as the PMCSR encodes them. */
 export type PowerState = 0 | 1 | 2 | 3;
 
+/** The Power Management capability: tracks the power state software writes to PMCSR. */
 export class PmCapability {
   readonly offset: number;
   readonly #cs: ConfigSpace;
@@ -136,6 +138,7 @@ export class PmCapability {
     cs.onWrite(offset + PCI_PM.CTRL, 1, () => this.#stateWritten());
   }
 
+  /** The state software last moved the function to; unsupported states are refused. */
   get powerState(): PowerState {
     return this.#state;
   }
@@ -206,6 +209,7 @@ function msiLayout(o: MsiOptions): MsiLayout {
   };
 }
 
+/** The MSI capability: its registers in config space, and vector delivery with per-vector masking. */
 export class MsiCapability {
   readonly offset: number;
   readonly vectors: number;
@@ -244,6 +248,7 @@ export class MsiCapability {
     return this.#layout.length;
   }
 
+  /** The MSI Enable bit of message control. */
   get enabled(): boolean {
     return (this.#flags() & PCI_MSI_FLAGS.ENABLE) !== 0;
   }
@@ -277,11 +282,13 @@ export class MsiCapability {
     return { address: (hi << 32n) | lo, data: (base & ~low) | (v & low) };
   }
 
+  /** Vector `v`'s mask bit; always false without per-vector masking. */
   isMasked(v: number): boolean {
     this.#checkVector(v);
     return this.perVectorMask && (this.#cs.getU32(this.offset + this.#layout.mask) & bit(v)) !== 0;
   }
 
+  /** Whether vector `v` fired while masked and waits for its unmask. */
   isPending(v: number): boolean {
     this.#checkVector(v);
     return this.perVectorMask && (this.#cs.getU32(this.offset + this.#layout.pending) & bit(v)) !== 0;
@@ -362,6 +369,7 @@ export const PCI_MSIX = {
   BIR_MASK: 0x7,
 } as const;
 
+/** Size of the MSI-X table and where the table and PBA live. */
 export interface MsixOptions {
   /** Table entries, 1..2048. */
   vectors: number;
@@ -400,6 +408,7 @@ function checkMsix(o: MsixOptions, bars?: Bars): void {
   }
 }
 
+/** The MSI-X capability in config space, with the table and PBA it points to. */
 export class MsixCapability {
   readonly offset: number;
   readonly vectors: number;
@@ -428,10 +437,12 @@ export class MsixCapability {
     });
   }
 
+  /** The MSI-X Enable bit of message control. */
   get enabled(): boolean {
     return (this.#flags() & PCI_MSIX.FLAGS_ENABLE) !== 0;
   }
 
+  /** The Function Mask bit of message control: every vector held while set. */
   get functionMasked(): boolean {
     return (this.#flags() & PCI_MSIX.FLAGS_MASKALL) !== 0;
   }
@@ -498,6 +509,7 @@ export const PCI_EXP_TYPE = {
   'rc-endpoint': 0x9,
 } as const;
 
+/** The endpoint type of a PCI Express capability, and whether it has FLR. */
 export interface ExpressOptions {
   type?: keyof typeof PCI_EXP_TYPE;
   /**
@@ -513,6 +525,7 @@ const DEVCTL_RW = 0x000f | 0x0010 | 0x00e0 | 0x0800 | 0x7000;
 // Link control: ASPM control, common clock, extended synch.
 const LNKCTL_RW = 0x0003 | 0x0040 | 0x0080;
 
+/** The PCI Express capability: fixed identity and link registers, and FLR when asked for. */
 export class ExpressCapability {
   readonly offset: number;
   readonly type: keyof typeof PCI_EXP_TYPE;

@@ -43,6 +43,11 @@ export interface InterruptSources {
 
 const INDEX_NAMES = ['INTx', 'MSI', 'MSI-X', 'ERR', 'REQ'] as const;
 
+/**
+ * The interrupts of one function: the client's triggers per VFIO irq index
+ * (owned: closed when replaced, disabled or released) and the device's
+ * line and vectors, routed by the mode config space selects.
+ */
 export class PciInterrupts {
   readonly #cs: ConfigSpace;
   readonly #msi: MsiCapability | undefined;

@@ -34,6 +34,7 @@ export interface MsixEntry {
   masked: boolean;
 }
 
+/** The table and PBA of one MSI-X capability, as BAR bytes and per-vector state. */
 export class MsixTable {
   readonly vectors: number;
   /** Table bytes in the BAR: 16 per vector. */

@@ -70,6 +70,7 @@ export interface PciRomOptions {
   contents?: Uint8Array;
 }
 
+/** What a driver declares about its function when it constructs a VfioPciDevice. */
 export interface PciDeviceOptions extends DeviceOptions {
   /** Identity of the function (type-0 header). */
   header: Type0HeaderOptions;
@@ -87,6 +88,11 @@ export interface PciDeviceOptions extends DeviceOptions {
   onRelease?: () => void;
 }
 
+/**
+ * The core device of an emulated PCI function: VFIO regions 0..8 and irq
+ * indexes 0..4 served from its config space, BARs and capabilities. A
+ * driver extends it (see the module comment for what it overrides).
+ */
 export abstract class VfioPciDevice extends VfioDevice {
   /** The function's config space (region 7). */
   readonly config: ConfigSpace;

@@ -5,6 +5,7 @@
  */
 import type { DisplayPlane } from './plane.js';
 
+/** A device a screenshot can be taken of. */
 export interface DisplaySource {
   /**
    * The plane the guest programmed now. Throws a VfioError (ENOENT) while

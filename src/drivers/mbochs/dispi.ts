@@ -59,6 +59,7 @@ const MAX_BPP = 32;
 /** Smaller modes are refused as a plane, as the kernel's mbochs does. */
 const MIN_PLANE = 64;
 
+/** The eleven dispi registers of one adapter, and the plane they describe. */
 export class DispiRegisters {
   readonly memoryBytes: number;
   readonly maxWidth: number;

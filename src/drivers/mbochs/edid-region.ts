@@ -34,6 +34,7 @@ const REGS_END = 0x18;
 
 export const LINK_STATE = { UP: 1, DOWN: 2 } as const;
 
+/** What the EDID region reports and the blob it starts with. */
 export interface EdidRegionOptions {
   /** Largest mode the device can show (max_xres/max_yres); 0 for no limit. */
   maxWidth: number;
@@ -44,6 +45,7 @@ export interface EdidRegionOptions {
   preferred?: { width: number; height: number };
 }
 
+/** The EDID region's registers and blob: the host writes them, the guest reads the blob. */
 export class EdidRegion {
   readonly maxWidth: number;
   readonly maxHeight: number;

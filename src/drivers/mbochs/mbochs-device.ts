@@ -46,6 +46,7 @@ export const MBOCHS_EDID_REGION = PciRegion.NUM;
 /** The mode the generated EDID prefers, when the type allows it. */
 const PREFERRED = { width: 1024, height: 768 };
 
+/** The size of one mbochs device: its video memory and the largest mode it shows. */
 export interface MbochsDeviceOptions extends DeviceOptions {
   /** Video memory (BAR0) in bytes: a power of two, 4 MiB at least (bochs ignores smaller). */
   memoryBytes: number;
@@ -56,6 +57,7 @@ export interface MbochsDeviceOptions extends DeviceOptions {
   onRelease?: () => void;
 }
 
+/** One mbochs adapter: video memory, dispi registers and an EDID (see the module comment). */
 export class MbochsDevice extends VfioPciDevice implements DisplaySource {
   readonly dispi: DispiRegisters;
   readonly edid: EdidRegion;
@@ -95,6 +97,7 @@ export class MbochsDevice extends VfioPciDevice implements DisplaySource {
     return this.#vram.bytes;
   }
 
+  /** Size of the video memory (BAR0). */
   get memoryBytes(): number {
     return this.dispi.memoryBytes;
   }

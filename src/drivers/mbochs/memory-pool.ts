@@ -9,6 +9,7 @@ import { VfioError } from '../../core/errors.js';
 export const MIB = 1024 * 1024;
 export const DEFAULT_POOL_BYTES = 256 * MIB;
 
+/** Byte accounting of one parent's video memory: take() at probe, give() at release. */
 export class MemoryPool {
   readonly totalBytes: number;
   #free: number;
@@ -21,10 +22,12 @@ export class MemoryPool {
     this.#free = totalBytes;
   }
 
+  /** Bytes no device holds. */
   get freeBytes(): number {
     return this.#free;
   }
 
+  /** Bytes the devices hold. */
   get usedBytes(): number {
     return this.totalBytes - this.#free;
   }

@@ -45,6 +45,7 @@ export const MDPY_VENDORCAP = {
 const FORMAT = 'XRGB8888';
 const MAX_DIMENSION = 8192;
 
+/** The fixed mode of one mdpy device, 1..8192 pixels each way. */
 export interface MdpyDeviceOptions extends DeviceOptions {
   width: number;
   height: number;
@@ -52,6 +53,7 @@ export interface MdpyDeviceOptions extends DeviceOptions {
   onRelease?: () => void;
 }
 
+/** One mdpy display: a framebuffer in BAR0 and its mode in a vendor capability. */
 export class MdpyDevice extends VfioPciDevice implements DisplaySource {
   readonly width: number;
   readonly height: number;

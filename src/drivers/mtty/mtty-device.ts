@@ -36,12 +36,14 @@ export const MTTY_PCI = {
 /** Ports a card may have: mtty-1 and mtty-2. */
 export type MttyPortCount = 1 | 2;
 
+/** The ports of one mtty card. */
 export interface MttyDeviceOptions extends DeviceOptions {
   ports: MttyPortCount;
   /** Called once when the device is released (gives its ports back to a pool). */
   onRelease?: () => void;
 }
 
+/** One mtty card: one UART per I/O BAR, one interrupt for the card. */
 export class MttyDevice extends VfioPciDevice {
   /** Port k is served on BAR k. */
   readonly uarts: readonly Uart16550[];
@@ -67,6 +69,7 @@ export class MttyDevice extends VfioPciDevice {
     this.uarts = Array.from({ length: ports }, () => new Uart16550({ onInterruptChange: () => this.#updateLine() }));
   }
 
+  /** Ports on the card: 1 for mtty-1, 2 for mtty-2. */
   get ports(): MttyPortCount {
     return this.uarts.length as MttyPortCount;
   }
