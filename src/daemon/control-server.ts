@@ -76,23 +76,32 @@ export class ControlServer {
     const decoder = new LineDecoder();
     // Requests of one connection run one after the other, so answers keep their order.
     let queue = Promise.resolve();
-    socket.on('data', (chunk: Buffer) => {
+    const then = (step: () => Promise<void> | void) => {
+      // A step that throws must not reject the chain: that would be an
+      // unhandled rejection, which ends the daemon.
+      queue = queue.then(step).catch((err) => this.options.log.error('control connection failed', { error: toVfioError(err) }));
+    };
+    const onData = (chunk: Buffer) => {
       let lines: string[];
       try {
         lines = decoder.push(chunk);
       } catch (err) {
-        this.reply(socket, failure(0, toVfioError(err)));
-        socket.end();
+        // The framing is lost: whatever follows cannot be trusted to be a
+        // request, so nothing more is read, let alone run. The error is the
+        // last answer, after those of the requests already queued.
+        socket.off('data', onData);
+        then(() => {
+          this.reply(socket, failure(0, toVfioError(err)));
+          socket.end();
+        });
         return;
       }
       for (const line of lines) {
         if (line.trim() === '') continue;
-        queue = queue.then(async () => {
-          const response = await this.answer(line);
-          this.reply(socket, response);
-        });
+        then(async () => this.reply(socket, await this.answer(line)));
       }
-    });
+    };
+    socket.on('data', onData);
   }
 
   private async answer(line: string): Promise<ControlResponse> {
