@@ -33,24 +33,21 @@ export class ControlServer {
    * replaced; one a live daemon answers on is EADDRINUSE.
    */
   static async listen(options: ControlServerOptions): Promise<ControlServer> {
-    await removeStaleSocket(options.path);
     const server = createServer({ allowHalfOpen: false });
     const self = new ControlServer(server, options.path, options);
-    // The runtime directory is 0700 already; the umask closes the moment
-    // between bind() and chmod() as well.
-    const umask = process.umask(0o177);
+    // Bind first, and look at a file in the way only when bind() fails: of
+    // two daemons starting at once, the one that binds second then finds
+    // the first alive. Probing first would let both see no daemon, and
+    // the second unlink the first's fresh socket.
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(options.path, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      await listenPrivate(server, options.path);
     } catch (err) {
-      throw new VfioError(toVfioError(err).code, `cannot listen on ${options.path}: ${(err as Error).message}`, { cause: err });
-    } finally {
-      process.umask(umask);
+      if ((err as { code?: unknown }).code !== 'EADDRINUSE') throw listenError(err, options.path);
+      await removeStaleSocket(options.path);
+      // net.Server may listen again after a failed listen().
+      await listenPrivate(server, options.path).catch((again: unknown) => {
+        throw listenError(again, options.path);
+      });
     }
     chmodSync(options.path, 0o600);
     server.on('error', (err) => options.log.error('control socket error', { error: err }));
@@ -139,7 +136,32 @@ function failure(id: number, err: VfioError): ControlResponse {
   return { id, ok: false, error: { code: err.code, message: err.message } };
 }
 
-/** Unlinks `path` if it is a socket nobody answers on; EADDRINUSE if a daemon does. */
+/**
+ * server.listen(path) with the socket made 0600 from the start: bind()
+ * runs inside listen(), synchronously, so a umask set around that call
+ * alone covers the moment between bind() and any chmod(), and is never
+ * left changed across an await (it is process-wide).
+ */
+function listenPrivate(server: Server, path: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    const umask = process.umask(0o177);
+    try {
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    } finally {
+      process.umask(umask);
+    }
+  });
+}
+
+function listenError(err: unknown, path: string): VfioError {
+  return new VfioError(toVfioError(err).code, `cannot listen on ${path}: ${(err as Error).message}`, { cause: err });
+}
+
+/** Unlinks what is at `path` if nobody answers on it; EADDRINUSE if a daemon does. */
 async function removeStaleSocket(path: string): Promise<void> {
   const alive = await new Promise<boolean>((resolve) => {
     const probe = createConnection(path);

@@ -144,4 +144,16 @@ describe('ControlServer', () => {
       await first.close();
     }
   });
+
+  it('of two servers listening on one path at once, exactly one wins', async () => {
+    const path = join(dir, `c${n++}.sock`);
+    const results = await Promise.allSettled([0, 1].map(() => ControlServer.listen({ path, log: quiet, handle: async () => ({}) })));
+    const won = results.filter((r): r is PromiseFulfilledResult<ControlServer> => r.status === 'fulfilled');
+    try {
+      assert.equal(won.length, 1, JSON.stringify(results.map((r) => r.status)));
+      assert.ok(results.some((r) => r.status === 'rejected' && (r.reason as { code?: string }).code === 'EADDRINUSE'));
+    } finally {
+      for (const w of won) await w.value.close();
+    }
+  });
 });
