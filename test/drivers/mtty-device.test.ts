@@ -301,6 +301,21 @@ test('reset puts both UARTs and config space back to power-on', async () => {
   await done(dev, file);
 });
 
+test('reset sends no interrupt while the ports go back to power-on one by one', async () => {
+  const { dev, file } = await card(2);
+  const n = new FakeNotifier();
+  await file.setIrqs(attach(MSI, n));
+  for (const port of [0, 1]) {
+    await setReg(file, port, UART_REG.IER, UART_IER.RDI);
+    await send(file, port, 'x');
+  }
+  assert.equal(n.count, 1, 'one edge: the line went high once');
+  await file.reset();
+  assert.equal(dev.irqs.level, false);
+  assert.equal(n.count, 1, 'no edge from port 2 still asserting after port 1 was reset');
+  await done(dev, file);
+});
+
 test('a card has 1 or 2 ports; release is reported once', async () => {
   const core = new VfioCore();
   assert.throws(() => new MttyDevice({ name: 'x', core, ports: 3 as MttyPortCount }), isCode('EINVAL'));

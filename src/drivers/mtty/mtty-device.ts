@@ -47,6 +47,8 @@ export interface MttyDeviceOptions extends DeviceOptions {
 export class MttyDevice extends VfioPciDevice {
   /** Port k is served on BAR k. */
   readonly uarts: readonly Uart16550[];
+  /** While resetFunction runs: the line is settled once, after every port is reset. */
+  #resetting = false;
 
   constructor(options: MttyDeviceOptions) {
     const { ports, ...device } = options;
@@ -87,10 +89,20 @@ export class MttyDevice extends VfioPciDevice {
   }
 
   protected override resetFunction(): void {
-    for (const uart of this.uarts) uart.reset();
+    // The library has dropped the line already. Were it to follow each port
+    // as it resets, a port not yet reset and still asserting would raise it
+    // again: a spurious edge (an MSI, or an INTx) sent in the middle of reset.
+    this.#resetting = true;
+    try {
+      for (const uart of this.uarts) uart.reset();
+    } finally {
+      this.#resetting = false;
+    }
+    this.#updateLine();
   }
 
   #updateLine(): void {
+    if (this.#resetting) return;
     this.irqs.setLevel(this.uarts.some((u) => u.interruptAsserted));
   }
 }
