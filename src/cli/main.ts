@@ -8,6 +8,7 @@ import { VfioError } from '../core/errors.js';
 import { resolvePaths } from '../daemon/paths.js';
 import { COMMON_HELP, parseVerbArgs, str, type Command } from './args.js';
 import { makeContext } from './context.js';
+import { errorLine } from './error-line.js';
 import { daemonCommand } from './commands/daemon.js';
 import { defineCommand } from './commands/define.js';
 import { listCommand } from './commands/list.js';
@@ -82,8 +83,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    const sentence = err instanceof VfioError ? err.message : `internal error: ${(err as Error)?.stack ?? String(err)}`;
-    process.stderr.write(`uvfio: ${sentence}\n`);
+    process.stderr.write(errorLine(err));
     process.exitCode = 1;
   },
 );
