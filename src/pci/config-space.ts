@@ -253,6 +253,9 @@ export class ConfigSpace {
   }
 
   #notify(offset: number, size: number): void {
+    // A zero-length access (the wire allows one) inside a listener's range
+    // would pass the overlap test below without touching anything.
+    if (size === 0) return;
     const end = offset + size;
     // Copy first: a listener may add or remove listeners.
     for (const l of this.#listeners.slice()) {

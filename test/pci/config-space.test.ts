@@ -140,6 +140,8 @@ test('write listeners run for overlapping writes only, after the write', () => {
   assert.deepEqual(seen[0], [5, 1, PCI_COMMAND.INTX_DISABLE]);
   cs.writeBytes(0, new Uint8Array(8));
   assert.equal(seen.length, 2);
+  cs.writeBytes(PCI_HEADER.COMMAND + 1, new Uint8Array(0));
+  assert.equal(seen.length, 2, 'an empty write touches no register');
   remove();
   cs.write(PCI_HEADER.COMMAND, 2, 0);
   assert.equal(seen.length, 2);
