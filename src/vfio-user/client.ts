@@ -99,6 +99,7 @@ export interface DmaMapOptions {
   writable?: boolean;
 }
 
+/** One negotiated session with one device; make it with `VfioUserClient.connect`. */
 export class VfioUserClient {
   /** The version the server answered. */
   readonly version: { major: number; minor: number };
@@ -186,6 +187,7 @@ export class VfioUserClient {
     return this.#twin !== null;
   }
 
+  /** True once the session ended, whichever side ended it. */
   get closed(): boolean {
     return this.#closed;
   }
@@ -203,6 +205,7 @@ export class VfioUserClient {
 
   // ---- device info ----------------------------------------------------------
 
+  /** DEVICE_GET_INFO: the device's flags and its numbers of regions and IRQ indexes. */
   async getDeviceInfo(): Promise<DeviceInfoReply> {
     return this.#call(encodeDeviceInfoRequest(this.#main.nextId()), decodeDeviceInfoReply);
   }
@@ -223,6 +226,7 @@ export class VfioUserClient {
     return once(first.argsz);
   }
 
+  /** DEVICE_GET_IRQ_INFO of IRQ index `index`. */
   async getIrqInfo(index: number): Promise<IrqInfoReply> {
     return this.#call(encodeIrqInfoRequest(this.#main.nextId(), index), decodeIrqInfoReply);
   }
@@ -234,12 +238,17 @@ export class VfioUserClient {
 
   // ---- region access --------------------------------------------------------
 
+  /** REGION_READ of `count` bytes at `offset` of region `index`; EIO if the server answers another count. */
   async regionRead(index: number, offset: number, count: number): Promise<Uint8Array> {
     const r = await this.#call(encodeRegionRead(this.#main.nextId(), offset, index, count), (body, fds) => decodeRegionReadReply(body, fds, { maxDataXferSize: this.#maxXfer }));
     if (r.count !== count) throw new VfioError('EIO', `REGION_READ: asked ${count} bytes, got ${r.count}`);
     return r.data;
   }
 
+  /**
+   * REGION_WRITE of `data` at `offset` of region `index`; EIO if the server
+   * reports another count. Posted: resolves once sent, unanswered.
+   */
   async regionWrite(index: number, offset: number, data: Uint8Array, options: PostOptions = {}): Promise<void> {
     const message = encodeRegionWrite(this.#main.nextId(), offset, index, data, { noReply: options.posted === true });
     if (options.posted === true) return this.#main.send(message);
@@ -378,6 +387,7 @@ export class VfioUserClient {
 
   // ---- reset, features, migration -------------------------------------------
 
+  /** DEVICE_RESET. */
   async reset(): Promise<void> {
     await this.#call(encodeDeviceReset(this.#main.nextId()), (body, fds) => decodeEmptyReply(Command.DEVICE_RESET, body, fds));
   }

@@ -6,6 +6,7 @@ import { u16, u32 } from './buffer-reader.js';
 import { put16, put32 } from './buffer-writer.js';
 import { HeaderFlags, Size } from './protocol.js';
 
+/** Bytes of the header that starts every message (msg_id, command, msg_size, flags, error). */
 export const HEADER_SIZE = Size.HEADER;
 
 /** A decoded header. `size` counts the header itself. */

@@ -35,6 +35,7 @@ export interface ServerLimits {
   dmaTimeoutMs: number;
 }
 
+/** A server's limits unless told otherwise: 16 fds and 65535 DMA maps (the most QEMU's client accepts), 1 MiB transfers, a twin socket, 5 s per DMA reply. */
 export const DEFAULT_SERVER_LIMITS: ServerLimits = {
   maxMsgFds: 16,
   maxDataXferSize: CapabilityDefault.MAX_DATA_XFER_SIZE,

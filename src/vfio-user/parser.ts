@@ -72,6 +72,7 @@ export function copyFrame(frame: Frame): Frame {
   return { ...frame, body: frame.body.slice(), fds: frame.fds.slice() };
 }
 
+/** Cuts one socket's byte stream into whole messages and gives each fd one owner (see the file comment). */
 export class MessageFramer {
   private readonly onMessage: (frame: Frame) => void;
   private readonly attribution: FdAttribution;

@@ -31,6 +31,7 @@ export const Command = {
   MIG_DATA_WRITE: 18,
 } as const;
 
+/** A command id this codec knows. */
 export type CommandId = (typeof Command)[keyof typeof Command];
 
 const COMMAND_NAMES: Record<number, string> = Object.fromEntries(

@@ -36,6 +36,7 @@ const SILENT: ServerLog = { info: () => {}, warn: () => {} };
 /** sun_path holds 108 bytes including the NUL. */
 const MAX_SOCKET_PATH = 107;
 
+/** Serves the devices of one VfioCore over vfio-user (see the file comment); close() when done. */
 export class VfioUserServer {
   readonly core: VfioCore;
   readonly socketDir: string;
