@@ -125,7 +125,16 @@ export class Daemon {
       log.warn('clients did not let go in time: dropping them', { timeoutMs: this.shutdownTimeoutMs });
     }
     // Dropping clients closes their device files, so the removals can finish.
-    await this.deviceServer.close().catch((err) => log.error('device server close failed', { error: toVfioError(err) }));
+    // Closing a file runs the driver's close_device, which is bounded too:
+    // a driver that never returns must not keep the daemon from exiting.
+    const dropped = this.deviceServer.close().then(
+      () => true,
+      (err) => {
+        log.error('device server close failed', { error: toVfioError(err) });
+        return true;
+      },
+    );
+    if ((await within(dropped, this.shutdownTimeoutMs)) === undefined) log.error('dropping clients did not finish in time');
     const results = await within(removing, this.shutdownTimeoutMs);
     if (results === undefined) log.error('devices are still held after their clients were dropped; exiting anyway');
     for (const r of results ?? []) {
