@@ -56,6 +56,12 @@ function argszAtLeast(cmd: number, argsz: number, min: number): void {
   if (argsz < min) throw invalid(cmd, `argsz ${argsz} is below the minimum ${min}`);
 }
 
+// argsz also sizes the reply, which must fit in one message.
+function argszWithin(cmd: number, argsz: number, min: number, ctx: DecodeContext | undefined): void {
+  argszAtLeast(cmd, argsz, min);
+  if (argsz > maxXfer(ctx)) throw invalid(cmd, `argsz ${argsz} exceeds max_data_xfer_size`);
+}
+
 function checkRegionRange(cmd: number, ctx: DecodeContext | undefined, region: number, offset: number, count: number): void {
   if (offset < 0) throw invalid(cmd, `offset beyond 2^53 is outside every region`);
   const dev = ctx?.device;
@@ -114,8 +120,7 @@ export function decodeDmaUnmap(body: Uint8Array, fds: readonly number[], ctx?: D
   const flags = u32(body, 4);
   const address = u64(body, 8);
   const size = u64(body, 16);
-  argszAtLeast(cmd, argsz, Size.DMA_UNMAP);
-  if (argsz > maxXfer(ctx)) throw invalid(cmd, `argsz ${argsz} exceeds max_data_xfer_size`);
+  argszWithin(cmd, argsz, Size.DMA_UNMAP, ctx);
   const req: DmaUnmapRequest = { argsz, flags, all: false, address, size };
   switch (flags) {
     case 0:
@@ -191,8 +196,7 @@ export function decodeRegionIoFdsRequest(body: Uint8Array, fds: readonly number[
   const index = u32(body, 8);
   const count = u32(body, 12);
   if (flags !== 0 || count !== 0) throw invalid(cmd, `flags (${hex(flags)}) and count (${count}) must be 0`);
-  argszAtLeast(cmd, argsz, Size.REGION_IO_FDS);
-  if (argsz > maxXfer(ctx)) throw invalid(cmd, `argsz ${argsz} exceeds max_data_xfer_size`);
+  argszWithin(cmd, argsz, Size.REGION_IO_FDS, ctx);
   const dev = ctx?.device;
   if (dev !== undefined && index >= dev.numRegions) {
     throw invalid(cmd, `region ${index} does not exist (the device has ${dev.numRegions})`);
