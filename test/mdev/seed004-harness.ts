@@ -13,7 +13,7 @@ import { PciIrq, VfioCore, VfioError, type DeviceFile, type EventNotifier } from
 import { IommufdContext } from '../../src/iommufd/index.js';
 import { MdevBus, type MdevDevice, type MdevDriver } from '../../src/mdev/index.js';
 import { Prng } from '../support/prng.js';
-import { BurstScheduler } from './burst-scheduler.js';
+import { Scheduler } from '../support/scheduler.js';
 import { InstrumentedDriver, type PoolProbe } from './instrumented-driver.js';
 import { uuidOf } from './helpers.js';
 
@@ -56,7 +56,8 @@ export interface StressReport {
 
 export async function runStress(o: StressOptions): Promise<StressReport> {
   const rng = new Prng(o.seed);
-  const sched = new BurstScheduler(new Prng(o.seed ^ 0x5bd1e995));
+  // Up to three tasks resumed per step, so their continuations interleave.
+  const sched = new Scheduler(new Prng(o.seed ^ 0x5bd1e995), { burst: 3 });
   const core = new VfioCore({ requestBackoffMs: () => 1, wait: (_ms, wake) => sched.pointOrWake('backoff', wake) });
   const bus = new MdevBus({ core });
   const subject = o.subject();
@@ -210,7 +211,7 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
     assert.ok(report.steps < stepLimit, `seed ${o.seed}: no progress after ${report.steps} steps`);
   }
   assert.deepEqual(broken.slice(0, 10), [], `seed ${o.seed}: invariants broken at step ${report.steps}`);
-  await BurstScheduler.settle();
+  await Scheduler.settle();
   assert.ok(finished, `seed ${o.seed}: deadlock, tasks parked at ${sched.parkedLabels().join(', ') || 'nothing'}`);
   await tasks;
 
