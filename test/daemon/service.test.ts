@@ -7,8 +7,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { VfioCore } from '../../src/core/index.js';
 import { MdevBus } from '../../src/mdev/index.js';
+import { Logger } from '../../src/daemon/log.js';
 import { MdevService } from '../../src/daemon/service.js';
 import { DefinitionStore } from '../../src/daemon/store.js';
 import { fakeDriver } from './fake-parent.js';
@@ -18,6 +20,8 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 const U1 = 'aaaaaaaa-1111-4111-8111-111111111111';
 const U2 = 'bbbbbbbb-2222-4222-8222-222222222222';
+const U3 = 'cccccccc-3333-4333-8333-333333333333';
+const U4 = 'dddddddd-4444-4444-8444-444444444444';
 let n = 0;
 let store: DefinitionStore;
 let bus: MdevBus;
@@ -165,9 +169,22 @@ describe('MdevService', () => {
   });
 
   it('autostart starts the sound auto definitions and logs the rest', async () => {
+    const logged: Array<{ level: string; msg: string; uuid?: string }> = [];
+    const logging = new MdevService({ store, bus, log: new Logger((line) => void logged.push(JSON.parse(line) as (typeof logged)[0])) });
     svc.define({ uuid: U1, parent: 'fake0', type: 'fake-a', auto: true });
     svc.define({ uuid: U2, parent: 'fake0', type: 'fake-a' });
-    const started = await svc.autostart();
+    // Auto, but for a parent this bus does not have: its start fails.
+    store.insert({ uuid: U3, parent: 'gone', mdevType: 'fake-a', start: 'auto', attrs: [] });
+    // Auto, but damaged by hand: it is not even read.
+    store.insert({ uuid: U4, parent: 'fake1', mdevType: 'fake-a', start: 'auto', attrs: [] });
+    const raw = new Database(store.file);
+    raw.prepare(`UPDATE definitions SET attrs = 'nonsense' WHERE uuid = ?`).run(U4);
+    raw.close();
+    const started = await logging.autostart();
     assert.deepEqual(started.map((m) => m.uuid), [U1]);
+    assert.deepEqual(bus.devices().map((m) => m.uuid), [U1]);
+    const errors = logged.filter((l) => l.level === 'error');
+    assert.deepEqual(errors.map((l) => l.msg).sort(), ['auto-start failed', 'definition skipped']);
+    assert.equal(errors.find((l) => l.msg === 'auto-start failed')!.uuid, U3);
   });
 });
