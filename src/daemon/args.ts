@@ -17,7 +17,8 @@ export function checkArgs(op: string, args: unknown, spec: ArgSpec): Record<stri
   }
   const obj = args as Record<string, unknown>;
   for (const key of Object.keys(obj)) {
-    if (!(key in spec)) throw new VfioError('EINVAL', `${op}: unknown argument "${key}"`);
+    // hasOwn, not `in`: a request's "toString" or "__proto__" is no argument either.
+    if (!Object.hasOwn(spec, key)) throw new VfioError('EINVAL', `${op}: unknown argument "${key}"`);
   }
   for (const [key, want] of Object.entries(spec)) {
     const optional = want.endsWith('?');

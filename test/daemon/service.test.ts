@@ -164,6 +164,10 @@ describe('MdevService', () => {
     await assert.rejects(svc.handle('stop', {}), { code: 'EINVAL', message: /"uuid" is required/ });
     await assert.rejects(svc.handle('list', { defined: 'yes' }), { code: 'EINVAL', message: /"defined" must be true or false/ });
     await assert.rejects(svc.handle('list', { bogus: 1 }), { code: 'EINVAL', message: /unknown argument "bogus"/ });
+    for (const key of ['toString', 'constructor', '__proto__']) {
+      const args = JSON.parse(`{"${key}": 1}`) as unknown;
+      await assert.rejects(svc.handle('list', args), { code: 'EINVAL', message: new RegExp(`unknown argument "${key}"`) });
+    }
     await assert.rejects(svc.handle('modify', { uuid: U1, index: -1, delattr: true }), { code: 'EINVAL', message: /non-negative integer/ });
     await assert.rejects(svc.handle('list', []), { code: 'EINVAL' });
   });
