@@ -57,5 +57,5 @@ function errorsAsText(_key: string, value: unknown): unknown {
 
 /** Parses `UVFIO_LOG_LEVEL`; info when unset or unknown. */
 export function logLevelFrom(value: string | undefined): LogLevel {
-  return value !== undefined && value in RANK ? (value as LogLevel) : 'info';
+  return value !== undefined && Object.hasOwn(RANK, value) ? (value as LogLevel) : 'info';
 }

@@ -100,6 +100,7 @@ describe('uvfio daemon: process lifecycle', () => {
     const sb = box();
     assert.match(await fails(sb, ['daemon', '--shutdown-timeout', 'soon']), /--shutdown-timeout: "soon" is not a number/);
     assert.match(await fails(sb, ['daemon', '--log-level', 'loud']), /--log-level: "loud" is not one of/);
+    assert.match(await fails(sb, ['daemon', '--log-level', 'toString']), /--log-level: "toString" is not one of/);
     assert.match(await fails(sb, ['daemon', '--runtime-dir', `/tmp/${'x'.repeat(120)}`]), /too long for UNIX socket paths/);
   });
 });
