@@ -25,6 +25,7 @@ export interface CliContext {
   call<O extends ControlOp>(op: O, args: ArgsOf<O>): Promise<ResultOf<O>>;
 }
 
+/** A command's context over `paths`; `print` and `printError` are where stdout and stderr text go. */
 export function makeContext(paths: DaemonPaths, print: (text: string) => void, printError: (text: string) => void): CliContext {
   let failed = false;
   return {

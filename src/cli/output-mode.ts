@@ -4,6 +4,7 @@ import { flag, type Values } from './args.js';
 
 export type OutputMode = 'text' | 'json' | 'dumpjson';
 
+/** The form asked for by --json / --dumpjson (text when neither); EINVAL for both. */
 export function outputMode(values: Values): OutputMode {
   const json = flag(values, 'json');
   const dump = flag(values, 'dumpjson');

@@ -21,6 +21,7 @@ export function table(header: string[], rows: string[][]): string {
 
 // ---- types -------------------------------------------------------------------
 
+/** `types` as a table, one row per type; nothing at all when there are none. */
 export function typesTable(types: TypeInfo[]): string {
   if (types.length === 0) return '';
   return table(
@@ -29,6 +30,7 @@ export function typesTable(types: TypeInfo[]): string {
   );
 }
 
+/** `types --json`: one flat object per type, with mdevctl's field names. */
 export function typesJson(types: TypeInfo[]): unknown {
   return types.map((t) => ({
     parent: t.parent,

@@ -10,6 +10,11 @@ type FieldKind = 'string' | 'text' | 'boolean' | 'index' | 'object';
 /** Field name → kind; a trailing `?` marks it optional. */
 export type ArgSpec = Record<string, FieldKind | `${FieldKind}?`>;
 
+/**
+ * Checks `args` against `spec` and returns it as an object: EINVAL naming
+ * `op` and the field for a missing, unknown or mistyped argument. Absent
+ * args count as `{}`.
+ */
 export function checkArgs(op: string, args: unknown, spec: ArgSpec): Record<string, unknown> {
   if (args === undefined) args = {};
   if (args === null || typeof args !== 'object' || Array.isArray(args)) {

@@ -37,6 +37,11 @@ const SUN_PATH_MAX = 107;
 /** `devices/` + a UUID + `.sock`: the longest name under the runtime dir. */
 const LONGEST_SOCKET_TAIL = '/devices/00000000-0000-0000-0000-000000000000.sock';
 
+/**
+ * Where a daemon (or a command talking to one) keeps things: flags, then
+ * UVFIO_RUNTIME_DIR / UVFIO_STATE_DIR, then the root or per-user default.
+ * EINVAL for a runtime directory too long to hold a device's socket path.
+ */
 export function resolvePaths(options: PathOptions = {}): DaemonPaths {
   const env = options.env ?? process.env;
   const uid = options.uid ?? process.getuid?.() ?? -1;

@@ -73,6 +73,7 @@ interface Slot {
   busy: Promise<unknown> | null;
 }
 
+/** The bus: parents by name, the device list, create and remove (see the file's comment for the races it closes). */
 export class MdevBus extends EventEmitter<MdevBusEvents> {
   readonly core: VfioCore;
   private readonly serve: ((device: VfioDevice) => Promise<void>) | undefined;
