@@ -276,7 +276,9 @@ export class MdevService {
       if (def.start !== 'auto') continue;
       try {
         const { device } = await this.start({ uuid: def.uuid, parent: def.parent });
-        started.push(this.bus.device(device.uuid)!);
+        // Its driver may have unplugged it already: report only what still runs.
+        const mdev = this.bus.device(device.uuid);
+        if (mdev) started.push(mdev);
       } catch (err) {
         this.log?.error('auto-start failed', { uuid: def.uuid, parent: def.parent, error: err });
       }
