@@ -30,8 +30,8 @@ const EVENTS: readonly (keyof MdevBusEvents)[] = [
 type Snapshot = Map<string, string>;
 
 export class SysfsMirror {
-  /** what is on disk, as last written by this mirror */
-  private written: Snapshot = new Map();
+  /** what is on disk, as last written by this mirror; null when unknown (the next sync starts afresh) */
+  private written: Snapshot | null = null;
   private syncing: Promise<void> | null = null;
   private dirty = false;
   private closed = false;
@@ -47,8 +47,6 @@ export class SysfsMirror {
   static async start(view: SysfsView, dir: string): Promise<SysfsMirror> {
     const mirror = new SysfsMirror(view, dir);
     await mkdir(dir, { recursive: true });
-    await rm(join(dir, 'class'), { recursive: true, force: true });
-    await rm(join(dir, 'bus'), { recursive: true, force: true });
     for (const event of EVENTS) view.bus.on(event, mirror.onChange);
     mirror.schedule();
     await mirror.flush();
@@ -82,9 +80,11 @@ export class SysfsMirror {
         try {
           await this.apply(this.snapshot());
         } catch (err) {
-          // The next event retries from what is known to be written.
+          // What the failed sync left on disk is unknown, so the next one
+          // (at the next event) clears the tree and writes it whole: an empty
+          // map instead would leave whatever it cannot see there for good.
           process.emitWarning(`sysfs mirror ${this.dir}: ${(err as Error).message}`);
-          this.written = new Map();
+          this.written = null;
         }
       }
     } finally {
@@ -121,14 +121,20 @@ export class SysfsMirror {
   }
 
   private async apply(next: Snapshot): Promise<void> {
+    if (this.written === null) {
+      await rm(join(this.dir, 'class'), { recursive: true, force: true });
+      await rm(join(this.dir, 'bus'), { recursive: true, force: true });
+      this.written = new Map();
+    }
+    const written = this.written;
     // Removals first, topmost only (rm is recursive), then creations and
     // updates in snapshot order, which puts directories before their contents.
-    const gone = [...this.written.keys()].filter((p) => !next.has(p) || kindOf(next.get(p)!) !== kindOf(this.written.get(p)!));
+    const gone = [...written.keys()].filter((p) => !next.has(p) || kindOf(next.get(p)!) !== kindOf(written.get(p)!));
     for (const path of gone) {
       if (gone.some((g) => path.startsWith(`${g}/`))) continue;
       await rm(join(this.dir, path), { recursive: true, force: true });
     }
-    const kept = new Map([...this.written].filter(([p]) => !gone.some((g) => p === g || p.startsWith(`${g}/`))));
+    const kept = new Map([...written].filter(([p]) => !gone.some((g) => p === g || p.startsWith(`${g}/`))));
     for (const [path, sig] of next) {
       if (kept.get(path) === sig) continue;
       const abs = join(this.dir, path);

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, readlink, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MdevBus, SysfsView } from '../../src/mdev/index.js';
 import { PoolDriver } from './pool-driver.js';
-import { fastCore, rejectsWith, uuidOf } from './helpers.js';
+import { fastCore, rejectsWith, until, uuidOf } from './helpers.js';
 import { VfioError } from '../../src/core/index.js';
 
 const TYPES = 'class/mdev_bus/p/mdev_supported_types';
@@ -154,6 +154,37 @@ test('mirrorTo writes a real tree and keeps it in step with the bus', async () =
     await mirror.flush();
     assert.deepEqual(await readdir(join(dir, 'class/mdev_bus')), [], 'a closed mirror tracks nothing');
   } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('after a sync that failed half-way, the mirror drops what is gone as well', async () => {
+  const { bus, view } = setup();
+  const dir = await mkdtemp(join(tmpdir(), 'uvfio-mdev-'));
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.message);
+  process.on('warning', onWarning);
+  try {
+    const mirror = await view.mirrorTo(dir);
+    const [a, b] = [uuidOf(1), uuidOf(2)];
+    await bus.create(a, 'tpool-1');
+    await mirror.flush();
+    // A file where b's directory goes makes the next sync fail part-way.
+    const blocker = join(dir, 'class/mdev_bus/p', b);
+    await writeFile(blocker, '');
+    await bus.create(b, 'tpool-1');
+    await mirror.flush();
+    await until(() => warnings.length > 0, 'the warning of the failed sync'); // emitted on the next tick
+    assert.equal(warnings.length, 1);
+    await rm(blocker);
+    await bus.remove(a);
+    await mirror.flush();
+    assert.deepEqual((await readdir(join(dir, 'class/mdev_bus/p'))).sort(), [b, 'mdev_supported_types']);
+    assert.deepEqual(await readdir(join(dir, 'bus/mdev/devices')), [b]);
+    assert.equal(await readFile(join(dir, T1, 'available_instances'), 'utf8'), '2\n');
+    await mirror.close();
+  } finally {
+    process.off('warning', onWarning);
     await rm(dir, { recursive: true, force: true });
   }
 });
