@@ -4,7 +4,7 @@
  * a few every verb takes. Mistakes become one EINVAL sentence.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 import { normalizeUuid } from '../mdev/uuid.js';
 import type { CliContext } from './context.js';
 

@@ -3,7 +3,7 @@
  * command, one request, one answer (see src/daemon/protocol.ts).
  */
 import { createConnection, type Socket } from 'node:net';
-import { VfioError, isVfioError, type ErrnoName } from '../core/errors.js';
+import { VfioError, isVfioError, type ErrnoName } from '../base/errors.js';
 import {
   CONTROL_PROTOCOL_VERSION,
   LineDecoder,

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VfioError, isVfioError } from '../core/errors.js';
+import { VfioError, isVfioError } from '../base/errors.js';
 import { parseConfigText, toConfigJson, type ConfigJson } from '../daemon/definition.js';
 import type { DaemonPaths } from '../daemon/paths.js';
 import type { ArgsOf, ControlOp, ResultOf } from '../daemon/protocol.js';

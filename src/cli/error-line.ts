@@ -4,7 +4,7 @@
  * uvfio's, reported with where it was thrown, still on one line: scripts
  * read stderr a line per failure.
  */
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 
 /** `uvfio: <sentence>`, newline included. */
 export function errorLine(err: unknown): string {

@@ -4,7 +4,7 @@
  * failure is one line, `uvfio: <sentence>`, on stderr, and exit status 1.
  */
 import { createRequire } from 'node:module';
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 import { resolvePaths } from '../daemon/paths.js';
 import { COMMON_HELP, parseVerbArgs, str, type Command } from './args.js';
 import { makeContext } from './context.js';

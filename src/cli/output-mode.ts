@@ -1,5 +1,5 @@
 /** Which of the three output forms a command was asked for (see output.ts). */
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 import { flag, type Values } from './args.js';
 
 export type OutputMode = 'text' | 'json' | 'dumpjson';

@@ -3,7 +3,7 @@
  * address space. Underneath it is an iommufd context, as the kernel's
  * iommufd compat layer does, so both paths reach memory the same way.
  */
-import { VfioError } from './errors.js';
+import { VfioError } from '../base/errors.js';
 import type { VfioGroup } from './group.js';
 import { IommufdContext } from '../iommufd/context.js';
 import type { DmaBacking } from '../iommufd/dma-backing.js';

@@ -9,11 +9,11 @@
  * Ops return their value directly when the driver answered synchronously and
  * the set lock was free, or a promise otherwise: `await` them either way.
  */
-import { VfioError } from './errors.js';
+import { VfioError } from '../base/errors.js';
 import { CORE, type RegionMmap, type VfioDevice } from './device.js';
 import type { DeviceSet } from './device-set.js';
 import type { SetLockToken } from './set-lock.js';
-import type { DeviceInfo, FeatureRequest, IrqInfo, RegionInfo, SetIrqsRequest } from './uapi.js';
+import type { DeviceInfo, FeatureRequest, IrqInfo, RegionInfo, SetIrqsRequest } from '../base/uapi.js';
 import type { VfioGroup } from './group.js';
 import type { IommufdContext } from '../iommufd/context.js';
 import type { DmaAccess } from '../iommufd/address-space.js';

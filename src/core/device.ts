@@ -12,8 +12,8 @@
  * Ops are called by the core only, through a DeviceFile, under the device
  * set's lock. Drivers never call them on each other, and never count opens.
  */
-import { VfioError } from './errors.js';
-import type { DeviceInfo, FeatureRequest, IrqInfo, RegionInfo, SetIrqsRequest } from './uapi.js';
+import { VfioError } from '../base/errors.js';
+import type { DeviceInfo, FeatureRequest, IrqInfo, RegionInfo, SetIrqsRequest } from '../base/uapi.js';
 import type { DeviceSet } from './device-set.js';
 import { DeviceFile } from './device-file.js';
 import type { VfioGroup } from './group.js';

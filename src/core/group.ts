@@ -5,7 +5,7 @@
  * container takes viable groups, and device files are then got from a group
  * by name, already bound to the container's address space.
  */
-import { VfioError } from './errors.js';
+import { VfioError } from '../base/errors.js';
 import { CORE, type VfioDevice } from './device.js';
 import { DeviceFile } from './device-file.js';
 import type { VfioContainer } from './container.js';

@@ -1,6 +1,6 @@
 /** The core device model: what drivers build on and transports drive. */
-export * from './errors.js';
-export * from './uapi.js';
+export * from '../base/errors.js';
+export * from '../base/uapi.js';
 export { VfioDevice, type DeviceOptions, type RegisterOptions, type RegionMmap, type DeviceState } from './device.js';
 export { DeviceFile, type FileState, type HotResetDevice } from './device-file.js';
 export { DeviceSet } from './device-set.js';

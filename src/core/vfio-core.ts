@@ -5,7 +5,7 @@
  * server, the mdev bus) about it through events.
  */
 import { EventEmitter } from 'node:events';
-import { VfioError } from './errors.js';
+import { VfioError } from '../base/errors.js';
 import { DeviceSet } from './device-set.js';
 import { CORE, type RegisterOptions, type VfioDevice } from './device.js';
 import { VfioGroup } from './group.js';

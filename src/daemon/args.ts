@@ -3,7 +3,7 @@
  * it: the socket is the owner's only, but a request is still input, and a
  * wrong shape must be one clear EINVAL, not a TypeError deep inside.
  */
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 
 type FieldKind = 'string' | 'text' | 'boolean' | 'index' | 'object';
 

@@ -5,7 +5,7 @@
  */
 import { chmodSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { VfioError, toVfioError } from '../core/errors.js';
+import { VfioError, toVfioError } from '../base/errors.js';
 import type { Logger } from './log.js';
 import { CONTROL_PROTOCOL_VERSION, LineDecoder, encodeLine, type ControlResponse } from './protocol.js';
 

@@ -18,7 +18,7 @@ import { randomUUID } from 'node:crypto';
 import { lstatSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { VfioCore } from '../core/vfio-core.js';
-import { VfioError, toVfioError } from '../core/errors.js';
+import { VfioError, toVfioError } from '../base/errors.js';
 import { MdevBus } from '../mdev/index.js';
 import { ControlServer } from './control-server.js';
 import { createVfioUserServer, type DeviceServer } from './device-server.js';

@@ -8,7 +8,7 @@
  * and checked again whenever a row is read back from the store, so a file
  * or row edited by hand is refused with the field that is wrong.
  */
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 
 export type StartMode = 'auto' | 'manual';
 

@@ -7,7 +7,7 @@
  */
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 
 /** The files and sockets of one daemon instance. */
 export interface DaemonPaths {

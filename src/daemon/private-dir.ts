@@ -3,7 +3,7 @@
  * that someone else created first could hand them our sockets.
  */
 import { chmodSync, lstatSync, mkdirSync } from 'node:fs';
-import { VfioError, toVfioError } from '../core/errors.js';
+import { VfioError, toVfioError } from '../base/errors.js';
 
 /** Creates `dir` (and its parents) with mode 0700, or checks an existing one is a directory we own; tightens its mode. */
 export function ensurePrivateDir(dir: string): void {

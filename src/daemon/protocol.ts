@@ -11,7 +11,7 @@
  * `v` is the protocol version; a daemon answers a request of another
  * version with EPROTO, so a mismatched command line fails in words.
  */
-import { VfioError, type ErrnoName } from '../core/errors.js';
+import { VfioError, type ErrnoName } from '../base/errors.js';
 import type { ConfigJson, MdevAttr, StartMode } from './definition.js';
 
 export const CONTROL_PROTOCOL_VERSION = 1;

@@ -12,7 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { isAbsolute } from 'node:path';
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 import { screenshotDevice } from '../drivers/display/find-display.js';
 import type { MdevBus, MdevDevice, MdevParent, MdevType } from '../mdev/index.js';
 import { normalizeUuid } from '../mdev/uuid.js';

@@ -10,7 +10,7 @@
  * and left untouched: uvfio never rewrites a database it cannot read.
  */
 import Database from 'better-sqlite3';
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 import { normalizeUuid } from '../mdev/uuid.js';
 import { parseConfig, toConfigJson, type MdevDefinition } from './definition.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './store-schema.js';

@@ -5,8 +5,8 @@
  * mapped without the needed permission with EPERM, and nothing outside a
  * mapping is ever read or written.
  */
-import { VfioError } from '../core/errors.js';
-import { DmaProt } from '../core/uapi.js';
+import { VfioError } from '../base/errors.js';
+import { DmaProt } from '../base/uapi.js';
 import type { DmaBacking } from './dma-backing.js';
 
 /** Largest IOVA end uvfio accepts: every address stays an exact JS number. */

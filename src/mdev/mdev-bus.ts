@@ -24,7 +24,7 @@
  *   forcing the driver.
  */
 import { EventEmitter } from 'node:events';
-import { VfioError, toVfioError } from '../core/errors.js';
+import { VfioError, toVfioError } from '../base/errors.js';
 import { VfioDevice, type DeviceState } from '../core/device.js';
 import type { VfioCore } from '../core/vfio-core.js';
 import { MdevDevice } from './mdev-device.js';

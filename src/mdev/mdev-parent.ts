@@ -3,7 +3,7 @@
  * carve mediated devices out of, with the types it supports. Unregistering
  * a parent removes its devices first, refusing no one.
  */
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 import { MdevType } from './mdev-type.js';
 import type { MdevDriver, MdevTypeSpec } from './mdev-driver.js';
 import type { MdevBus } from './mdev-bus.js';

@@ -5,7 +5,7 @@
  * unless its driver computes availability from a shared pool, answers
  * available_instances as maxInstances minus that count.
  */
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 import type { MdevTypeSpec } from './mdev-driver.js';
 import type { MdevParent } from './mdev-parent.js';
 

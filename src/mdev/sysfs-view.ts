@@ -20,7 +20,7 @@
  * the file does not take or for reading a directory, and whatever the bus
  * answers to a create or remove.
  */
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 import type { MdevBus } from './mdev-bus.js';
 import type { MdevParent } from './mdev-parent.js';
 import type { MdevType } from './mdev-type.js';

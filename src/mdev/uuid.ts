@@ -3,7 +3,7 @@
  * 8-4-4-4-12 lowercase hex, so one device has exactly one name everywhere
  * (the core's registry, socket paths, the sysfs view).
  */
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 
 /** A uv_poll_t handle as the addon exposes it (see fd-watcher.ts). */
 export interface NativeFdWatcher {

@@ -3,7 +3,7 @@
  * over as a UnixSocket. One per vfio-user device.
  */
 import { lstatSync, unlinkSync, type Stats } from 'node:fs';
-import { isVfioError, toVfioError, VfioError } from '../core/errors.js';
+import { isVfioError, toVfioError, VfioError } from '../base/errors.js';
 import { FdWatcher, READABLE } from './fd-watcher.js';
 import { acceptUnix, close, connectUnix, listenUnix } from './syscalls.js';
 import { closeFds, UnixSocket } from './unix-socket.js';

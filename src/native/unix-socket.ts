@@ -4,7 +4,7 @@
  * cost one recvmsg and one sendmsg, and nothing is allocated per message
  * unless fds travel or the kernel cannot take a write at once.
  */
-import { isVfioError, toVfioError, VfioError } from '../core/errors.js';
+import { isVfioError, toVfioError, VfioError } from '../base/errors.js';
 import { FdWatcher, READABLE, WRITABLE } from './fd-watcher.js';
 import { close, connectUnix, dup, recvmsg, sendmsg, sendmsg2, setSendBufferSize } from './syscalls.js';
 

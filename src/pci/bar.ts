@@ -7,7 +7,7 @@
  * how every OS sizes a BAR; no special case is needed for the probe.
  */
 
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 import { ConfigSpace, PCI_COMMAND, PCI_HEADER } from './config-space.js';
 
 /** Low bits of a BAR (include/uapi/linux/pci_regs.h). */

@@ -9,7 +9,7 @@
  * PM power state, PCIe FLR) react through config-space write listeners.
  */
 
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 import type { Bars } from './bar.js';
 import { ConfigSpace, PCI_HEADER, PCI_HEADER_SIZE, PCI_STATUS } from './config-space.js';
 import { MSIX_MAX_VECTORS, MsixTable } from './msix-table.js';

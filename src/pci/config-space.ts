@@ -9,7 +9,7 @@
  * an unaligned access). Only accesses that run past the end are refused.
  */
 
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 
 /** Size of conventional (PCI) and extended (PCI Express) configuration space. */
 export const CONFIG_SPACE_SIZE = 256;

@@ -21,8 +21,8 @@
  * the guest's writes) sees the same bits it wrote.
  */
 
-import { VfioError } from '../core/errors.js';
-import { IrqInfoFlags, PciIrq, type EventNotifier, type IrqInfo, type SetIrqsRequest } from '../core/uapi.js';
+import { VfioError } from '../base/errors.js';
+import { IrqInfoFlags, PciIrq, type EventNotifier, type IrqInfo, type SetIrqsRequest } from '../base/uapi.js';
 import type { MsiCapability, MsixCapability } from './capabilities.js';
 import { ConfigSpace, PCI_COMMAND, PCI_HEADER, PCI_STATUS } from './config-space.js';
 

@@ -8,7 +8,7 @@
  * spec requires. Mask bits come out of reset set.
  */
 
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 
 /** Bytes per table entry and offsets within one (pci_regs.h PCI_MSIX_ENTRY_*). */
 export const MSIX_ENTRY = {

@@ -19,7 +19,7 @@
  */
 
 import { VfioDevice, type DeviceOptions, type RegionMmap } from '../core/device.js';
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 import {
   DeviceFlags,
   PciIrq,
@@ -30,7 +30,7 @@ import {
   type RegionInfo,
   type SetIrqsRequest,
   type SparseMmapArea,
-} from '../core/uapi.js';
+} from '../base/uapi.js';
 import { MappedMemory } from '../native/memory.js';
 import { Bars, PCI_NUM_BARS, type BarDescriptor } from './bar.js';
 import {

@@ -4,7 +4,7 @@
  * themselves never check; a read past the end would yield `undefined`
  * arithmetic (NaN/0), which is why every decoder calls `need` first.
  */
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 
 /** Throws EINVAL unless `b` holds at least `len` bytes from `off`. */
 export function need(b: Uint8Array, off: number, len: number, what: string): void {

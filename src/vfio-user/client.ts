@@ -11,8 +11,8 @@
  * errno as a VfioError. Commands may be issued concurrently: they are
  * pipelined and the server answers them in order.
  */
-import { VfioError } from '../core/errors.js';
-import { RegionFlags } from '../core/uapi.js';
+import { VfioError } from '../base/errors.js';
+import { RegionFlags } from '../base/uapi.js';
 import { closeFds, MappedMemory, UnixSocket } from '../native/index.js';
 import { ClientChannel } from './client/channel.js';
 import { ClientDmaTable, type ClientDmaRegion } from './client/dma-table.js';

@@ -17,7 +17,7 @@
  * the eventfds are closed. The device's state is kept.
  */
 import type { DeviceFile } from '../core/device-file.js';
-import { toVfioError, VfioError } from '../core/errors.js';
+import { toVfioError, VfioError } from '../base/errors.js';
 import { IommufdContext } from '../iommufd/context.js';
 import { closeFds, socketPair, UnixSocket } from '../native/index.js';
 import type { DecodeContext } from './context.js';

@@ -13,8 +13,8 @@
  * Errnos follow libvfio-user (EINVAL for nearly every malformed request), and
  * QEMU for the client side (E2BIG for a DMA count above max_data_xfer_size).
  */
-import { VfioError } from '../core/errors.js';
-import { DmaProt, FeatureFlags, IrqInfoFlags, IrqSetFlags } from '../core/uapi.js';
+import { VfioError } from '../base/errors.js';
+import { DmaProt, FeatureFlags, IrqInfoFlags, IrqSetFlags } from '../base/uapi.js';
 import { u32, u64, u64n } from './buffer-reader.js';
 import { type DecodeContext, dmaDataOffset, maxXfer } from './context.js';
 import { exactLength, malformed, refuseFds, requireBytes } from './malformed.js';

@@ -6,7 +6,7 @@
  * no call into the device to know a region's size.
  */
 import type { DeviceFile } from '../core/device-file.js';
-import { DeviceFlags } from '../core/uapi.js';
+import { DeviceFlags } from '../base/uapi.js';
 import type { DeviceShape } from './context.js';
 
 /** VFIO_USER_DEVICE_GET_INFO's answer and every region's and IRQ index's info. */

@@ -4,7 +4,7 @@
  * the client when it did not. Either becomes a DmaBacking of the client's
  * IOMMU address space, released exactly once when the mapping goes.
  */
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 import type { DmaBacking } from '../iommufd/dma-backing.js';
 import { MappedMemory } from '../native/index.js';
 

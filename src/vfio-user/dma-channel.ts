@@ -6,7 +6,7 @@
  * msg_id and settles the access once every piece is answered, failed, or
  * timed out.
  */
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 import type { DmaLayout } from './context.js';
 import type { DmaMessenger } from './dma-backings.js';
 import { isReply } from './header.js';

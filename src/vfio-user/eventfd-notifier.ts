@@ -5,7 +5,7 @@
  * device still holding the notifier signals nothing (never a reused fd).
  */
 import { readlinkSync } from 'node:fs';
-import type { EventNotifier } from '../core/uapi.js';
+import type { EventNotifier } from '../base/uapi.js';
 import { closeFds, eventfdWrite } from '../native/index.js';
 
 /**

@@ -6,7 +6,7 @@
  * and all of them when the client goes. QEMU re-sends MSI-X eventfds each
  * time vectors change, so without this a long session would pile up fds.
  */
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 import { closeFds } from '../native/index.js';
 import { EventfdNotifier, isEventfd } from './eventfd-notifier.js';
 

@@ -2,7 +2,7 @@
  * The errors decoders throw for malformed messages, worded once: the
  * command's name (and "reply" for a reply) and a sentence.
  */
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 import { commandName } from './protocol.js';
 
 /** EINVAL naming the command (or its reply). */

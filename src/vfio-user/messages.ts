@@ -7,7 +7,7 @@
  * Byte arrays (`data`) returned by decoders are views into the message body:
  * they live as long as the body does (see parser.ts).
  */
-import type { SparseMmapArea } from '../core/uapi.js';
+import type { SparseMmapArea } from '../base/uapi.js';
 
 // ---------------------------------------------------------------- VERSION
 

@@ -9,7 +9,7 @@
  * max_msg_fds exceeds 16, max_dma_maps 65535, max_bitmap_size 256 MiB, or
  * whose pgsizes has bits below 4 KiB.
  */
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 import type { DmaLayout } from './context.js';
 import type { PeerCapabilities, VersionMessage } from './messages.js';
 import { CapabilityDefault } from './protocol.js';

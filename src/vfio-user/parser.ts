@@ -18,7 +18,7 @@
  * The transport must call `push` once per recvmsg() with exactly the fds that
  * recvmsg() returned.
  */
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 import { u16, u32 } from './buffer-reader.js';
 import { HEADER_SIZE, type MessageHeader } from './header.js';
 import { commandName, DEFAULT_MAX_MESSAGE_SIZE } from './protocol.js';

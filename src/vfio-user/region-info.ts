@@ -7,9 +7,9 @@
  * Capability offsets (`cap_offset`, each header's `next`) count from the
  * start of the region info struct, i.e. from the start of the reply body.
  */
-import { VfioError } from '../core/errors.js';
-import type { RegionInfo, SparseMmapArea } from '../core/uapi.js';
-import { RegionCap, RegionFlags } from '../core/uapi.js';
+import { VfioError } from '../base/errors.js';
+import type { RegionInfo, SparseMmapArea } from '../base/uapi.js';
+import { RegionCap, RegionFlags } from '../base/uapi.js';
 import { need, u16, u32, u64n } from './buffer-reader.js';
 import { put16, put32, put64 } from './buffer-writer.js';
 import type { RegionInfoReply, UnknownRegionCap } from './messages.js';

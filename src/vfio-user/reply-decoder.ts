@@ -5,8 +5,8 @@
  * Errnos: a malformed reply is EINVAL (EOVERFLOW for a u64 that does not fit
  * the number uvfio keeps it in), like QEMU's client treats a bad reply.
  */
-import { VfioError } from '../core/errors.js';
-import { FeatureFlags } from '../core/uapi.js';
+import { VfioError } from '../base/errors.js';
+import { FeatureFlags } from '../base/uapi.js';
 import { u32, u64, u64n } from './buffer-reader.js';
 import { type DecodeContext, dmaDataOffset, maxXfer } from './context.js';
 import { malformed, refuseFds, requireBytes } from './malformed.js';

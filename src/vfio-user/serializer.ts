@@ -8,9 +8,9 @@
  * Values come from uvfio's own code, so a value that cannot be encoded (a
  * count above u32, a negative size) is a bug: RangeError, not VfioError.
  */
-import { ERRNO, type ErrnoName } from '../core/errors.js';
-import type { DeviceInfo, IrqInfo, RegionInfo } from '../core/uapi.js';
-import { DmaProt, FeatureFlags, IrqSetFlags } from '../core/uapi.js';
+import { ERRNO, type ErrnoName } from '../base/errors.js';
+import type { DeviceInfo, IrqInfo, RegionInfo } from '../base/uapi.js';
+import { DmaProt, FeatureFlags, IrqSetFlags } from '../base/uapi.js';
 import { put32, put64 } from './buffer-writer.js';
 import { type DmaLayout, dmaDataOffset } from './context.js';
 import { HEADER_SIZE, writeHeader } from './header.js';

@@ -14,7 +14,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { VfioDevice } from '../core/device.js';
-import { toVfioError, VfioError } from '../core/errors.js';
+import { toVfioError, VfioError } from '../base/errors.js';
 import type { VfioCore } from '../core/vfio-core.js';
 import { UnixServer, type UnixSocket } from '../native/index.js';
 import { Connection, type ServerLog } from './connection.js';

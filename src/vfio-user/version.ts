@@ -3,7 +3,7 @@
  * capabilities JSON in both directions, the defaults a silent peer implies,
  * and the server's choice of reply.
  */
-import { VfioError } from '../core/errors.js';
+import { VfioError } from '../base/errors.js';
 import { need, u16 } from './buffer-reader.js';
 import { put16 } from './buffer-writer.js';
 import type { PeerCapabilities, VersionMessage } from './messages.js';

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { VfioError } from '../../src/core/errors.js';
+import { VfioError } from '../../src/base/errors.js';
 import { errorLine } from '../../src/cli/error-line.js';
 
 describe('the error line of a failed command', () => {

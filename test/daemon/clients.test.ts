@@ -7,7 +7,7 @@ import { strict as assert } from 'node:assert';
 import { existsSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PciIrq } from '../../src/core/uapi.js';
+import { PciIrq } from '../../src/base/uapi.js';
 import { VfioUserClient } from '../../src/vfio-user/client.js';
 import { Daemon, ok, okJson, sandbox, uvfio, type Sandbox } from '../cli/harness.js';
 

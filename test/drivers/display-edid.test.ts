@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { VfioError } from '../../src/core/errors.js';
+import { VfioError } from '../../src/base/errors.js';
 import { EDID_BLOCK_SIZE, buildEdid, isValidEdid, preferredTiming } from '../../src/drivers/display/edid.js';
 
 const EINVAL = (e: unknown) => e instanceof VfioError && e.code === 'EINVAL';

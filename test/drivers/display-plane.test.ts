@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { VfioError } from '../../src/core/errors.js';
+import { VfioError } from '../../src/base/errors.js';
 import { DRM_FORMAT, checkPlane, planeToRgb, renderToPng, type DisplayPlane } from '../../src/drivers/display/plane.js';
 import { isDisplaySource, type DisplaySource } from '../../src/drivers/display/display-source.js';
 import { captureScreen, writeScreenshot } from '../../src/drivers/display/screenshot.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { VfioError } from '../../src/core/errors.js';
+import { VfioError } from '../../src/base/errors.js';
 import { buildEdid, isValidEdid, preferredTiming } from '../../src/drivers/display/edid.js';
 import { EDID_BLOB_MAX, EDID_BLOB_OFFSET, EDID_REG, EdidRegion, LINK_STATE } from '../../src/drivers/mbochs/edid-region.js';
 

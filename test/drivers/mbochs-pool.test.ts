@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { VfioError } from '../../src/core/errors.js';
+import { VfioError } from '../../src/base/errors.js';
 import { DEFAULT_POOL_BYTES, MIB, MemoryPool } from '../../src/drivers/mbochs/memory-pool.js';
 
 const code = (c: string) => (e: unknown) => e instanceof VfioError && e.code === c;

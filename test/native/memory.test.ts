@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { ftruncateSync, readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { VfioError } from '../../src/core/errors.js';
+import { VfioError } from '../../src/base/errors.js';
 import { close, eventfd, MappedMemory, memfdCreate, mmap, munmap, openFdCount } from '../../src/native/index.js';
 import { until } from './support.js';
 

@@ -1,7 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync, writeFileSync } from 'node:fs';
-import { VfioError } from '../../src/core/errors.js';
+import { VfioError } from '../../src/base/errors.js';
 import {
   acceptUnix,
   close,

@@ -1,7 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { VfioError } from '../../src/core/errors.js';
+import { VfioError } from '../../src/base/errors.js';
 import { close, listenUnix, openFdCount, UnixServer, UnixSocket } from '../../src/native/index.js';
 import { NATIVE_INDEX, runScript, tempDir, until } from './support.js';
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { VfioError } from '../../src/core/errors.js';
+import { VfioError } from '../../src/base/errors.js';
 import { Bars, barOffset, type BarDescriptor } from '../../src/pci/bar.js';
 import { ConfigSpace, PCI_COMMAND, PCI_HEADER } from '../../src/pci/config-space.js';
 

@@ -1,6 +1,6 @@
 /** An EventNotifier for tests: counts signals and fails a test that signals it after close. */
 import assert from 'node:assert/strict';
-import type { EventNotifier } from '../../src/core/uapi.js';
+import type { EventNotifier } from '../../src/base/uapi.js';
 
 export class FakeNotifier implements EventNotifier {
   count = 0;

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { VfioError } from '../../src/core/errors.js';
+import { VfioError } from '../../src/base/errors.js';
 import { Bars } from '../../src/pci/bar.js';
 import { CapabilityList, PCI_MSI_FLAGS, PCI_MSIX } from '../../src/pci/capabilities.js';
 import { ConfigSpace, PCI_COMMAND, PCI_HEADER, PCI_STATUS } from '../../src/pci/config-space.js';
-import { IrqInfoFlags, PciIrq } from '../../src/core/uapi.js';
+import { IrqInfoFlags, PciIrq } from '../../src/base/uapi.js';
 import { PciInterrupts } from '../../src/pci/interrupts.js';
 import { FakeNotifier } from './fake-notifier.js';
 

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isVfioError } from '../../src/core/errors.js';
+import { isVfioError } from '../../src/base/errors.js';
 import {
   type DecodeContext,
   decodeCommand,

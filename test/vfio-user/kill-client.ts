@@ -4,7 +4,7 @@
  * over interrupt eventfds, says "ready" and waits to be killed. Run without
  * arguments (say, by a test runner globbing the folder) it does nothing.
  */
-import { PciIrq } from '../../src/core/uapi.js';
+import { PciIrq } from '../../src/base/uapi.js';
 import { VfioUserClient } from '../../src/vfio-user/index.js';
 
 const path = process.argv[2];

@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isVfioError, type ErrnoName } from '../../src/core/errors.js';
-import { IrqSetFlags as S, PciIrq, PciRegion } from '../../src/core/uapi.js';
+import { isVfioError, type ErrnoName } from '../../src/base/errors.js';
+import { IrqSetFlags as S, PciIrq, PciRegion } from '../../src/base/uapi.js';
 import {
   Command as C,
   type DecodeContext,

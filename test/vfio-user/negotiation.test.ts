@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isVfioError } from '../../src/core/errors.js';
+import { isVfioError } from '../../src/base/errors.js';
 import { DEFAULT_SERVER_LIMITS, negotiate, parseCapabilitiesJson } from '../../src/vfio-user/index.js';
 import { QEMU_PROPOSAL } from './server-harness.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { RegionInfo } from '../../src/core/uapi.js';
-import { RegionCap, RegionFlags } from '../../src/core/uapi.js';
+import type { RegionInfo } from '../../src/base/uapi.js';
+import { RegionCap, RegionFlags } from '../../src/base/uapi.js';
 import { decodeRegionInfoReply, regionInfoReplyBody, regionInfoSize } from '../../src/vfio-user/index.js';
 
 const RW = RegionFlags.READ | RegionFlags.WRITE;

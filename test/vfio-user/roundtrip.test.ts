@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Feature, IrqSetFlags, MigState, PciIrq, PciRegion, RegionFlags } from '../../src/core/uapi.js';
+import { Feature, IrqSetFlags, MigState, PciIrq, PciRegion, RegionFlags } from '../../src/base/uapi.js';
 import {
   Command,
   decodeCommand,

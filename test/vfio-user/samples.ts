@@ -3,7 +3,7 @@
  * shared by the framer, round-trip and fuzz tests. Each sample says who
  * receives it and how many fds travel with it.
  */
-import { DeviceFlags, IrqInfoFlags, PciIrq, PciRegion, RegionFlags } from '../../src/core/uapi.js';
+import { DeviceFlags, IrqInfoFlags, PciIrq, PciRegion, RegionFlags } from '../../src/base/uapi.js';
 import {
   Command,
   type DecodeContext,

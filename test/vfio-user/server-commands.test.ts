@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isVfioError, type ErrnoName } from '../../src/core/errors.js';
-import { DeviceFlags, Feature, IrqInfoFlags, PciIrq, PciRegion, RegionFlags } from '../../src/core/uapi.js';
+import { isVfioError, type ErrnoName } from '../../src/base/errors.js';
+import { DeviceFlags, Feature, IrqInfoFlags, PciIrq, PciRegion, RegionFlags } from '../../src/base/uapi.js';
 import { closeFds, MappedMemory, openFdCount } from '../../src/native/index.js';
 import {
   Command,

@@ -7,8 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isVfioError } from '../../src/core/errors.js';
-import { PciRegion } from '../../src/core/uapi.js';
+import { isVfioError } from '../../src/base/errors.js';
+import { PciRegion } from '../../src/base/uapi.js';
 import { MappedMemory } from '../../src/native/index.js';
 import {
   Command,

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PciIrq, PciRegion } from '../../src/core/uapi.js';
+import { PciIrq, PciRegion } from '../../src/base/uapi.js';
 import { closeFds, EventFd, MappedMemory } from '../../src/native/index.js';
 import {
   Command,

@@ -7,8 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ERRNO, type ErrnoName } from '../../src/core/errors.js';
-import { FeatureFlags, IrqSetFlags as S, PciIrq, PciRegion } from '../../src/core/uapi.js';
+import { ERRNO, type ErrnoName } from '../../src/base/errors.js';
+import { FeatureFlags, IrqSetFlags as S, PciIrq, PciRegion } from '../../src/base/uapi.js';
 import { EventFd, MappedMemory, openFdCount } from '../../src/native/index.js';
 import { Command as C, encodeDeviceInfoRequest, encodeMessage, HeaderFlags, type VfioUserClient } from '../../src/vfio-user/index.js';
 import { b, u32, u64, zeros } from './harness.js';

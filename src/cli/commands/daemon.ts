@@ -1,5 +1,5 @@
 /** `uvfio daemon` (and `npm start`): serve every parent until SIGINT/SIGTERM. */
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 import { Logger, logLevelFrom } from '../../daemon/log.js';
 import { flag, str, type Command } from '../args.js';
 

@@ -1,5 +1,5 @@
 /** `uvfio modify`: change a definition (works without a daemon). */
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 import { given, flag, indexOption, requiredUuid, str, type Command } from '../args.js';
 import { readJsonFile } from '../context.js';
 import { outputMode } from '../output-mode.js';

@@ -1,6 +1,6 @@
 /** `uvfio screenshot`: the current screen of a display device (mdpy, mbochs) as a PNG file. */
 import { resolve } from 'node:path';
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 import { requiredUuid, str, type Command } from '../args.js';
 import { outputMode } from '../output-mode.js';
 import { prettyJson } from '../output.js';

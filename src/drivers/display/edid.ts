@@ -4,7 +4,7 @@
  * detailed timing as its preferred mode, so the EDID decides what
  * resolution the guest's console comes up in.
  */
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 
 export const EDID_BLOCK_SIZE = 128;
 

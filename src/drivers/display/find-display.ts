@@ -1,6 +1,6 @@
 /** Finding the display device a host tool asks for, by name (UUID). */
 import type { VfioCore } from '../../core/vfio-core.js';
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 import { isDisplaySource, type DisplaySource } from './display-source.js';
 import { writeScreenshot } from './screenshot.js';
 import type { DisplayPlane } from './plane.js';

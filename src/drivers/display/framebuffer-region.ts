@@ -3,7 +3,7 @@
  * sparse-mmap area, so the client maps it and a guest's pixel writes land
  * in the shared memory without ever becoming messages.
  */
-import { RegionFlags, type RegionInfo } from '../../core/uapi.js';
+import { RegionFlags, type RegionInfo } from '../../base/uapi.js';
 
 /**
  * `info` (of a memory-backed BAR) with a sparse-mmap capability covering

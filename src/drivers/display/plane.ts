@@ -3,7 +3,7 @@
  * the guest programmed it (the kernel's vfio_device_gfx_plane_info, less the
  * dma-buf plumbing), and its conversion to RGB pixels.
  */
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 import { encodePng } from './png.js';
 
 /** Pixel formats a plane can have, named as DRM names them. */

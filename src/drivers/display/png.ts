@@ -3,7 +3,7 @@
  * Enough for screenshots, with nothing but node:zlib.
  */
 import { crc32, deflateSync } from 'node:zlib';
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 
 const SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
 /** PNG colour type 2: red, green, blue per pixel. */

@@ -1,6 +1,6 @@
 /** The current screen of a display device, as a PNG file. */
 import { writeFile } from 'node:fs/promises';
-import { ERRNO, VfioError, type ErrnoName } from '../../core/errors.js';
+import { ERRNO, VfioError, type ErrnoName } from '../../base/errors.js';
 import type { DisplaySource } from './display-source.js';
 import { renderToPng, type DisplayPlane } from './plane.js';
 

@@ -6,7 +6,7 @@
  *
  * Pure state: the device maps BAR accesses here and asks for the plane.
  */
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 import type { DisplayPlane } from '../display/plane.js';
 
 export const DISPI_INDEX = {

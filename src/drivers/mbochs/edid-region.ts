@@ -12,7 +12,7 @@
  * QEMU's vfio-user-pci has no display to drive it, and the guest's DRM
  * driver takes its mode from it.
  */
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 import { buildEdid } from '../display/edid.js';
 
 export const EDID_REGION_SIZE = 4096;

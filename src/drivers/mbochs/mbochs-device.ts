@@ -17,8 +17,8 @@
  * EDID are kept, as the kernel sample keeps them.
  */
 import type { DeviceOptions } from '../../core/device.js';
-import { VfioError } from '../../core/errors.js';
-import { PciRegion, RegionFlags, RegionType, type DeviceInfo, type RegionInfo } from '../../core/uapi.js';
+import { VfioError } from '../../base/errors.js';
+import { PciRegion, RegionFlags, RegionType, type DeviceInfo, type RegionInfo } from '../../base/uapi.js';
 import type { MappedMemory } from '../../native/memory.js';
 import { VfioPciDevice } from '../../pci/pci-device.js';
 import type { DisplaySource } from '../display/display-source.js';

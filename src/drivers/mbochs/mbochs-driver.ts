@@ -6,7 +6,7 @@
  * A device takes its memory when probed (ENOSPC when the pool cannot give
  * it) and gives it back when released, after its last client is gone.
  */
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 import type { MdevDriver, MdevProbeInfo, MdevType, MdevTypeSpec } from '../../mdev/index.js';
 import { MbochsDevice } from './mbochs-device.js';
 import { DEFAULT_POOL_BYTES, MIB, MemoryPool } from './memory-pool.js';

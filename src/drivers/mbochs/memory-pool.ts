@@ -4,7 +4,7 @@
  * type's share when probed and gives it back when released; the types'
  * available_instances follow what is left.
  */
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 
 export const MIB = 1024 * 1024;
 export const DEFAULT_POOL_BYTES = 256 * MIB;

@@ -14,8 +14,8 @@
  * the kernel sample's does, and reset paints it again.
  */
 import type { DeviceOptions } from '../../core/device.js';
-import { VfioError } from '../../core/errors.js';
-import { PciRegion, type RegionInfo } from '../../core/uapi.js';
+import { VfioError } from '../../base/errors.js';
+import { PciRegion, type RegionInfo } from '../../base/uapi.js';
 import type { MappedMemory } from '../../native/memory.js';
 import { VfioPciDevice } from '../../pci/pci-device.js';
 import type { DisplaySource } from '../display/display-source.js';

@@ -4,7 +4,7 @@
  * number of devices (its `count`, 4 by default) whatever their types, so
  * every type's available_instances is what is left of that count.
  */
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 import type { MdevDriver, MdevProbeInfo, MdevType, MdevTypeSpec } from '../../mdev/index.js';
 import { MdpyDevice } from './mdpy-device.js';
 

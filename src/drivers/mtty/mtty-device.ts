@@ -20,7 +20,7 @@
  */
 
 import type { DeviceOptions } from '../../core/device.js';
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 import { VfioPciDevice } from '../../pci/pci-device.js';
 import { UART_REG_COUNT, Uart16550 } from './uart.js';
 

@@ -6,7 +6,7 @@
  * gives them back when released, after its last client is gone.
  */
 
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 import type { MdevDriver, MdevProbeInfo, MdevType, MdevTypeSpec } from '../../mdev/index.js';
 import { MttyDevice, type MttyPortCount } from './mtty-device.js';
 

@@ -18,7 +18,7 @@
  * registers and is told when the interrupt output changes.
  */
 
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 
 /** Register offsets (include/uapi/linux/serial_reg.h). */
 export const UART_REG = {

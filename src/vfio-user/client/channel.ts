@@ -4,7 +4,7 @@
  * out). Replies are matched to requests by msg_id; commands from the server
  * go to `onCommand` while their bytes are valid.
  */
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 import { closeFds, type UnixSocket } from '../../native/index.js';
 import { u16 } from '../buffer-reader.js';
 import { isReply } from '../header.js';

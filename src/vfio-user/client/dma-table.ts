@@ -4,7 +4,7 @@
  * VFIO_USER_DMA_READ / DMA_WRITE against them (the path taken for memory
  * mapped without an fd; memory mapped with one may be served this way too).
  */
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 import type { MappedMemory } from '../../native/index.js';
 import type { DmaLayout } from '../context.js';
 import { decodeDmaRead, decodeDmaWrite } from '../decoder.js';

@@ -3,7 +3,7 @@
  * handed to the server with SET_IRQS, that the server signals. Each line
  * can be awaited (the next signal) or polled.
  */
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 import { EventFd } from '../../native/index.js';
 
 /** One interrupt (an index's sub-index) and its eventfd. */

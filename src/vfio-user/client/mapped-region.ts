@@ -5,8 +5,8 @@
  * mapping never become messages: this is how a guest's framebuffer or
  * doorbell writes reach the device's memory directly.
  */
-import { VfioError } from '../../core/errors.js';
-import type { SparseMmapArea } from '../../core/uapi.js';
+import { VfioError } from '../../base/errors.js';
+import type { SparseMmapArea } from '../../base/uapi.js';
 import { MappedMemory } from '../../native/index.js';
 
 /** One mapped area: region offsets [offset, offset+size). */

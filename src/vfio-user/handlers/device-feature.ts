@@ -6,8 +6,8 @@
  * range). SET and PROBE replies echo the request, unless the device
  * answers with data of its own (DMA logging may change the page size).
  */
-import { VfioError } from '../../core/errors.js';
-import type { FeatureRequest } from '../../core/uapi.js';
+import { VfioError } from '../../base/errors.js';
+import type { FeatureRequest } from '../../base/uapi.js';
 import { decodeDeviceFeature } from '../decoder.js';
 import { Size } from '../protocol.js';
 import { encodeDeviceFeatureReply } from '../serializer.js';

@@ -2,7 +2,7 @@
  * VFIO_USER_DEVICE_GET_INFO. CAPS is cleared: a vfio-user device info has
  * no room for a capability chain.
  */
-import { DeviceFlags } from '../../core/uapi.js';
+import { DeviceFlags } from '../../base/uapi.js';
 import { decodeDeviceInfoRequest } from '../decoder.js';
 import { encodeDeviceInfoReply } from '../serializer.js';
 import { after, type CommandHandler } from './handler.js';

@@ -2,7 +2,7 @@
  * VFIO_USER_DIRTY_PAGES (14) left the protocol: checked for shape, so a
  * malformed one earns EINVAL, then refused with EOPNOTSUPP.
  */
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 import { decodeDirtyPages } from '../decoder.js';
 import type { CommandHandler } from './handler.js';
 

@@ -7,8 +7,8 @@
  * DMA_UNMAP can refuse to cut one.) EEXIST for an overlap, ENOSPC past max_dma_maps, EOVERFLOW for an
  * address beyond 2^53.
  */
-import { VfioError } from '../../core/errors.js';
-import { DmaProt } from '../../core/uapi.js';
+import { VfioError } from '../../base/errors.js';
+import { DmaProt } from '../../base/uapi.js';
 import type { IoAddressSpace } from '../../iommufd/address-space.js';
 import { closeFds } from '../../native/index.js';
 import { decodeDmaMap } from '../decoder.js';

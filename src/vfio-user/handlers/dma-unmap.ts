@@ -5,7 +5,7 @@
  * request. SPDK's client sends its memory fd along with an unmap; like
  * libvfio-user, the server closes it rather than refusing the unmap.
  */
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 import { MAX_IOVA_END } from '../../iommufd/address-space.js';
 import { decodeDmaUnmap } from '../decoder.js';
 import { encodeDmaUnmapReply } from '../serializer.js';

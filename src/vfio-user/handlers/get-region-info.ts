@@ -5,8 +5,8 @@
  * mmap-able parts with a complete reply. A client that takes no fds
  * (max_msg_fds 0) is shown the region as not mmap-able.
  */
-import type { RegionInfo } from '../../core/uapi.js';
-import { RegionFlags } from '../../core/uapi.js';
+import type { RegionInfo } from '../../base/uapi.js';
+import { RegionFlags } from '../../base/uapi.js';
 import { decodeRegionInfoRequest } from '../decoder.js';
 import { encodeRegionInfoReply } from '../serializer.js';
 import { after, type CommandHandler, type Request, type Session } from './handler.js';

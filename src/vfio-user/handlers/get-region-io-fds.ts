@@ -4,7 +4,7 @@
  * libvfio-user does for a region without any) and one the device does not
  * implement with EINVAL.
  */
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 import { decodeRegionIoFdsRequest } from '../decoder.js';
 import { encodeRegionIoFdsReply } from '../serializer.js';
 import type { CommandHandler } from './handler.js';

@@ -3,7 +3,7 @@
  * stream; a shorter reply tells the client the stream is drained for now.
  * A device without migration refuses (EINVAL, as libvfio-user).
  */
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 import { decodeMigDataRead } from '../decoder.js';
 import { encodeMigDataReadReply } from '../serializer.js';
 import { after, type CommandHandler } from './handler.js';

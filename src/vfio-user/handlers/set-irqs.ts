@@ -6,7 +6,7 @@
  * closes the ones a later request replaces or disables, and the rest when
  * the client goes. If the device refuses, the new notifiers are closed.
  */
-import type { SetIrqsRequest } from '../../core/uapi.js';
+import type { SetIrqsRequest } from '../../base/uapi.js';
 import { decodeSetIrqs } from '../decoder.js';
 import type { EventfdNotifier } from '../eventfd-notifier.js';
 import type { CommandHandler } from './handler.js';

@@ -7,7 +7,7 @@
  * errno and ends the session, as the spec has a server close a connection
  * it cannot serve.
  */
-import { VfioError } from '../../core/errors.js';
+import { VfioError } from '../../base/errors.js';
 import { closeFds } from '../../native/index.js';
 import { decodeVersionCommand } from '../decoder.js';
 import { negotiate } from '../negotiation.js';
