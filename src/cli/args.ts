@@ -9,7 +9,7 @@ import { normalizeUuid } from '../mdev/uuid.js';
 import type { CliContext } from './context.js';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
-export type Values = Record<string, string | boolean | undefined>;
+export type Values = Record<string, string | string[] | boolean | undefined>;
 
 /** One verb: its options, its help, and what it does. */
 export interface Command {
@@ -71,6 +71,12 @@ function usageError(verb: string, err: NodeJS.ErrnoException): VfioError {
 export function str(values: Values, name: string): string | undefined {
   const v = values[name];
   return typeof v === 'string' ? v : undefined;
+}
+
+/** A repeatable string option (`multiple: true`): every value given, in order. */
+export function strs(values: Values, name: string): string[] {
+  const v = values[name];
+  return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
 }
 
 /** A boolean option: true when given. */
