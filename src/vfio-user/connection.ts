@@ -35,7 +35,7 @@ import type { RegionAccess } from './messages.js';
 import type { Negotiated, ServerLimits } from './negotiation.js';
 import { copyFrame, type Frame, type FramingError, MessageFramer } from './parser.js';
 import { u32 } from './buffer-reader.js';
-import type { ClientIdentity } from './client-identity.js';
+import { readCommand, type ClientIdentity } from './client-identity.js';
 import { newCounters, type SessionCounters } from './counters.js';
 import { HEADER_SIZE, isErrorReply, wantsNoReply } from './header.js';
 import { Command, commandName, HeaderFlags, maxMessageSizeFor } from './protocol.js';
@@ -55,6 +55,13 @@ const QUEUE_PAUSE_COUNT = 1024;
 const QUEUE_PAUSE_BYTES = 16 * 1024 * 1024;
 /** Past this, a client that keeps writing while its DMA replies are awaited is dropped. */
 const QUEUE_HARD_BYTES = 64 * 1024 * 1024;
+
+/**
+ * How long VERSION and teardown wait at most for the client's command line
+ * to be read (so a bound client's is known, and no read outlives its
+ * session); a read stuck longer finishes in the background.
+ */
+const COMMAND_WAIT_MS = 1000;
 
 let nextSessionId = 1;
 
@@ -109,6 +116,8 @@ export class Connection implements Session {
   #closing: Promise<void> | null = null;
   /** Why the session ends, once something decided it should. */
   #endReason: string | null = null;
+  /** The read of the client's command line, settled or given up on within COMMAND_WAIT_MS. */
+  readonly #commandRead: Promise<void>;
   /** The command being traced (only while someone subscribes). */
   #trace: MessageTrace | null = null;
   #traceStart = 0n;
@@ -132,6 +141,7 @@ export class Connection implements Session {
     this.#framer = new MessageFramer({ onMessage: (f) => this.#onFrame(f) });
     this.#socket.onData = (chunk, fds) => this.#onData(chunk, fds);
     this.#socket.onClose = (err) => void this.#teardown(err);
+    this.#commandRead = within(readCommand(this.identity), COMMAND_WAIT_MS);
     if (sessionChannel.hasSubscribers) {
       const { pid, uid, gid } = this.identity;
       sessionChannel.publish({ event: 'opened', device: this.file.device.name, client: this.id, pid, uid, gid, connectedAt: this.connectedAt });
@@ -164,6 +174,7 @@ export class Connection implements Session {
     this.iommufd = ctx;
     await this.file.bindIommufd(ctx);
     const shape = await SessionDeviceShape.load(this.file);
+    await this.#commandRead;
     if (this.#closed) throw new VfioError('ENOTCONN', 'the client went away during VFIO_USER_VERSION');
     this.shape = shape;
     this.decode.device = shape;
@@ -501,6 +512,7 @@ export class Connection implements Session {
     }
     this.iommufd?.destroy();
     this.notifiers.closeAll();
+    await this.#commandRead;
     if (sessionChannel.hasSubscribers) {
       sessionChannel.publish({ event: 'closed', device, client: this.id, reason: this.#endReason ?? 'the client hung up' });
     }
@@ -551,4 +563,14 @@ export class Connection implements Session {
       interruptChannel.publish({ device: this.file.device.name, client: this.id, index, vector });
     }
   }
+}
+
+/** `p`, or nothing after `ms`: whichever comes first. Never rejects. */
+function within(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+    timer.unref();
+  });
+  return Promise.race([p.catch(() => {}), late]).finally(() => clearTimeout(timer));
 }

@@ -21,7 +21,7 @@ import { toVfioError, VfioError } from '../base/errors.js';
 import type { VfioCore } from '../core/vfio-core.js';
 import { UnixServer, type UnixSocket } from '../native/index.js';
 import { clientInfo, type ClientInfo } from './client-info.js';
-import { peerIdentity, readCommand } from './client-identity.js';
+import { peerIdentity } from './client-identity.js';
 import { Connection, type ServerLog } from './connection.js';
 import { DEFAULT_SERVER_LIMITS, type ServerLimits } from './negotiation.js';
 
@@ -199,12 +199,10 @@ export class VfioUserServer {
     let set = this.#connections.get(device);
     if (set === undefined) this.#connections.set(device, (set = new Set()));
     const connections = set;
-    const identity = peerIdentity(socket.fd);
-    void readCommand(identity);
     const connection = new Connection({
       file,
       socket,
-      identity,
+      identity: peerIdentity(socket.fd),
       limits: this.limits,
       log: this.#log,
       onClosed: (c) => {
