@@ -73,6 +73,7 @@ describe('hostile harness', () => {
     const line = await h.daemon.waitFor((l) => l.msg === 'vfio-user client refused: over a limit', 5_000);
     assert.equal(line.limit, 'dma-maps');
     assert.equal(line.device, h.attacker.uuid);
+    assert.equal(line.pid, process.pid, 'the log names the client process');
     c.close();
     await h.recovered();
     await h.stop();
