@@ -5,7 +5,7 @@
 import { given, jsonfileOpt, jsonOpt, parentOpt, str, typeOpt, uuidOpt, uuidOption, type OptionDoc, type Values } from './args.js';
 import { readJsonFile, type CliContext } from './context.js';
 import type { ConfigJson } from '../daemon/definition.js';
-import type { DeviceInfo } from '../daemon/protocol.js';
+import type { MdevInfo } from '../daemon/protocol.js';
 import { outputMode } from './output-mode.js';
 import { deviceJson, prettyJson } from './output.js';
 
@@ -39,7 +39,7 @@ export function deviceSpecArgs(v: Values): DeviceSpecArgs {
 }
 
 /** With --json the device; otherwise, as mdevctl, the UUID only when it was generated. */
-export function printDefinedOrStarted(ctx: CliContext, v: Values, result: { device: DeviceInfo; generated: boolean }): void {
+export function printDefinedOrStarted(ctx: CliContext, v: Values, result: { device: MdevInfo; generated: boolean }): void {
   if (outputMode(v) === 'json') ctx.print(prettyJson(deviceJson(result.device)));
   else if (result.generated) ctx.print(`${result.device.uuid}\n`);
 }

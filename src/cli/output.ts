@@ -5,7 +5,7 @@
  * - `--dumpjson`: exactly mdevctl's JSON, for tools that already read it.
  */
 import { toConfigJson } from '../daemon/definition.js';
-import type { DeviceInfo, TypeInfo } from '../daemon/protocol.js';
+import type { MdevInfo, TypeInfo } from '../daemon/protocol.js';
 import { qemuDeviceArg } from '../daemon/qemu.js';
 
 /** Left-aligned columns two spaces apart; the last column is not padded. */
@@ -65,7 +65,7 @@ export function typesDumpJson(types: TypeInfo[]): unknown {
  * followed by its attributes as mdevctl prints them, and a running device
  * by its QEMU option.
  */
-export function devicesTable(devices: DeviceInfo[], defined: boolean, verbose: boolean): string {
+export function devicesTable(devices: MdevInfo[], defined: boolean, verbose: boolean): string {
   if (devices.length === 0) return '';
   const header = defined ? ['UUID', 'PARENT', 'TYPE', 'START', 'RUNNING'] : ['UUID', 'PARENT', 'TYPE', 'START', 'DEFINED', 'SOCKET'];
   const rows = devices.map((d) =>
@@ -89,7 +89,7 @@ export function devicesTable(devices: DeviceInfo[], defined: boolean, verbose: b
 }
 
 /** `--json`: one flat object per device. */
-export function deviceJson(d: DeviceInfo): unknown {
+export function deviceJson(d: MdevInfo): unknown {
   const { attrs } = toConfigJson(d);
   return {
     uuid: d.uuid,
@@ -108,7 +108,7 @@ export function deviceJson(d: DeviceInfo): unknown {
  * that device's configuration file; otherwise
  * `[{ parent: [{ uuid: config }, …] }]`, `[]` when empty.
  */
-export function devicesDumpJson(devices: DeviceInfo[], uuidGiven: boolean): unknown {
+export function devicesDumpJson(devices: MdevInfo[], uuidGiven: boolean): unknown {
   if (uuidGiven && devices.length === 1) return toConfigJson(devices[0]!);
   const byParent: Record<string, unknown[]> = {};
   for (const d of [...devices].sort((a, b) => a.parent.localeCompare(b.parent))) {

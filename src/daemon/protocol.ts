@@ -31,7 +31,7 @@ export interface TypeInfo {
 }
 
 /** A device as `list` shows it: defined, running, or both. */
-export interface DeviceInfo {
+export interface MdevInfo {
   uuid: string;
   parent: string;
   mdevType: string;
@@ -58,12 +58,12 @@ export interface ControlOps {
   list: {
     args: { defined?: boolean; uuid?: string; parent?: string };
     /** `problems`: one sentence per damaged definition that was left out. */
-    result: { devices: DeviceInfo[]; problems: string[] };
+    result: { devices: MdevInfo[]; problems: string[] };
   };
   define: {
     args: { uuid?: string; parent?: string; type?: string; auto?: boolean; config?: ConfigJson };
     /** `generated`: the UUID was made up here (mdevctl then prints it). */
-    result: { device: DeviceInfo; generated: boolean };
+    result: { device: MdevInfo; generated: boolean };
   };
   undefine: {
     args: { uuid: string; parent?: string };
@@ -71,11 +71,11 @@ export interface ControlOps {
   };
   start: {
     args: { uuid?: string; parent?: string; type?: string; config?: ConfigJson };
-    result: { device: DeviceInfo; generated: boolean };
+    result: { device: MdevInfo; generated: boolean };
   };
   stop: {
     args: { uuid: string };
-    result: { device: DeviceInfo };
+    result: { device: MdevInfo };
   };
   screenshot: {
     /** `path`: absolute; the daemon writes the PNG there. */
@@ -95,7 +95,7 @@ export interface ControlOps {
       index?: number;
       config?: ConfigJson;
     };
-    result: { device: DeviceInfo };
+    result: { device: MdevInfo };
   };
 }
 

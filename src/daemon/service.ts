@@ -26,7 +26,7 @@ import {
   type MdevDefinition,
 } from './definition.js';
 import type { Logger } from './log.js';
-import { CONTROL_OPS, type ArgsOf, type ControlOp, type DeviceInfo, type ResultOf, type TypeInfo } from './protocol.js';
+import { CONTROL_OPS, type ArgsOf, type ControlOp, type MdevInfo, type ResultOf, type TypeInfo } from './protocol.js';
 import type { DefinitionStore } from './store.js';
 
 export interface MdevServiceOptions {
@@ -306,10 +306,10 @@ export class MdevService {
    * A running device as it runs (a definition modified since applies at the
    * next start), with its definition's start mode; `manual` when transient.
    */
-  private runningInfo(m: MdevDevice): DeviceInfo {
+  private runningInfo(m: MdevDevice): MdevInfo {
     const def = this.store.list({ uuid: m.uuid, parent: m.parent.name }).definitions[0];
     const attrs = Object.entries(m.attrs).map(([name, value]) => ({ name, value }));
-    const info: DeviceInfo = {
+    const info: MdevInfo = {
       uuid: m.uuid,
       parent: m.parent.name,
       mdevType: m.type.id,
@@ -353,8 +353,8 @@ export class MdevService {
   }
 
   /** A definition, and whether (and where) it runs. */
-  private infoOf(def: MdevDefinition, running: MdevDevice | undefined): DeviceInfo {
-    const info: DeviceInfo = { ...def, active: running !== undefined, defined: true };
+  private infoOf(def: MdevDefinition, running: MdevDevice | undefined): MdevInfo {
+    const info: MdevInfo = { ...def, active: running !== undefined, defined: true };
     const socket = running ? this.socketPath(def.uuid) : undefined;
     if (socket !== undefined) info.socket = socket;
     return info;
