@@ -154,9 +154,12 @@ export function formatLimit(spec: LimitSpec, value: number): string {
   return String(value);
 }
 
-/** The lines `uvfio daemon --help` shows: each limit at its default, its scope, what it bounds. */
-export function limitsHelp(indent = '  '): string {
-  const rows = Object.values(LIMITS).map((spec) => [`${spec.name}=${formatLimit(spec, spec.default)}`, `${SCOPE_WORDS[spec.scope]}: ${spec.doc}`]);
-  const width = Math.max(...rows.map(([n]) => n!.length));
-  return rows.map(([n, d]) => `${indent}${n!.padEnd(width)}  ${d}`).join('\n');
+/**
+ * The limits for `uvfio daemon --help` and the man page: each at its
+ * default, with its scope and what it bounds, one paragraph each.
+ */
+export function limitsHelp(): string {
+  return Object.values(LIMITS)
+    .map((spec) => `  ${spec.name}=${formatLimit(spec, spec.default)}\n      ${SCOPE_WORDS[spec.scope]}: ${spec.doc}`)
+    .join('\n\n');
 }

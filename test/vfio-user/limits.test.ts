@@ -31,7 +31,7 @@ describe('limits table', () => {
       assert.ok(spec.min <= spec.default && spec.default <= spec.max, `${spec.name}'s default is in range`);
       assert.equal(DEFAULT_LIMITS[key as keyof typeof DEFAULT_LIMITS], spec.default);
       assert.equal(DEFAULT_SERVER_LIMITS[key as keyof typeof DEFAULT_LIMITS], spec.default);
-      assert.match(limitsHelp(), new RegExp(`^  ${spec.name}=${formatLimit(spec, spec.default)} `, 'm'));
+      assert.match(limitsHelp(), new RegExp(`^  ${spec.name}=${formatLimit(spec, spec.default)}$`, 'm'));
     }
   });
 
