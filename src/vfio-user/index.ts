@@ -58,6 +58,10 @@ export {
 } from './client/migration.js';
 export { VfioUserServer, type VfioUserServerOptions } from './server.js';
 export type { ServerLog } from './connection.js';
+export type { ClientInfo, DmaMappingInfo } from './client-info.js';
+export type { ClientIdentity } from './client-identity.js';
+export type { SessionCounters } from './counters.js';
+export * from './trace.js';
 export { DEFAULT_SERVER_LIMITS, negotiate, type Negotiated, type ServerLimits } from './negotiation.js';
 export {
   VfioUserClient,

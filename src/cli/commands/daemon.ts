@@ -6,9 +6,8 @@ import { flag, str, type Command } from '../args.js';
 export const daemonCommand: Command = {
   name: 'daemon',
   summary: 'serve devices (runs until SIGINT or SIGTERM)',
-  help: `Usage: uvfio daemon [--no-defaults] [--shutdown-timeout MS] [--log-level LEVEL]
-
-Serve every parent: auto-start the definitions marked auto, put one
+  synopsis: ['daemon [--no-defaults] [--shutdown-timeout MS] [--log-level LEVEL]'],
+  description: `Serve every parent: auto-start the definitions marked auto, put one
 vfio-user socket per device under RUNTIME_DIR/devices, answer the command
 line on RUNTIME_DIR/control.sock (mode 0600), and print each device's
 socket and QEMU option. Logs are JSON lines on stderr. On SIGINT/SIGTERM,
@@ -16,16 +15,21 @@ devices are removed properly (clients are asked to let go, then dropped
 after --shutdown-timeout) and the daemon exits 0.
 
 On its very first start (a new, empty store) the daemon defines one
-auto-start device of each parent's default type (mtty-1 on mtty, ...).
-
-      --no-defaults            do not define the default devices in a new store
-      --shutdown-timeout MS    how long to wait for clients at shutdown (default 5000)
-      --log-level LEVEL        debug, info, warn or error (env UVFIO_LOG_LEVEL; default info)`,
-  options: {
-    'no-defaults': { type: 'boolean' },
-    'shutdown-timeout': { type: 'string' },
-    'log-level': { type: 'string' },
-  },
+auto-start device of each parent's default type (mtty-1 on mtty, ...).`,
+  options: [
+    { name: 'no-defaults', help: 'do not define the default devices in a new store' },
+    { name: 'shutdown-timeout', value: 'MS', help: 'how long to wait for clients at shutdown (default 5000)' },
+    {
+      name: 'log-level',
+      value: 'LEVEL',
+      help: 'debug, info, warn or error (env UVFIO_LOG_LEVEL; default info)',
+      complete: ['debug', 'info', 'warn', 'error'],
+    },
+  ],
+  examples: [
+    { command: 'uvfio daemon', says: 'serve the default devices; print their sockets and QEMU options' },
+    { command: 'uvfio daemon --no-defaults --runtime-dir /tmp/uv', says: 'an empty daemon of its own, beside another one' },
+  ],
   async run(ctx, v) {
     const timeout = str(v, 'shutdown-timeout');
     if (timeout !== undefined && !/^\d+$/.test(timeout)) {
