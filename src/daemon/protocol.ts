@@ -20,6 +20,7 @@
  * version with EPROTO, so a mismatched command line fails in words.
  */
 import { VfioError, type ErrnoName } from '../base/errors.js';
+import type { ClientInfo } from '../vfio-user/client-info.js';
 import type { ConfigJson, MdevAttr, StartMode } from './definition.js';
 
 export const CONTROL_PROTOCOL_VERSION = 1;
@@ -38,21 +39,8 @@ export interface TypeInfo {
   availableInstances: number;
 }
 
-/** A client connected to a running device: who holds it (`list -v`, `stop`). */
-export interface DeviceClient {
-  /** The session's id in the daemon. */
-  id: number;
-  /** SO_PEERCRED at connect time: -1 unknown, 0 outside the daemon's pid namespace. */
-  pid: number;
-  uid: number;
-  gid: number;
-  /** Its command line, read from /proc when it connected; null when unknown. The client can forge it. */
-  command: string | null;
-  /** ms since the epoch */
-  connectedAt: number;
-  /** Its VFIO_USER_VERSION handshake succeeded. */
-  bound: boolean;
-}
+/** A client connected to a running device: who holds it (`list -v`, `stop`), as the server tells. */
+export type DeviceClient = Pick<ClientInfo, 'id' | 'pid' | 'uid' | 'gid' | 'command' | 'connectedAt' | 'bound'>;
 
 /** What `stop` reports while it waits (with `"events":true`). */
 export type StopEvent =
