@@ -8,6 +8,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { PciIrq } from '../base/uapi.js';
 import type { VfioDevice } from '../core/device.js';
 import type { VfioCore } from '../core/vfio-core.js';
+import type { ResourceLimits } from '../vfio-user/limits.js';
 import { VfioUserServer } from '../vfio-user/server.js';
 import { INTERRUPT_CHANNEL, type InterruptTrace } from '../vfio-user/trace.js';
 import type { Logger } from './log.js';
@@ -38,11 +39,14 @@ export interface DeviceServer {
   close(): Promise<void>;
 }
 
-/** The vfio-user server, serving each device the bus creates at `${socketDir}/${name}.sock`. */
-export function createVfioUserServer(core: VfioCore, socketDir: string, log: Logger): DeviceServer {
+/**
+ * The vfio-user server, serving each device the bus creates at
+ * `${socketDir}/${name}.sock`, under `limits` (the rest at their defaults).
+ */
+export function createVfioUserServer(core: VfioCore, socketDir: string, log: Logger, limits: Partial<ResourceLimits> = {}): DeviceServer {
   // follow: false: the bus's serve hook asks for each device, so a device
   // is on its socket before `start` answers.
-  const server = new VfioUserServer({ core, socketDir, follow: false, log });
+  const server = new VfioUserServer({ core, socketDir, follow: false, log, limits });
   const watches = new Set<{ device: string; asked: Set<number> }>();
   // Subscribed only while a watch is open: with no subscriber, signalling
   // an interrupt builds no trace object.
