@@ -12,7 +12,7 @@ import { VfioError } from '../base/errors.js';
 import { normalizeUuid } from '../mdev/uuid.js';
 import type { CliContext } from './context.js';
 
-export type Values = Record<string, string | boolean | undefined>;
+export type Values = Record<string, string | string[] | boolean | undefined>;
 
 /**
  * What a shell completes for an option's value: running and defined UUIDs,
@@ -28,6 +28,8 @@ export interface OptionDoc {
   short?: string;
   /** The value's placeholder (`UUID`); absent for a flag that takes none. */
   value?: string;
+  /** May be given more than once; every value is kept, in order (read it with strs()). */
+  multiple?: boolean;
   /** One line for the help and the man page. */
   help: string;
   /** Accepted (for mdevctl's sake) but not shown in the help. */
@@ -81,7 +83,11 @@ export const COMMON_OPTIONS: readonly OptionDoc[] = [
 function parseArgsOptions(command: Command): NonNullable<ParseArgsConfig['options']> {
   const out: NonNullable<ParseArgsConfig['options']> = {};
   for (const o of [...COMMON_OPTIONS, ...command.options]) {
-    out[o.name] = { type: o.value === undefined ? 'boolean' : 'string', ...(o.short === undefined ? {} : { short: o.short }) };
+    out[o.name] = {
+      type: o.value === undefined ? 'boolean' : 'string',
+      ...(o.short === undefined ? {} : { short: o.short }),
+      ...(o.multiple === true ? { multiple: true } : {}),
+    };
   }
   return out;
 }
@@ -122,6 +128,12 @@ function usageError(verb: string, err: NodeJS.ErrnoException): VfioError {
 export function str(values: Values, name: string): string | undefined {
   const v = values[name];
   return typeof v === 'string' ? v : undefined;
+}
+
+/** A repeatable string option (`multiple`): every value given, in order. */
+export function strs(values: Values, name: string): string[] {
+  const v = values[name];
+  return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
 }
 
 /** A boolean option: true when given. */
