@@ -61,7 +61,7 @@ async function runSockets(o: Options): Promise<Record<string, number>> {
   const driver = new InstrumentedDriver(mtty, {
     point: () => Promise.resolve(),
     refuse: () => false,
-    pool: { size: o.ports, free: () => mtty.freePorts, portsOf: (d) => (d as MttyDevice).ports },
+    pool: { size: o.ports, free: () => mtty.pool.free, portsOf: (d) => (d as MttyDevice).ports },
   });
   const parent = bus.registerParent({ name: 'mtty', driver });
   const uuids = Array.from({ length: o.uuids }, (_, i) => uuidOf(i + 1));
@@ -170,7 +170,7 @@ async function runSockets(o: Options): Promise<Record<string, number>> {
     assert.deepEqual(core.devices(), []);
     assert.equal(server.connectionCount(), 0, 'no connection left');
     assert.deepEqual(readdirSync(dir), [], 'no socket file left');
-    assert.equal(mtty.freePorts, o.ports, 'the pool is whole');
+    assert.equal(mtty.pool.free, o.ports, 'the pool is whole');
     assert.deepEqual(parent.types.map((t) => t.instances), [0, 0]);
     assert.deepEqual(driver.violations, []);
     for (const d of driver.probed) assert.equal(driver.releases.get(d), 1, `${d.name} released exactly once`);
