@@ -26,7 +26,8 @@ import { VfioUserServer } from '../../src/vfio-user/server.js';
 import { VfioUserClient } from '../../src/vfio-user/client.js';
 import { openFdCount } from '../../src/native/index.js';
 import { Prng } from '../support/prng.js';
-import { until, uuidOf } from './helpers.js';
+import { uuidOf } from './helpers.js';
+import { until } from '../support/until.js';
 
 const SEED = Number(process.env.STRESS_SEED ?? 4004);
 const ITERATIONS = Number(process.env.STRESS_SOCKET_ITERATIONS ?? 4_000);
