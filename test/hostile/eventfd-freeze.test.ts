@@ -17,6 +17,7 @@ import { PciIrq } from '../../src/base/uapi.js';
 import { closeFds, eventfd, eventfdRead, eventfdWrite, setNonblocking } from '../../src/native/index.js';
 import { Command, encodeSetIrqs, type VfioUserClient } from '../../src/vfio-user/index.js';
 import { uvfio } from '../cli/harness.js';
+import { until } from '../support/until.js';
 import { Hostile, within } from './harness.js';
 
 const FULL = 0xffff_ffff_ffff_fffen;
@@ -52,13 +53,9 @@ async function attack(index: number): Promise<{ h: Hostile; c: VfioUserClient; f
 /** Waits (bounded) until the counter of `fd` is non-zero, and takes it. */
 async function nextCount(fd: number, ms: number): Promise<bigint> {
   setNonblocking(fd, true);
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const n = eventfdRead(fd);
-    if (n !== null) return n;
-    await sleep(20);
-  }
-  throw new Error(`no interrupt within ${ms} ms`);
+  let n: bigint | null = null;
+  await until(() => (n = eventfdRead(fd)) !== null, 'an interrupt', ms);
+  return n!;
 }
 
 /**

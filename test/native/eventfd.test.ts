@@ -14,7 +14,7 @@ import {
   openFdCount,
   setNonblocking,
 } from '../../src/native/index.js';
-import { until } from './support.js';
+import { until } from '../support/until.js';
 
 test('eventfd counter: read takes it all, null when 0, bigint and number writes', () => {
   const fd = eventfd(2, { nonblock: true });

@@ -11,6 +11,7 @@ import { Budget, OverBudget } from '../../src/base/budget.js';
 import { close, dup, eventfd, eventfdRead, eventfdWrite, openFdCount, setNonblocking } from '../../src/native/index.js';
 import { DEFER_MIN_MS } from '../../src/vfio-user/eventfd-notifier.js';
 import { IrqNotifiers } from '../../src/vfio-user/irq-notifiers.js';
+import { until } from '../support/until.js';
 
 describe('IrqNotifiers', () => {
   it('closes what a later assignment replaces, and the rest on closeAll', () => {
@@ -104,12 +105,8 @@ describe('IrqNotifiers: budget and gate', () => {
     quiet!.signal();
     assert.equal(eventfdRead(quietFd), null, 'deferred, not delivered yet');
     assert.equal(quiet!.coalesced, 2);
-    const end = Date.now() + DEFER_MIN_MS * 20;
     let got: bigint | null = null;
-    while (got === null && Date.now() < end) {
-      await new Promise((r) => setTimeout(r, 10));
-      got = eventfdRead(quietFd);
-    }
+    await until(() => (got = eventfdRead(quietFd)) !== null, 'the deferred interrupt', DEFER_MIN_MS * 20);
     assert.equal(got, 1n, 'delivered once when the while ended');
     assert.equal(eventfdRead(hostileFd), FULL);
     assert.equal(notifiers.gate.deferring, false);
