@@ -14,6 +14,10 @@ export {
   eventfdWrite,
   listenUnix,
   memfdCreate,
+  memoryFdInfo,
+  TMPFS_MAGIC,
+  F_SEAL_SHRINK,
+  type MemoryFdInfo,
   mmap,
   munmap,
   peerCredentials,
@@ -30,5 +34,5 @@ export { FdWatcher, READABLE, WRITABLE, type FdWatcherConstructor } from './fd-w
 export { closeFds, UnixSocket, type CloseHandler, type DataHandler } from './unix-socket.js';
 export { UnixServer, type ListenOptions } from './unix-server.js';
 export { EventFd } from './eventfd.js';
-export { MappedMemory, type Protection } from './memory.js';
+export { MappedMemory, ClientMemory, CLIENT_WINDOW, type Protection } from './memory.js';
 export { openFdCount } from './fd-count.js';

@@ -32,7 +32,7 @@ import { DmaChannel } from './dma-channel.js';
 import { HANDLERS } from './handlers/index.js';
 import type { Request, Session } from './handlers/handler.js';
 import { IrqNotifiers } from './irq-notifiers.js';
-import type { ClientBudgets } from './limits.js';
+import { ServerBudgets, type ClientBudgets } from './limits.js';
 import type { RegionAccess } from './messages.js';
 import type { Negotiated, ServerLimits } from './negotiation.js';
 import { copyFrame, type Frame, type FramingError, MessageFramer } from './parser.js';
@@ -76,7 +76,7 @@ export interface ConnectionOptions {
   /** Who connected (the command may be filled in later). */
   identity: ClientIdentity;
   limits: ServerLimits;
-  /** The client's budgets (its shares of the server's); unbounded when absent. */
+  /** The client's budgets (its shares of the server's); when absent, its own at the limits' values. */
   budgets?: ClientBudgets;
   log: ServerLog;
   /** Called once, after teardown completed. */
@@ -98,7 +98,7 @@ export class Connection implements Session {
   shape: SessionDeviceShape | null = null;
   dma: DmaChannel | null = null;
   readonly notifiers: IrqNotifiers;
-  readonly pieced = new Map<number, number>();
+  readonly budgets: ClientBudgets;
   readonly access: RegionAccess = { offset: 0, region: 0, count: 0, data: EMPTY };
   readonly decode: DecodeContext;
 
@@ -142,9 +142,10 @@ export class Connection implements Session {
     this.identity = options.identity;
     this.file = options.file;
     this.limits = options.limits;
+    this.budgets = options.budgets ?? new ServerBudgets(options.limits).client();
     this.notifiers = new IrqNotifiers({
       onTrigger: (index, vector) => this.#signalled(index, vector),
-      ...(options.budgets === undefined ? {} : { budget: options.budgets.irqFds }),
+      budget: this.budgets.irqFds,
       onFull: () =>
         options.log.warn("vfio-user client's interrupt eventfd is full: its interrupts are coalesced", {
           device: this.file.device.name,
@@ -189,7 +190,7 @@ export class Connection implements Session {
   // ---- Session ---------------------------------------------------------------
 
   async establish(negotiated: Negotiated): Promise<number | null> {
-    const ctx = new IommufdContext({ maxMappings: negotiated.maxDmaMaps });
+    const ctx = new IommufdContext({ mappings: this.budgets.dmaMaps(negotiated.maxDmaMaps) });
     this.iommufd = ctx;
     await this.file.bindIommufd(ctx);
     const shape = await SessionDeviceShape.load(this.file);
@@ -276,6 +277,10 @@ export class Connection implements Session {
 
   endAfterReply(): void {
     this.#endAfterReply = true;
+  }
+
+  notice(msg: string, fields: Record<string, unknown> = {}): void {
+    this.#log.info(msg, { device: this.file.device.name, client: this.id, pid: this.identity.pid, clientCommand: this.identity.command, ...fields });
   }
 
   // ---- receiving ------------------------------------------------------------
