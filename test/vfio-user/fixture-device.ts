@@ -237,6 +237,7 @@ export class FixtureDevice extends VfioDevice {
       }
       if (request.feature === Feature.MIG_DEVICE_STATE) {
         if (request.op === 'set') {
+          if (request.data.length < 4) throw new VfioError('EINVAL', 'MIG_DEVICE_STATE needs a 4-byte state');
           this.migState = new DataView(request.data.buffer, request.data.byteOffset).getUint32(0, true);
           return;
         }
