@@ -173,21 +173,7 @@ export class DeviceFile {
    */
   pciHotReset(): void | Promise<void> {
     this.assertBound();
-    const set = this.set();
-    return set.lock.run(async (token) => {
-      token.assertHolds(set.lock);
-      // f.ctx is set and cleared under this lock, so it is exact here even
-      // for a file that is closing or whose bind just finished.
-      for (const dev of set.devices) {
-        for (const f of dev[RECORD].files) {
-          if (f.ctx !== null && f.ctx !== this.ctx) {
-            throw new VfioError('EPERM', `hot reset: ${dev.name} is open in another context`);
-          }
-        }
-      }
-      // Release takes the set lock too, so no device leaves the set meanwhile.
-      for (const dev of [...set.devices]) await dev.reset();
-    });
+    return this.set().lock.run((token) => this.hotResetLocked(token));
   }
 
   // ---- internals ------------------------------------------------------------
@@ -229,6 +215,22 @@ export class DeviceFile {
     this.ctx = ctx;
     this.dmaAccess = ctx.ioas.attachAccess({ dmaUnmap: (iova, length) => device.dmaUnmap(iova, length) });
     this.fileState = 'bound';
+  }
+
+  private async hotResetLocked(token: SetLockToken): Promise<void> {
+    const set = this.set();
+    token.assertHolds(set.lock);
+    // f.ctx is set and cleared under this lock, so it is exact here even
+    // for a file that is closing or whose bind just finished.
+    for (const dev of set.devices) {
+      for (const f of dev[RECORD].files) {
+        if (f.ctx !== null && f.ctx !== this.ctx) {
+          throw new VfioError('EPERM', `hot reset: ${dev.name} is open in another context`);
+        }
+      }
+    }
+    // Release takes the set lock too, so no device leaves the set meanwhile.
+    for (const dev of [...set.devices]) await dev.reset();
   }
 
   private async closeLocked(token: SetLockToken): Promise<void> {

@@ -30,13 +30,16 @@ import { qemuDeviceArg } from './qemu.js';
 import { MdevService } from './service.js';
 import { DefinitionStore } from './store.js';
 import type { MdevDefinition } from './definition.js';
+import type { ResourceLimits } from '../vfio-user/limits.js';
 
 export interface DaemonOptions {
   paths: DaemonPaths;
   log: Logger;
   parents: BuiltinParent[];
   /** Builds the server that puts each device on a socket in `socketDir`. Default: the vfio-user server. */
-  createDeviceServer?: (core: VfioCore, socketDir: string, log: Logger) => DeviceServer;
+  createDeviceServer?: (core: VfioCore, socketDir: string, log: Logger, limits: Partial<ResourceLimits>) => DeviceServer;
+  /** What clients may make the daemon hold (`--limit`); the rest at limits.ts's defaults. */
+  limits?: Partial<ResourceLimits>;
   /** Seed a fresh store with each parent's default type. Default true. */
   seedDefaults?: boolean;
   /** How long shutdown waits for clients to let go before dropping them. Default 5 s. */
@@ -85,7 +88,7 @@ export class Daemon {
     try {
       store = DefinitionStore.open(paths.dbFile);
       const core = new VfioCore();
-      const server = (deviceServer = (options.createDeviceServer ?? createVfioUserServer)(core, paths.socketDir, log));
+      const server = (deviceServer = (options.createDeviceServer ?? createVfioUserServer)(core, paths.socketDir, log, options.limits ?? {}));
       const bus = new MdevBus({ core, serve: (device) => server.serve(device) });
       for (const p of options.parents) {
         bus.registerParent(p);

@@ -6,6 +6,7 @@
  */
 import type { VfioDevice } from '../core/device.js';
 import type { VfioCore } from '../core/vfio-core.js';
+import type { ResourceLimits } from '../vfio-user/limits.js';
 import { VfioUserServer } from '../vfio-user/server.js';
 import type { Logger } from './log.js';
 
@@ -21,9 +22,12 @@ export interface DeviceServer {
   close(): Promise<void>;
 }
 
-/** The vfio-user server, serving each device the bus creates at `${socketDir}/${name}.sock`. */
-export function createVfioUserServer(core: VfioCore, socketDir: string, log: Logger): DeviceServer {
+/**
+ * The vfio-user server, serving each device the bus creates at
+ * `${socketDir}/${name}.sock`, under `limits` (the rest at their defaults).
+ */
+export function createVfioUserServer(core: VfioCore, socketDir: string, log: Logger, limits: Partial<ResourceLimits> = {}): DeviceServer {
   // follow: false: the bus's serve hook asks for each device, so a device
   // is on its socket before `start` answers.
-  return new VfioUserServer({ core, socketDir, follow: false, log });
+  return new VfioUserServer({ core, socketDir, follow: false, log, limits });
 }

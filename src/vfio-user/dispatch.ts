@@ -5,6 +5,7 @@
  * its error reply, as the spec has a server close a connection it cannot
  * serve.
  */
+import { OverBudget } from '../base/budget.js';
 import { VfioError } from '../base/errors.js';
 import { checkCommand } from './header.js';
 import { HANDLERS } from './handlers/index.js';
@@ -22,6 +23,9 @@ export function dispatch(session: Session, req: Request): void | Promise<void> {
   } catch (err) {
     if (!handshook) session.endAfterReply();
     throw err;
+  }
+  if (req.fds.length > session.limits.maxMsgFds) {
+    throw new OverBudget('EINVAL', 'msg-fds', `${commandName(req.cmd)}: ${req.fds.length} file descriptors in one message, more than max_msg_fds ${session.limits.maxMsgFds}`);
   }
   const handler = HANDLERS[req.cmd];
   if (handler === undefined) throw new VfioError('ENOSYS', `message ${req.msgId}: unknown command ${req.cmd}`);

@@ -17,7 +17,8 @@
  * On top of them:
  * - server: VfioUserServer, a socket per device of a VfioCore; session,
  *   dispatch and handlers/ serve one client (negotiation, client-memory,
- *   dma-channel, irq-notifiers, eventfd-notifier, device-shape are its parts)
+ *   dma-channel, irq-notifiers, eventfd-notifier, device-shape are its
+ *   parts); limits: the one table of what a client may make the server hold
  * - client: VfioUserClient, the library a test or tool drives a device with
  */
 export * from './protocol.js';
@@ -57,6 +58,17 @@ export type { ClientIdentity } from './client-identity.js';
 export type { SessionCounters } from './counters.js';
 export * from './trace.js';
 export { DEFAULT_SERVER_LIMITS, negotiate, type Negotiated, type ServerLimits } from './negotiation.js';
+export {
+  LIMITS,
+  DEFAULT_LIMITS,
+  parseLimits,
+  formatLimit,
+  limitsHelp,
+  type ResourceLimits,
+  type LimitSpec,
+  type LimitUnit,
+  type LimitScope,
+} from './limits.js';
 export {
   VfioUserClient,
   InterruptLine,

@@ -23,6 +23,7 @@
  */
 import { hrtime } from 'node:process';
 import type { DeviceFile } from '../core/device-file.js';
+import { OverBudget } from '../base/budget.js';
 import { toVfioError, VfioError } from '../base/errors.js';
 import { IommufdContext } from '../iommufd/context.js';
 import { closeFds } from '../native/index.js';
@@ -57,6 +58,8 @@ const QUEUE_PAUSE_COUNT = 1024;
 const QUEUE_PAUSE_BYTES = 16 * 1024 * 1024;
 /** Past this, a client that keeps writing while its DMA replies are awaited is dropped. */
 const QUEUE_HARD_BYTES = 64 * 1024 * 1024;
+/** A client past its limits is logged at most once per this long (the rest are counted). */
+const LIMIT_LOG_INTERVAL_MS = 1_000;
 
 /**
  * How long VERSION and teardown wait at most for the client's command line
@@ -131,6 +134,8 @@ export class VfioUserSession implements Session {
   #sliceCount = -1;
   #slice: Uint8Array = EMPTY;
   readonly #errBuf = new Uint8Array(16);
+  #limitLoggedAt = -Infinity;
+  #limitLogsHeld = 0;
 
   constructor(options: SessionOptions) {
     this.identity = options.identity;
@@ -347,7 +352,8 @@ export class VfioUserSession implements Session {
     this.counters.errors++;
     if (this.#trace !== null) this.#trace.errno = error.errno;
     if (this.#endAfterReply) this.#endReason ??= error.message;
-    if (!(err instanceof VfioError)) {
+    if (err instanceof OverBudget) this.#overLimit(req, err);
+    else if (!(err instanceof VfioError)) {
       this.#log.warn('vfio-user command failed unexpectedly', {
         device: this.file.device.name,
         command: commandName(req.cmd),
@@ -357,6 +363,27 @@ export class VfioUserSession implements Session {
     if (wantsNoReply(req.flags)) return;
     writeErrorReply(this.#errBuf, req.msgId, req.cmd, error.errno);
     this.#sendReply(this.#errBuf);
+  }
+
+  /** Logs a request refused by a limit, naming the client; at most once per interval. */
+  #overLimit(req: Request, err: OverBudget): void {
+    const now = Date.now();
+    if (now - this.#limitLoggedAt < LIMIT_LOG_INTERVAL_MS) {
+      this.#limitLogsHeld++;
+      return;
+    }
+    this.#log.warn('vfio-user client refused: over a limit', {
+      device: this.file.device.name,
+      client: this.id,
+      pid: this.identity.pid,
+      clientCommand: this.identity.command,
+      command: commandName(req.cmd),
+      limit: err.limit,
+      error: err.message,
+      ...(this.#limitLogsHeld > 0 ? { alsoRefused: this.#limitLogsHeld } : {}),
+    });
+    this.#limitLoggedAt = now;
+    this.#limitLogsHeld = 0;
   }
 
   #finish(req: Request): void {

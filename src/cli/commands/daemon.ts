@@ -1,14 +1,14 @@
 /** `uvfio daemon` (and `npm start`): serve every parent until SIGINT/SIGTERM. */
 import { VfioError } from '../../base/errors.js';
 import { Logger, logLevelFrom } from '../../daemon/log.js';
-import { flag, str, type Command } from '../args.js';
+import { limitsHelp, parseLimits } from '../../vfio-user/limits.js';
+import { flag, str, strs, type Command } from '../args.js';
 
 export const daemonCommand: Command = {
   name: 'daemon',
   summary: 'serve devices (runs until SIGINT or SIGTERM)',
-  help: `Usage: uvfio daemon [--no-defaults] [--shutdown-timeout MS] [--log-level LEVEL]
-
-Serve every parent: auto-start the definitions marked auto, put one
+  synopsis: ['daemon [--no-defaults] [--shutdown-timeout MS] [--log-level LEVEL] [--limit NAME=VALUE]...'],
+  description: `Serve every parent: auto-start the definitions marked auto, put one
 vfio-user socket per device under RUNTIME_DIR/devices, answer the command
 line on RUNTIME_DIR/control.sock (mode 0600), and print each device's
 socket and QEMU option. Logs are JSON lines on stderr. On SIGINT/SIGTERM,
@@ -18,19 +18,33 @@ after --shutdown-timeout) and the daemon exits 0.
 On its very first start (a new, empty store) the daemon defines one
 auto-start device of each parent's default type (mtty-1 on mtty, ...).
 
-      --no-defaults            do not define the default devices in a new store
-      --shutdown-timeout MS    how long to wait for clients at shutdown (default 5000)
-      --log-level LEVEL        debug, info, warn or error (env UVFIO_LOG_LEVEL; default info)`,
-  options: {
-    'no-defaults': { type: 'boolean' },
-    'shutdown-timeout': { type: 'string' },
-    'log-level': { type: 'string' },
-  },
+Limits bound what a vfio-user client (a VMM, maybe a hostile one) may make
+the daemon hold; set them with --limit NAME=VALUE. A request past one fails
+with its errno and is logged naming the client. Each at its default:
+
+${limitsHelp()}`,
+  options: [
+    { name: 'no-defaults', help: 'do not define the default devices in a new store' },
+    { name: 'shutdown-timeout', value: 'MS', help: 'how long to wait for clients at shutdown (default 5000)' },
+    {
+      name: 'log-level',
+      value: 'LEVEL',
+      help: 'debug, info, warn or error (env UVFIO_LOG_LEVEL; default info)',
+      complete: ['debug', 'info', 'warn', 'error'],
+    },
+    { name: 'limit', value: 'NAME=VALUE', multiple: true, help: 'set one of the limits above (repeatable); bytes take K, M, G or T' },
+  ],
+  examples: [
+    { command: 'uvfio daemon', says: 'serve the default devices; print their sockets and QEMU options' },
+    { command: 'uvfio daemon --no-defaults --runtime-dir /tmp/uv', says: 'an empty daemon of its own, beside another one' },
+    { command: 'uvfio daemon --limit dma-maps=1024 --limit data-xfer-size=256K', says: 'fewer DMA mappings per client, smaller transfers' },
+  ],
   async run(ctx, v) {
     const timeout = str(v, 'shutdown-timeout');
     if (timeout !== undefined && !/^\d+$/.test(timeout)) {
       throw new VfioError('EINVAL', `--shutdown-timeout: ${JSON.stringify(timeout)} is not a number of milliseconds`);
     }
+    const limits = parseLimits(strs(v, 'limit'));
     const level = str(v, 'log-level') ?? process.env.UVFIO_LOG_LEVEL;
     if (level !== undefined && logLevelFrom(level) !== level) {
       throw new VfioError('EINVAL', `--log-level: ${JSON.stringify(level)} is not one of debug, info, warn, error`);
@@ -43,6 +57,7 @@ auto-start device of each parent's default type (mtty-1 on mtty, ...).
       parents: builtinParents(),
       seedDefaults: !flag(v, 'no-defaults'),
       shutdownTimeoutMs: timeout === undefined ? undefined : Number(timeout),
+      limits,
       print: ctx.print,
     });
     if (code !== 0) ctx.fail([]);
