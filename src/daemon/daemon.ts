@@ -11,8 +11,9 @@
  *
  * Stop (SIGINT/SIGTERM): the control socket closes, then every parent is
  * unregistered, which removes its devices the proper way — clients are
- * nudged with REQ and waited for — but only for so long: then the device
- * server drops its clients, which lets the removals finish.
+ * nudged with REQ and waited for, who holds what is logged after a second
+ * — but only for so long: then the clients still there are named in a
+ * warning and dropped, which lets the removals finish.
  */
 import { randomUUID } from 'node:crypto';
 import { lstatSync, readdirSync, unlinkSync } from 'node:fs';
@@ -28,6 +29,9 @@ import type { DaemonPaths } from './paths.js';
 import { ensurePrivateDir } from './private-dir.js';
 import { qemuDeviceArg } from './qemu.js';
 import { MdevService } from './service.js';
+import { describeClient } from './describe-client.js';
+import { awaitRelease } from './release.js';
+import { within } from './within.js';
 import { DefinitionStore } from './store.js';
 import type { MdevDefinition } from './definition.js';
 import type { ResourceLimits } from '../vfio-user/limits.js';
@@ -75,10 +79,10 @@ export class Daemon {
     const control = await ControlServer.listen({
       path: paths.controlSocket,
       log,
-      handle: (op, args) => {
+      handle: (op, args, call) => {
         if (op === 'ping') return Promise.resolve({ pid: process.pid, runtimeDir: paths.runtimeDir, stateDir: paths.stateDir });
         if (!service) return Promise.reject(new VfioError('EAGAIN', 'the daemon is still starting; try again in a moment'));
-        return service.handle(op, args);
+        return service.handle(op, args, call);
       },
     });
     log.info('daemon starting', { pid: process.pid, runtimeDir: paths.runtimeDir, stateDir: paths.stateDir, db: paths.dbFile });
@@ -98,7 +102,7 @@ export class Daemon {
         const seeded = store.seedOnce(() => defaultDefinitions(options.parents));
         if (seeded) log.info('new store: defined the default devices', { db: paths.dbFile });
       }
-      const svc = new MdevService({ store, bus, socketPath: (uuid) => server.socketPath(uuid), log });
+      const svc = new MdevService({ store, bus, server, log });
       await svc.autostart();
       service = svc;
       const daemon = new Daemon(paths, core, bus, svc, store, server, control, log, options.shutdownTimeoutMs ?? 5_000);
@@ -123,13 +127,25 @@ export class Daemon {
     const log = this.log;
     log.info('daemon stopping', { reason, devices: this.bus.devices().length });
     await this.control.close();
+    const uuids = this.bus.devices().map((m) => m.uuid);
     const removing = Promise.allSettled(this.bus.parents().map((p) => this.bus.unregisterParent(p)));
-    if ((await within(removing, this.shutdownTimeoutMs)) === undefined) {
-      log.warn('clients did not let go in time: dropping them', { timeoutMs: this.shutdownTimeoutMs });
-    }
-    // Dropping clients closes their device files, so the removals can finish.
-    // Closing a file runs the driver's close_device, which is bounded too:
-    // a driver that never returns must not keep the daemon from exiting.
+    // Who holds what is logged while we wait; at the timeout those clients
+    // are named and dropped, which closes their device files so the
+    // removals can finish.
+    await awaitRelease({
+      server: this.deviceServer,
+      uuids,
+      removed: removing,
+      deadlineMs: this.shutdownTimeoutMs,
+      dropReason: 'the daemon is shutting down',
+      onWaiting: (uuid, clients, waitedMs) =>
+        log.info('device held at shutdown: its clients were asked to let go', { uuid, waitedMs, clients: clients.map((c) => describeClient(c)) }),
+      onDropping: (uuid, clients, waitedMs) =>
+        log.warn('clients did not let go in time: dropping them', { uuid, timeoutMs: this.shutdownTimeoutMs, waitedMs, clients: clients.map((c) => describeClient(c)) }),
+    });
+    // Whatever is left goes with the server. Closing a file runs the
+    // driver's close_device, which is bounded too: a driver that never
+    // returns must not keep the daemon from exiting.
     const dropped = this.deviceServer.close().then(
       () => true,
       (err) => {
@@ -161,19 +177,6 @@ export class Daemon {
       }
     }
     print(`${lines.join('\n')}\n`);
-  }
-}
-
-/** The value of `promise`, or undefined if it takes longer than `ms`. */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
