@@ -12,7 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { errnoName, isVfioError, type ErrnoName } from '../../src/base/errors.js';
+import { isVfioError, VfioError, type ErrnoName } from '../../src/base/errors.js';
 import { IrqSetFlags as S, PciIrq, PciRegion } from '../../src/base/uapi.js';
 import { closeFds, EventFd } from '../../src/native/index.js';
 import {
@@ -303,7 +303,7 @@ function errnoOf(reply: Frame | null, id: number): ErrnoName | undefined {
   closeFds(reply.fds);
   assert.equal(reply.msgId, id);
   assert.ok(hasErrorFlag(reply.flags), 'an error reply');
-  return errnoName(reply.errorNo);
+  return VfioError.fromErrno(reply.errorNo, 'the reply').code;
 }
 
 /** A command to a real session: its error reply; after VERSION the session still serves, after a failed VERSION it ends. */
