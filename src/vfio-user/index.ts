@@ -46,6 +46,20 @@ export {
   decodeMigDataReadReply,
 } from './reply-decoder.js';
 export * from './serializer.js';
+export * from './feature-data.js';
+export {
+  clientPeer,
+  dmaLoggingReport,
+  migrate,
+  migrationFlags,
+  migrationState,
+  setMigrationState,
+  startDmaLogging,
+  stopDmaLogging,
+  type MigrateOptions,
+  type MigrationPeer,
+  type MigrationStats,
+} from './client/migration.js';
 export { VfioUserServer, type VfioUserServerOptions } from './server.js';
 export type { Transport } from './transport/transport.js';
 export { SocketTransport } from './transport/socket-transport.js';
