@@ -27,7 +27,8 @@ import {
 import { concat, prng } from './harness.js';
 import { MemoryPeer } from './memory-peer.js';
 import { samples } from './samples.js';
-import { startServer, until } from './server-harness.js';
+import { startServer } from './server-harness.js';
+import { until } from '../support/until.js';
 
 const SEED = Number(process.env['UVFIO_FUZZ_SEED'] ?? 0x5eed);
 const CASES = Number(process.env['UVFIO_FUZZ_CASES'] ?? 25_000);
@@ -199,7 +200,7 @@ describe('fuzz', () => {
     }
     if (process.env['UVFIO_FUZZ_VERBOSE']) console.log(counts);
     assert.deepEqual(unexpected, []);
-    await until(() => openFdCount() === baseline, 2000, `fds back to ${baseline} (now ${openFdCount()})`);
+    await until(() => openFdCount() === baseline, `fds back to ${baseline} (now ${openFdCount()})`, 2000);
     // The fuzzer must reach the handlers, in success and in failure, and end sessions now and then.
     assert.ok(counts.answered > SESSION_CASES / 2, JSON.stringify(counts));
     assert.ok(counts.replies > SESSION_CASES, JSON.stringify(counts));

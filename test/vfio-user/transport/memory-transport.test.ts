@@ -15,7 +15,8 @@ import {
   VfioUserClient,
 } from '../../../src/vfio-user/index.js';
 import { DMA_BUF, DOORBELL_DMA_READ, DOORBELL_IRQ, REG_IOVA, REG_LEN } from '../fixture-device.js';
-import { perTestServer, tick, until, type Bench } from '../server-harness.js';
+import { until } from '../../support/until.js';
+import { perTestServer, tick, type Bench } from '../server-harness.js';
 
 /** An owner's side of a transport that records what arrives. */
 function owned(t: MemoryTransport): { frames: Frame[]; broken: string[]; closed: number; drained: number } {
@@ -133,7 +134,7 @@ describe('a client and a server session over MemoryTransport.pair()', () => {
     assert.equal(await irqs.line(2).next(), 1n);
     assert.equal(bench.server.clients(bench.device).length, 1);
     c.close();
-    await until(() => bench.device.closes === 1, 2000, 'close_device');
+    await until(() => bench.device.closes === 1, 'close_device', 2000);
     assert.equal(bench.server.clients().length, 0);
   });
 

@@ -5,7 +5,8 @@ import { VfioError } from '../../../src/base/errors.js';
 import { close, listenUnix, openFdCount } from '../../../src/native/index.js';
 import { UnixServer } from '../../../src/vfio-user/transport/unix-server.js';
 import { UnixSocket } from '../../../src/vfio-user/transport/unix-socket.js';
-import { runScript, tempDir, until } from '../../native/support.js';
+import { runScript, tempDir } from '../../native/support.js';
+import { until } from '../../support/until.js';
 
 const UNIX_SERVER = new URL('../../../src/vfio-user/transport/unix-server.js', import.meta.url).href;
 

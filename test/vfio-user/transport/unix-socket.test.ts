@@ -12,7 +12,8 @@ import {
   openFdCount,
 } from '../../../src/native/index.js';
 import { UnixSocket } from '../../../src/vfio-user/transport/unix-socket.js';
-import { NATIVE_INDEX, rawPair, runScript, tempDir, until } from '../../native/support.js';
+import { NATIVE_INDEX, rawPair, runScript, tempDir } from '../../native/support.js';
+import { until } from '../../support/until.js';
 
 const UNIX_SOCKET = new URL('../../../src/vfio-user/transport/unix-socket.js', import.meta.url).href;
 
