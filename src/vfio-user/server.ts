@@ -22,6 +22,7 @@ import { toVfioError, VfioError } from '../base/errors.js';
 import type { VfioCore } from '../core/vfio-core.js';
 import { clientInfo, type ClientInfo } from './client-info.js';
 import { peerIdentity, type ClientIdentity } from './client-identity.js';
+import { ServerBudgets } from './limits.js';
 import { DEFAULT_SERVER_LIMITS, type ServerLimits } from './negotiation.js';
 import { type ServerLog, VfioUserSession } from './session.js';
 import { SocketTransport } from './transport/socket-transport.js';
@@ -50,6 +51,8 @@ export class VfioUserServer {
   readonly core: VfioCore;
   readonly socketDir: string;
   readonly limits: Readonly<ServerLimits>;
+  /** What all clients together may make the server hold. */
+  readonly #budgets: ServerBudgets;
   readonly #log: ServerLog;
   readonly #listeners = new Map<VfioDevice, UnixServer>();
   readonly #sessions = new Map<VfioDevice, Set<VfioUserSession>>();
@@ -69,6 +72,7 @@ export class VfioUserServer {
     this.core = options.core;
     this.socketDir = options.socketDir;
     this.limits = Object.freeze({ ...DEFAULT_SERVER_LIMITS, ...options.limits });
+    this.#budgets = new ServerBudgets(this.limits);
     this.#log = options.log ?? SILENT;
     this.#follow = options.follow ?? true;
     mkdirSync(this.socketDir, { recursive: true, mode: 0o700 });
@@ -236,6 +240,7 @@ export class VfioUserServer {
       transport,
       identity,
       limits: this.limits,
+      budgets: this.#budgets.client(),
       log: this.#log,
       onClosed: (c) => {
         sessions.delete(c);

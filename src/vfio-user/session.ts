@@ -38,6 +38,7 @@ import { copyFrame, type Frame, type FramingError } from './framer.js';
 import type { Request, Session } from './handlers/handler.js';
 import { HEADER_SIZE, isCommand, hasErrorFlag, wantsNoReply } from './header.js';
 import { IrqNotifiers } from './irq-notifiers.js';
+import type { ClientBudgets } from './limits.js';
 import type { RegionAccess } from './messages.js';
 import type { Negotiated, ServerLimits } from './negotiation.js';
 import { commandName, maxMessageSizeFor } from './protocol.js';
@@ -78,6 +79,8 @@ export interface SessionOptions {
   /** Who connected (the command may be filled in later). */
   identity: ClientIdentity;
   limits: ServerLimits;
+  /** The client's budgets (its shares of the server's); unbounded when absent. */
+  budgets?: ClientBudgets;
   log: ServerLog;
   /** Called once, after teardown completed. */
   onClosed: (session: VfioUserSession) => void;
@@ -98,7 +101,7 @@ export class VfioUserSession implements Session {
   negotiated: Negotiated | null = null;
   shape: SessionDeviceShape | null = null;
   dma: DmaChannel | null = null;
-  readonly notifiers = new IrqNotifiers((index, vector) => this.#signalled(index, vector));
+  readonly notifiers: IrqNotifiers;
   readonly pieced = new Map<number, number>();
   readonly access: RegionAccess = { offset: 0, region: 0, count: 0, data: EMPTY };
   readonly decode: DecodeContext;
@@ -141,6 +144,17 @@ export class VfioUserSession implements Session {
     this.identity = options.identity;
     this.file = options.file;
     this.limits = options.limits;
+    this.notifiers = new IrqNotifiers({
+      onTrigger: (index, vector) => this.#signalled(index, vector),
+      ...(options.budgets === undefined ? {} : { budget: options.budgets.irqFds }),
+      onFull: () =>
+        options.log.warn("vfio-user client's interrupt eventfd is full: its interrupts are coalesced", {
+          device: this.file.device.name,
+          client: this.id,
+          pid: this.identity.pid,
+          clientCommand: this.identity.command,
+        }),
+    });
     this.#transport = options.transport;
     this.#log = options.log;
     this.#onClosed = options.onClosed;
