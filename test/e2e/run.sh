@@ -133,7 +133,7 @@ while kill -0 "$BOOT_PID" 2>/dev/null; do
         const uid = Number(process.argv[1]);
         process.exit(devs.length === 2 && devs.every((d) => d.clients?.some((c) => c.uid === uid && c.bound)) ? 0 : 1);' "$QEMU_UID"; then
         attached=1
-        $UVFIO list -v -p mtty | grep -A1 'Clients:' | grep -m1 'pid ' | sed 's/^ */[e2e] attached: /' >&2
+        $UVFIO list -v -p mtty | grep -A1 'Clients:' | grep -m1 'pid ' | cut -c1-160 | sed 's/^ */[e2e] attached: /' >&2
         break
     fi
     sleep 0.5
