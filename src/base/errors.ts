@@ -27,6 +27,7 @@ export const ERRNO = {
   EPIPE: 32,
   ERANGE: 34,
   ENOSYS: 38,
+  ENODATA: 61,
   EPROTO: 71,
   EBADMSG: 74,
   EOVERFLOW: 75,
@@ -47,7 +48,7 @@ const NAME_BY_NUMBER = new Map<number, ErrnoName>(
 );
 
 /** Errno name for a number, or undefined when uvfio does not know it. */
-export function errnoName(errno: number): ErrnoName | undefined {
+function errnoName(errno: number): ErrnoName | undefined {
   return NAME_BY_NUMBER.get(errno);
 }
 

@@ -25,7 +25,7 @@ export interface RequestOptions {
 }
 
 /** The errno of "no daemon listens there". */
-export const DAEMON_NOT_RUNNING: ErrnoName = 'ENOTCONN';
+const DAEMON_NOT_RUNNING: ErrnoName = 'ENOTCONN';
 
 /** True for the error request() gives when no daemon listens on the socket. */
 export function isDaemonNotRunning(err: unknown): boolean {

@@ -13,7 +13,7 @@ import { helpText, usageText } from './help.js';
 import { uvfioVersion } from './version.js';
 
 /** Runs one command line; resolves with the exit status. */
-export async function main(argv: string[]): Promise<number> {
+async function main(argv: string[]): Promise<number> {
   const print = (text: string) => void process.stdout.write(text);
   const printError = (text: string) => void process.stderr.write(text);
   const [verb, ...rest] = argv;

@@ -9,7 +9,7 @@ import type { DeviceClient, MdevInfo, TypeInfo } from '../daemon/protocol.js';
 import { qemuDeviceArg } from '../daemon/qemu.js';
 
 /** Left-aligned columns two spaces apart; the last column is not padded. */
-export function table(header: string[], rows: string[][]): string {
+function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells

@@ -8,8 +8,10 @@
  * removes a whole class of driver races for asynchronous ones.
  *
  * Synchronous ops take a fast path: when the lock is free they run at once
- * and their result is returned as is, with no promise and no allocation.
+ * and their result is returned as is, with no promise and no microtask; the
+ * token that proves the hold is their one allocation.
  */
+import { isPromiseLike } from './maybe-async.js';
 
 /**
  * Proof that the caller holds a set lock. Functions that need the lock take
@@ -106,8 +108,4 @@ export class SetLock {
     const next = this.waiters.shift();
     if (next) next();
   }
-}
-
-function isPromiseLike<T>(v: T | Promise<T>): v is Promise<T> {
-  return typeof (v as { then?: unknown } | null)?.then === 'function';
 }
