@@ -44,7 +44,7 @@ import { awaitRelease } from './release.js';
 import { within } from './within.js';
 import { DefinitionStore } from './store.js';
 import type { MdevDefinition } from './definition.js';
-import type { ResourceLimits } from '../vfio-user/limits.js';
+import { DEFAULT_LIMITS, type ResourceLimits } from '../vfio-user/limits.js';
 
 export interface DaemonOptions {
   paths: DaemonPaths;
@@ -124,6 +124,7 @@ export class Daemon {
       runtimeDir: paths.runtimeDir,
       stateDir: paths.stateDir,
       db: paths.dbFile,
+      limits: { ...DEFAULT_LIMITS, ...options.limits },
       ...(group ? { socketGroup: group.name, gid: group.gid, controlShared: options.shareControl === true } : {}),
     });
     const blocked = group && blockingAncestor(paths.runtimeDir, group);
