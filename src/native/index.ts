@@ -31,3 +31,4 @@ export { closeFds } from './close-fds.js';
 export { EventFd } from './eventfd.js';
 export { MappedMemory, type Protection } from './memory.js';
 export { openFdCount } from './fd-count.js';
+export { notifyDatagram } from './notify.js';
