@@ -14,7 +14,8 @@ import {
 } from '../../src/vfio-user/index.js';
 import { TestDevice } from '../support/test-device.js';
 import { BAR0_SIZE, BAR2_SIZE, DRIVER_FEATURE } from './fixture-device.js';
-import { perTestServer, QEMU_PROPOSAL, RawPeer, startServer, tick, until, withoutFdLeak, type Bench } from './server-harness.js';
+import { perTestServer, QEMU_PROPOSAL, RawPeer, startServer, tick, withoutFdLeak, type Bench } from './server-harness.js';
+import { until } from '../support/until.js';
 
 const rejects = (code: ErrnoName) => (e: unknown) => isVfioError(e, code);
 const bytes = (...v: number[]) => new Uint8Array(v);
