@@ -20,7 +20,7 @@ auto-start device of each parent's default type (mtty-1 on mtty, ...).
 
 Limits bound what a vfio-user client (a VMM, maybe a hostile one) may make
 the daemon hold; set them with --limit NAME=VALUE. A request past one fails
-with its errno and is logged naming the client. Each at its default:
+with its errno and is logged naming the client. The limits:
 
 ${limitsHelp()}`,
   options: [
