@@ -32,3 +32,4 @@ export { UnixServer, type ListenOptions } from './unix-server.js';
 export { EventFd } from './eventfd.js';
 export { MappedMemory, type Protection } from './memory.js';
 export { openFdCount } from './fd-count.js';
+export { notifyDatagram } from './notify.js';
