@@ -60,6 +60,7 @@ export interface NativeAddon {
   clientMemoryWindow(handle: ClientMemoryHandle, offset: number, length: number): ArrayBuffer;
   unmapClientMemory(handle: ClientMemoryHandle, windows: readonly ArrayBuffer[]): void;
   FdWatcher: new (fd: number, callback: (events: number) => void) => NativeFdWatcher;
+  notifyDatagram(path: string, message: ArrayBufferView): void;
 }
 
 const ADDON_PATH = join('build', 'Release', 'uvfio_native.node');

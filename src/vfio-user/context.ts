@@ -29,9 +29,9 @@ export interface DecodeContext {
   maxDataXferSize?: number;
   /** When given, region and IRQ indexes and ranges are checked against it. */
   device?: DeviceShape;
-  /** Accept DMA_UNMAP with GET_DIRTY_BITMAP (deprecated); otherwise EOPNOTSUPP. */
-  allowDirtyBitmap?: boolean;
   dmaLayout?: DmaLayout;
+  /** The smallest DMA page size negotiated (pgsizes): DMA_MAP addresses and sizes are multiples of it. */
+  dmaPageSize?: number;
 }
 
 /** The limit on data transfers a context implies. */

@@ -17,14 +17,19 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { VfioDevice } from '../core/device.js';
+import type { DeviceFile } from '../core/device-file.js';
 import { toVfioError, VfioError } from '../base/errors.js';
 import type { VfioCore } from '../core/vfio-core.js';
-import { UnixServer, type UnixSocket } from '../native/index.js';
 import { clientInfo, type ClientInfo } from './client-info.js';
-import { peerIdentity } from './client-identity.js';
-import { Connection, type ServerLog } from './connection.js';
+import { peerIdentity, type ClientIdentity } from './client-identity.js';
 import { ServerBudgets } from './limits.js';
+import { OverBudget } from '../base/budget.js';
 import { DEFAULT_SERVER_LIMITS, type ServerLimits } from './negotiation.js';
+import { type ServerLog, VfioUserSession } from './session.js';
+import { SocketTransport } from './transport/socket-transport.js';
+import type { Transport } from './transport/transport.js';
+import { UnixServer } from './transport/unix-server.js';
+import type { UnixSocket } from './transport/unix-socket.js';
 
 export interface VfioUserServerOptions {
   core: VfioCore;
@@ -51,7 +56,7 @@ export class VfioUserServer {
   readonly #budgets: ServerBudgets;
   readonly #log: ServerLog;
   readonly #listeners = new Map<VfioDevice, UnixServer>();
-  readonly #connections = new Map<VfioDevice, Set<Connection>>();
+  readonly #sessions = new Map<VfioDevice, Set<VfioUserSession>>();
   readonly #follow: boolean;
   #closing: Promise<void> | null = null;
 
@@ -62,7 +67,17 @@ export class VfioUserServer {
       this.#log.warn('vfio-user: cannot serve a device', { device: device.name, error: toVfioError(err).message });
     }
   };
-  readonly #onUnregistering = (device: VfioDevice): void => this.stopServing(device);
+  readonly #onUnregistering = (device: VfioDevice): void => {
+    this.stopServing(device);
+    // Nothing can ask a client that never completed VERSION to let go (it
+    // has no REQ eventfd), and nothing it holds is worth waiting for.
+    for (const s of this.#sessions.get(device) ?? []) {
+      if (!s.bound) void s.close('its device is going away and it never completed VFIO_USER_VERSION');
+    }
+  };
+  /** Refused connections not logged yet (one line a second at most). */
+  #refusedUnlogged = 0;
+  #refusedLoggedAt = -Infinity;
 
   constructor(options: VfioUserServerOptions) {
     this.core = options.core;
@@ -111,9 +126,9 @@ export class VfioUserServer {
 
   /** Clients connected to `device` (or to every device). */
   connectionCount(device?: VfioDevice): number {
-    if (device !== undefined) return this.#connections.get(device)?.size ?? 0;
+    if (device !== undefined) return this.#sessions.get(device)?.size ?? 0;
     let n = 0;
-    for (const set of this.#connections.values()) n += set.size;
+    for (const set of this.#sessions.values()) n += set.size;
     return n;
   }
 
@@ -123,7 +138,7 @@ export class VfioUserServer {
    * each call.
    */
   clients(device?: VfioDevice): ClientInfo[] {
-    const sets = device !== undefined ? [this.#connections.get(device) ?? new Set<Connection>()] : this.#connections.values();
+    const sets = device !== undefined ? [this.#sessions.get(device) ?? new Set<VfioUserSession>()] : this.#sessions.values();
     const out: ClientInfo[] = [];
     for (const set of sets) for (const c of set) out.push(clientInfo(c));
     return out.sort((a, b) => a.id - b.id);
@@ -136,7 +151,7 @@ export class VfioUserServer {
    * false when no such client is connected.
    */
   async dropClient(id: number, reason = 'dropped by the server'): Promise<boolean> {
-    for (const set of this.#connections.values()) {
+    for (const set of this.#sessions.values()) {
       for (const c of set) {
         if (c.id !== id) continue;
         this.#log.info('vfio-user: dropping a client', { device: c.file.device.name, client: id, pid: c.identity.pid, reason });
@@ -162,7 +177,7 @@ export class VfioUserServer {
     this.core.off('unregistering', this.#onUnregistering);
     for (const device of [...this.#listeners.keys()]) this.stopServing(device);
     const all: Promise<void>[] = [];
-    for (const set of this.#connections.values()) for (const c of set) all.push(c.close('the server closed'));
+    for (const set of this.#sessions.values()) for (const c of set) all.push(c.close('the server closed'));
     await Promise.all(all);
   }
 
@@ -188,33 +203,95 @@ export class VfioUserServer {
     this.#listeners.set(device, listener);
   }
 
+  /**
+   * Serves a client of `device` that reaches it through `transport` rather
+   * than the device's socket (an in-memory transport, say): a session like
+   * any accepted one, listed by clients(). The transport is the session's
+   * from here on, even when this throws: ENODEV for a device that is not
+   * registered here (or a closed server), EUSERS past the device-clients or
+   * clients limit. Returns the session's id.
+   */
+  attach(device: VfioDevice, transport: Transport, identity?: ClientIdentity): number {
+    if (this.#closing !== null || device.core !== this.core) {
+      transport.destroy();
+      throw new VfioError('ENODEV', `${device.name}: not a device this server serves`);
+    }
+    const self: ClientIdentity = { pid: process.pid, uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1, command: null };
+    return this.#open(device, transport, identity ?? self).id;
+  }
+
   #accept(device: VfioDevice, socket: UnixSocket): void {
     if (this.#closing !== null) {
       socket.destroy();
       return;
     }
-    let file;
+    const transport = new SocketTransport(socket);
+    const identity = peerIdentity(transport.fd);
     try {
-      file = device.openFile();
-    } catch {
-      socket.destroy(); // unregistration began between listen and accept
+      this.#open(device, transport, identity);
+    } catch (err) {
+      // Over a limit, or unregistration began between listen and accept.
+      if (err instanceof OverBudget) this.#refused(device, identity, err);
+    }
+  }
+
+  /** Logs connections refused by a limit, naming the first client of each second; the rest are counted. */
+  #refused(device: VfioDevice, identity: ClientIdentity, err: OverBudget): void {
+    const now = Date.now();
+    if (now - this.#refusedLoggedAt < 1_000) {
+      this.#refusedUnlogged++;
       return;
     }
-    let set = this.#connections.get(device);
-    if (set === undefined) this.#connections.set(device, (set = new Set()));
-    const connections = set;
-    const connection = new Connection({
+    this.#log.warn('vfio-user client refused: over a limit', {
+      device: device.name,
+      pid: identity.pid,
+      uid: identity.uid,
+      limit: err.limit,
+      error: err.message,
+      ...(this.#refusedUnlogged > 0 ? { alsoRefused: this.#refusedUnlogged } : {}),
+    });
+    this.#refusedLoggedAt = now;
+    this.#refusedUnlogged = 0;
+  }
+
+  /**
+   * A session for a client of `device` over `transport`, counted against
+   * the client limits; the transport is the session's, or destroyed when
+   * this throws (OverBudget EUSERS past a limit, ENODEV once the device's
+   * unregistration began).
+   */
+  #open(device: VfioDevice, transport: Transport, identity: ClientIdentity): VfioUserSession {
+    const budget = this.#budgets.deviceClients(device);
+    let file: DeviceFile;
+    try {
+      budget.take(1, `${device.name}: clients`);
+      try {
+        file = device.openFile();
+      } catch (err) {
+        budget.release(1);
+        throw err;
+      }
+    } catch (err) {
+      transport.destroy();
+      throw toVfioError(err);
+    }
+    let set = this.#sessions.get(device);
+    if (set === undefined) this.#sessions.set(device, (set = new Set()));
+    const sessions = set;
+    const session = new VfioUserSession({
       file,
-      socket,
-      identity: peerIdentity(socket.fd),
+      transport,
+      identity,
       limits: this.limits,
       budgets: this.#budgets.client(),
       log: this.#log,
       onClosed: (c) => {
-        connections.delete(c);
-        if (connections.size === 0 && this.#connections.get(device) === connections) this.#connections.delete(device);
+        budget.release(1);
+        sessions.delete(c);
+        if (sessions.size === 0 && this.#sessions.get(device) === sessions) this.#sessions.delete(device);
       },
     });
-    connections.add(connection);
+    sessions.add(session);
+    return session;
   }
 }

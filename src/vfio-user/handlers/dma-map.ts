@@ -16,11 +16,11 @@ import { DmaProt } from '../../base/uapi.js';
 import type { DmaBacking } from '../../iommufd/dma-backing.js';
 import { fdBacking } from '../../iommufd/fd-backing.js';
 import { decodeDmaMap } from '../decoder.js';
-import { MessageDmaBacking } from '../dma-backings.js';
+import { MessageDmaBacking } from '../client-memory.js';
 import type { CommandHandler } from './handler.js';
 
 export const dmaMap: CommandHandler = (session, req) => {
-  const m = decodeDmaMap(req.body, req.fds);
+  const m = decodeDmaMap(req.body, req.fds, session.decode);
   const ioas = session.iommufd!.ioas;
   const iova = exact(m.address, 'address');
   const size = exact(m.size, 'size');
