@@ -9,6 +9,7 @@ import { resolvePaths } from '../daemon/paths.js';
 import { COMMON_HELP, parseVerbArgs, str, type Command } from './args.js';
 import { makeContext } from './context.js';
 import { errorLine } from './error-line.js';
+import { consoleCommand } from './commands/console.js';
 import { daemonCommand } from './commands/daemon.js';
 import { defineCommand } from './commands/define.js';
 import { listCommand } from './commands/list.js';
@@ -29,6 +30,7 @@ const COMMANDS: readonly Command[] = [
   stopCommand,
   modifyCommand,
   screenshotCommand,
+  consoleCommand,
 ];
 
 function usage(): string {

@@ -84,6 +84,7 @@ export function devicesTable(devices: DeviceInfo[], defined: boolean, verbose: b
       d.attrs.forEach((a, j) => out.push(`    @{${j}}: ${JSON.stringify({ [a.name]: a.value })}`));
     }
     if (d.socket !== undefined) out.push(`  QEMU: ${qemuDeviceArg(d.socket)}`);
+    if (d.vnc !== undefined) out.push(`  VNC: ${d.vnc}`);
   });
   return out.join('\n') + '\n';
 }
@@ -100,6 +101,7 @@ export function deviceJson(d: DeviceInfo): unknown {
     active: d.active,
     defined: d.defined,
     ...(d.socket === undefined ? {} : { socket: d.socket }),
+    ...(d.vnc === undefined ? {} : { vnc: d.vnc }),
   };
 }
 

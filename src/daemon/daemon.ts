@@ -9,7 +9,11 @@
  * and QEMU option printed. Requests that come before the end of auto-start
  * are answered EAGAIN (the command line waits them out).
  *
- * Stop (SIGINT/SIGTERM): the control socket closes, then every parent is
+ * With `http`, the web console listens too (src/console/), and unless
+ * `vnc` is false every display device gets a VNC server on loopback.
+ *
+ * Stop (SIGINT/SIGTERM): the control socket and the console close (pages
+ * and VNC viewers are disconnected), then every parent is
  * unregistered, which removes its devices the proper way — clients are
  * nudged with REQ and waited for — but only for so long: then the device
  * server drops its clients, which lets the removals finish.
@@ -19,6 +23,9 @@ import { lstatSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { VfioCore } from '../core/vfio-core.js';
 import { VfioError, toVfioError } from '../base/errors.js';
+import { ConsoleServer } from '../console/console-server.js';
+import type { ListenAddress } from '../console/listen-address.js';
+import { Screens } from '../console/screens.js';
 import { MdevBus } from '../mdev/index.js';
 import { ControlServer } from './control-server.js';
 import { createVfioUserServer, type DeviceServer } from './device-server.js';
@@ -43,6 +50,10 @@ export interface DaemonOptions {
   shutdownTimeoutMs?: number;
   /** Where the human summary goes. Default stdout. */
   print?: (text: string) => void;
+  /** Serve the web console here (`--http`). Default: no console. */
+  http?: ListenAddress;
+  /** Serve each display device over VNC on loopback. Default true. */
+  vnc?: boolean;
 }
 
 export class Daemon {
@@ -58,6 +69,8 @@ export class Daemon {
     private readonly control: ControlServer,
     private readonly log: Logger,
     private readonly shutdownTimeoutMs: number,
+    readonly screens: Screens,
+    readonly console: ConsoleServer | undefined,
   ) {}
 
   /** Brings everything up; on failure, whatever was brought up is taken down again. */
@@ -69,12 +82,14 @@ export class Daemon {
     // The control socket comes first: it is what tells us no other daemon
     // serves this runtime directory, before we touch its device sockets.
     let service: MdevService | undefined;
+    let webConsole: ConsoleServer | undefined;
     const control = await ControlServer.listen({
       path: paths.controlSocket,
       log,
       handle: (op, args) => {
         if (op === 'ping') return Promise.resolve({ pid: process.pid, runtimeDir: paths.runtimeDir, stateDir: paths.stateDir });
         if (!service) return Promise.reject(new VfioError('EAGAIN', 'the daemon is still starting; try again in a moment'));
+        if (op === 'console') return Promise.resolve().then(() => consoleInfo(webConsole));
         return service.handle(op, args);
       },
     });
@@ -82,11 +97,17 @@ export class Daemon {
     removeStaleSockets(paths.socketDir, log);
     let store: DefinitionStore | undefined;
     let deviceServer: DeviceServer | undefined;
+    let screens: Screens | undefined;
     try {
       store = DefinitionStore.open(paths.dbFile);
       const core = new VfioCore();
       const server = (deviceServer = (options.createDeviceServer ?? createVfioUserServer)(core, paths.socketDir, log));
-      const bus = new MdevBus({ core, serve: (device) => server.serve(device) });
+      const shown = (screens = new Screens({ core, log, vnc: options.vnc ?? true }));
+      // A display device's VNC server listens before `start` answers, so `list` can say where.
+      const bus = new MdevBus({ core, serve: async (device) => {
+        await server.serve(device);
+        await shown.add(device);
+      } });
       for (const p of options.parents) {
         bus.registerParent(p);
         log.info('parent registered', { parent: p.name, types: bus.parent(p.name)!.types.map((t) => t.id) });
@@ -95,15 +116,24 @@ export class Daemon {
         const seeded = store.seedOnce(() => defaultDefinitions(options.parents));
         if (seeded) log.info('new store: defined the default devices', { db: paths.dbFile });
       }
-      const svc = new MdevService({ store, bus, socketPath: (uuid) => server.socketPath(uuid), log });
+      const svc = new MdevService({
+        store,
+        bus,
+        socketPath: (uuid) => server.socketPath(uuid),
+        vncAddress: (uuid) => shown.vncAddress(uuid),
+        log,
+      });
       await svc.autostart();
+      if (options.http) webConsole = await ConsoleServer.listen({ address: options.http, service: svc, screens: shown, log });
       service = svc;
-      const daemon = new Daemon(paths, core, bus, svc, store, server, control, log, options.shutdownTimeoutMs ?? 5_000);
+      const daemon = new Daemon(paths, core, bus, svc, store, server, control, log, options.shutdownTimeoutMs ?? 5_000, shown, webConsole);
       daemon.printSummary(options.print ?? ((text) => process.stdout.write(text)));
       log.info('daemon ready', { control: paths.controlSocket, devices: bus.devices().length });
       return daemon;
     } catch (err) {
       await control.close().catch(() => {});
+      await webConsole?.close().catch(() => {});
+      await screens?.close().catch(() => {});
       await deviceServer?.close().catch(() => {});
       store?.close();
       throw err;
@@ -120,6 +150,8 @@ export class Daemon {
     const log = this.log;
     log.info('daemon stopping', { reason, devices: this.bus.devices().length });
     await this.control.close();
+    await this.console?.close();
+    await this.screens.close();
     const removing = Promise.allSettled(this.bus.parents().map((p) => this.bus.unregisterParent(p)));
     if ((await within(removing, this.shutdownTimeoutMs)) === undefined) {
       log.warn('clients did not let go in time: dropping them', { timeoutMs: this.shutdownTimeoutMs });
@@ -156,9 +188,18 @@ export class Daemon {
         lines.push(`    socket: ${socket}`);
         lines.push(`    qemu:   ${qemuDeviceArg(socket)}`);
       }
+      const vnc = this.screens.vncAddress(m.uuid);
+      if (vnc !== undefined) lines.push(`    vnc:    ${vnc}`);
     }
+    if (this.console) lines.push(`console: http://${this.console.address}/ ("uvfio console" prints the URL with its token)`);
     print(`${lines.join('\n')}\n`);
   }
+}
+
+/** What `uvfio console` is told; ENOENT when the daemon serves no console. */
+function consoleInfo(web: ConsoleServer | undefined): { url: string; address: string } {
+  if (!web) throw new VfioError('ENOENT', 'this daemon serves no web console: start it with --http [ADDR:]PORT');
+  return { url: web.url, address: web.address };
 }
 
 /** The value of `promise`, or undefined if it takes longer than `ms`. */

@@ -43,6 +43,8 @@ export interface DeviceInfo {
   defined: boolean;
   /** The device's vfio-user socket while it runs. */
   socket?: string;
+  /** `HOST:PORT` of the VNC server showing a running display device's screen. */
+  vnc?: string;
 }
 
 /** Each operation's arguments and result. Optional fields mirror the command line's options. */
@@ -50,6 +52,11 @@ export interface ControlOps {
   ping: {
     args: Record<string, never>;
     result: { pid: number; runtimeDir: string; stateDir: string };
+  };
+  console: {
+    args: Record<string, never>;
+    /** `url`: the page to open, token included; `address`: where the console listens. */
+    result: { url: string; address: string };
   };
   types: {
     args: { parent?: string };
@@ -103,7 +110,7 @@ export type ControlOp = keyof ControlOps;
 export type ArgsOf<O extends ControlOp> = ControlOps[O]['args'];
 export type ResultOf<O extends ControlOp> = ControlOps[O]['result'];
 
-export const CONTROL_OPS: readonly ControlOp[] = ['ping', 'types', 'list', 'define', 'undefine', 'start', 'stop', 'modify', 'screenshot'];
+export const CONTROL_OPS: readonly ControlOp[] = ['ping', 'console', 'types', 'list', 'define', 'undefine', 'start', 'stop', 'modify', 'screenshot'];
 
 export interface ControlRequest<O extends ControlOp = ControlOp> {
   v: number;

@@ -34,11 +34,16 @@ export interface MdevServiceOptions {
   bus: MdevBus;
   /** The vfio-user socket a running device is served on, if anything serves it. */
   socketPath?: (uuid: string) => string | undefined;
+  /** `HOST:PORT` of the VNC server of a running display device, if any. */
+  vncAddress?: (uuid: string) => string | undefined;
   log?: Logger;
 }
 
-/** Which arguments each operation takes (ping is the control server's own). */
-const SPECS: Record<Exclude<ControlOp, 'ping'>, ArgSpec> = {
+/** Operations the daemon answers itself, not the service. */
+type DaemonOp = 'ping' | 'console';
+
+/** Which arguments each operation takes. */
+const SPECS: Record<Exclude<ControlOp, DaemonOp>, ArgSpec> = {
   types: { parent: 'string?' },
   list: { defined: 'boolean?', uuid: 'string?', parent: 'string?' },
   define: { uuid: 'string?', parent: 'string?', type: 'string?', auto: 'boolean?', config: 'object?' },
@@ -64,21 +69,23 @@ export class MdevService {
   private readonly store: DefinitionStore;
   private readonly bus: MdevBus;
   private readonly socketPath: (uuid: string) => string | undefined;
+  private readonly vncAddress: (uuid: string) => string | undefined;
   private readonly log: Logger | undefined;
 
   constructor(options: MdevServiceOptions) {
     this.store = options.store;
     this.bus = options.bus;
     this.socketPath = options.socketPath ?? (() => undefined);
+    this.vncAddress = options.vncAddress ?? (() => undefined);
     this.log = options.log;
   }
 
   /** Checks and runs one request. Every failure is a VfioError. */
   async handle(op: string, args: unknown): Promise<unknown> {
-    if (!CONTROL_OPS.includes(op as ControlOp) || op === 'ping') {
+    if (!CONTROL_OPS.includes(op as ControlOp) || !Object.hasOwn(SPECS, op)) {
       throw new VfioError('EINVAL', `unknown operation ${JSON.stringify(op)}`);
     }
-    const o = op as Exclude<ControlOp, 'ping'>;
+    const o = op as Exclude<ControlOp, DaemonOp>;
     const a = checkArgs(o, args, SPECS[o]) as never;
     switch (o) {
       case 'types':
@@ -222,7 +229,7 @@ export class MdevService {
     this.log?.info('device stopping', { uuid });
     await this.bus.remove(uuid);
     this.log?.info('device stopped', { uuid });
-    const { socket: _gone, ...rest } = info;
+    const { socket: _gone, vnc: _closed, ...rest } = info;
     return { device: { ...rest, active: false } };
   }
 
@@ -320,6 +327,8 @@ export class MdevService {
     };
     const socket = this.socketPath(m.uuid);
     if (socket !== undefined) info.socket = socket;
+    const vnc = this.vncAddress(m.uuid);
+    if (vnc !== undefined) info.vnc = vnc;
     return info;
   }
 
@@ -357,6 +366,8 @@ export class MdevService {
     const info: DeviceInfo = { ...def, active: running !== undefined, defined: true };
     const socket = running ? this.socketPath(def.uuid) : undefined;
     if (socket !== undefined) info.socket = socket;
+    const vnc = running ? this.vncAddress(def.uuid) : undefined;
+    if (vnc !== undefined) info.vnc = vnc;
     return info;
   }
 }

@@ -1,12 +1,13 @@
 /** `uvfio daemon` (and `npm start`): serve every parent until SIGINT/SIGTERM. */
 import { VfioError } from '../../base/errors.js';
+import { parseListenAddress } from '../../console/listen-address.js';
 import { Logger, logLevelFrom } from '../../daemon/log.js';
 import { flag, str, type Command } from '../args.js';
 
 export const daemonCommand: Command = {
   name: 'daemon',
   summary: 'serve devices (runs until SIGINT or SIGTERM)',
-  help: `Usage: uvfio daemon [--no-defaults] [--shutdown-timeout MS] [--log-level LEVEL]
+  help: `Usage: uvfio daemon [--http [ADDR:]PORT] [--no-vnc] [--no-defaults] [--shutdown-timeout MS] [--log-level LEVEL]
 
 Serve every parent: auto-start the definitions marked auto, put one
 vfio-user socket per device under RUNTIME_DIR/devices, answer the command
@@ -18,10 +19,19 @@ after --shutdown-timeout) and the daemon exits 0.
 On its very first start (a new, empty store) the daemon defines one
 auto-start device of each parent's default type (mtty-1 on mtty, ...).
 
+Every display device (mdpy, mbochs) gets a read-only VNC server on
+127.0.0.1, on a port the system picks ("uvfio list -v" shows it). With
+--http the daemon also serves the web console: every device, its state and
+its screen, live; "uvfio console" prints its URL with the access token.
+
+      --http [ADDR:]PORT       serve the web console on PORT (of 127.0.0.1 unless ADDR is given; 0 picks a free port)
+      --no-vnc                 serve no VNC (any local user can reach a loopback port)
       --no-defaults            do not define the default devices in a new store
       --shutdown-timeout MS    how long to wait for clients at shutdown (default 5000)
       --log-level LEVEL        debug, info, warn or error (env UVFIO_LOG_LEVEL; default info)`,
   options: {
+    http: { type: 'string' },
+    'no-vnc': { type: 'boolean' },
     'no-defaults': { type: 'boolean' },
     'shutdown-timeout': { type: 'string' },
     'log-level': { type: 'string' },
@@ -35,6 +45,8 @@ auto-start device of each parent's default type (mtty-1 on mtty, ...).
     if (level !== undefined && logLevelFrom(level) !== level) {
       throw new VfioError('EINVAL', `--log-level: ${JSON.stringify(level)} is not one of debug, info, warn, error`);
     }
+    const httpText = str(v, 'http');
+    const http = httpText === undefined ? undefined : parseListenAddress(httpText);
     // Loaded on demand: the other commands need none of the drivers or the server.
     const [{ runDaemon }, { builtinParents }] = await Promise.all([import('../../daemon/daemon.js'), import('../../daemon/parents.js')]);
     const code = await runDaemon({
@@ -42,6 +54,8 @@ auto-start device of each parent's default type (mtty-1 on mtty, ...).
       log: new Logger(undefined, logLevelFrom(level)),
       parents: builtinParents(),
       seedDefaults: !flag(v, 'no-defaults'),
+      ...(http === undefined ? {} : { http }),
+      vnc: !flag(v, 'no-vnc'),
       shutdownTimeoutMs: timeout === undefined ? undefined : Number(timeout),
       print: ctx.print,
     });

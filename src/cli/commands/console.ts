@@ -1,0 +1,26 @@
+/** `uvfio console`: where the daemon's web console is, with its access token. */
+import type { Command } from '../args.js';
+import { outputMode } from '../output-mode.js';
+import { prettyJson } from '../output.js';
+
+export const consoleCommand: Command = {
+  name: 'console',
+  summary: 'print the URL of the web console (daemon started with --http)',
+  help: `Usage: uvfio console [--json]
+
+Print the URL of the daemon's web console, its access token included: open
+it in a browser to see every device and the live screen of each display
+device, and to start, stop, define and undefine devices. The token is new
+at each daemon start and guards every request; whoever has the URL has
+the console, so share it as you would the control socket.
+
+      --json            print the URL and the listening address as JSON`,
+  options: {
+    json: { type: 'boolean' },
+  },
+  async run(ctx, v) {
+    const mode = outputMode(v);
+    const info = await ctx.call('console', {});
+    ctx.print(mode === 'json' ? prettyJson(info) : `${info.url}\n`);
+  },
+};
