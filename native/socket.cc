@@ -125,6 +125,24 @@ napi_value SetSendBufferSize(napi_env env, napi_callback_info info) {
   return Number(env, now);
 }
 
+// peerCredentials(fd) -> [pid, uid, gid] of the process that connected
+// (SO_PEERCRED: taken at connect time, translated into our namespaces; pid
+// 0 when the peer's pid has no number in ours).
+napi_value PeerCredentials(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!GetFdArgs(env, info, argv, 1, &fd)) return nullptr;
+  ucred cred = {};
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return ThrowErrno(env, errno, "getsockopt SO_PEERCRED");
+  napi_value arr;
+  napi_create_array_with_length(env, 3, &arr);
+  napi_set_element(env, arr, 0, Number(env, cred.pid));
+  napi_set_element(env, arr, 1, Number(env, cred.uid));
+  napi_set_element(env, arr, 2, Number(env, cred.gid));
+  return arr;
+}
+
 // Shared tail of sendmsg and sendmsg2. Without fds it allocates nothing.
 napi_value SendIov(napi_env env, int fd, iovec* iov, int iovcnt, napi_value fds_value) {
   msghdr msg = {};
@@ -267,6 +285,7 @@ void InitSocket(napi_env env, napi_value exports) {
   static const Fn fns[] = {
       {"listenUnix", ListenUnix}, {"acceptUnix", AcceptUnix}, {"connectUnix", ConnectUnix},
       {"socketPair", SocketPair},       {"setSendBufferSize", SetSendBufferSize},
+      {"peerCredentials", PeerCredentials},
       {"sendmsg", SendMsg},       {"sendmsg2", SendMsg2},     {"recvmsg", RecvMsg},
       {"close", Close},           {"dup", Dup},
   };

@@ -47,7 +47,7 @@ const NAME_BY_NUMBER = new Map<number, ErrnoName>(
 );
 
 /** Errno name for a number, or undefined when uvfio does not know it. */
-export function errnoName(errno: number): ErrnoName | undefined {
+function errnoName(errno: number): ErrnoName | undefined {
   return NAME_BY_NUMBER.get(errno);
 }
 

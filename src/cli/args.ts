@@ -2,51 +2,108 @@
  * Command-line parsing on node:util's parseArgs: `uvfio VERB [OPTIONS]`,
  * each verb with its own options (mdevctl's names and short letters), plus
  * a few every verb takes. Mistakes become one EINVAL sentence.
+ *
+ * A verb is described once, as data (Command): its synopsis, description,
+ * options and examples. The parser, `--help` and `uvfio help VERB`, the man
+ * page and the shell completions are all made from that one description.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { VfioError } from '../base/errors.js';
 import { normalizeUuid } from '../mdev/uuid.js';
 import type { CliContext } from './context.js';
 
-export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
-export type Values = Record<string, string | boolean | undefined>;
+export type Values = Record<string, string | string[] | boolean | undefined>;
 
-/** One verb: its options, its help, and what it does. */
+/**
+ * What a shell completes for an option's value: running and defined UUIDs,
+ * parent names, type ids, a path, a group name, or one of fixed words.
+ */
+export type Completion = 'uuid' | 'parent' | 'type' | 'file' | 'dir' | 'group' | 'verb' | readonly string[];
+
+/** One option of a verb. */
+export interface OptionDoc {
+  /** The long name, without dashes. */
+  name: string;
+  /** The one-letter name, without the dash. */
+  short?: string;
+  /** The value's placeholder (`UUID`); absent for a flag that takes none. */
+  value?: string;
+  /** May be given more than once; every value is kept, in order (read it with strs()). */
+  multiple?: boolean;
+  /** One line for the help and the man page. */
+  help: string;
+  /** Accepted (for mdevctl's sake) but not shown in the help. */
+  hidden?: boolean;
+  /** What the shell offers for the value. */
+  complete?: Completion;
+}
+
+/** A worked example for `uvfio help VERB` and the man page. */
+export interface Example {
+  /** The command line, without a prompt. */
+  command: string;
+  /** What it does, one line. */
+  says: string;
+}
+
+/** One verb: how it is called, what it does, and the code that does it. */
 export interface Command {
   name: string;
   /** One line for `uvfio --help`. */
   summary: string;
-  /** The verb's synopsis and option list for `uvfio VERB --help`. */
-  help: string;
-  options: OptionSpec;
-  run(ctx: CliContext, values: Values): Promise<void>;
+  /** Synopsis lines, each after `uvfio `: `stop -u UUID [--json]`. */
+  synopsis: string[];
+  /** What the verb does: paragraphs separated by a blank line. */
+  description: string;
+  options: OptionDoc[];
+  /** The positional argument the verb takes, if any (`help VERB`). */
+  operand?: { name: string; complete?: Completion };
+  examples: Example[];
+  run(ctx: CliContext, values: Values, operands: string[]): Promise<void>;
 }
 
 /** Options every verb takes. */
-export const COMMON_OPTIONS: OptionSpec = {
-  'runtime-dir': { type: 'string' },
-  'state-dir': { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-};
+export const COMMON_OPTIONS: readonly OptionDoc[] = [
+  {
+    name: 'runtime-dir',
+    value: 'DIR',
+    help: 'sockets live here (env UVFIO_RUNTIME_DIR; default $XDG_RUNTIME_DIR/uvfio, /run/uvfio for root)',
+    complete: 'dir',
+  },
+  {
+    name: 'state-dir',
+    value: 'DIR',
+    help: 'the definitions database lives here (env UVFIO_STATE_DIR; default ~/.local/state/uvfio, /var/lib/uvfio for root)',
+    complete: 'dir',
+  },
+  { name: 'help', short: 'h', help: 'this help' },
+];
 
-export const COMMON_HELP = `Common options:
-  --runtime-dir DIR   sockets live here (env UVFIO_RUNTIME_DIR; default $XDG_RUNTIME_DIR/uvfio, /run/uvfio for root)
-  --state-dir DIR     the definitions database lives here (env UVFIO_STATE_DIR; default ~/.local/state/uvfio, /var/lib/uvfio for root)
-  -h, --help          this help`;
+/** node:util's option table for a verb and the common options. */
+function parseArgsOptions(command: Command): NonNullable<ParseArgsConfig['options']> {
+  const out: NonNullable<ParseArgsConfig['options']> = {};
+  for (const o of [...COMMON_OPTIONS, ...command.options]) {
+    out[o.name] = {
+      type: o.value === undefined ? 'boolean' : 'string',
+      ...(o.short === undefined ? {} : { short: o.short }),
+      ...(o.multiple === true ? { multiple: true } : {}),
+    };
+  }
+  return out;
+}
 
-/** Parses a verb's arguments (everything after the verb). */
-export function parseVerbArgs(command: Command, args: string[]): Values {
+/** Parses a verb's arguments (everything after the verb): option values, and operands where the verb takes one. */
+export function parseVerbArgs(command: Command, args: string[]): { values: Values; operands: string[] } {
+  let parsed;
   try {
-    const { values } = parseArgs({
-      args,
-      options: { ...COMMON_OPTIONS, ...command.options },
-      strict: true,
-      allowPositionals: false,
-    });
-    return values as Values;
+    parsed = parseArgs({ args, options: parseArgsOptions(command), strict: true, allowPositionals: command.operand !== undefined });
   } catch (err) {
     throw usageError(command.name, err as NodeJS.ErrnoException);
   }
+  if (parsed.positionals.length > 1) {
+    throw new VfioError('EINVAL', `${command.name}: one ${command.operand!.name} at most, not ${parsed.positionals.length} (see "uvfio help ${command.name}")`);
+  }
+  return { values: parsed.values as Values, operands: parsed.positionals };
 }
 
 function usageError(verb: string, err: NodeJS.ErrnoException): VfioError {
@@ -71,6 +128,12 @@ function usageError(verb: string, err: NodeJS.ErrnoException): VfioError {
 export function str(values: Values, name: string): string | undefined {
   const v = values[name];
   return typeof v === 'string' ? v : undefined;
+}
+
+/** A repeatable string option (`multiple`): every value given, in order. */
+export function strs(values: Values, name: string): string[] {
+  const v = values[name];
+  return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
 }
 
 /** A boolean option: true when given. */
@@ -109,4 +172,31 @@ export function indexOption(values: Values): number | undefined {
 /** Drops undefined and false members, so a request carries only the options given. */
 export function given<T extends Record<string, unknown>>(obj: T): Partial<T> {
   return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined && v !== false)) as Partial<T>;
+}
+
+// ---- options several verbs share -------------------------------------------
+
+/** `-u UUID` with the help line `help`. */
+export function uuidOpt(help: string): OptionDoc {
+  return { name: 'uuid', short: 'u', value: 'UUID', help, complete: 'uuid' };
+}
+
+/** `-p PARENT` with the help line `help`. */
+export function parentOpt(help: string): OptionDoc {
+  return { name: 'parent', short: 'p', value: 'PARENT', help, complete: 'parent' };
+}
+
+/** `-t TYPE` with the help line `help`. */
+export function typeOpt(help: string): OptionDoc {
+  return { name: 'type', short: 't', value: 'TYPE', help, complete: 'type' };
+}
+
+/** `--json` with the help line `help`. */
+export function jsonOpt(help: string): OptionDoc {
+  return { name: 'json', help };
+}
+
+/** `--jsonfile FILE` with the help line `help`. */
+export function jsonfileOpt(help: string): OptionDoc {
+  return { name: 'jsonfile', value: 'FILE', help, complete: 'file' };
 }

@@ -9,6 +9,7 @@ import {
   LineDecoder,
   encodeLine,
   type ArgsOf,
+  type ControlEvent,
   type ControlOp,
   type ControlResponse,
   type ResultOf,
@@ -19,10 +20,12 @@ export interface RequestOptions {
   connectTimeoutMs?: number;
   /** Give up waiting for the answer after this long; none by default (stop waits for clients to let go). */
   replyTimeoutMs?: number;
+  /** Asks for the request's events (see protocol.ts) and gets each one here, before the result. */
+  onEvent?: (event: unknown) => void;
 }
 
 /** The errno of "no daemon listens there". */
-export const DAEMON_NOT_RUNNING: ErrnoName = 'ENOTCONN';
+const DAEMON_NOT_RUNNING: ErrnoName = 'ENOTCONN';
 
 /** True for the error request() gives when no daemon listens on the socket. */
 export function isDaemonNotRunning(err: unknown): boolean {
@@ -38,8 +41,9 @@ export async function request<O extends ControlOp>(
 ): Promise<ResultOf<O>> {
   const socket = await connect(socketPath, options.connectTimeoutMs ?? 5_000);
   try {
-    socket.write(encodeLine({ v: CONTROL_PROTOCOL_VERSION, id: 1, op, args }));
-    const response = await readResponse(socket, socketPath, options.replyTimeoutMs);
+    const events = options.onEvent === undefined ? {} : { events: true };
+    socket.write(encodeLine({ v: CONTROL_PROTOCOL_VERSION, id: 1, op, args, ...events }));
+    const response = await readResponse(socket, socketPath, options);
     if (!response.ok) throw new VfioError(response.error.code, response.error.message);
     return response.result as ResultOf<O>;
   } finally {
@@ -78,28 +82,34 @@ function connectError(err: NodeJS.ErrnoException, path: string): VfioError {
   }
 }
 
-function readResponse(socket: Socket, path: string, timeoutMs: number | undefined): Promise<ControlResponse> {
+function readResponse(socket: Socket, path: string, options: RequestOptions): Promise<ControlResponse> {
   return new Promise((resolve, reject) => {
     const decoder = new LineDecoder();
+    const timeoutMs = options.replyTimeoutMs;
     const timer =
       timeoutMs === undefined
         ? undefined
         : setTimeout(() => reject(new VfioError('ETIMEDOUT', `the daemon at ${path} did not answer within ${timeoutMs} ms`)), timeoutMs);
-    const done = () => clearTimeout(timer);
+    let answered = false;
+    const done = () => {
+      answered = true;
+      clearTimeout(timer);
+    };
     socket.on('data', (chunk: Buffer) => {
-      let lines: string[];
+      if (answered) return;
       try {
-        lines = decoder.push(chunk);
+        for (const line of decoder.push(chunk)) {
+          const message = parseLine(line, path);
+          if ('event' in message) {
+            options.onEvent?.(message.event);
+            continue;
+          }
+          done();
+          resolve(message);
+          return;
+        }
       } catch (err) {
         done();
-        reject(err);
-        return;
-      }
-      if (lines.length === 0) return;
-      done();
-      try {
-        resolve(parseResponse(lines[0]!, path));
-      } catch (err) {
         reject(err);
       }
     });
@@ -114,15 +124,16 @@ function readResponse(socket: Socket, path: string, timeoutMs: number | undefine
   });
 }
 
-function parseResponse(line: string, path: string): ControlResponse {
+function parseLine(line: string, path: string): ControlResponse | ControlEvent {
   let value: unknown;
   try {
     value = JSON.parse(line);
   } catch {
     throw new VfioError('EPROTO', `the daemon at ${path} answered something that is not JSON`);
   }
-  const r = value as Partial<{ ok: unknown; result: unknown; error: { code?: unknown; message?: unknown } }>;
+  const r = value as Partial<{ ok: unknown; result: unknown; error: { code?: unknown; message?: unknown }; event: unknown }>;
   if (r?.ok === true) return value as ControlResponse;
+  if (r !== null && typeof r === 'object' && r.ok === undefined && 'event' in r) return value as ControlEvent;
   if (r?.ok === false && typeof r.error?.message === 'string') {
     const code = typeof r.error.code === 'string' ? r.error.code : 'EIO';
     return { id: 1, ok: false, error: { code: code as ErrnoName, message: r.error.message } };

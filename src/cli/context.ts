@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { VfioError, isVfioError } from '../base/errors.js';
 import { parseConfigText, toConfigJson, type ConfigJson } from '../daemon/definition.js';
 import type { DaemonPaths } from '../daemon/paths.js';
-import type { ArgsOf, ControlOp, ResultOf } from '../daemon/protocol.js';
+import type { ArgsOf, ControlOp, EventOf, ResultOf } from '../daemon/protocol.js';
 import { isDaemonNotRunning, request } from './client.js';
 import { callOffline, worksOffline } from './offline.js';
 
@@ -18,11 +18,14 @@ export interface CliContext {
   paths: DaemonPaths;
   /** Prints to stdout. */
   print(text: string): void;
+  /** Tells the user something on stderr, as a `uvfio: …` line, without failing. */
+  say(sentence: string): void;
   /** Reports each sentence as a `uvfio: …` line on stderr and makes the exit status 1, without stopping. */
   fail(sentences: string[]): void;
   /** True once fail() was called. */
   readonly failed: boolean;
-  call<O extends ControlOp>(op: O, args: ArgsOf<O>): Promise<ResultOf<O>>;
+  /** Asks the daemon (or the store, see offline.ts); `onEvent` gets what the request reports while it runs. */
+  call<O extends ControlOp>(op: O, args: ArgsOf<O>, onEvent?: (event: EventOf<O>) => void): Promise<ResultOf<O>>;
 }
 
 /** A command's context over `paths`; `print` and `printError` are where stdout and stderr text go. */
@@ -31,6 +34,9 @@ export function makeContext(paths: DaemonPaths, print: (text: string) => void, p
   return {
     paths,
     print,
+    say(sentence) {
+      printError(`uvfio: ${sentence}\n`);
+    },
     fail(sentences) {
       failed = true;
       for (const s of sentences) printError(`uvfio: ${s}\n`);
@@ -38,12 +44,12 @@ export function makeContext(paths: DaemonPaths, print: (text: string) => void, p
     get failed() {
       return failed;
     },
-    async call(op, args) {
+    async call(op, args, onEvent) {
       // A daemon still auto-starting answers EAGAIN: wait for it, a while.
       const deadline = Date.now() + STARTING_WAIT_MS;
       for (;;) {
         try {
-          return await request(paths.controlSocket, op, args);
+          return await request(paths.controlSocket, op, args, onEvent === undefined ? {} : { onEvent: onEvent as (e: unknown) => void });
         } catch (err) {
           if (isDaemonNotRunning(err) && worksOffline(op, args)) return callOffline(paths, op, args);
           if (!isVfioError(err, 'EAGAIN') || Date.now() > deadline) throw err;

@@ -2,20 +2,23 @@
  * mdevctl's DEVICESPEC as define and start take it: a UUID, a parent, and
  * a type or a JSON file; and how both print what they did.
  */
-import { given, str, uuidOption, type OptionSpec, type Values } from './args.js';
+import { given, jsonfileOpt, jsonOpt, parentOpt, str, typeOpt, uuidOpt, uuidOption, type OptionDoc, type Values } from './args.js';
 import { readJsonFile, type CliContext } from './context.js';
 import type { ConfigJson } from '../daemon/definition.js';
-import type { DeviceInfo } from '../daemon/protocol.js';
+import type { MdevInfo } from '../daemon/protocol.js';
 import { outputMode } from './output-mode.js';
 import { deviceJson, prettyJson } from './output.js';
 
-export const DEVICE_SPEC_OPTIONS: OptionSpec = {
-  uuid: { type: 'string', short: 'u' },
-  parent: { type: 'string', short: 'p' },
-  type: { type: 'string', short: 't' },
-  jsonfile: { type: 'string' },
-  json: { type: 'boolean' },
-};
+/** The options of a DEVICESPEC; the lines that differ between define and start are given. */
+export function deviceSpecOptions(help: { parent: string; jsonfile: string; json: string }): OptionDoc[] {
+  return [
+    uuidOpt("the device's UUID"),
+    parentOpt(help.parent),
+    typeOpt('its type'),
+    jsonfileOpt(help.jsonfile),
+    jsonOpt(help.json),
+  ];
+}
 
 export interface DeviceSpecArgs {
   uuid?: string;
@@ -36,7 +39,7 @@ export function deviceSpecArgs(v: Values): DeviceSpecArgs {
 }
 
 /** With --json the device; otherwise, as mdevctl, the UUID only when it was generated. */
-export function printDefinedOrStarted(ctx: CliContext, v: Values, result: { device: DeviceInfo; generated: boolean }): void {
+export function printDefinedOrStarted(ctx: CliContext, v: Values, result: { device: MdevInfo; generated: boolean }): void {
   if (outputMode(v) === 'json') ctx.print(prettyJson(deviceJson(result.device)));
   else if (result.generated) ctx.print(`${result.device.uuid}\n`);
 }

@@ -5,11 +5,11 @@
  * - `--dumpjson`: exactly mdevctl's JSON, for tools that already read it.
  */
 import { toConfigJson } from '../daemon/definition.js';
-import type { DeviceInfo, TypeInfo } from '../daemon/protocol.js';
+import type { DeviceClient, MdevInfo, TypeInfo } from '../daemon/protocol.js';
 import { qemuDeviceArg } from '../daemon/qemu.js';
 
 /** Left-aligned columns two spaces apart; the last column is not padded. */
-export function table(header: string[], rows: string[][]): string {
+function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells
@@ -63,9 +63,9 @@ export function typesDumpJson(types: TypeInfo[]): unknown {
 /**
  * `list` (running devices) or `list --defined`. With `verbose`, each row is
  * followed by its attributes as mdevctl prints them, and a running device
- * by its QEMU option.
+ * by its QEMU option and the clients connected to it.
  */
-export function devicesTable(devices: DeviceInfo[], defined: boolean, verbose: boolean): string {
+export function devicesTable(devices: MdevInfo[], defined: boolean, verbose: boolean): string {
   if (devices.length === 0) return '';
   const header = defined ? ['UUID', 'PARENT', 'TYPE', 'START', 'RUNNING'] : ['UUID', 'PARENT', 'TYPE', 'START', 'DEFINED', 'SOCKET'];
   const rows = devices.map((d) =>
@@ -85,12 +85,16 @@ export function devicesTable(devices: DeviceInfo[], defined: boolean, verbose: b
     }
     if (d.socket !== undefined) out.push(`  QEMU: ${qemuDeviceArg(d.socket)}`);
     if (d.vnc !== undefined) out.push(`  VNC: ${d.vnc}`);
+    if (d.clients !== undefined) {
+      out.push(`  Clients: ${d.clients.length === 0 ? 'none' : ''}`.trimEnd());
+      for (const c of d.clients) out.push(`    ${clientLine(c)}`);
+    }
   });
   return out.join('\n') + '\n';
 }
 
 /** `--json`: one flat object per device. */
-export function deviceJson(d: DeviceInfo): unknown {
+export function deviceJson(d: MdevInfo): unknown {
   const { attrs } = toConfigJson(d);
   return {
     uuid: d.uuid,
@@ -102,7 +106,21 @@ export function deviceJson(d: DeviceInfo): unknown {
     defined: d.defined,
     ...(d.socket === undefined ? {} : { socket: d.socket }),
     ...(d.vnc === undefined ? {} : { vnc: d.vnc }),
+    ...(d.clients === undefined ? {} : { clients: d.clients.map(clientJson) }),
   };
+}
+
+/** `pid 4242 uid 107 gid 107 since 2026-11-21T13:20:00Z: qemu-system-x86_64 …` (the whole command line). */
+export function clientLine(c: DeviceClient): string {
+  const who = c.pid > 0 ? `pid ${c.pid}` : c.pid === 0 ? 'pid ? (another pid namespace)' : 'pid ?';
+  const since = new Date(c.connectedAt).toISOString().replace(/\.\d+Z$/, 'Z');
+  const state = c.bound ? '' : ' (no handshake yet)';
+  return `${who} uid ${c.uid} gid ${c.gid} since ${since}${state}: ${c.command ?? '(command unknown)'}`;
+}
+
+/** A client in `--json`: mdevctl-style snake_case names. */
+export function clientJson(c: DeviceClient): unknown {
+  return { id: c.id, pid: c.pid, uid: c.uid, gid: c.gid, command: c.command, connected_at: new Date(c.connectedAt).toISOString(), bound: c.bound };
 }
 
 /**
@@ -110,7 +128,7 @@ export function deviceJson(d: DeviceInfo): unknown {
  * that device's configuration file; otherwise
  * `[{ parent: [{ uuid: config }, …] }]`, `[]` when empty.
  */
-export function devicesDumpJson(devices: DeviceInfo[], uuidGiven: boolean): unknown {
+export function devicesDumpJson(devices: MdevInfo[], uuidGiven: boolean): unknown {
   if (uuidGiven && devices.length === 1) return toConfigJson(devices[0]!);
   const byParent: Record<string, unknown[]> = {};
   for (const d of [...devices].sort((a, b) => a.parent.localeCompare(b.parent))) {

@@ -10,7 +10,8 @@
  * the set lock was free, or a promise otherwise: `await` them either way.
  */
 import { VfioError } from '../base/errors.js';
-import { CORE, type RegionMmap, type VfioDevice } from './device.js';
+import type { RegionMmap, VfioDevice } from './device.js';
+import { RECORD } from './device-record.js';
 import type { DeviceSet } from './device-set.js';
 import type { SetLockToken } from './set-lock.js';
 import type { DeviceInfo, FeatureRequest, IrqInfo, RegionInfo, SetIrqsRequest } from '../base/uapi.js';
@@ -36,7 +37,7 @@ export class DeviceFile {
   private binding: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
 
-  /** @internal use VfioDevice.openFile() or VfioGroup.openDevice() */
+  /** @internal use VfioDevice.openFile() or VfioGroup.getDeviceFile() */
   constructor(
     readonly device: VfioDevice,
     /** which way the file was opened; the two paths exclude each other */
@@ -44,13 +45,13 @@ export class DeviceFile {
     /** the group it was opened through (group path only) */
     readonly viaGroup: VfioGroup | null,
   ) {
-    const core = device[CORE];
+    const rec = device[RECORD];
     // vfio_device_try_get_registration: no new file once unregister began.
-    if (core.state !== 'registered') {
-      throw new VfioError('ENODEV', `${device.name}: device is ${core.state === 'initialized' ? 'not registered' : 'going away'}`);
+    if (rec.state !== 'registered') {
+      throw new VfioError('ENODEV', `${device.name}: device is ${rec.state === 'initialized' ? 'not registered' : 'going away'}`);
     }
-    core.refs++;
-    core.files.add(this);
+    rec.refs++;
+    rec.files.add(this);
   }
 
   get state(): FileState {
@@ -107,11 +108,11 @@ export class DeviceFile {
     const wasBound = this.fileState === 'bound';
     this.fileState = 'closed';
     const device = this.device;
-    const core = device[CORE];
+    const rec = device[RECORD];
     if (wasBound) {
       await this.set().lock.runAsync((token) => this.closeLocked(token));
     }
-    core.files.delete(this);
+    rec.files.delete(this);
     this.viaGroup?.fileClosed(this);
     device.core.putRegistration(device);
   }
@@ -172,21 +173,7 @@ export class DeviceFile {
    */
   pciHotReset(): void | Promise<void> {
     this.assertBound();
-    const set = this.set();
-    return set.lock.run(async (token) => {
-      token.assertHolds(set.lock);
-      // f.ctx is set and cleared under this lock, so it is exact here even
-      // for a file that is closing or whose bind just finished.
-      for (const dev of set.devices) {
-        for (const f of dev[CORE].files) {
-          if (f.ctx !== null && f.ctx !== this.ctx) {
-            throw new VfioError('EPERM', `hot reset: ${dev.name} is open in another context`);
-          }
-        }
-      }
-      // Release takes the set lock too, so no device leaves the set meanwhile.
-      for (const dev of [...set.devices]) await dev.reset();
-    });
+    return this.set().lock.run((token) => this.hotResetLocked(token));
   }
 
   // ---- internals ------------------------------------------------------------
@@ -204,42 +191,58 @@ export class DeviceFile {
 
   private set(): DeviceSet {
     // A file holds a registration reference, so the device keeps its set.
-    const set = this.device[CORE].set;
+    const set = this.device[RECORD].set;
     if (!set) throw new VfioError('ENODEV', `${this.device.name}: device has no set (released?)`);
     return set;
   }
 
   private async openLocked(token: SetLockToken, ctx: IommufdContext): Promise<void> {
     const device = this.device;
-    const core = device[CORE];
+    const rec = device[RECORD];
     token.assertHolds(this.set().lock);
     if (this.fileState !== 'binding') {
       throw new VfioError('EINVAL', `${device.name}: file was closed while binding`);
     }
-    if (core.openPath !== null && core.openPath !== this.path) {
-      throw new VfioError('EBUSY', `${device.name}: device is open through the ${core.openPath} path`);
+    if (rec.openPath !== null && rec.openPath !== this.path) {
+      throw new VfioError('EBUSY', `${device.name}: device is open through the ${rec.openPath} path`);
     }
     if (!ctx.alive) throw new VfioError('EINVAL', 'bind: the iommufd context was destroyed');
-    if (core.openCount === 0) {
+    if (rec.openCount === 0) {
       await device.openDevice();
-      core.openPath = this.path;
+      rec.openPath = this.path;
     }
-    core.openCount++;
+    rec.openCount++;
     this.ctx = ctx;
     this.dmaAccess = ctx.ioas.attachAccess({ dmaUnmap: (iova, length) => device.dmaUnmap(iova, length) });
     this.fileState = 'bound';
   }
 
+  private async hotResetLocked(token: SetLockToken): Promise<void> {
+    const set = this.set();
+    token.assertHolds(set.lock);
+    // f.ctx is set and cleared under this lock, so it is exact here even
+    // for a file that is closing or whose bind just finished.
+    for (const dev of set.devices) {
+      for (const f of dev[RECORD].files) {
+        if (f.ctx !== null && f.ctx !== this.ctx) {
+          throw new VfioError('EPERM', `hot reset: ${dev.name} is open in another context`);
+        }
+      }
+    }
+    // Release takes the set lock too, so no device leaves the set meanwhile.
+    for (const dev of [...set.devices]) await dev.reset();
+  }
+
   private async closeLocked(token: SetLockToken): Promise<void> {
     const device = this.device;
-    const core = device[CORE];
+    const rec = device[RECORD];
     token.assertHolds(this.set().lock);
     this.dmaAccess?.detach();
     this.dmaAccess = null;
     this.ctx = null;
-    core.openCount--;
-    if (core.openCount === 0) {
-      core.openPath = null;
+    rec.openCount--;
+    if (rec.openCount === 0) {
+      rec.openPath = null;
       try {
         await device.closeDevice();
       } catch (err) {

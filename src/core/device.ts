@@ -15,19 +15,20 @@
 import { VfioError } from '../base/errors.js';
 import type { DeviceInfo, FeatureRequest, IrqInfo, RegionInfo, SetIrqsRequest } from '../base/uapi.js';
 import type { DeviceSet } from './device-set.js';
+import { RECORD, newDeviceRecord, type DeviceRecord, type DeviceState } from './device-record.js';
 import { DeviceFile } from './device-file.js';
 import type { VfioGroup } from './group.js';
-import { defaultCore, type VfioCore } from './vfio-core.js';
+import type { VfioCore } from './vfio-core.js';
 import type { DmaAccess } from '../iommufd/address-space.js';
 
-export type DeviceState = 'initialized' | 'registered' | 'unregistering' | 'released';
+export type { DeviceState };
 
 /** Options of the constructor (the kernel's vfio_init_group_dev). */
 export interface DeviceOptions {
   /** Unique among the core's registered devices (a UUID for mediated devices). */
   name: string;
-  /** The core to register with; a process-wide default when omitted. */
-  core?: VfioCore;
+  /** The core (registry) the device registers with. */
+  core: VfioCore;
 }
 
 /** Options of register(). */
@@ -48,70 +49,39 @@ export interface RegionMmap {
   offset: number;
 }
 
-/** Key of the core's bookkeeping on a device: drivers have no business there. */
-export const CORE = Symbol('uvfio.core');
-
-/** @internal The core's bookkeeping for one device. */
-export interface DeviceCoreState {
-  state: DeviceState;
-  set: DeviceSet | null;
-  group: VfioGroup | null;
-  /** 1 for the registration itself + 1 per open file (vfio_device_try_get_registration) */
-  refs: number;
-  /** Files past open_device: the first calls open_device, the last close_device. */
-  openCount: number;
-  /** Every file not yet closed. */
-  files: Set<DeviceFile>;
-  /** Which path opened the device: the two are mutually exclusive (EBUSY). */
-  openPath: 'cdev' | 'group' | null;
-  /** Resolved when refs reach 0. */
-  drained: () => void;
-  unregistering: Promise<void> | null;
-}
-
 export abstract class VfioDevice {
   readonly name: string;
   readonly core: VfioCore;
   /** @internal */
-  readonly [CORE]: DeviceCoreState;
+  readonly [RECORD]: DeviceRecord;
 
   constructor(options: DeviceOptions) {
     if (typeof options.name !== 'string' || options.name.length === 0) {
       throw new VfioError('EINVAL', 'a device needs a non-empty name');
     }
     this.name = options.name;
-    this.core = options.core ?? defaultCore;
-    this[CORE] = {
-      state: 'initialized',
-      set: null,
-      group: null,
-      refs: 0,
-      openCount: 0,
-      files: new Set(),
-      openPath: null,
-      drained: () => {},
-      unregistering: null,
-    };
+    this.core = options.core;
+    this[RECORD] = newDeviceRecord();
   }
 
   get state(): DeviceState {
-    return this[CORE].state;
+    return this[RECORD].state;
   }
   /** The set this device belongs to while registered. */
   get devSet(): DeviceSet | null {
-    return this[CORE].set;
+    return this[RECORD].set;
   }
   /** The legacy IOMMU group this device belongs to while registered. */
   get group(): VfioGroup | null {
-    return this[CORE].group;
+    return this[RECORD].group;
   }
   /** How many files have the device open (bound): open_device ran iff this is > 0. */
   get openCount(): number {
-    return this[CORE].openCount;
+    return this[RECORD].openCount;
   }
   /** Files not yet closed, bound or not. */
   get files(): ReadonlySet<DeviceFile> {
-    return this[CORE].files;
+    return this[RECORD].files;
   }
 
   /**
@@ -119,7 +89,7 @@ export abstract class VfioDevice {
    * devices, their only client); null while no file is bound.
    */
   get dma(): DmaAccess | null {
-    for (const f of this[CORE].files) if (f.access) return f.access;
+    for (const f of this[RECORD].files) if (f.access) return f.access;
     return null;
   }
 

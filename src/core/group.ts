@@ -6,7 +6,8 @@
  * by name, already bound to the container's address space.
  */
 import { VfioError } from '../base/errors.js';
-import { CORE, type VfioDevice } from './device.js';
+import type { VfioDevice } from './device.js';
+import { RECORD } from './device-record.js';
 import { DeviceFile } from './device-file.js';
 import type { VfioContainer } from './container.js';
 import type { VfioCore } from './vfio-core.js';
@@ -80,14 +81,14 @@ export class VfioGroup {
    * EINVAL without a container ready for use; ENODEV for a name not in the
    * group or a device going away; EBUSY when the device is open through its cdev.
    */
-  async openDevice(name: string): Promise<DeviceFile> {
+  async getDeviceFile(name: string): Promise<DeviceFile> {
     const container = this.attached;
     if (!container || !container.iommuSet) {
       throw new VfioError('EINVAL', `group ${this.id}: set a container and its IOMMU first`);
     }
     const device = [...this.members].find((d) => d.name === name);
     if (!device) throw new VfioError('ENODEV', `group ${this.id} has no device ${name}`);
-    if (device[CORE].openPath === 'cdev') {
+    if (device[RECORD].openPath === 'cdev') {
       throw new VfioError('EBUSY', `${name} is open through its cdev`);
     }
     const file = new DeviceFile(device, 'group', this);

@@ -5,6 +5,6 @@ export { VfioDevice, type DeviceOptions, type RegisterOptions, type RegionMmap, 
 export { DeviceFile, type FileState, type HotResetDevice } from './device-file.js';
 export { DeviceSet } from './device-set.js';
 export { SetLock, SetLockToken } from './set-lock.js';
-export { VfioCore, defaultCore, type VfioCoreOptions, type VfioCoreEvents } from './vfio-core.js';
+export { VfioCore, type VfioCoreOptions, type VfioCoreEvents } from './vfio-core.js';
 export { VfioGroup } from './group.js';
 export { VfioContainer } from './container.js';

@@ -8,8 +8,10 @@
  * removes a whole class of driver races for asynchronous ones.
  *
  * Synchronous ops take a fast path: when the lock is free they run at once
- * and their result is returned as is, with no promise and no allocation.
+ * and their result is returned as is, with no promise and no microtask; the
+ * token that proves the hold is their one allocation.
  */
+import { isPromiseLike } from './maybe-async.js';
 
 /**
  * Proof that the caller holds a set lock. Functions that need the lock take
@@ -19,22 +21,31 @@
 export class SetLockToken {
   /** @internal */
   constructor(readonly lock: SetLock) {}
-  /** Throws unless this token is the live holder of `lock`. */
+  /**
+   * Throws unless this token is the live holder of `lock`: it fails for
+   * another lock, and for this one once the hold that made the token ended.
+   */
   assertHolds(lock: SetLock): void {
-    if (lock.holder !== this) throw new Error('set lock is not held by this token');
+    if (!lock.isHeldBy(this)) throw new Error('set lock is not held by this token');
   }
 }
 
 type Waiter = () => void;
 
 export class SetLock {
-  /** The token of the current holder, null when free. */
-  holder: SetLockToken | null = null;
+  // The token of the current holder, null when free. Only acquisition and
+  // release change it, so a token proves a hold (SetLockToken.assertHolds).
+  #holder: SetLockToken | null = null;
   private readonly waiters: Waiter[] = [];
 
   /** True when nobody holds the lock and nobody waits for it. */
   get idle(): boolean {
-    return this.holder === null && this.waiters.length === 0;
+    return this.#holder === null && this.waiters.length === 0;
+  }
+
+  /** True when `token` is the current holder's. */
+  isHeldBy(token: SetLockToken): boolean {
+    return this.#holder === token;
   }
 
   /**
@@ -45,7 +56,7 @@ export class SetLock {
   run<T>(fn: (token: SetLockToken) => T | Promise<T>): T | Promise<T> {
     if (this.idle) {
       const token = new SetLockToken(this);
-      this.holder = token;
+      this.#holder = token;
       return this.invoke(token, fn);
     }
     return this.acquire().then((token) => this.invoke(token, fn));
@@ -85,20 +96,16 @@ export class SetLock {
     return new Promise((resolve) => {
       this.waiters.push(() => {
         const token = new SetLockToken(this);
-        this.holder = token;
+        this.#holder = token;
         resolve(token);
       });
     });
   }
 
   private release(token: SetLockToken): void {
-    if (this.holder !== token) throw new Error('set lock released by a non-holder');
-    this.holder = null;
+    if (this.#holder !== token) throw new Error('set lock released by a non-holder');
+    this.#holder = null;
     const next = this.waiters.shift();
     if (next) next();
   }
-}
-
-function isPromiseLike<T>(v: T | Promise<T>): v is Promise<T> {
-  return typeof (v as { then?: unknown } | null)?.then === 'function';
 }

@@ -7,7 +7,9 @@
 import { EventEmitter } from 'node:events';
 import { VfioError } from '../base/errors.js';
 import { DeviceSet } from './device-set.js';
-import { CORE, type RegisterOptions, type VfioDevice } from './device.js';
+import type { RegisterOptions, VfioDevice } from './device.js';
+import type { DeviceFile } from './device-file.js';
+import { RECORD } from './device-record.js';
 import { VfioGroup } from './group.js';
 
 export interface VfioCoreOptions {
@@ -91,7 +93,7 @@ export class VfioCore extends EventEmitter<VfioCoreEvents> {
   }
 
   /** Opens a file on a registered device by name (the cdev path). ENODEV when there is none. */
-  openDevice(name: string) {
+  openFile(name: string): DeviceFile {
     const device = this.byName.get(name);
     if (!device) throw new VfioError('ENODEV', `no device named ${name}`);
     return device.openFile();
@@ -99,10 +101,10 @@ export class VfioCore extends EventEmitter<VfioCoreEvents> {
 
   /** @internal VfioDevice.register() */
   registerDevice(device: VfioDevice, options: RegisterOptions): void {
-    const core = device[CORE];
+    const rec = device[RECORD];
     if (device.core !== this) throw new VfioError('EINVAL', `${device.name}: belongs to another core`);
-    if (core.state !== 'initialized') {
-      throw new VfioError('EINVAL', `${device.name}: cannot register a device that is ${core.state}`);
+    if (rec.state !== 'initialized') {
+      throw new VfioError('EINVAL', `${device.name}: cannot register a device that is ${rec.state}`);
     }
     if (this.byName.has(device.name)) {
       throw new VfioError('EEXIST', `a device named ${device.name} is already registered`);
@@ -117,34 +119,34 @@ export class VfioCore extends EventEmitter<VfioCoreEvents> {
     }
     set.devices.add(device);
     group.addDevice(device);
-    core.set = set;
-    core.group = group;
-    core.refs = 1;
-    core.state = 'registered';
+    rec.set = set;
+    rec.group = group;
+    rec.refs = 1;
+    rec.state = 'registered';
     this.byName.set(device.name, device);
     this.notify('registered', device);
   }
 
   /** @internal VfioDevice.unregister() */
   unregisterDevice(device: VfioDevice): Promise<void> {
-    const core = device[CORE];
-    if (core.unregistering) return core.unregistering;
-    if (core.state !== 'registered') {
-      return Promise.reject(new VfioError('EINVAL', `${device.name}: cannot unregister a device that is ${core.state}`));
+    const rec = device[RECORD];
+    if (rec.unregistering) return rec.unregistering;
+    if (rec.state !== 'registered') {
+      return Promise.reject(new VfioError('EINVAL', `${device.name}: cannot unregister a device that is ${rec.state}`));
     }
-    core.state = 'unregistering';
+    rec.state = 'unregistering';
     const drained = new Promise<void>((resolve) => {
-      core.drained = resolve;
+      rec.drained = resolve;
     });
     // The promise exists before observers hear of it, so an observer that
     // calls unregister() itself gets this same promise back.
     let finish!: { resolve: () => void; reject: (err: unknown) => void };
-    core.unregistering = new Promise<void>((resolve, reject) => {
+    rec.unregistering = new Promise<void>((resolve, reject) => {
       finish = { resolve, reject };
     });
     this.notify('unregistering', device);
     this.drainAndRelease(device, drained).then(finish.resolve, finish.reject);
-    return core.unregistering;
+    return rec.unregistering;
   }
 
   // Observers' bugs are theirs: a throwing listener must not leave the core
@@ -159,21 +161,21 @@ export class VfioCore extends EventEmitter<VfioCoreEvents> {
 
   /** @internal a file gave back its registration reference */
   putRegistration(device: VfioDevice): void {
-    const core = device[CORE];
-    if (core.refs <= 0) throw new Error(`${device.name}: registration reference underflow`);
-    core.refs--;
-    if (core.refs === 0) core.drained();
+    const rec = device[RECORD];
+    if (rec.refs <= 0) throw new Error(`${device.name}: registration reference underflow`);
+    rec.refs--;
+    if (rec.refs === 0) rec.drained();
   }
 
   private async drainAndRelease(device: VfioDevice, drained: Promise<void>): Promise<void> {
-    const core = device[CORE];
+    const rec = device[RECORD];
     let done = false;
     void drained.then(() => {
       done = true;
     });
     this.putRegistration(device); // the registration's own reference
     // vfio_unregister_group_dev: nudge holders with back-off until all are gone.
-    for (let count = 0; !done && core.refs > 0; count++) {
+    for (let count = 0; !done && rec.refs > 0; count++) {
       try {
         device.request(count);
       } catch (err) {
@@ -184,17 +186,17 @@ export class VfioCore extends EventEmitter<VfioCoreEvents> {
     await drained;
     // Under the set lock: a set-wide op (hot reset) in flight must never see
     // a device vanish mid-way, nor run an op on it after release().
-    const set = core.set!;
+    const set = rec.set!;
     await set.lock.runAsync(() => {
       set.devices.delete(device);
       if (set.devices.size === 0) this.sets.delete(set.key);
-      const group = core.group!;
+      const group = rec.group!;
       group.removeDevice(device);
       if (group.isEmpty) this.groups.delete(group.id);
       this.byName.delete(device.name);
-      core.set = null;
-      core.group = null;
-      core.state = 'released';
+      rec.set = null;
+      rec.group = null;
+      rec.state = 'released';
       try {
         device.release();
       } catch (err) {
@@ -204,6 +206,3 @@ export class VfioCore extends EventEmitter<VfioCoreEvents> {
     this.notify('released', device);
   }
 }
-
-/** The process-wide core that devices join when they name none. */
-export const defaultCore = new VfioCore();

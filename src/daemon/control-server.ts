@@ -7,13 +7,24 @@ import { chmodSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { VfioError, toVfioError } from '../base/errors.js';
 import type { Logger } from './log.js';
-import { CONTROL_PROTOCOL_VERSION, LineDecoder, encodeLine, type ControlResponse } from './protocol.js';
+import { CONTROL_PROTOCOL_VERSION, LineDecoder, encodeLine, type ControlEvent, type ControlResponse } from './protocol.js';
+
+/** What a request's handler may do besides answering. */
+export interface ControlCall {
+  /** Sends an event line before the response; dropped unless the request asked for events. */
+  emit(event: unknown): void;
+  /** Aborted when the connection the request came on closes. */
+  readonly signal: AbortSignal;
+}
+
+/** A call for code run outside any connection: events go nowhere, nothing aborts. */
+export const NO_CALL: ControlCall = { emit: () => {}, signal: new AbortController().signal };
 
 export interface ControlServerOptions {
   /** Socket path; created with mode 0600. */
   path: string;
   /** Runs one request; a throw becomes an error response. */
-  handle: (op: string, args: unknown) => Promise<unknown>;
+  handle: (op: string, args: unknown, call: ControlCall) => Promise<unknown>;
   log: Logger;
 }
 
@@ -68,7 +79,11 @@ export class ControlServer {
 
   private accept(socket: Socket): void {
     this.connections.add(socket);
-    socket.on('close', () => this.connections.delete(socket));
+    const gone = new AbortController();
+    socket.on('close', () => {
+      this.connections.delete(socket);
+      gone.abort();
+    });
     socket.on('error', () => socket.destroy());
     const decoder = new LineDecoder();
     // Requests of one connection run one after the other, so answers keep their order.
@@ -95,14 +110,14 @@ export class ControlServer {
       }
       for (const line of lines) {
         if (line.trim() === '') continue;
-        then(async () => this.reply(socket, await this.answer(line)));
+        then(async () => this.reply(socket, await this.answer(line, socket, gone.signal)));
       }
     };
     socket.on('data', onData);
   }
 
-  private async answer(line: string): Promise<ControlResponse> {
-    let request: { v?: unknown; id?: unknown; op?: unknown; args?: unknown };
+  private async answer(line: string, socket: Socket, signal: AbortSignal): Promise<ControlResponse> {
+    let request: { v?: unknown; id?: unknown; op?: unknown; args?: unknown; events?: unknown };
     try {
       request = JSON.parse(line) as typeof request;
     } catch {
@@ -116,8 +131,15 @@ export class ControlServer {
       return failure(id, new VfioError('EPROTO', `control protocol version ${String(request.v)} is not ${CONTROL_PROTOCOL_VERSION}: the command line and the daemon come from different uvfio versions`));
     }
     if (typeof request.op !== 'string') return failure(id, new VfioError('EPROTO', 'a control request needs an "op"'));
+    const events = request.events === true;
+    const call: ControlCall = {
+      emit: (event) => {
+        if (events) this.reply(socket, { id, event });
+      },
+      signal,
+    };
     try {
-      const result = await this.options.handle(request.op, request.args);
+      const result = await this.options.handle(request.op, request.args, call);
       return { id, ok: true, result };
     } catch (err) {
       const e = toVfioError(err);
@@ -127,7 +149,7 @@ export class ControlServer {
     }
   }
 
-  private reply(socket: Socket, response: ControlResponse): void {
+  private reply(socket: Socket, response: ControlResponse | ControlEvent): void {
     if (!socket.destroyed && socket.writable) socket.write(encodeLine(response));
   }
 }

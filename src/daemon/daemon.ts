@@ -15,8 +15,9 @@
  * Stop (SIGINT/SIGTERM): the control socket and the console close (pages
  * and VNC viewers are disconnected), then every parent is
  * unregistered, which removes its devices the proper way — clients are
- * nudged with REQ and waited for — but only for so long: then the device
- * server drops its clients, which lets the removals finish.
+ * nudged with REQ and waited for, who holds what is logged after a second
+ * — but only for so long: then the clients still there are named in a
+ * warning and dropped, which lets the removals finish.
  */
 import { randomUUID } from 'node:crypto';
 import { lstatSync, readdirSync, unlinkSync } from 'node:fs';
@@ -35,15 +36,21 @@ import type { DaemonPaths } from './paths.js';
 import { ensurePrivateDir } from './private-dir.js';
 import { qemuDeviceArg } from './qemu.js';
 import { MdevService } from './service.js';
+import { describeClient } from './describe-client.js';
+import { awaitRelease } from './release.js';
+import { within } from './within.js';
 import { DefinitionStore } from './store.js';
 import type { MdevDefinition } from './definition.js';
+import type { ResourceLimits } from '../vfio-user/limits.js';
 
 export interface DaemonOptions {
   paths: DaemonPaths;
   log: Logger;
   parents: BuiltinParent[];
   /** Builds the server that puts each device on a socket in `socketDir`. Default: the vfio-user server. */
-  createDeviceServer?: (core: VfioCore, socketDir: string, log: Logger) => DeviceServer;
+  createDeviceServer?: (core: VfioCore, socketDir: string, log: Logger, limits: Partial<ResourceLimits>) => DeviceServer;
+  /** What clients may make the daemon hold (`--limit`); the rest at limits.ts's defaults. */
+  limits?: Partial<ResourceLimits>;
   /** Seed a fresh store with each parent's default type. Default true. */
   seedDefaults?: boolean;
   /** How long shutdown waits for clients to let go before dropping them. Default 5 s. */
@@ -86,11 +93,11 @@ export class Daemon {
     const control = await ControlServer.listen({
       path: paths.controlSocket,
       log,
-      handle: (op, args) => {
+      handle: (op, args, call) => {
         if (op === 'ping') return Promise.resolve({ pid: process.pid, runtimeDir: paths.runtimeDir, stateDir: paths.stateDir });
         if (!service) return Promise.reject(new VfioError('EAGAIN', 'the daemon is still starting; try again in a moment'));
         if (op === 'console') return Promise.resolve().then(() => consoleInfo(webConsole));
-        return service.handle(op, args);
+        return service.handle(op, args, call);
       },
     });
     log.info('daemon starting', { pid: process.pid, runtimeDir: paths.runtimeDir, stateDir: paths.stateDir, db: paths.dbFile });
@@ -101,13 +108,16 @@ export class Daemon {
     try {
       store = DefinitionStore.open(paths.dbFile);
       const core = new VfioCore();
-      const server = (deviceServer = (options.createDeviceServer ?? createVfioUserServer)(core, paths.socketDir, log));
+      const server = (deviceServer = (options.createDeviceServer ?? createVfioUserServer)(core, paths.socketDir, log, options.limits ?? {}));
       const shown = (screens = new Screens({ core, log, vnc: options.vnc ?? true }));
       // A display device's VNC server listens before `start` answers, so `list` can say where.
-      const bus = new MdevBus({ core, serve: async (device) => {
-        await server.serve(device);
-        await shown.add(device);
-      } });
+      const bus = new MdevBus({
+        core,
+        serve: async (device) => {
+          await server.serve(device);
+          await shown.add(device);
+        },
+      });
       for (const p of options.parents) {
         bus.registerParent(p);
         log.info('parent registered', { parent: p.name, types: bus.parent(p.name)!.types.map((t) => t.id) });
@@ -116,13 +126,7 @@ export class Daemon {
         const seeded = store.seedOnce(() => defaultDefinitions(options.parents));
         if (seeded) log.info('new store: defined the default devices', { db: paths.dbFile });
       }
-      const svc = new MdevService({
-        store,
-        bus,
-        socketPath: (uuid) => server.socketPath(uuid),
-        vncAddress: (uuid) => shown.vncAddress(uuid),
-        log,
-      });
+      const svc = new MdevService({ store, bus, server, vncAddress: (uuid) => shown.vncAddress(uuid), log });
       await svc.autostart();
       if (options.http) webConsole = await ConsoleServer.listen({ address: options.http, service: svc, screens: shown, log });
       service = svc;
@@ -152,13 +156,25 @@ export class Daemon {
     await this.control.close();
     await this.console?.close();
     await this.screens.close();
+    const uuids = this.bus.devices().map((m) => m.uuid);
     const removing = Promise.allSettled(this.bus.parents().map((p) => this.bus.unregisterParent(p)));
-    if ((await within(removing, this.shutdownTimeoutMs)) === undefined) {
-      log.warn('clients did not let go in time: dropping them', { timeoutMs: this.shutdownTimeoutMs });
-    }
-    // Dropping clients closes their device files, so the removals can finish.
-    // Closing a file runs the driver's close_device, which is bounded too:
-    // a driver that never returns must not keep the daemon from exiting.
+    // Who holds what is logged while we wait; at the timeout those clients
+    // are named and dropped, which closes their device files so the
+    // removals can finish.
+    await awaitRelease({
+      server: this.deviceServer,
+      uuids,
+      removed: removing,
+      deadlineMs: this.shutdownTimeoutMs,
+      dropReason: 'the daemon is shutting down',
+      onWaiting: (uuid, clients, waitedMs) =>
+        log.info('device held at shutdown: its clients were asked to let go', { uuid, waitedMs, clients: clients.map((c) => describeClient(c)) }),
+      onDropping: (uuid, clients, waitedMs) =>
+        log.warn('clients did not let go in time: dropping them', { uuid, timeoutMs: this.shutdownTimeoutMs, waitedMs, clients: clients.map((c) => describeClient(c)) }),
+    });
+    // Whatever is left goes with the server. Closing a file runs the
+    // driver's close_device, which is bounded too: a driver that never
+    // returns must not keep the daemon from exiting.
     const dropped = this.deviceServer.close().then(
       () => true,
       (err) => {
@@ -200,19 +216,6 @@ export class Daemon {
 function consoleInfo(web: ConsoleServer | undefined): { url: string; address: string } {
   if (!web) throw new VfioError('ENOENT', 'this daemon serves no web console: start it with --http [ADDR:]PORT');
   return { url: web.url, address: web.address };
-}
-
-/** The value of `promise`, or undefined if it takes longer than `ms`. */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**

@@ -82,7 +82,7 @@ function parseStart(value: unknown, source: string): StartMode {
 }
 
 /** `attrs` is optional; when present, an array of one-member objects with string values. */
-export function parseAttrs(value: unknown, source: string): MdevAttr[] {
+function parseAttrs(value: unknown, source: string): MdevAttr[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) {
     throw new VfioError('EINVAL', `${source}: field "attrs" must be an array of {"name": "value"} objects, not ${show(value)}`);

@@ -8,10 +8,19 @@
  *     ← {"id":7,"ok":true,"result":{…}}
  *     ← {"id":7,"ok":false,"error":{"code":"ENODEV","message":"…"}}
  *
+ * A request that says `"events":true` may get event lines before its
+ * response: what a long operation is doing meanwhile (who holds the device
+ * `stop` waits for). A request without it gets none.
+ *
+ *     → {"v":1,"id":8,"op":"stop","args":{"uuid":"…"},"events":true}
+ *     ← {"id":8,"event":{"event":"waiting","clients":[…],"waitedMs":1000}}
+ *     ← {"id":8,"ok":true,"result":{…}}
+ *
  * `v` is the protocol version; a daemon answers a request of another
  * version with EPROTO, so a mismatched command line fails in words.
  */
 import { VfioError, type ErrnoName } from '../base/errors.js';
+import type { ClientInfo } from '../vfio-user/client-info.js';
 import type { ConfigJson, MdevAttr, StartMode } from './definition.js';
 
 export const CONTROL_PROTOCOL_VERSION = 1;
@@ -30,8 +39,27 @@ export interface TypeInfo {
   availableInstances: number;
 }
 
+/** A client connected to a running device: who holds it (`list -v`, `stop`), as the server tells. */
+export type DeviceClient = Pick<ClientInfo, 'id' | 'pid' | 'uid' | 'gid' | 'command' | 'connectedAt' | 'bound'>;
+
+/** What `stop` reports while it waits (with `"events":true`). */
+export type StopEvent =
+  | {
+      /** The device is still held: its clients were asked to let go (`asked`: REQ reached them). */
+      event: 'waiting';
+      clients: Array<DeviceClient & { asked: boolean }>;
+      waitedMs: number;
+    }
+  | {
+      /** These clients are being dropped: `--force`, or they outlasted `--timeout`. */
+      event: 'dropping';
+      clients: DeviceClient[];
+      reason: 'force' | 'timeout';
+      waitedMs: number;
+    };
+
 /** A device as `list` shows it: defined, running, or both. */
-export interface DeviceInfo {
+export interface MdevInfo {
   uuid: string;
   parent: string;
   mdevType: string;
@@ -45,6 +73,8 @@ export interface DeviceInfo {
   socket?: string;
   /** `HOST:PORT` of the VNC server showing a running display device's screen. */
   vnc?: string;
+  /** Who is connected to it, while it runs and is served. */
+  clients?: DeviceClient[];
 }
 
 /** Each operation's arguments and result. Optional fields mirror the command line's options. */
@@ -65,12 +95,12 @@ export interface ControlOps {
   list: {
     args: { defined?: boolean; uuid?: string; parent?: string };
     /** `problems`: one sentence per damaged definition that was left out. */
-    result: { devices: DeviceInfo[]; problems: string[] };
+    result: { devices: MdevInfo[]; problems: string[] };
   };
   define: {
     args: { uuid?: string; parent?: string; type?: string; auto?: boolean; config?: ConfigJson };
     /** `generated`: the UUID was made up here (mdevctl then prints it). */
-    result: { device: DeviceInfo; generated: boolean };
+    result: { device: MdevInfo; generated: boolean };
   };
   undefine: {
     args: { uuid: string; parent?: string };
@@ -78,11 +108,17 @@ export interface ControlOps {
   };
   start: {
     args: { uuid?: string; parent?: string; type?: string; config?: ConfigJson };
-    result: { device: DeviceInfo; generated: boolean };
+    result: { device: MdevInfo; generated: boolean };
   };
   stop: {
-    args: { uuid: string };
-    result: { device: DeviceInfo };
+    /**
+     * Without `force` or `timeoutMs` it waits until the clients let go;
+     * `timeoutMs` then drops those still there; `force` drops them at once.
+     */
+    args: { uuid: string; timeoutMs?: number; force?: boolean };
+    /** `dropped`: the clients that were dropped rather than let go. */
+    result: { device: MdevInfo; dropped: DeviceClient[] };
+    event: StopEvent;
   };
   screenshot: {
     /** `path`: absolute; the daemon writes the PNG there. */
@@ -102,13 +138,15 @@ export interface ControlOps {
       index?: number;
       config?: ConfigJson;
     };
-    result: { device: DeviceInfo };
+    result: { device: MdevInfo };
   };
 }
 
 export type ControlOp = keyof ControlOps;
 export type ArgsOf<O extends ControlOp> = ControlOps[O]['args'];
 export type ResultOf<O extends ControlOp> = ControlOps[O]['result'];
+/** The events an operation may send before its response (never, for most). */
+export type EventOf<O extends ControlOp> = ControlOps[O] extends { event: infer E } ? E : never;
 
 export const CONTROL_OPS: readonly ControlOp[] = ['ping', 'console', 'types', 'list', 'define', 'undefine', 'start', 'stop', 'modify', 'screenshot'];
 
@@ -117,11 +155,19 @@ export interface ControlRequest<O extends ControlOp = ControlOp> {
   id: number;
   op: O;
   args: ArgsOf<O>;
+  /** Send event lines before the response (see the file's comment). */
+  events?: boolean;
 }
 
 export type ControlResponse =
   | { id: number; ok: true; result: unknown }
   | { id: number; ok: false; error: { code: ErrnoName; message: string } };
+
+/** A line sent before a request's response, when the request asked for events. */
+export interface ControlEvent {
+  id: number;
+  event: unknown;
+}
 
 /**
  * Splits a byte stream into lines. Keeps the unfinished tail of a chunk for
@@ -165,6 +211,6 @@ export class LineDecoder {
 }
 
 /** Serialises one message as a line. */
-export function encodeLine(message: ControlRequest | ControlResponse): string {
+export function encodeLine(message: ControlRequest | ControlResponse | ControlEvent): string {
   return `${JSON.stringify(message)}\n`;
 }

@@ -5,7 +5,7 @@
  */
 
 /** The JSON value of `-device`. */
-export function qemuDeviceJson(socketPath: string): string {
+function qemuDeviceJson(socketPath: string): string {
   return JSON.stringify({ driver: 'vfio-user-pci', socket: { type: 'unix', path: socketPath } });
 }
 
@@ -15,6 +15,6 @@ export function qemuDeviceArg(socketPath: string): string {
 }
 
 /** Single-quotes a word for sh; a quote inside becomes '\''. */
-export function shellQuote(word: string): string {
+function shellQuote(word: string): string {
   return `'${word.replaceAll("'", `'\\''`)}'`;
 }

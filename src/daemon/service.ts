@@ -17,6 +17,7 @@ import { screenshotDevice } from '../drivers/display/find-display.js';
 import type { MdevBus, MdevDevice, MdevParent, MdevType } from '../mdev/index.js';
 import { normalizeUuid } from '../mdev/uuid.js';
 import { checkArgs, type ArgSpec } from './args.js';
+import { NO_CALL, type ControlCall } from './control-server.js';
 import {
   addAttr,
   attrsToRecord,
@@ -25,19 +26,25 @@ import {
   type MdevConfig,
   type MdevDefinition,
 } from './definition.js';
+import type { DeviceServer } from './device-server.js';
 import type { Logger } from './log.js';
-import { CONTROL_OPS, type ArgsOf, type ControlOp, type DeviceInfo, type ResultOf, type TypeInfo } from './protocol.js';
+import { describeClient } from './describe-client.js';
+import { awaitRelease } from './release.js';
+import { CONTROL_OPS, type ArgsOf, type ControlOp, type DeviceClient, type MdevInfo, type ResultOf, type TypeInfo } from './protocol.js';
 import type { DefinitionStore } from './store.js';
 
 export interface MdevServiceOptions {
   store: DefinitionStore;
   bus: MdevBus;
-  /** The vfio-user socket a running device is served on, if anything serves it. */
-  socketPath?: (uuid: string) => string | undefined;
+  /** What serves running devices: their sockets and clients. None when offline. */
+  server?: ServedDevices;
   /** `HOST:PORT` of the VNC server of a running display device, if any. */
   vncAddress?: (uuid: string) => string | undefined;
   log?: Logger;
 }
+
+/** What the service needs of the device server. */
+export type ServedDevices = Pick<DeviceServer, 'socketPath' | 'clients' | 'dropClient' | 'watchRequests'>;
 
 /** Operations the daemon answers itself, not the service. */
 type DaemonOp = 'ping' | 'console';
@@ -49,7 +56,7 @@ const SPECS: Record<Exclude<ControlOp, DaemonOp>, ArgSpec> = {
   define: { uuid: 'string?', parent: 'string?', type: 'string?', auto: 'boolean?', config: 'object?' },
   undefine: { uuid: 'string', parent: 'string?' },
   start: { uuid: 'string?', parent: 'string?', type: 'string?', config: 'object?' },
-  stop: { uuid: 'string' },
+  stop: { uuid: 'string', timeoutMs: 'index?', force: 'boolean?' },
   screenshot: { uuid: 'string', path: 'string' },
   modify: {
     uuid: 'string',
@@ -68,20 +75,20 @@ const SPECS: Record<Exclude<ControlOp, DaemonOp>, ArgSpec> = {
 export class MdevService {
   private readonly store: DefinitionStore;
   private readonly bus: MdevBus;
-  private readonly socketPath: (uuid: string) => string | undefined;
+  private readonly server: ServedDevices | undefined;
   private readonly vncAddress: (uuid: string) => string | undefined;
   private readonly log: Logger | undefined;
 
   constructor(options: MdevServiceOptions) {
     this.store = options.store;
     this.bus = options.bus;
-    this.socketPath = options.socketPath ?? (() => undefined);
+    this.server = options.server;
     this.vncAddress = options.vncAddress ?? (() => undefined);
     this.log = options.log;
   }
 
-  /** Checks and runs one request. Every failure is a VfioError. */
-  async handle(op: string, args: unknown): Promise<unknown> {
+  /** Checks and runs one request. Every failure is a VfioError. `call` carries its events. */
+  async handle(op: string, args: unknown, call: ControlCall = NO_CALL): Promise<unknown> {
     if (!CONTROL_OPS.includes(op as ControlOp) || !Object.hasOwn(SPECS, op)) {
       throw new VfioError('EINVAL', `unknown operation ${JSON.stringify(op)}`);
     }
@@ -99,7 +106,7 @@ export class MdevService {
       case 'start':
         return this.start(a);
       case 'stop':
-        return this.stop(a);
+        return this.stop(a, call);
       case 'modify':
         return this.modify(a);
       case 'screenshot':
@@ -220,17 +227,49 @@ export class MdevService {
     return { device: info, generated };
   }
 
-  /** Removes a running device, once its clients let go. ENODEV when it is not running. */
-  async stop(a: ArgsOf<'stop'>): Promise<ResultOf<'stop'>> {
+  /**
+   * Removes a running device once its clients let go: they are asked to
+   * (REQ), and while they hold it, who they are is reported through `call`
+   * and the log. With `timeoutMs`, those still there after it are dropped
+   * with a warning that names them; with `force`, at once. ENODEV when it
+   * is not running.
+   */
+  async stop(a: ArgsOf<'stop'>, call: ControlCall = NO_CALL): Promise<ResultOf<'stop'>> {
     const uuid = normalizeUuid(a.uuid);
+    if (a.force && a.timeoutMs !== undefined) {
+      throw new VfioError('EINVAL', '--force and --timeout cannot be combined: --force drops the clients at once');
+    }
     const mdev = this.bus.device(uuid);
     if (!mdev) throw new VfioError('ENODEV', `${uuid} is not running`);
     const info = this.runningInfo(mdev);
-    this.log?.info('device stopping', { uuid });
-    await this.bus.remove(uuid);
+    this.log?.info('device stopping', { uuid, clients: info.clients?.length ?? 0 });
+    const removed = this.bus.remove(uuid);
+    let dropped: DeviceClient[] = [];
+    if (this.server) {
+      const reason = a.force ? 'force' : 'timeout';
+      const byDevice = await awaitRelease({
+        server: this.server,
+        uuids: [uuid],
+        removed,
+        deadlineMs: a.force ? 0 : a.timeoutMs ?? Infinity,
+        dropReason: a.force ? 'uvfio stop --force' : `uvfio stop --timeout: did not let go within ${a.timeoutMs} ms`,
+        onWaiting: (_uuid, clients, waitedMs) => {
+          this.log?.info('device held: its clients were asked to let go', { uuid, waitedMs, clients: clients.map((c) => describeClient(c)) });
+          call.emit({ event: 'waiting', clients, waitedMs });
+        },
+        onDropping: (_uuid, clients, waitedMs) => {
+          const fields = { uuid, waitedMs, clients: clients.map((c) => describeClient(c)) };
+          if (a.force) this.log?.info('stop --force: dropping the clients', fields);
+          else this.log?.warn('clients did not let go in time: dropping them', fields);
+          call.emit({ event: 'dropping', clients, reason, waitedMs });
+        },
+      });
+      dropped = byDevice.get(uuid) ?? [];
+    }
+    await removed;
     this.log?.info('device stopped', { uuid });
-    const { socket: _gone, vnc: _closed, ...rest } = info;
-    return { device: { ...rest, active: false } };
+    const { socket: _gone, clients: _left, vnc: _closed, ...rest } = info;
+    return { device: { ...rest, active: false }, dropped };
   }
 
   /**
@@ -313,10 +352,10 @@ export class MdevService {
    * A running device as it runs (a definition modified since applies at the
    * next start), with its definition's start mode; `manual` when transient.
    */
-  private runningInfo(m: MdevDevice): DeviceInfo {
+  private runningInfo(m: MdevDevice): MdevInfo {
     const def = this.store.list({ uuid: m.uuid, parent: m.parent.name }).definitions[0];
     const attrs = Object.entries(m.attrs).map(([name, value]) => ({ name, value }));
-    const info: DeviceInfo = {
+    const info: MdevInfo = {
       uuid: m.uuid,
       parent: m.parent.name,
       mdevType: m.type.id,
@@ -325,8 +364,11 @@ export class MdevService {
       active: true,
       defined: def !== undefined,
     };
-    const socket = this.socketPath(m.uuid);
-    if (socket !== undefined) info.socket = socket;
+    const socket = this.server?.socketPath(m.uuid);
+    if (socket !== undefined) {
+      info.socket = socket;
+      info.clients = this.server!.clients(m.uuid);
+    }
     const vnc = this.vncAddress(m.uuid);
     if (vnc !== undefined) info.vnc = vnc;
     return info;
@@ -362,10 +404,13 @@ export class MdevService {
   }
 
   /** A definition, and whether (and where) it runs. */
-  private infoOf(def: MdevDefinition, running: MdevDevice | undefined): DeviceInfo {
-    const info: DeviceInfo = { ...def, active: running !== undefined, defined: true };
-    const socket = running ? this.socketPath(def.uuid) : undefined;
-    if (socket !== undefined) info.socket = socket;
+  private infoOf(def: MdevDefinition, running: MdevDevice | undefined): MdevInfo {
+    const info: MdevInfo = { ...def, active: running !== undefined, defined: true };
+    const socket = running ? this.server?.socketPath(def.uuid) : undefined;
+    if (socket !== undefined) {
+      info.socket = socket;
+      info.clients = this.server!.clients(def.uuid);
+    }
     const vnc = running ? this.vncAddress(def.uuid) : undefined;
     if (vnc !== undefined) info.vnc = vnc;
     return info;

@@ -5,6 +5,7 @@
  * mapped without the needed permission with EPERM, and nothing outside a
  * mapping is ever read or written.
  */
+import { Budget } from '../base/budget.js';
 import { VfioError } from '../base/errors.js';
 import { DmaProt } from '../base/uapi.js';
 import type { DmaBacking } from './dma-backing.js';
@@ -39,8 +40,10 @@ export interface MapOptions {
 }
 
 export interface AddressSpaceOptions {
-  /** how many mappings at most (vfio-user's max_dma_maps); ENOSPC beyond */
+  /** how many mappings at most (vfio-user's max_dma_maps); ENOSPC beyond. Ignored with `mappings`. */
   maxMappings?: number;
+  /** the budget every mapping is counted against (a client's share of a daemon's, say) */
+  mappings?: Budget;
 }
 
 function checkRange(what: string, iova: number, length: number): void {
@@ -60,10 +63,16 @@ export class IoAddressSpace {
   private readonly mappings: DmaMapping[] = [];
   private readonly accesses = new Set<DmaAccess>();
   private destroyed = false;
-  readonly maxMappings: number;
+  /** What every mapping is counted against. */
+  readonly budget: Budget;
 
   constructor(options: AddressSpaceOptions = {}) {
-    this.maxMappings = options.maxMappings ?? 65535;
+    this.budget = options.mappings ?? new Budget('dma-maps', options.maxMappings ?? 65535);
+  }
+
+  /** How many mappings this address space may hold (its budget's limit). */
+  get maxMappings(): number {
+    return this.budget.max;
   }
 
   /** Number of live mappings. */
@@ -103,9 +112,7 @@ export class IoAddressSpace {
     if ((prev && prev.iova + prev.length > iova) || (next && next.iova < iova + length)) {
       throw new VfioError('EEXIST', `map: [0x${iova.toString(16)}, +0x${length.toString(16)}) overlaps a mapping`);
     }
-    if (this.mappings.length >= this.maxMappings) {
-      throw new VfioError('ENOSPC', `map: the address space already holds ${this.maxMappings} mappings`);
-    }
+    this.budget.take(1, 'map: DMA mappings');
     this.mappings.splice(at, 0, { iova, length, prot, backing, backingOffset: offset });
   }
 
@@ -263,6 +270,7 @@ export class IoAddressSpace {
       for (const a of this.accesses) a.notifyUnmap(m.iova, m.length);
     }
     this.mappings.splice(first, last - first);
+    this.budget.release(gone.length);
     let bytes = 0;
     for (const m of gone) {
       bytes += m.length;

@@ -33,6 +33,7 @@ export interface NativeAddon {
   connectUnix(path: string): number;
   socketPair(): [number, number];
   setSendBufferSize(fd: number, size: number): number;
+  peerCredentials(fd: number): [number, number, number];
   sendmsg(fd: number, data: ArrayBufferView, fds?: readonly number[]): number;
   sendmsg2(fd: number, head: ArrayBufferView, body: ArrayBufferView, fds?: readonly number[]): number;
   recvmsg(fd: number, into: ArrayBufferView, fdsOut?: number[]): number;

@@ -14,6 +14,7 @@ export {
   memfdCreate,
   mmap,
   munmap,
+  peerCredentials,
   recvmsg,
   sealSize,
   sendmsg,

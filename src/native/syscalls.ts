@@ -36,6 +36,13 @@ export const socketPair: () => [number, number] = addon.socketPair;
 export const setSendBufferSize: (fd: number, size: number) => number = addon.setSendBufferSize;
 
 /**
+ * [pid, uid, gid] of the process at the other end of a connected UNIX
+ * socket (SO_PEERCRED), as they were when it connected. The pid is 0 when
+ * the peer lives in a pid namespace this process cannot see into.
+ */
+export const peerCredentials: (fd: number) => [pid: number, uid: number, gid: number] = addon.peerCredentials;
+
+/**
  * Sends `data` (MSG_NOSIGNAL); returns the bytes sent, which may be fewer
  * than asked, or -1 when the socket is full. `fds` (at most 253) travel with
  * the first byte and stay owned by the caller; they need at least one byte.

@@ -11,7 +11,7 @@ import { VfioError } from '../base/errors.js';
 import { ConfigSpace, PCI_COMMAND, PCI_HEADER } from './config-space.js';
 
 /** Low bits of a BAR (include/uapi/linux/pci_regs.h). */
-export const PCI_BAR_BITS = {
+const PCI_BAR_BITS = {
   SPACE_IO: 0x01,
   MEM_TYPE_64: 0x04,
   MEM_PREFETCH: 0x08,
@@ -22,7 +22,7 @@ export const PCI_BAR_BITS = {
 } as const;
 
 /** Expansion ROM BAR: enable bit and address bits. */
-export const PCI_ROM_BITS = {
+const PCI_ROM_BITS = {
   ENABLE: 0x01,
   ADDRESS_MASK: 0xfffff800,
 } as const;

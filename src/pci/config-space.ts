@@ -12,8 +12,8 @@
 import { VfioError } from '../base/errors.js';
 
 /** Size of conventional (PCI) and extended (PCI Express) configuration space. */
-export const CONFIG_SPACE_SIZE = 256;
-export const EXTENDED_CONFIG_SPACE_SIZE = 4096;
+const CONFIG_SPACE_SIZE = 256;
+const EXTENDED_CONFIG_SPACE_SIZE = 4096;
 
 /** Offsets of the type-0 header registers. */
 export const PCI_HEADER = {
@@ -322,7 +322,7 @@ export interface Type0HeaderOptions {
  * start read-only; `installBars` makes them writable when the function has
  * such BARs, as hardware hardwires to 0 the decoders it lacks.
  */
-export function initType0Header(cs: ConfigSpace, o: Type0HeaderOptions): void {
+function initType0Header(cs: ConfigSpace, o: Type0HeaderOptions): void {
   const pin = o.interruptPin ?? 0;
   if (!Number.isInteger(pin) || pin < 0 || pin > 4) {
     throw new VfioError('EINVAL', `interrupt pin must be 0 (none) or 1..4 (INTA#..INTD#), not ${pin}`);

@@ -15,8 +15,14 @@
  * file closes (close_device runs if it was the device's last), the address
  * space is destroyed (every mapping unmapped, mapped memory released), and
  * the eventfds are closed. The device's state is kept.
+ *
+ * Each session has an id (unique in the process), the identity of the
+ * client process, counters, and publishes what it does on the trace
+ * channels of trace.ts while anyone subscribes.
  */
+import { hrtime } from 'node:process';
 import type { DeviceFile } from '../core/device-file.js';
+import { OverBudget } from '../base/budget.js';
 import { toVfioError, VfioError } from '../base/errors.js';
 import { IommufdContext } from '../iommufd/context.js';
 import { closeFds, socketPair, UnixSocket } from '../native/index.js';
@@ -29,8 +35,13 @@ import { IrqNotifiers } from './irq-notifiers.js';
 import type { RegionAccess } from './messages.js';
 import type { Negotiated, ServerLimits } from './negotiation.js';
 import { copyFrame, type Frame, type FramingError, MessageFramer } from './parser.js';
+import { u32 } from './buffer-reader.js';
+import { readCommand, type ClientIdentity } from './client-identity.js';
+import { newCounters, type SessionCounters } from './counters.js';
+import { HEADER_SIZE, isErrorReply, wantsNoReply } from './header.js';
 import { Command, commandName, HeaderFlags, maxMessageSizeFor } from './protocol.js';
 import { writeEmptyReply, writeErrorReply } from './serializer.js';
+import { interruptChannel, messageChannel, sessionChannel, type MessageTrace } from './trace.js';
 
 /** Where a server reports what it cannot answer on the wire (the daemon's Logger fits). */
 export interface ServerLog {
@@ -45,11 +56,24 @@ const QUEUE_PAUSE_COUNT = 1024;
 const QUEUE_PAUSE_BYTES = 16 * 1024 * 1024;
 /** Past this, a client that keeps writing while its DMA replies are awaited is dropped. */
 const QUEUE_HARD_BYTES = 64 * 1024 * 1024;
+/** A client past its limits is logged at most once per this long (the rest are counted). */
+const LIMIT_LOG_INTERVAL_MS = 1_000;
+
+/**
+ * How long VERSION and teardown wait at most for the client's command line
+ * to be read (so a bound client's is known, and no read outlives its
+ * session); a read stuck longer finishes in the background.
+ */
+const COMMAND_WAIT_MS = 1000;
+
+let nextSessionId = 1;
 
 export interface ConnectionOptions {
   /** The file opened for this client (the connection closes it). */
   file: DeviceFile;
   socket: UnixSocket;
+  /** Who connected (the command may be filled in later). */
+  identity: ClientIdentity;
   limits: ServerLimits;
   log: ServerLog;
   /** Called once, after teardown completed. */
@@ -57,13 +81,20 @@ export interface ConnectionOptions {
 }
 
 export class Connection implements Session {
+  /** Unique in the process: how traces and ClientInfo name this session. */
+  readonly id = nextSessionId++;
+  readonly identity: ClientIdentity;
+  /** ms since the epoch */
+  readonly connectedAt = Date.now();
+  /** Bumped in place as things happen; see counters.ts. */
+  readonly counters: SessionCounters = newCounters();
   readonly file: DeviceFile;
   readonly limits: ServerLimits;
   iommufd: IommufdContext | null = null;
   negotiated: Negotiated | null = null;
   shape: SessionDeviceShape | null = null;
   dma: DmaChannel | null = null;
-  readonly notifiers = new IrqNotifiers();
+  readonly notifiers = new IrqNotifiers((index, vector) => this.#signalled(index, vector));
   readonly pieced = new Map<number, number>();
   readonly access: RegionAccess = { offset: 0, region: 0, count: 0, data: EMPTY };
   readonly decode: DecodeContext;
@@ -86,6 +117,13 @@ export class Connection implements Session {
   #framingFailure: FramingError | null = null;
   #closed = false;
   #closing: Promise<void> | null = null;
+  /** Why the session ends, once something decided it should. */
+  #endReason: string | null = null;
+  /** The read of the client's command line, settled or given up on within COMMAND_WAIT_MS. */
+  readonly #commandRead: Promise<void>;
+  /** The command being traced (only while someone subscribes). */
+  #trace: MessageTrace | null = null;
+  #traceStart = 0n;
 
   #replyBuf = new Uint8Array(256);
   #viewSize = -1;
@@ -94,8 +132,11 @@ export class Connection implements Session {
   #sliceCount = -1;
   #slice: Uint8Array = EMPTY;
   readonly #errBuf = new Uint8Array(16);
+  #limitLoggedAt = -Infinity;
+  #limitLogsHeld = 0;
 
   constructor(options: ConnectionOptions) {
+    this.identity = options.identity;
     this.file = options.file;
     this.limits = options.limits;
     this.#socket = options.socket;
@@ -105,6 +146,11 @@ export class Connection implements Session {
     this.#framer = new MessageFramer({ onMessage: (f) => this.#onFrame(f) });
     this.#socket.onData = (chunk, fds) => this.#onData(chunk, fds);
     this.#socket.onClose = (err) => void this.#teardown(err);
+    this.#commandRead = within(readCommand(this.identity), COMMAND_WAIT_MS);
+    if (sessionChannel.hasSubscribers) {
+      const { pid, uid, gid } = this.identity;
+      sessionChannel.publish({ event: 'opened', device: this.file.device.name, client: this.id, pid, uid, gid, connectedAt: this.connectedAt });
+    }
   }
 
   /** True once teardown began. */
@@ -112,8 +158,17 @@ export class Connection implements Session {
     return this.#closed;
   }
 
-  /** Drops the client; resolves once teardown completed. Idempotent. */
-  close(): Promise<void> {
+  /** True once VFIO_USER_VERSION succeeded (the file is bound). */
+  get bound(): boolean {
+    return this.negotiated !== null;
+  }
+
+  /**
+   * Drops the client (`reason` goes to the log's and trace's closing
+   * record); resolves once teardown completed. Idempotent.
+   */
+  close(reason = 'the server dropped the client'): Promise<void> {
+    this.#endReason ??= reason;
     return this.#teardown();
   }
 
@@ -124,6 +179,7 @@ export class Connection implements Session {
     this.iommufd = ctx;
     await this.file.bindIommufd(ctx);
     const shape = await SessionDeviceShape.load(this.file);
+    await this.#commandRead;
     if (this.#closed) throw new VfioError('ENOTCONN', 'the client went away during VFIO_USER_VERSION');
     this.shape = shape;
     this.decode.device = shape;
@@ -148,6 +204,7 @@ export class Connection implements Session {
           this.#paused = false;
           this.#socket.resume();
         }
+        this.counters.bytesOut += message.length;
         return (this.#twin ?? this.#socket).write(message);
       },
       layout: negotiated.dmaLayout,
@@ -155,18 +212,21 @@ export class Connection implements Session {
       timeoutMs: this.limits.dmaTimeoutMs,
     });
     this.negotiated = negotiated;
+    if (sessionChannel.hasSubscribers) {
+      sessionChannel.publish({ event: 'bound', device: this.file.device.name, client: this.id, version: negotiated.version, capabilities: negotiated.reply });
+    }
     return theirs;
   }
 
   reply(req: Request, message: Uint8Array, fds?: readonly number[]): void {
-    if ((req.flags & HeaderFlags.NO_REPLY) !== 0) return;
-    this.#socket.write(message, fds);
+    if (wantsNoReply(req.flags)) return;
+    this.#sendReply(message, fds);
   }
 
   replyEmpty(req: Request): void {
-    if ((req.flags & HeaderFlags.NO_REPLY) !== 0) return;
+    if (wantsNoReply(req.flags)) return;
     writeEmptyReply(this.#errBuf, req.msgId, req.cmd);
-    this.#socket.write(this.#errBuf);
+    this.#sendReply(this.#errBuf);
   }
 
   replyBuffer(size: number): Uint8Array {
@@ -207,6 +267,7 @@ export class Connection implements Session {
   // ---- receiving ------------------------------------------------------------
 
   #onData(chunk: Uint8Array, fds: readonly number[]): void {
+    this.counters.bytesIn += chunk.length;
     const unowned = this.#framer.push(chunk, fds);
     if (unowned.length > 0) closeFds(unowned);
     if (this.#closed) {
@@ -222,6 +283,7 @@ export class Connection implements Session {
   }
 
   #onFrame(frame: Frame): void {
+    this.counters.messagesIn++;
     if (this.#closed || this.#endAfterReply) {
       closeFds(frame.fds);
       return;
@@ -265,6 +327,7 @@ export class Connection implements Session {
   // ---- serving --------------------------------------------------------------
 
   #run(req: Request): void {
+    if (messageChannel.hasSubscribers) this.#traceBegin(req);
     let result: void | Promise<void>;
     try {
       result = this.#dispatch(req);
@@ -313,6 +376,9 @@ export class Connection implements Session {
     if (cmd === Command.DMA_READ || cmd === Command.DMA_WRITE) {
       throw new VfioError('EINVAL', `${commandName(cmd)} goes from server to client, not the other way`);
     }
+    if (req.fds.length > this.limits.maxMsgFds) {
+      throw new OverBudget('EINVAL', 'msg-fds', `${commandName(cmd)}: ${req.fds.length} file descriptors in one message, more than max_msg_fds ${this.limits.maxMsgFds}`);
+    }
     const handler = HANDLERS[cmd];
     if (handler === undefined) throw new VfioError('ENOSYS', `message ${req.msgId}: unknown command ${cmd}`);
     return handler(this, req);
@@ -320,19 +386,45 @@ export class Connection implements Session {
 
   #failed(req: Request, err: unknown): void {
     const error = toVfioError(err);
-    if (!(err instanceof VfioError)) {
+    this.counters.errors++;
+    if (this.#trace !== null) this.#trace.errno = error.errno;
+    if (this.#endAfterReply) this.#endReason ??= error.message;
+    if (err instanceof OverBudget) this.#overLimit(req, err);
+    else if (!(err instanceof VfioError)) {
       this.#log.warn('vfio-user command failed unexpectedly', {
         device: this.file.device.name,
         command: commandName(req.cmd),
         error: error.message,
       });
     }
-    if ((req.flags & HeaderFlags.NO_REPLY) !== 0) return;
+    if (wantsNoReply(req.flags)) return;
     writeErrorReply(this.#errBuf, req.msgId, req.cmd, error.errno);
-    this.#socket.write(this.#errBuf);
+    this.#sendReply(this.#errBuf);
+  }
+
+  /** Logs a request refused by a limit, naming the client; at most once per interval. */
+  #overLimit(req: Request, err: OverBudget): void {
+    const now = Date.now();
+    if (now - this.#limitLoggedAt < LIMIT_LOG_INTERVAL_MS) {
+      this.#limitLogsHeld++;
+      return;
+    }
+    this.#log.warn('vfio-user client refused: over a limit', {
+      device: this.file.device.name,
+      client: this.id,
+      pid: this.identity.pid,
+      clientCommand: this.identity.command,
+      command: commandName(req.cmd),
+      limit: err.limit,
+      error: err.message,
+      ...(this.#limitLogsHeld > 0 ? { alsoRefused: this.#limitLogsHeld } : {}),
+    });
+    this.#limitLoggedAt = now;
+    this.#limitLogsHeld = 0;
   }
 
   #finish(req: Request): void {
+    if (this.#trace !== null) this.#tracePublish();
     if (req.fds.length > 0) {
       closeFds(req.fds);
       req.fds = NO_FDS;
@@ -358,10 +450,12 @@ export class Connection implements Session {
   /** The stream broke (msg_size below 16 or over the limit): answer that message, then end. */
   #failFraming(): void {
     const { error, header } = this.#framingFailure!;
-    this.#log.info('vfio-user stream broken: ending the session', { device: this.file.device.name, error: error.message });
-    if ((header.flags & HeaderFlags.NO_REPLY) === 0 && (header.flags & HeaderFlags.TYPE_MASK) === HeaderFlags.TYPE_COMMAND) {
+    this.#log.info('vfio-user stream broken: ending the session', { device: this.file.device.name, client: this.id, error: error.message });
+    this.#endReason ??= `the stream broke: ${error.message}`;
+    this.counters.errors++;
+    if (!wantsNoReply(header.flags) && (header.flags & HeaderFlags.TYPE_MASK) === HeaderFlags.TYPE_COMMAND) {
       writeErrorReply(this.#errBuf, header.msgId, header.cmd, error.errno);
-      this.#socket.write(this.#errBuf);
+      this.#sendReply(this.#errBuf);
     }
     this.#end();
   }
@@ -389,6 +483,7 @@ export class Connection implements Session {
     }
     const framer = new MessageFramer({
       onMessage: (frame) => {
+        this.counters.messagesIn++;
         // Only replies to the server's DMA messages belong here.
         if (this.dma === null || !this.dma.handleReply(frame)) {
           this.#log.info('vfio-user: ignoring a stray message on the twin socket', {
@@ -401,6 +496,7 @@ export class Connection implements Session {
       maxMessageSize: maxMessageSizeFor(this.decode.maxDataXferSize ?? this.limits.maxDataXferSize),
     });
     socket.onData = (chunk, fds) => {
+      this.counters.bytesIn += chunk.length;
       const unowned = framer.push(chunk, fds);
       if (unowned.length > 0) closeFds(unowned);
       if (framer.error !== null) void this.#teardown(framer.error.error);
@@ -416,6 +512,7 @@ export class Connection implements Session {
 
   #teardown(err?: VfioError): Promise<void> {
     if (!this.#closed) {
+      if (err !== undefined) this.#endReason ??= err.message;
       this.#closed = true;
       this.#closing = this.#release(err);
     }
@@ -445,6 +542,65 @@ export class Connection implements Session {
     }
     this.iommufd?.destroy();
     this.notifiers.closeAll();
+    await this.#commandRead;
+    if (sessionChannel.hasSubscribers) {
+      sessionChannel.publish({ event: 'closed', device, client: this.id, reason: this.#endReason ?? 'the client hung up' });
+    }
     this.#onClosed(this);
   }
+
+  // ---- counting and tracing -------------------------------------------------
+
+  /** Every reply leaves here: counted, and copied for the trace when one is being made. */
+  #sendReply(message: Uint8Array, fds?: readonly number[]): void {
+    this.counters.repliesOut++;
+    this.counters.bytesOut += message.length;
+    const trace = this.#trace;
+    if (trace !== null) {
+      trace.reply = message.slice(HEADER_SIZE);
+      if (isErrorReply(u32(message, 8))) trace.errno = u32(message, 12);
+    }
+    this.#socket.write(message, fds);
+  }
+
+  #traceBegin(req: Request): void {
+    this.#traceStart = hrtime.bigint();
+    this.#trace = {
+      device: this.file.device.name,
+      client: this.id,
+      msgId: req.msgId,
+      cmd: req.cmd,
+      flags: req.flags,
+      request: req.body.slice(),
+      fds: req.fds.length,
+      errno: 0,
+      reply: null,
+      latencyNs: 0,
+      posted: wantsNoReply(req.flags),
+    };
+  }
+
+  #tracePublish(): void {
+    const trace = this.#trace!;
+    this.#trace = null;
+    trace.latencyNs = Number(hrtime.bigint() - this.#traceStart);
+    if (messageChannel.hasSubscribers) messageChannel.publish(trace);
+  }
+
+  #signalled(index: number, vector: number): void {
+    this.counters.interrupts++;
+    if (interruptChannel.hasSubscribers) {
+      interruptChannel.publish({ device: this.file.device.name, client: this.id, index, vector });
+    }
+  }
+}
+
+/** `p`, or nothing after `ms`: whichever comes first. Never rejects. */
+function within(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+    timer.unref();
+  });
+  return Promise.race([p.catch(() => {}), late]).finally(() => clearTimeout(timer));
 }

@@ -21,7 +21,7 @@ import { exactLength, malformed, refuseFds, requireBytes } from './malformed.js'
 import type { Frame } from './parser.js';
 import type {
   DirtyPagesRequest,
-  DmaAccess,
+  DmaRwMessage,
   DmaMapRequest,
   DmaUnmapRequest,
   DeviceFeatureMessage,
@@ -345,7 +345,7 @@ function dmaCount(cmd: number, body: Uint8Array, ctx: DecodeContext | undefined)
 }
 
 /** DMA_READ request (a client decodes it): address and count, no data. */
-export function decodeDmaRead(body: Uint8Array, fds: readonly number[], ctx?: DecodeContext): DmaAccess {
+export function decodeDmaRead(body: Uint8Array, fds: readonly number[], ctx?: DecodeContext): DmaRwMessage {
   const cmd = Command.DMA_READ;
   requireBytes(cmd, body, 0, Size.DMA_ACCESS);
   noFds(cmd, fds);
@@ -355,7 +355,7 @@ export function decodeDmaRead(body: Uint8Array, fds: readonly number[], ctx?: De
 }
 
 /** DMA_WRITE request (a client decodes it): address, count and exactly `count` bytes. */
-export function decodeDmaWrite(body: Uint8Array, fds: readonly number[], ctx?: DecodeContext): DmaAccess {
+export function decodeDmaWrite(body: Uint8Array, fds: readonly number[], ctx?: DecodeContext): DmaRwMessage {
   const cmd = Command.DMA_WRITE;
   requireBytes(cmd, body, 0, Size.DMA_ACCESS);
   noFds(cmd, fds);
@@ -446,8 +446,8 @@ export type DecodedCommand =
   | { cmd: typeof Command.DEVICE_SET_IRQS; msg: SetIrqsMessage }
   | { cmd: typeof Command.REGION_READ; msg: RegionAccess }
   | { cmd: typeof Command.REGION_WRITE; msg: RegionAccess }
-  | { cmd: typeof Command.DMA_READ; msg: DmaAccess }
-  | { cmd: typeof Command.DMA_WRITE; msg: DmaAccess }
+  | { cmd: typeof Command.DMA_READ; msg: DmaRwMessage }
+  | { cmd: typeof Command.DMA_WRITE; msg: DmaRwMessage }
   | { cmd: typeof Command.DEVICE_RESET; msg: null }
   | { cmd: typeof Command.REGION_WRITE_MULTI; msg: WriteMultiEntry[] }
   | { cmd: typeof Command.DEVICE_FEATURE; msg: DeviceFeatureMessage }

@@ -20,8 +20,14 @@ export function isEventfd(fd: number): boolean {
   }
 }
 
+/** Told of every signal of a notifier it watches: its IRQ index and vector. */
+export type SignalObserver = (index: number, vector: number) => void;
+
 export class EventfdNotifier implements EventNotifier {
   #fd: number;
+  #observer: SignalObserver | null = null;
+  #index = -1;
+  #vector = -1;
 
   /** Takes ownership of `fd`. */
   constructor(fd: number) {
@@ -32,6 +38,13 @@ export class EventfdNotifier implements EventNotifier {
     return this.#fd < 0;
   }
 
+  /** From now on, each signal() tells `observer` (counters, tracing) it was vector `vector` of `index`. */
+  observe(observer: SignalObserver, index: number, vector: number): void {
+    this.#observer = observer;
+    this.#index = index;
+    this.#vector = vector;
+  }
+
   signal(): void {
     if (this.#fd < 0) return;
     try {
@@ -40,6 +53,7 @@ export class EventfdNotifier implements EventNotifier {
       // EAGAIN: the counter is full, the client has not read it for 2^64
       // signals; EINVAL: not an eventfd after all. Neither may hurt the device.
     }
+    if (this.#observer !== null) this.#observer(this.#index, this.#vector);
   }
 
   close(): void {

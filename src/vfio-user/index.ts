@@ -12,7 +12,8 @@
  * On top of the codec, the transport:
  * - server: VfioUserServer, a socket per device of a VfioCore; connection
  *   and handlers/ serve one client (negotiation, dma-backings, dma-channel,
- *   irq-notifiers, eventfd-notifier, device-shape are its parts)
+ *   irq-notifiers, eventfd-notifier, device-shape are its parts); limits:
+ *   the one table of what a client may make the server hold
  * - client: VfioUserClient, the library a test or tool drives a device with
  */
 export * from './protocol.js';
@@ -44,7 +45,22 @@ export {
 export * from './serializer.js';
 export { VfioUserServer, type VfioUserServerOptions } from './server.js';
 export type { ServerLog } from './connection.js';
+export type { ClientInfo, DmaMappingInfo } from './client-info.js';
+export type { ClientIdentity } from './client-identity.js';
+export type { SessionCounters } from './counters.js';
+export * from './trace.js';
 export { DEFAULT_SERVER_LIMITS, negotiate, type Negotiated, type ServerLimits } from './negotiation.js';
+export {
+  LIMITS,
+  DEFAULT_LIMITS,
+  parseLimits,
+  formatLimit,
+  limitsHelp,
+  type ResourceLimits,
+  type LimitSpec,
+  type LimitUnit,
+  type LimitScope,
+} from './limits.js';
 export {
   VfioUserClient,
   InterruptLine,

@@ -8,13 +8,19 @@
  */
 import { VfioError } from '../base/errors.js';
 import { closeFds } from '../native/index.js';
-import { EventfdNotifier, isEventfd } from './eventfd-notifier.js';
+import { EventfdNotifier, isEventfd, type SignalObserver } from './eventfd-notifier.js';
 
 type Action = 'mask' | 'unmask' | 'trigger';
 
 export class IrqNotifiers {
   readonly #slots = new Map<string, EventfdNotifier>();
+  readonly #onTrigger: SignalObserver | null;
   #closed = false;
+
+  /** `onTrigger` hears of every signal of a trigger notifier (the session's counters and trace). */
+  constructor(onTrigger?: SignalObserver) {
+    this.#onTrigger = onTrigger ?? null;
+  }
 
   /** Notifiers held for the device. */
   get size(): number {
@@ -51,8 +57,12 @@ export class IrqNotifiers {
       const old = this.#slots.get(key);
       const now = values[i] ?? null;
       if (old !== undefined && old !== now) old.close();
-      if (now === null) this.#slots.delete(key);
-      else this.#slots.set(key, now);
+      if (now === null) {
+        this.#slots.delete(key);
+      } else {
+        if (action === 'trigger' && this.#onTrigger !== null) now.observe(this.#onTrigger, index, start + i);
+        this.#slots.set(key, now);
+      }
     }
   }
 

@@ -199,7 +199,7 @@ export interface WriteMultiEntry {
 // ---------------------------------------------------------------- DMA access
 
 /** DMA_READ / DMA_WRITE request or reply (server → client direction). */
-export interface DmaAccess {
+export interface DmaRwMessage {
   address: bigint;
   count: number;
   data: Uint8Array;

@@ -11,18 +11,16 @@
  */
 import { VfioError } from '../base/errors.js';
 import type { DmaLayout } from './context.js';
+import { DEFAULT_LIMITS, type ResourceLimits } from './limits.js';
 import type { PeerCapabilities, VersionMessage } from './messages.js';
 import { CapabilityDefault } from './protocol.js';
 import { chooseVersion, withDefaults } from './version.js';
 
-/** What a server accepts from its clients, and how it talks to them. */
-export interface ServerLimits {
-  /** fds the server accepts in one message (its max_msg_fds); QEMU wants at most 16 */
-  maxMsgFds: number;
-  /** data bytes the server accepts in one message (its max_data_xfer_size) */
-  maxDataXferSize: number;
-  /** DMA mappings one client may hold at once */
-  maxDmaMaps: number;
+/**
+ * What a server accepts from its clients (the resource limits of
+ * limits.ts) and how it talks to them.
+ */
+export interface ServerLimits extends ResourceLimits {
   /** set up a twin socket for a client that supports one */
   twinSocket: boolean;
   /**
@@ -31,18 +29,13 @@ export interface ServerLimits {
    * spec's (offset 16) for every other minor (SPDK 0.1, libvfio-user 0.2).
    */
   dmaLayout: 'auto' | DmaLayout;
-  /** how long a client may take to answer a DMA_READ/DMA_WRITE */
-  dmaTimeoutMs: number;
 }
 
-/** A server's limits unless told otherwise: 16 fds and 65535 DMA maps (the most QEMU's client accepts), 1 MiB transfers, a twin socket, 5 s per DMA reply. */
+/** A server's limits unless told otherwise: limits.ts's defaults, a twin socket, the DMA layout the client's version implies. */
 export const DEFAULT_SERVER_LIMITS: ServerLimits = {
-  maxMsgFds: 16,
-  maxDataXferSize: CapabilityDefault.MAX_DATA_XFER_SIZE,
-  maxDmaMaps: CapabilityDefault.MAX_DMA_MAPS,
+  ...DEFAULT_LIMITS,
   twinSocket: true,
   dmaLayout: 'auto',
-  dmaTimeoutMs: 5000,
 };
 
 /** Page sizes this server maps: any power of two from 4 KiB up. */

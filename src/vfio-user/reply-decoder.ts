@@ -14,7 +14,7 @@ import type { Frame } from './parser.js';
 import type {
   DeviceFeatureMessage,
   DeviceInfoReply,
-  DmaAccess,
+  DmaRwMessage,
   DmaUnmapRequest,
   IrqInfoReply,
   MigData,
@@ -172,7 +172,7 @@ export function decodeRegionWriteReply(body: Uint8Array, fds: readonly number[])
 }
 
 /** DMA_READ reply (a server decodes it): address, count, exactly `count` bytes. */
-export function decodeDmaReadReply(body: Uint8Array, fds: readonly number[], ctx?: DecodeContext): DmaAccess {
+export function decodeDmaReadReply(body: Uint8Array, fds: readonly number[], ctx?: DecodeContext): DmaRwMessage {
   const cmd = Command.DMA_READ;
   noFds(cmd, fds);
   requireBytes(cmd, body, 0, Size.DMA_ACCESS, true);
@@ -188,7 +188,7 @@ export function decodeDmaReadReply(body: Uint8Array, fds: readonly number[], ctx
  * payload (QEMU), address + u32 count (the spec's table, 12 bytes), and
  * address + u64 count (libvfio-user, 16 bytes). Returns null for the first.
  */
-export function decodeDmaWriteReply(body: Uint8Array, fds: readonly number[]): DmaAccess | null {
+export function decodeDmaWriteReply(body: Uint8Array, fds: readonly number[]): DmaRwMessage | null {
   const cmd = Command.DMA_WRITE;
   noFds(cmd, fds);
   if (body.length === 0) return null;
@@ -250,8 +250,8 @@ export type DecodedReply =
   | { cmd: typeof Command.DEVICE_GET_REGION_IO_FDS; msg: RegionIoFdsReply }
   | { cmd: typeof Command.DEVICE_GET_IRQ_INFO; msg: IrqInfoReply }
   | { cmd: typeof Command.REGION_READ | typeof Command.REGION_WRITE; msg: RegionAccess }
-  | { cmd: typeof Command.DMA_READ; msg: DmaAccess }
-  | { cmd: typeof Command.DMA_WRITE; msg: DmaAccess | null }
+  | { cmd: typeof Command.DMA_READ; msg: DmaRwMessage }
+  | { cmd: typeof Command.DMA_WRITE; msg: DmaRwMessage | null }
   | { cmd: typeof Command.REGION_WRITE_MULTI; msg: number }
   | { cmd: typeof Command.DEVICE_FEATURE; msg: DeviceFeatureMessage }
   | { cmd: typeof Command.MIG_DATA_READ; msg: MigData };

@@ -10,6 +10,9 @@
  * the unregistration finish (the device's request op asks them to, through
  * the REQ interrupt). Several clients may hold one device at once, each
  * with its own file, address space and interrupts.
+ *
+ * What clients there are, who they are and what they did is in clients();
+ * what they do as it happens is on the channels of trace.ts.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,6 +20,8 @@ import type { VfioDevice } from '../core/device.js';
 import { toVfioError, VfioError } from '../base/errors.js';
 import type { VfioCore } from '../core/vfio-core.js';
 import { UnixServer, type UnixSocket } from '../native/index.js';
+import { clientInfo, type ClientInfo } from './client-info.js';
+import { peerIdentity } from './client-identity.js';
 import { Connection, type ServerLog } from './connection.js';
 import { DEFAULT_SERVER_LIMITS, type ServerLimits } from './negotiation.js';
 
@@ -109,6 +114,36 @@ export class VfioUserServer {
   }
 
   /**
+   * The clients connected to `device` (or to every device), oldest first:
+   * identity, counters, DMA mappings (see ClientInfo). A snapshot, made on
+   * each call.
+   */
+  clients(device?: VfioDevice): ClientInfo[] {
+    const sets = device !== undefined ? [this.#connections.get(device) ?? new Set<Connection>()] : this.#connections.values();
+    const out: ClientInfo[] = [];
+    for (const set of sets) for (const c of set) out.push(clientInfo(c));
+    return out.sort((a, b) => a.id - b.id);
+  }
+
+  /**
+   * Drops the client whose ClientInfo.id is `id`, as if it had hung up:
+   * its file closes (close_device for a device's last), its mappings and
+   * eventfds go. `reason` is logged. Resolves true once it is torn down,
+   * false when no such client is connected.
+   */
+  async dropClient(id: number, reason = 'dropped by the server'): Promise<boolean> {
+    for (const set of this.#connections.values()) {
+      for (const c of set) {
+        if (c.id !== id) continue;
+        this.#log.info('vfio-user: dropping a client', { device: c.file.device.name, client: id, pid: c.identity.pid, reason });
+        await c.close(reason);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
    * Stops listening everywhere and drops every client, which closes their
    * files (what a pending unregistration waits for). Resolves once every
    * connection is torn down. Idempotent.
@@ -123,7 +158,7 @@ export class VfioUserServer {
     this.core.off('unregistering', this.#onUnregistering);
     for (const device of [...this.#listeners.keys()]) this.stopServing(device);
     const all: Promise<void>[] = [];
-    for (const set of this.#connections.values()) for (const c of set) all.push(c.close());
+    for (const set of this.#connections.values()) for (const c of set) all.push(c.close('the server closed'));
     await Promise.all(all);
   }
 
@@ -167,6 +202,7 @@ export class VfioUserServer {
     const connection = new Connection({
       file,
       socket,
+      identity: peerIdentity(socket.fd),
       limits: this.limits,
       log: this.#log,
       onClosed: (c) => {

@@ -206,10 +206,10 @@ test('dma_unmap reaches the driver before the memory goes away', async () => {
   await f.close();
 });
 
-test('core.openDevice opens by name, ENODEV for unknown names', async () => {
+test('core.openFile opens by name, ENODEV for unknown names', async () => {
   const { core, dev } = setup('named');
-  const f = core.openDevice('named');
+  const f = core.openFile('named');
   assert.equal(f.device, dev);
   await f.close();
-  assert.throws(() => core.openDevice('nope'), isCode('ENODEV'));
+  assert.throws(() => core.openFile('nope'), isCode('ENODEV'));
 });

@@ -78,7 +78,7 @@ test('unregister: new opens fail at once, open files keep working, request nudge
   assert.deepEqual(events, ['unregistering:d']);
   assert.deepEqual(dev.requests, [0], 'the first nudge is immediate');
   assert.throws(() => dev.openFile(), (e: unknown) => e instanceof VfioError && e.code === 'ENODEV');
-  assert.throws(() => core.openDevice('d'), (e: unknown) => e instanceof VfioError && e.code === 'ENODEV');
+  assert.throws(() => core.openFile('d'), (e: unknown) => e instanceof VfioError && e.code === 'ENODEV');
   // The open file still works while unregister waits.
   await f.regionWrite(0, 0, Uint8Array.of(7));
   const out = new Uint8Array(1);

@@ -59,17 +59,17 @@ test('container: set IOMMU needs a group, once; map needs the IOMMU', () => {
 
 test('group path: get a bound device file by name; errors for missing setup and names', async () => {
   const { a, group } = twoInGroup();
-  await assert.rejects(group.openDevice('a'), isCode('EINVAL'), 'no container');
+  await assert.rejects(group.getDeviceFile('a'), isCode('EINVAL'), 'no container');
   const container = new VfioContainer();
   group.setContainer(container);
-  await assert.rejects(group.openDevice('a'), isCode('EINVAL'), 'no IOMMU');
+  await assert.rejects(group.getDeviceFile('a'), isCode('EINVAL'), 'no IOMMU');
   container.setIommu();
-  await assert.rejects(group.openDevice('nope'), isCode('ENODEV'));
-  const f = await group.openDevice('a');
+  await assert.rejects(group.getDeviceFile('nope'), isCode('ENODEV'));
+  const f = await group.getDeviceFile('a');
   assert.equal(f.state, 'bound');
   assert.equal(f.path, 'group');
   assert.equal(a.opens, 1);
-  const f2 = await group.openDevice('a');
+  const f2 = await group.getDeviceFile('a');
   assert.equal(a.opens, 1, 'the group path shares one open too');
   // Container mappings reach the device.
   const mem = new Uint8Array(4096);
@@ -92,9 +92,9 @@ test('cdev and group paths exclude each other (EBUSY)', async () => {
   container.setIommu();
   const cdev = a.openFile();
   await cdev.bindIommufd(new IommufdContext());
-  await assert.rejects(group.openDevice('a'), isCode('EBUSY'));
+  await assert.rejects(group.getDeviceFile('a'), isCode('EBUSY'));
   await cdev.close();
-  const viaGroup = await group.openDevice('a');
+  const viaGroup = await group.getDeviceFile('a');
   const cdev2 = a.openFile();
   await assert.rejects(cdev2.bindIommufd(new IommufdContext()), isCode('EBUSY'));
   assert.equal(cdev2.state, 'open');
@@ -110,10 +110,10 @@ test('a device going away cannot be opened through its group', async () => {
   const container = new VfioContainer();
   group.setContainer(container);
   container.setIommu();
-  const f = await group.openDevice('a');
+  const f = await group.getDeviceFile('a');
   const p = a.unregister();
-  await assert.rejects(group.openDevice('a'), isCode('ENODEV'));
+  await assert.rejects(group.getDeviceFile('a'), isCode('ENODEV'));
   await f.close();
   await p;
-  await assert.rejects(group.openDevice('a'), isCode('ENODEV'));
+  await assert.rejects(group.getDeviceFile('a'), isCode('ENODEV'));
 });

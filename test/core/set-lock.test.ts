@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SetLock } from '../../src/core/index.js';
+import { SetLock, SetLockToken } from '../../src/core/index.js';
 
 test('a free lock runs a synchronous fn at once and returns its value, not a promise', () => {
   const lock = new SetLock();
@@ -60,14 +60,17 @@ test('a queued fn that throws synchronously still releases the lock', async () =
   assert.equal(lock.idle, true);
 });
 
-test('a token proves the hold only while held', async () => {
+test('a token proves the hold only while held, and cannot be forged', async () => {
   const lock = new SetLock();
   const other = new SetLock();
-  let kept: import('../../src/core/index.js').SetLockToken | undefined;
+  let kept: SetLockToken | undefined;
   lock.run((token) => {
     token.assertHolds(lock);
-    assert.throws(() => token.assertHolds(other));
+    assert.equal(lock.isHeldBy(token), true);
+    assert.throws(() => token.assertHolds(other), /not held/);
+    assert.throws(() => new SetLockToken(lock).assertHolds(lock), /not held/, 'a token made by hand proves nothing');
     kept = token;
   });
   assert.throws(() => kept!.assertHolds(lock), /not held/);
+  assert.equal(Object.keys(lock).includes('holder'), false, 'the holder is not a public field');
 });

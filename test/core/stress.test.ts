@@ -18,7 +18,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VfioCore, VfioError, type DeviceFile } from '../../src/core/index.js';
-import { CORE } from '../../src/core/device.js';
+import { RECORD } from '../../src/core/device-record.js';
 import { IommufdContext } from '../../src/iommufd/index.js';
 import { Prng } from '../support/prng.js';
 import { Scheduler } from '../support/scheduler.js';
@@ -175,7 +175,7 @@ async function runSeed(seed: number, burst: number): Promise<{ ops: number; step
 
   const check = () => {
     for (const dev of all) {
-      const c = dev[CORE];
+      const c = dev[RECORD];
       const bound = [...dev.files].filter((f) => f.state === 'bound').length;
       const tag = `seed ${seed} step ${sched.steps} ${dev.name}#${all.indexOf(dev)}`;
       if (dev.violations.length) problems.push(`${tag}: ${dev.violations.join('; ')}`);

@@ -1,15 +1,19 @@
 /**
  * The daemon with a real vfio-user client attached, as QEMU would be:
  * `stop` and shutdown ask the client to let go through the REQ interrupt
- * and wait for it; a client that does not let go is dropped at shutdown.
+ * and wait for it, saying who holds the device meanwhile; `stop --timeout`
+ * and shutdown drop a client that does not let go, naming it, and
+ * `stop --force` drops it at once. `list -v` and `list --json` show who is
+ * connected. The client here is this test process: its pid and command
+ * line are what the daemon must report.
  */
 import { strict as assert } from 'node:assert';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PciIrq } from '../../src/base/uapi.js';
 import { VfioUserClient } from '../../src/vfio-user/client.js';
-import { Daemon, ok, okJson, sandbox, uvfio, type Sandbox } from '../cli/harness.js';
+import { Daemon, fails, ok, okJson, sandbox, uvfio, type Sandbox } from '../cli/harness.js';
 
 const U = 'c0ffee00-1b4b-45ef-ad62-de05be9171df';
 const sandboxes: Sandbox[] = [];
@@ -37,8 +41,22 @@ async function attach(socket: string) {
   return { client, req };
 }
 
+/** Our own command line as /proc shows it, as the daemon reads it. */
+const OUR_COMMAND = readFileSync('/proc/self/cmdline', 'utf8').replace(/\0$/, '').split('\0').join(' ');
+const US = `pid ${process.pid} (${OUR_COMMAND.slice(0, 20)}`;
+/** How log lines name this process (describeClient). */
+const describeUs = () => `pid ${process.pid} (${OUR_COMMAND.length > 80 ? `${OUR_COMMAND.slice(0, 79)}…` : OUR_COMMAND})`;
+
+interface ClientJson {
+  pid: number;
+  uid: number;
+  gid: number;
+  command: string;
+  bound: boolean;
+}
+
 describe('uvfio daemon with a vfio-user client attached', () => {
-  it('stop asks the client through REQ, and returns once it lets go', async () => {
+  it('stop asks the client through REQ, says who holds the device, and returns once it lets go', async () => {
     const { sb } = await setup();
     const { socket } = await okJson<{ socket: string }>(sb, ['start', '-u', U, '-p', 'mtty', '-t', 'mtty-1']);
     const { client, req } = await attach(socket);
@@ -52,14 +70,84 @@ describe('uvfio daemon with a vfio-user client attached', () => {
     await sleep(200);
     assert.equal(finished, false, 'stop waits while the client holds the device');
     assert.equal(existsSync(socket), false, 'no new client can connect meanwhile');
+    // The first report comes a second after the stop began (the REQ above).
+    await sleep(2_500);
     client.close();
     const r = await stop;
     assert.equal(r.code, 0, r.stderr);
+    const lines = r.stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0]!, new RegExp(`^uvfio: stop ${U}: held for \\d\\.\\d s by `), r.stderr);
+    assert.ok(lines[0]!.includes(`by ${US}`), r.stderr);
+    assert.ok(lines[0]!.endsWith(', asked to let go (REQ interrupt); waiting (--timeout S or --force drops it)'), r.stderr);
     assert.deepEqual(await okJson(sb, ['list']), []);
   });
 
-  it('SIGTERM: a client that ignores REQ is dropped after --shutdown-timeout, and the daemon exits 0', async () => {
-    const { sb, daemon } = await setup(['--shutdown-timeout', '300']);
+  it('stop --timeout drops a client that does not let go, with a warning naming it, and exits 0', async () => {
+    const { sb, daemon } = await setup();
+    const { socket } = await okJson<{ socket: string }>(sb, ['start', '-u', U, '-p', 'mtty', '-t', 'mtty-1']);
+    const { client } = await attach(socket);
+    const closed = new Promise<void>((resolve) => {
+      client.onClose = () => resolve();
+    });
+    const started = Date.now();
+    const r = await uvfio(sb, ['stop', '-u', U, '--timeout', '1.5']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(Date.now() - started >= 1_500);
+    await closed;
+    const lines = r.stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 2, r.stderr);
+    assert.match(lines[0]!, new RegExp(`^uvfio: stop ${U}: held for 1\\.\\d s by pid ${process.pid} \\(.*asked to let go`));
+    assert.match(lines[1]!, new RegExp(`^uvfio: warning: stop ${U}: pid ${process.pid} \\(.*\\) did not let go within 1\\.\\d s: dropping it$`));
+    assert.deepEqual(await okJson(sb, ['list']), []);
+    const warned = daemon.logs.find((l) => l.msg === 'clients did not let go in time: dropping them');
+    assert.ok(warned, JSON.stringify(daemon.logs));
+    assert.equal(warned.level, 'warn');
+    assert.deepEqual(warned.clients, [describeUs()]);
+  });
+
+  it('stop --force drops the client at once; a client without a REQ interrupt is said not to be asked', async () => {
+    const { sb } = await setup();
+    const { socket } = await okJson<{ socket: string }>(sb, ['start', '-u', U, '-p', 'mtty', '-t', 'mtty-1']);
+    const client = await VfioUserClient.connect(socket);
+    clients.push(client);
+    const started = Date.now();
+    const r = await uvfio(sb, ['stop', '-u', U, '--force', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(Date.now() - started < 1_000, 'at once');
+    assert.match(r.stderr, new RegExp(`^uvfio: stop ${U}: --force: dropping pid ${process.pid} \\(.*\\)\\n$`));
+    assert.equal((JSON.parse(r.stdout) as { active: boolean }).active, false);
+
+    // Without --force, a client that set up no REQ eventfd is waiting forever: it is said so.
+    await ok(sb, ['start', '-u', U, '-p', 'mtty', '-t', 'mtty-1']);
+    const quiet = await VfioUserClient.connect(socket);
+    clients.push(quiet);
+    const r2 = await uvfio(sb, ['stop', '-u', U, '--timeout', '1.2']);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.match(r2.stderr, /, not asked: it set up no REQ interrupt; waiting/);
+    assert.match(await fails(sb, ['stop', '-u', U, '--force', '--timeout', '1']), /--force and --timeout cannot be combined/);
+    assert.match(await fails(sb, ['stop', '-u', U, '--timeout=-1']), /--timeout: "-1" is not a number of seconds/);
+  });
+
+  it('list -v and list --json show each client: pid, uid, gid and command', async () => {
+    const { sb } = await setup();
+    const { socket } = await okJson<{ socket: string }>(sb, ['start', '-u', U, '-p', 'mtty', '-t', 'mtty-1']);
+    const [none] = await okJson<Array<{ clients: ClientJson[] }>>(sb, ['list']);
+    assert.deepEqual(none!.clients, []);
+    assert.match(await ok(sb, ['list', '-v']), /\n  Clients: none\n$/);
+    const { client } = await attach(socket);
+    void client;
+    const [dev] = await okJson<Array<{ clients: ClientJson[] }>>(sb, ['list']);
+    assert.equal(dev!.clients.length, 1);
+    const [c] = dev!.clients;
+    assert.deepEqual([c!.pid, c!.uid, c!.gid, c!.command, c!.bound], [process.pid, process.getuid!(), process.getgid!(), OUR_COMMAND, true]);
+    const text = await ok(sb, ['list', '-v']);
+    assert.ok(text.includes(`\n  Clients:\n    pid ${process.pid} uid ${process.getuid!()} gid ${process.getgid!()} since `), text);
+    assert.ok(text.endsWith(`: ${OUR_COMMAND}\n`), text);
+  });
+
+  it('SIGTERM: who holds a device is logged; a client that ignores REQ is named and dropped after --shutdown-timeout; the daemon exits 0', async () => {
+    const { sb, daemon } = await setup(['--shutdown-timeout', '1500']);
     await ok(sb, ['start', '-u', U, '-p', 'mtty', '-t', 'mtty-2']);
     const [{ socket }] = await okJson<Array<{ socket: string }>>(sb, ['list']);
     const { client, req } = await attach(socket!);
@@ -72,7 +160,10 @@ describe('uvfio daemon with a vfio-user client attached', () => {
     assert.equal(await code, 0);
     await closed;
     assert.ok(Date.now() - started < 5_000);
-    assert.ok(daemon.logs.some((l) => /did not let go in time/.test(l.msg)), JSON.stringify(daemon.logs));
+    const held = daemon.logs.find((l) => l.msg === 'device held at shutdown: its clients were asked to let go');
+    assert.deepEqual(held?.clients, [describeUs()], JSON.stringify(daemon.logs));
+    const warned = daemon.logs.find((l) => l.msg === 'clients did not let go in time: dropping them');
+    assert.deepEqual([warned?.level, warned?.clients], ['warn', [describeUs()]], JSON.stringify(daemon.logs));
     assert.equal(existsSync(socket!), false);
   });
 });

@@ -33,7 +33,14 @@ beforeEach(() => {
   bus = new MdevBus({ core: new VfioCore() });
   bus.registerParent({ name: 'fake0', driver: fakeDriver() });
   bus.registerParent({ name: 'fake1', driver: fakeDriver() });
-  svc = new MdevService({ store, bus, socketPath: (u) => `/run/x/${u}.sock` });
+  // Sockets named, no client ever connected (the real server is tested through the command line).
+  const server = {
+    socketPath: (u: string) => `/run/x/${u}.sock`,
+    clients: () => [],
+    dropClient: () => Promise.resolve(false),
+    watchRequests: () => ({ asked: () => false, close: () => {} }),
+  };
+  svc = new MdevService({ store, bus, server });
 });
 after(() => store?.close());
 

@@ -25,6 +25,9 @@ describe('Daemon.stop', () => {
       createDeviceServer: () => ({
         serve: async () => {},
         socketPath: () => undefined,
+        clients: () => [],
+        dropClient: () => Promise.resolve(false),
+        watchRequests: () => ({ asked: () => false, close: () => {} }),
         close: () => new Promise<void>(() => {}),
       }),
       shutdownTimeoutMs: 50,

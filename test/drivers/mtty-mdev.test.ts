@@ -79,7 +79,7 @@ test('concurrent creates never overshoot the pool', async () => {
 test('ports come back only once the removed card is released, after its client let go', async () => {
   const { bus, parent, core } = setup();
   const mdev = await bus.create(uuidOf(1), 'mtty-2');
-  const file = core.openDevice(mdev.uuid);
+  const file = core.openFile(mdev.uuid);
   await file.bindIommufd(new IommufdContext());
   const removed = bus.remove(uuidOf(1));
   await new Promise((r) => setTimeout(r, 10));

@@ -15,6 +15,7 @@ import {
   mmap,
   munmap,
   openFdCount,
+  peerCredentials,
   recvmsg,
   sendmsg,
   sendmsg2,
@@ -170,4 +171,17 @@ test('dup gives an independent CLOEXEC fd', () => {
   assert.equal(eventfdRead(copy), 3n);
   close(copy);
   assert.throws(() => dup(1 << 20), isCode('EBADF', 'dup'));
+});
+
+test('peerCredentials: the pid, uid and gid of the connected process, from either end', () => {
+  const [client, server] = rawPair(tmp.path('cred.sock'));
+  const mine = [process.pid, process.getuid!(), process.getgid!()];
+  assert.deepEqual(peerCredentials(server), mine);
+  assert.deepEqual(peerCredentials(client), mine);
+  close(client);
+  close(server);
+  const memfd = memfdCreate('not-a-socket', 0);
+  assert.throws(() => peerCredentials(memfd), (e: unknown) => e instanceof VfioError && /SO_PEERCRED/.test(e.message));
+  close(memfd);
+  assert.throws(() => peerCredentials(memfd), isCode('EBADF'));
 });

@@ -2,14 +2,14 @@
 import { VfioError } from '../../base/errors.js';
 import { parseListenAddress } from '../../console/listen-address.js';
 import { Logger, logLevelFrom } from '../../daemon/log.js';
-import { flag, str, type Command } from '../args.js';
+import { limitsHelp, parseLimits } from '../../vfio-user/limits.js';
+import { flag, str, strs, type Command } from '../args.js';
 
 export const daemonCommand: Command = {
   name: 'daemon',
   summary: 'serve devices (runs until SIGINT or SIGTERM)',
-  help: `Usage: uvfio daemon [--http [ADDR:]PORT] [--no-vnc] [--no-defaults] [--shutdown-timeout MS] [--log-level LEVEL]
-
-Serve every parent: auto-start the definitions marked auto, put one
+  synopsis: ['daemon [--http [ADDR:]PORT] [--no-vnc] [--no-defaults] [--shutdown-timeout MS] [--log-level LEVEL] [--limit NAME=VALUE]...'],
+  description: `Serve every parent: auto-start the definitions marked auto, put one
 vfio-user socket per device under RUNTIME_DIR/devices, answer the command
 line on RUNTIME_DIR/control.sock (mode 0600), and print each device's
 socket and QEMU option. Logs are JSON lines on stderr. On SIGINT/SIGTERM,
@@ -24,23 +24,40 @@ Every display device (mdpy, mbochs) gets a read-only VNC server on
 --http the daemon also serves the web console: every device, its state and
 its screen, live; "uvfio console" prints its URL with the access token.
 
-      --http [ADDR:]PORT       serve the web console on PORT (of 127.0.0.1 unless ADDR is given; 0 picks a free port)
-      --no-vnc                 serve no VNC (any local user can reach a loopback port)
-      --no-defaults            do not define the default devices in a new store
-      --shutdown-timeout MS    how long to wait for clients at shutdown (default 5000)
-      --log-level LEVEL        debug, info, warn or error (env UVFIO_LOG_LEVEL; default info)`,
-  options: {
-    http: { type: 'string' },
-    'no-vnc': { type: 'boolean' },
-    'no-defaults': { type: 'boolean' },
-    'shutdown-timeout': { type: 'string' },
-    'log-level': { type: 'string' },
-  },
+Limits bound what a vfio-user client (a VMM, maybe a hostile one) may make
+the daemon hold; set them with --limit NAME=VALUE. A request past one fails
+with its errno and is logged naming the client. Each at its default:
+
+${limitsHelp()}`,
+  options: [
+    {
+      name: 'http',
+      value: '[ADDR:]PORT',
+      help: 'serve the web console on PORT (of 127.0.0.1 unless ADDR is given; 0 picks a free port)',
+    },
+    { name: 'no-vnc', help: 'serve no VNC (any local user can reach a loopback port)' },
+    { name: 'no-defaults', help: 'do not define the default devices in a new store' },
+    { name: 'shutdown-timeout', value: 'MS', help: 'how long to wait for clients at shutdown (default 5000)' },
+    {
+      name: 'log-level',
+      value: 'LEVEL',
+      help: 'debug, info, warn or error (env UVFIO_LOG_LEVEL; default info)',
+      complete: ['debug', 'info', 'warn', 'error'],
+    },
+    { name: 'limit', value: 'NAME=VALUE', multiple: true, help: 'set one of the limits above (repeatable); bytes take K, M, G or T' },
+  ],
+  examples: [
+    { command: 'uvfio daemon', says: 'serve the default devices; print their sockets and QEMU options' },
+    { command: 'uvfio daemon --http 8080', says: 'also serve the web console on 127.0.0.1:8080 ("uvfio console" prints its URL)' },
+    { command: 'uvfio daemon --no-defaults --runtime-dir /tmp/uv', says: 'an empty daemon of its own, beside another one' },
+    { command: 'uvfio daemon --limit dma-maps=1024 --limit data-xfer-size=256K', says: 'fewer DMA mappings per client, smaller transfers' },
+  ],
   async run(ctx, v) {
     const timeout = str(v, 'shutdown-timeout');
     if (timeout !== undefined && !/^\d+$/.test(timeout)) {
       throw new VfioError('EINVAL', `--shutdown-timeout: ${JSON.stringify(timeout)} is not a number of milliseconds`);
     }
+    const limits = parseLimits(strs(v, 'limit'));
     const level = str(v, 'log-level') ?? process.env.UVFIO_LOG_LEVEL;
     if (level !== undefined && logLevelFrom(level) !== level) {
       throw new VfioError('EINVAL', `--log-level: ${JSON.stringify(level)} is not one of debug, info, warn, error`);
@@ -57,6 +74,7 @@ its screen, live; "uvfio console" prints its URL with the access token.
       ...(http === undefined ? {} : { http }),
       vnc: !flag(v, 'no-vnc'),
       shutdownTimeoutMs: timeout === undefined ? undefined : Number(timeout),
+      limits,
       print: ctx.print,
     });
     if (code !== 0) ctx.fail([]);

@@ -1,30 +1,26 @@
 /** `uvfio list`: running devices, or with --defined the definitions. */
-import { given, flag, str, uuidOption, type Command } from '../args.js';
+import { given, flag, jsonOpt, parentOpt, str, uuidOpt, uuidOption, type Command } from '../args.js';
 import { outputMode } from '../output-mode.js';
 import { deviceJson, devicesDumpJson, devicesTable, prettyJson } from '../output.js';
 
 export const listCommand: Command = {
   name: 'list',
   summary: 'list running devices (with --defined: definitions)',
-  help: `Usage: uvfio list [-d] [-u UUID] [-p PARENT] [-v] [--dumpjson | --json]
-
-List running devices with their sockets, or with --defined every defined
-device whether running or not. --defined works without a daemon.
-
-  -d, --defined         list definitions instead of running devices
-  -u, --uuid UUID       only this device
-  -p, --parent PARENT   only devices of this parent
-  -v, --verbose         also print attributes, and the QEMU option of running devices
-      --dumpjson        mdevctl's JSON shape (one device's configuration when -u selects one)
-      --json            uvfio's flat JSON, with each running device's socket`,
-  options: {
-    defined: { type: 'boolean', short: 'd' },
-    uuid: { type: 'string', short: 'u' },
-    parent: { type: 'string', short: 'p' },
-    verbose: { type: 'boolean', short: 'v' },
-    dumpjson: { type: 'boolean' },
-    json: { type: 'boolean' },
-  },
+  synopsis: ['list [-d] [-u UUID] [-p PARENT] [-v] [--dumpjson | --json]'],
+  description: `List running devices with their sockets, or with --defined every defined
+device whether running or not. --defined works without a daemon.`,
+  options: [
+    { name: 'defined', short: 'd', help: 'list definitions instead of running devices' },
+    uuidOpt('only this device'),
+    parentOpt('only devices of this parent'),
+    { name: 'verbose', short: 'v', help: 'also print attributes, and the QEMU option of running devices' },
+    { name: 'dumpjson', help: "mdevctl's JSON shape (one device's configuration when -u selects one)" },
+    jsonOpt("uvfio's flat JSON, with each running device's socket"),
+  ],
+  examples: [
+    { command: 'uvfio list -v', says: 'running devices, their attributes and the QEMU option of each' },
+    { command: 'uvfio list -d -u UUID --dumpjson > dev.json', says: "one device's configuration file, as mdevctl writes it" },
+  ],
   async run(ctx, v) {
     const mode = outputMode(v);
     const uuid = uuidOption(v);

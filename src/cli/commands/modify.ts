@@ -1,6 +1,6 @@
 /** `uvfio modify`: change a definition (works without a daemon). */
 import { VfioError } from '../../base/errors.js';
-import { given, flag, indexOption, requiredUuid, str, type Command } from '../args.js';
+import { given, flag, indexOption, jsonfileOpt, jsonOpt, parentOpt, requiredUuid, str, typeOpt, uuidOpt, type Command } from '../args.js';
 import { readJsonFile } from '../context.js';
 import { outputMode } from '../output-mode.js';
 import { deviceJson, prettyJson } from '../output.js';
@@ -8,41 +8,33 @@ import { deviceJson, prettyJson } from '../output.js';
 export const modifyCommand: Command = {
   name: 'modify',
   summary: 'change a definition: type, start mode, attributes',
-  help: `Usage: uvfio modify -u UUID [-p PARENT] [-t TYPE] [-a | -m]
-       uvfio modify -u UUID [-p PARENT] --addattr NAME --value VALUE [-i INDEX]
-       uvfio modify -u UUID [-p PARENT] --delattr [-i INDEX]
-       uvfio modify -u UUID [-p PARENT] --jsonfile FILE
-
-Change a device's definition. A running device is not affected: the change
-applies at its next start. Works without a daemon.
-
-  -u, --uuid UUID       the device
-  -p, --parent PARENT   its parent, when several define the UUID
-  -t, --type TYPE       a new type
-  -a, --auto            start it whenever the daemon starts
-  -m, --manual          start it only on "uvfio start"
-      --addattr NAME    add attribute NAME (with --value), at the end or at --index
-      --value VALUE     the value of --addattr
-      --delattr         delete the last attribute, or the one at --index
-  -i, --index INDEX     position for --addattr / --delattr (see "uvfio list -d -v")
-      --jsonfile FILE   replace type, start mode and attributes with an mdevctl JSON file
-  -d, --defined         accepted for mdevctl's sake: modify always changes the definition
-      --json            print the new definition as JSON`,
-  options: {
-    uuid: { type: 'string', short: 'u' },
-    parent: { type: 'string', short: 'p' },
-    type: { type: 'string', short: 't' },
-    auto: { type: 'boolean', short: 'a' },
-    manual: { type: 'boolean', short: 'm' },
-    addattr: { type: 'string' },
-    value: { type: 'string' },
-    delattr: { type: 'boolean' },
-    index: { type: 'string', short: 'i' },
-    jsonfile: { type: 'string' },
-    defined: { type: 'boolean', short: 'd' },
-    live: { type: 'boolean', short: 'l' },
-    json: { type: 'boolean' },
-  },
+  synopsis: [
+    'modify -u UUID [-p PARENT] [-t TYPE] [-a | -m]',
+    'modify -u UUID [-p PARENT] --addattr NAME --value VALUE [-i INDEX]',
+    'modify -u UUID [-p PARENT] --delattr [-i INDEX]',
+    'modify -u UUID [-p PARENT] --jsonfile FILE',
+  ],
+  description: `Change a device's definition. A running device is not affected: the change
+applies at its next start. Works without a daemon.`,
+  options: [
+    uuidOpt('the device'),
+    parentOpt('its parent, when several define the UUID'),
+    typeOpt('a new type'),
+    { name: 'auto', short: 'a', help: 'start it whenever the daemon starts' },
+    { name: 'manual', short: 'm', help: 'start it only on "uvfio start"' },
+    { name: 'addattr', value: 'NAME', help: 'add attribute NAME (with --value), at the end or at --index' },
+    { name: 'value', value: 'VALUE', help: 'the value of --addattr' },
+    { name: 'delattr', help: 'delete the last attribute, or the one at --index' },
+    { name: 'index', short: 'i', value: 'INDEX', help: 'position for --addattr / --delattr (see "uvfio list -d -v")' },
+    jsonfileOpt('replace type, start mode and attributes with an mdevctl JSON file'),
+    { name: 'defined', short: 'd', help: "accepted for mdevctl's sake: modify always changes the definition" },
+    { name: 'live', short: 'l', help: 'not supported: stop and start the device to apply a change', hidden: true },
+    jsonOpt('print the new definition as JSON'),
+  ],
+  examples: [
+    { command: 'uvfio modify -u UUID --manual', says: 'no longer start it when the daemon starts' },
+    { command: 'uvfio modify -u UUID -t mtty-2', says: 'a two-port card from its next start on' },
+  ],
   async run(ctx, v) {
     const mode = outputMode(v);
     if (flag(v, 'live')) throw new VfioError('EOPNOTSUPP', 'modify --live is not supported: stop and start the device to apply a change');

@@ -95,7 +95,7 @@ export function renderToPng(fb: Uint8Array, plane: DisplayPlane): Uint8Array {
 }
 
 /** `1024x768 XRGB8888, stride 4096, offset 0` */
-export function describePlane(plane: DisplayPlane): string {
+function describePlane(plane: DisplayPlane): string {
   return `${plane.width}x${plane.height} ${plane.format}, stride ${plane.stride}, offset ${plane.offset}`;
 }
 

@@ -23,7 +23,7 @@ export const DISPI_INDEX = {
   VIDEO_MEMORY_64K: 0xa,
 } as const;
 
-export const DISPI_REGISTER_COUNT = 11;
+const DISPI_REGISTER_COUNT = 11;
 
 /** Interface versions; a guest checks `(id & 0xfff0) === ID0`. */
 export const DISPI_ID0 = 0xb0c0;

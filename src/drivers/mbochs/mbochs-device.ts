@@ -27,7 +27,7 @@ import type { DisplayPlane } from '../display/plane.js';
 import { DISPI_MMIO_OFFSET, DISPI_MMIO_SIZE, DispiRegisters } from './dispi.js';
 import { EDID_BLOB_MAX, EDID_REGION_SIZE, EdidRegion } from './edid-region.js';
 
-export const MBOCHS_PCI = {
+const MBOCHS_PCI = {
   VENDOR_ID: 0x1234,
   DEVICE_ID: 0x1111,
   SUBSYSTEM_VENDOR_ID: 0x1af4,
@@ -37,9 +37,8 @@ export const MBOCHS_PCI = {
   CLASS_CODE: 0x038000,
 } as const;
 
-/** BAR2, the register BAR. */
-export const MBOCHS_MMIO_BAR = 2;
-export const MBOCHS_MMIO_SIZE = 4096;
+/** Size of BAR2, the register BAR. */
+const MBOCHS_MMIO_SIZE = 4096;
 /** Region index of the EDID region: the first after the nine of vfio-pci. */
 export const MBOCHS_EDID_REGION = PciRegion.NUM;
 

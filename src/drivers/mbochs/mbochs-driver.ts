@@ -12,7 +12,7 @@ import { MbochsDevice } from './mbochs-device.js';
 import { DEFAULT_POOL_BYTES, MIB, MemoryPool } from './memory-pool.js';
 
 /** What each type gets, by type name (the part of the id after `mbochs-`). */
-export const MBOCHS_TYPES: Readonly<Record<string, { memoryBytes: number; maxWidth: number; maxHeight: number }>> = {
+const MBOCHS_TYPES: Readonly<Record<string, { memoryBytes: number; maxWidth: number; maxHeight: number }>> = {
   small: { memoryBytes: 4 * MIB, maxWidth: 800, maxHeight: 600 },
   medium: { memoryBytes: 16 * MIB, maxWidth: 1920, maxHeight: 1440 },
   large: { memoryBytes: 64 * MIB, maxWidth: 0, maxHeight: 0 },

@@ -1,3 +1,3 @@
 /** mdpy: a fixed-mode framebuffer display, and its mdev driver. */
-export { MdpyDevice, MDPY_PCI, MDPY_VENDORCAP, type MdpyDeviceOptions } from './mdpy-device.js';
-export { MdpyDriver, MDPY_MAX_DEVICES, MDPY_MODES, type MdpyDriverOptions } from './mdpy-driver.js';
+export { MdpyDevice, MDPY_VENDORCAP } from './mdpy-device.js';
+export { MdpyDriver } from './mdpy-driver.js';

@@ -23,7 +23,7 @@ import { offerFramebuffer } from '../display/framebuffer-region.js';
 import { bytesPerPixel, drmFormatOf, type DisplayPlane } from '../display/plane.js';
 
 /** Identity in config space (mdpy-defs.h): Red Hat's 1b36:000f, QEMU's subsystem. */
-export const MDPY_PCI = {
+const MDPY_PCI = {
   VENDOR_ID: 0x1b36,
   DEVICE_ID: 0x000f,
   SUBSYSTEM_VENDOR_ID: 0x1af4,

@@ -9,10 +9,10 @@ import type { MdevDriver, MdevProbeInfo, MdevType, MdevTypeSpec } from '../../md
 import { MdpyDevice } from './mdpy-device.js';
 
 /** Devices a parent serves unless told otherwise (the kernel's `count`). */
-export const MDPY_MAX_DEVICES = 4;
+const MDPY_MAX_DEVICES = 4;
 
 /** The mode of each type, by type name (the part of the id after `mdpy-`). */
-export const MDPY_MODES: Readonly<Record<string, { width: number; height: number }>> = {
+const MDPY_MODES: Readonly<Record<string, { width: number; height: number }>> = {
   vga: { width: 640, height: 480 },
   xga: { width: 1024, height: 768 },
   hd: { width: 1920, height: 1080 },

@@ -25,7 +25,7 @@ import { VfioPciDevice } from '../../pci/pci-device.js';
 import { UART_REG_COUNT, Uart16550 } from './uart.js';
 
 /** The card's identity in config space. */
-export const MTTY_PCI = {
+const MTTY_PCI = {
   VENDOR_ID: 0x4348,
   DEVICE_ID: 0x3253,
   REVISION: 0x10,

@@ -87,11 +87,5 @@ export interface Session {
 /** A command handler (one per file in this folder). */
 export type CommandHandler = (session: Session, req: Request) => void | Promise<void>;
 
-/**
- * `then` that stays synchronous for a plain value: ops return their value
- * directly when they ran at once, and the hot path must not pay a microtask.
- */
-export function after<T, R>(value: T | Promise<T>, fn: (v: T) => R): R | Promise<Awaited<R>> {
-  if (value instanceof Promise) return value.then(fn) as Promise<Awaited<R>>;
-  return fn(value as T);
-}
+/** `then` that stays synchronous for a plain value (the core's, for every handler). */
+export { after } from '../../core/maybe-async.js';

@@ -9,6 +9,7 @@
 import type { SetIrqsRequest } from '../../base/uapi.js';
 import { decodeSetIrqs } from '../decoder.js';
 import type { EventfdNotifier } from '../eventfd-notifier.js';
+import { isPromiseLike } from '../../core/maybe-async.js';
 import type { CommandHandler } from './handler.js';
 
 export const setIrqs: CommandHandler = (session, req) => {
@@ -45,5 +46,5 @@ export const setIrqs: CommandHandler = (session, req) => {
   } catch (err) {
     return fail(err);
   }
-  return result instanceof Promise ? result.then(done, fail) : done();
+  return isPromiseLike(result) ? result.then(done, fail) : done();
 };

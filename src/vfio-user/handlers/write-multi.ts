@@ -5,6 +5,7 @@
  */
 import { decodeWriteMulti } from '../decoder.js';
 import { encodeWriteMultiReply } from '../serializer.js';
+import { isPromiseLike } from '../../core/maybe-async.js';
 import type { CommandHandler } from './handler.js';
 
 export const writeMulti: CommandHandler = (session, req) => {
@@ -14,7 +15,7 @@ export const writeMulti: CommandHandler = (session, req) => {
     while (i < entries.length) {
       const e = entries[i++]!;
       const result = session.file.regionWrite(e.region, e.offset, e.data);
-      if (result instanceof Promise) return result.then(next);
+      if (isPromiseLike(result)) return result.then(next);
     }
     session.reply(req, encodeWriteMultiReply(req.msgId, entries.length));
   };

@@ -1,0 +1,165 @@
+/**
+ * The one table of what a vfio-user client may make the server hold: every
+ * limit's name on the command line (`uvfio daemon --limit NAME=VALUE`), its
+ * scope (one message, one client, the whole server), its default and what
+ * it bounds. The server enforces exactly these values, and its VERSION
+ * reply advertises those the protocol can carry (max_msg_fds,
+ * max_data_xfer_size, max_dma_maps), so what a client is told is what it
+ * gets. README's "Security model" shows the same table.
+ *
+ * A limit is added here, with its field in ResourceLimits, and enforced
+ * where the resource is taken; nothing else is needed for the flag, the
+ * help text and the defaults to follow.
+ */
+import { VfioError } from '../base/errors.js';
+import { CapabilityDefault } from './protocol.js';
+
+/** How a limit's value is written: a plain count, bytes (K/M/G/T suffixes), or milliseconds. */
+export type LimitUnit = 'count' | 'bytes' | 'ms';
+
+/** What one unit of the limit covers. */
+export type LimitScope = 'message' | 'client' | 'server';
+
+/** Every limit's value; see LIMITS for what each bounds. */
+export interface ResourceLimits {
+  /** fds the server accepts in one message (its max_msg_fds) */
+  maxMsgFds: number;
+  /** data bytes the server accepts in one message (its max_data_xfer_size) */
+  maxDataXferSize: number;
+  /** DMA mappings one client may hold at once (its max_dma_maps) */
+  maxDmaMaps: number;
+  /** how long a client may take to answer a DMA_READ/DMA_WRITE */
+  dmaTimeoutMs: number;
+}
+
+/** One row of the table. */
+export interface LimitSpec {
+  /** The name in `--limit NAME=VALUE`. */
+  readonly name: string;
+  readonly unit: LimitUnit;
+  readonly scope: LimitScope;
+  readonly min: number;
+  readonly max: number;
+  readonly default: number;
+  /** What it bounds and what a client past it gets: one sentence for --help and the README. */
+  readonly doc: string;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** The table. Keys are ResourceLimits' fields; order is the order of the help text. */
+export const LIMITS: { readonly [K in keyof ResourceLimits]: LimitSpec } = {
+  maxMsgFds: {
+    name: 'msg-fds',
+    unit: 'count',
+    scope: 'message',
+    min: 1,
+    // QEMU's client refuses a server whose max_msg_fds is above 16.
+    max: 16,
+    default: 16,
+    doc: 'file descriptors one message may carry (VERSION max_msg_fds)',
+  },
+  maxDataXferSize: {
+    name: 'data-xfer-size',
+    unit: 'bytes',
+    scope: 'message',
+    min: 4 * KiB,
+    max: 64 * MiB,
+    default: CapabilityDefault.MAX_DATA_XFER_SIZE,
+    doc: 'data bytes of one region or DMA transfer (VERSION max_data_xfer_size); a longer message ends the session',
+  },
+  maxDmaMaps: {
+    name: 'dma-maps',
+    unit: 'count',
+    scope: 'client',
+    min: 1,
+    // QEMU's client refuses a server whose max_dma_maps is above 65535.
+    max: CapabilityDefault.MAX_DMA_MAPS,
+    default: CapabilityDefault.MAX_DMA_MAPS,
+    doc: 'DMA mappings one client holds at once (VERSION max_dma_maps); ENOSPC past it',
+  },
+  dmaTimeoutMs: {
+    name: 'dma-timeout',
+    unit: 'ms',
+    scope: 'message',
+    min: 1,
+    max: 3_600_000,
+    default: 5_000,
+    doc: 'milliseconds a client may take to answer a DMA_READ or DMA_WRITE; the access then fails with ETIMEDOUT',
+  },
+};
+
+/** Every limit at its default. */
+export const DEFAULT_LIMITS: Readonly<ResourceLimits> = Object.freeze(
+  Object.fromEntries(Object.entries(LIMITS).map(([k, spec]) => [k, spec.default])) as unknown as ResourceLimits,
+);
+
+const SUFFIX: Record<string, number> = { '': 1, K: KiB, M: MiB, G: 1024 * MiB, T: 1024 * 1024 * MiB };
+
+/** The field a `--limit` name stands for, or undefined. */
+export function limitKey(name: string): keyof ResourceLimits | undefined {
+  for (const [key, spec] of Object.entries(LIMITS)) if (spec.name === name) return key as keyof ResourceLimits;
+  return undefined;
+}
+
+/**
+ * Parses `NAME=VALUE` arguments (bytes may end in K, M, G or T, powers of
+ * 1024) into the limits they set; later ones win. EINVAL, naming the
+ * argument, for an unknown name, a malformed value or one out of range.
+ */
+export function parseLimits(args: readonly string[]): Partial<ResourceLimits> {
+  const out: Partial<ResourceLimits> = {};
+  for (const arg of args) {
+    const eq = arg.indexOf('=');
+    const name = eq < 0 ? arg : arg.slice(0, eq);
+    const key = limitKey(name);
+    if (key === undefined) {
+      throw new VfioError('EINVAL', `--limit ${JSON.stringify(arg)}: no limit is named ${JSON.stringify(name)} (see "uvfio daemon --help")`);
+    }
+    const spec = LIMITS[key];
+    const text = eq < 0 ? '' : arg.slice(eq + 1);
+    const m = (spec.unit === 'bytes' ? /^(\d+)([KMGT]?)$/ : /^(\d+)()$/).exec(text);
+    const value = m === null ? NaN : Number(m[1]) * SUFFIX[m[2]!]!;
+    if (!Number.isSafeInteger(value)) {
+      throw new VfioError('EINVAL', `--limit ${name}: ${JSON.stringify(text)} is not ${UNIT_WORDS[spec.unit]}`);
+    }
+    if (value < spec.min || value > spec.max) {
+      throw new VfioError('EINVAL', `--limit ${name}: ${formatLimit(spec, value)} is outside ${formatLimit(spec, spec.min)} to ${formatLimit(spec, spec.max)}`);
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+const UNIT_WORDS: Record<LimitUnit, string> = {
+  count: 'a whole number',
+  bytes: 'a number of bytes (a whole number, optionally followed by K, M, G or T)',
+  ms: 'a whole number of milliseconds',
+};
+
+/** How the help and the README say a scope. */
+export const SCOPE_WORDS: Record<LimitScope, string> = {
+  message: 'per message',
+  client: 'per client',
+  server: 'for the whole daemon',
+};
+
+/** A limit's value as a user writes it: `16`, `1M`, `5000` (milliseconds). */
+export function formatLimit(spec: LimitSpec, value: number): string {
+  if (spec.unit !== 'bytes') return String(value);
+  for (const s of ['T', 'G', 'M', 'K']) {
+    if (value >= SUFFIX[s]! && value % SUFFIX[s]! === 0) return `${value / SUFFIX[s]!}${s}`;
+  }
+  return String(value);
+}
+
+/**
+ * The limits for `uvfio daemon --help` and the man page: each at its
+ * default, with its scope and what it bounds, one paragraph each.
+ */
+export function limitsHelp(): string {
+  return Object.values(LIMITS)
+    .map((spec) => `  ${spec.name}=${formatLimit(spec, spec.default)}\n      ${SCOPE_WORDS[spec.scope]}: ${spec.doc}`)
+    .join('\n\n');
+}
