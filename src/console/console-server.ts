@@ -25,6 +25,8 @@ import { VfioError, toVfioError, type ErrnoName } from '../base/errors.js';
 import type { ConsoleLog } from './console-log.js';
 import { captureScreen } from '../drivers/display/screenshot.js';
 import { cookieName, newToken, presentedToken, sameOrigin, tokenMatches } from './access-token.js';
+import type { ClientInfo } from '../vfio-user/client-info.js';
+import { ClientRateMeter } from './client-rates.js';
 import { takeState, type ConsoleService, type ConsoleState } from './console-state.js';
 import { CONSOLE_LIMITS } from './limits.js';
 import { hostPort, isLoopback, reachableHost, type ListenAddress } from './listen-address.js';
@@ -55,11 +57,14 @@ export interface ConsoleServerOptions {
   token?: string;
   /** Milliseconds between state pushes to open pages. Default 1000. */
   stateIntervalMs?: number;
+  /** The clients of a running device, by UUID, with their counters and mappings. */
+  clients?: (uuid: string) => ClientInfo[];
 }
 
 export class ConsoleServer {
   readonly token: string;
   private readonly pages = new Set<PageSession>();
+  private readonly meter = new ClientRateMeter();
   private readonly wss: WebSocketServer;
   private readonly version: string;
   private readonly log: ConsoleLog;
@@ -243,7 +248,13 @@ export class ConsoleServer {
   // ---- state pushes --------------------------------------------------------------
 
   private state(): Promise<ConsoleState> {
-    return takeState(this.options.service, (uuid) => this.options.screens.isDisplay(uuid), this.version);
+    return takeState({
+      service: this.options.service,
+      isDisplay: (uuid) => this.options.screens.isDisplay(uuid),
+      ...(this.options.clients ? { clients: this.options.clients } : {}),
+      meter: this.meter,
+      version: this.version,
+    });
   }
 
   /** Pushes the state to every page now, then once a second while pages are open. */

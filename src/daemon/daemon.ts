@@ -128,7 +128,15 @@ export class Daemon {
       }
       const svc = new MdevService({ store, bus, server, vncAddress: (uuid) => shown.vncAddress(uuid), log });
       await svc.autostart();
-      if (options.http) webConsole = await ConsoleServer.listen({ address: options.http, service: svc, screens: shown, log });
+      if (options.http) {
+        webConsole = await ConsoleServer.listen({
+          address: options.http,
+          service: svc,
+          screens: shown,
+          clients: (uuid) => server.clientDetails(uuid),
+          log,
+        });
+      }
       service = svc;
       const daemon = new Daemon(paths, core, bus, svc, store, server, control, log, options.shutdownTimeoutMs ?? 5_000, shown, webConsole);
       daemon.printSummary(options.print ?? ((text) => process.stdout.write(text)));

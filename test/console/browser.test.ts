@@ -62,6 +62,7 @@ interface PageGlobals {
     querySelector(selector: string): {
       width: number;
       height: number;
+      textContent: string | null;
       getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } };
     } | null;
   };
@@ -128,6 +129,15 @@ describe('web console in Chromium, and a VNC viewer', () => {
     const [listed] = await okJson<Listed[]>(sb, ['list', '-u', uuid]);
     const client = await VfioUserClient.connect(listed!.socket!);
     try {
+      // The page names the client (this test's process) and what it mapped.
+      await client.dmaMapMemory(0x100000, 1 << 20);
+      const who = await page.waitForSelector(`#devices tr[data-uuid="${uuid}"] .client[data-pid="${process.pid}"]`, { timeout: 15_000 });
+      assert.match((await who.textContent())!, /node/);
+      await page.waitForFunction(
+        ([u, pid]) => /DMA: 1 mapping, 1 MiB/.test((globalThis as unknown as PageGlobals).document.querySelector(`#devices tr[data-uuid="${u}"] .client[data-pid="${pid}"]`)?.textContent ?? ''),
+        [uuid, process.pid] as const,
+        { timeout: 15_000 },
+      );
       const bar = await client.mapRegion(PciRegion.BAR0);
       const fb = bar.areas[0]!.bytes;
       for (let y = 0; y < H; y++) {

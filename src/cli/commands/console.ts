@@ -13,7 +13,7 @@ device, and to start, stop, define and undefine devices. The token is new
 at each daemon start and guards every request; whoever has the URL has
 the console, so share it as you would the control socket.`,
   options: [jsonOpt('print the URL and the listening address as JSON')],
-  examples: [{ command: 'uvfio console', says: 'the URL to open, e.g. http://127.0.0.1:8080/?token=…' }],
+  examples: [{ command: 'uvfio console', says: 'the URL to open, e.g. http://127.0.0.1:8080/?token=TOKEN' }],
   async run(ctx, v) {
     const mode = outputMode(v);
     const info = await ctx.call('console', {});

@@ -4,6 +4,8 @@
 // Plain JavaScript, served as it is: no build step, no dependency.
 
 const TILE_BATCH = 1;
+/** Samples of each device's rates kept for its sparkline (one a second). */
+const HISTORY = 60;
 
 /** @type {WebSocket | null} */
 let ws = null;
@@ -17,6 +19,10 @@ const screens = new Map();
 const slots = new Map();
 /** uuids the page wants to watch (visible cards) */
 const wanted = new Set();
+/** uuid → { messages: number[], interrupts: number[] } */
+const history = new Map();
+/** "uuid/clientId" of the DMA lists the operator opened */
+const openDma = new Set();
 
 const $ = (id) => document.getElementById(id);
 
@@ -134,66 +140,187 @@ function button(label, action, onClick) {
 
 function renderState(state) {
   $('daemon').textContent = `${state.daemon.version} · pid ${state.daemon.pid}`;
+  record(state.devices);
   renderTypes(state.types);
   renderDevices(state.devices);
   renderScreens(state.devices.filter((d) => d.active && d.display));
   $('problems').textContent = state.problems.join(' ');
 }
 
+/** "parent/type" → { row, key }, kept while the type's facts stay. */
+const typeRows = new Map();
+
 function renderTypes(types) {
-  const body = $('types').tBodies[0];
-  body.replaceChildren(
-    ...types.map((t) =>
-      el(
-        'tr',
-        { 'data-parent': t.parent, 'data-type': t.type },
-        el('td', {}, t.parent),
-        el('td', {}, t.type),
-        el('td', {}, t.name),
-        el('td', { class: 'num' }, String(t.availableInstances)),
-        el('td', {}, t.deviceApi),
-        el(
-          'td',
-          { class: 'actions' },
-          button('Start', 'start', (b) =>
-            act(b, 'start', { parent: t.parent, type: t.type }, (r) => `started ${r.device.mdevType} ${r.device.uuid}`),
-          ),
-          button('Define', 'define', (b) =>
-            act(b, 'define', { parent: t.parent, type: t.type }, (r) => `defined ${r.device.mdevType} ${r.device.uuid}`),
-          ),
-        ),
-      ),
+  const rows = types.map((t) => {
+    const id = `${t.parent}/${t.type}`;
+    const key = JSON.stringify(t);
+    const known = typeRows.get(id);
+    if (known && known.key === key) return known.row;
+    const row = typeRow(t);
+    typeRows.set(id, { row, key });
+    return row;
+  });
+  $('types').tBodies[0].replaceChildren(...rows);
+}
+
+function typeRow(t) {
+  return el(
+    'tr',
+    { 'data-parent': t.parent, 'data-type': t.type },
+    el('td', {}, t.parent),
+    el('td', {}, t.type),
+    el('td', {}, t.name),
+    el('td', { class: 'num' }, String(t.availableInstances)),
+    el('td', {}, t.deviceApi),
+    el(
+      'td',
+      { class: 'actions' },
+      button('Start', 'start', (b) => act(b, 'start', { parent: t.parent, type: t.type }, (r) => `started ${r.device.mdevType} ${r.device.uuid}`)),
+      button('Define', 'define', (b) => act(b, 'define', { parent: t.parent, type: t.type }, (r) => `defined ${r.device.mdevType} ${r.device.uuid}`)),
     ),
   );
 }
 
+/** uuid → { row, key }: rows are kept while their device's facts stay, so a button is never swapped under the pointer. */
+const deviceRows = new Map();
+
 function renderDevices(devices) {
   $('no-devices').hidden = devices.length > 0;
   $('devices').hidden = devices.length === 0;
-  const body = $('devices').tBodies[0];
-  body.replaceChildren(
-    ...devices.map((d) => {
-      const actions = el('td', { class: 'actions' });
-      if (d.active) actions.append(button('Stop', 'stop', (b) => act(b, 'stop', { uuid: d.uuid }, () => `stopped ${d.uuid}`)));
-      else actions.append(button('Start', 'start', (b) => act(b, 'start', { uuid: d.uuid, parent: d.parent }, () => `started ${d.uuid}`)));
-      if (d.defined) {
-        actions.append(button('Undefine', 'undefine', (b) => act(b, 'undefine', { uuid: d.uuid, parent: d.parent }, () => `undefined ${d.uuid}`)));
-      } else {
-        actions.append(button('Define', 'define', (b) => act(b, 'define', { uuid: d.uuid }, () => `defined ${d.uuid} as it runs`)));
-      }
-      return el(
-        'tr',
-        { 'data-uuid': d.uuid, 'data-state': d.active ? 'running' : 'stopped' },
-        el('td', { class: 'mono' }, d.uuid),
-        el('td', {}, `${d.parent} / ${d.mdevType}`),
-        el('td', {}, d.active ? 'running' : 'defined'),
-        el('td', {}, d.defined ? d.start : 'transient'),
-        el('td', { class: 'mono small' }, d.socket ?? '–'),
-        el('td', { class: 'mono' }, d.vnc ?? '–'),
-        actions,
-      );
-    }),
+  const rows = devices.map((d) => {
+    const key = JSON.stringify([d.active, d.defined, d.start, d.parent, d.mdevType, d.socket, d.vnc]);
+    const known = deviceRows.get(d.uuid);
+    if (known && known.key === key) {
+      known.row.cells[6].replaceWith(clientsCell(d));
+      return known.row;
+    }
+    const row = deviceRow(d);
+    deviceRows.set(d.uuid, { row, key });
+    return row;
+  });
+  const live = new Set(devices.map((d) => d.uuid));
+  for (const uuid of deviceRows.keys()) if (!live.has(uuid)) deviceRows.delete(uuid);
+  $('devices').tBodies[0].replaceChildren(...rows);
+}
+
+function deviceRow(d) {
+  const actions = el('td', { class: 'actions' });
+  if (d.active) actions.append(button('Stop', 'stop', (b) => act(b, 'stop', { uuid: d.uuid }, () => `stopped ${d.uuid}`)));
+  else actions.append(button('Start', 'start', (b) => act(b, 'start', { uuid: d.uuid, parent: d.parent }, () => `started ${d.uuid}`)));
+  if (d.defined) {
+    actions.append(button('Undefine', 'undefine', (b) => act(b, 'undefine', { uuid: d.uuid, parent: d.parent }, () => `undefined ${d.uuid}`)));
+  } else {
+    actions.append(button('Define', 'define', (b) => act(b, 'define', { uuid: d.uuid }, () => `defined ${d.uuid} as it runs`)));
+  }
+  return el(
+    'tr',
+    { 'data-uuid': d.uuid, 'data-state': d.active ? 'running' : 'stopped' },
+    el('td', { class: 'mono' }, d.uuid),
+    el('td', {}, `${d.parent} / ${d.mdevType}`),
+    el('td', {}, d.active ? 'running' : 'defined'),
+    el('td', {}, d.defined ? d.start : 'transient'),
+    el('td', { class: 'mono small' }, d.socket ?? '–'),
+    el('td', { class: 'mono' }, d.vnc ?? '–'),
+    clientsCell(d),
+    actions,
   );
+}
+
+// ---- clients and rates -------------------------------------------------------
+
+/** Adds each running device's summed rates to its history; forgets devices gone. */
+function record(devices) {
+  const live = new Set();
+  for (const d of devices) {
+    if (!d.active || !d.clients) continue;
+    live.add(d.uuid);
+    let h = history.get(d.uuid);
+    if (!h) history.set(d.uuid, (h = { messages: [], interrupts: [] }));
+    const sum = (key) => d.clients.reduce((n, c) => n + (c.rates ? c.rates[key] : 0), 0);
+    for (const [key, list] of [['messages', h.messages], ['interrupts', h.interrupts]]) {
+      list.push(sum(key));
+      if (list.length > HISTORY) list.shift();
+    }
+  }
+  for (const uuid of history.keys()) if (!live.has(uuid)) history.delete(uuid);
+}
+
+function rate(v, unit) {
+  if (v >= 1e6) return `${(v / 1e6).toFixed(1)} M${unit}/s`;
+  if (v >= 1e3) return `${(v / 1e3).toFixed(1)} k${unit}/s`;
+  return `${v} ${unit}/s`;
+}
+
+function bytes(n) {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${Number.isInteger(n) ? n : n.toFixed(1)} ${units[i]}`;
+}
+
+/** Two lines over the last minute: messages (accent) and interrupts (green) per second. */
+function sparkline(h) {
+  const c = el('canvas', { width: 120, height: 28, class: 'spark', title: 'messages (blue) and interrupts (green) per second, last minute' });
+  const g = c.getContext('2d');
+  const top = Math.max(1, ...h.messages, ...h.interrupts);
+  for (const [list, colour] of [[h.messages, '#2a6fdb'], [h.interrupts, '#2e7d32']]) {
+    g.strokeStyle = colour;
+    g.beginPath();
+    list.forEach((v, i) => {
+      const x = (i / (HISTORY - 1)) * (c.width - 1);
+      const y = c.height - 1 - (v / top) * (c.height - 2);
+      if (i === 0) g.moveTo(x, y);
+      else g.lineTo(x, y);
+    });
+    g.stroke();
+  }
+  return c;
+}
+
+function clientsCell(d) {
+  const td = el('td', { class: 'clients' });
+  if (!d.active || !d.clients) return td;
+  if (d.clients.length === 0) {
+    td.append(el('span', { class: 'empty' }, 'no client'));
+    return td;
+  }
+  const h = history.get(d.uuid);
+  if (h) td.append(sparkline(h));
+  for (const c of d.clients) {
+    const who = el('div', { class: 'client', 'data-client': String(c.id), 'data-pid': String(c.pid) });
+    const command = c.command ?? '(command unknown)';
+    who.append(
+      el('span', { class: 'mono' }, `pid ${c.pid < 0 ? '?' : c.pid}`),
+      ' ',
+      el('span', { class: 'mono small command', title: command }, command.length > 60 ? `${command.slice(0, 59)}…` : command),
+      c.bound ? '' : el('span', { class: 'empty' }, ' (handshaking)'),
+    );
+    const r = c.rates;
+    who.append(
+      el(
+        'div',
+        { class: 'small rates' },
+        r ? `${rate(r.messages, 'msg')} · ${rate(r.interrupts, 'irq')} · in ${bytes(r.bytesIn)}/s · out ${bytes(r.bytesOut)}/s${r.errors ? ` · ${r.errors} err/s` : ''}` : 'measuring…',
+        ` · ${c.counters.messagesIn} messages, ${c.counters.interrupts} interrupts, ${c.counters.errors} errors in all`,
+      ),
+    );
+    const key = `${d.uuid}/${c.id}`;
+    const dma = el('details', { class: 'small dma', open: openDma.has(key) });
+    dma.addEventListener('toggle', () => (dma.open ? openDma.add(key) : openDma.delete(key)));
+    dma.append(el('summary', {}, `DMA: ${c.dma.count} mapping${c.dma.count === 1 ? '' : 's'}, ${bytes(c.dma.bytes)}`));
+    const list = el('ul', { class: 'mono' });
+    for (const m of c.dma.mappings) {
+      list.append(el('li', {}, `0x${m.iova.toString(16)} +${bytes(m.size)} ${m.backing === 'fd' ? 'shared memory' : 'DMA messages'} ${m.readable ? 'r' : '-'}${m.writable ? 'w' : '-'}`));
+    }
+    if (c.dma.count > c.dma.mappings.length) list.append(el('li', {}, `… and ${c.dma.count - c.dma.mappings.length} more`));
+    dma.append(list);
+    who.append(dma);
+    td.append(who);
+  }
+  return td;
 }
 
 // ---- screens -----------------------------------------------------------------
