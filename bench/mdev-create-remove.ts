@@ -62,7 +62,7 @@ async function run(variant: Variant): Promise<void> {
   await Promise.all(Array.from({ length: concurrency }, worker));
   const elapsed = performance.now() - started;
 
-  if (driver.freePorts !== driver.poolPorts || bus.devices().length !== 0 || core.devices().length !== 0) {
+  if (driver.pool.used !== 0 || bus.devices().length !== 0 || core.devices().length !== 0) {
     throw new Error('bench: something was left behind');
   }
   const leftovers = [...Array(Math.min(cycles, 4096)).keys()].filter((n) => existsSync(join(dir, `${uuidOf(n)}.sock`)));

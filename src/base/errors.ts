@@ -27,6 +27,7 @@ export const ERRNO = {
   EPIPE: 32,
   ERANGE: 34,
   ENOSYS: 38,
+  ENODATA: 61,
   EPROTO: 71,
   EBADMSG: 74,
   EOVERFLOW: 75,

@@ -108,6 +108,16 @@ export const Feature = {
   DMA_LOGGING_REPORT: 8,
 } as const;
 
+/** vfio_device_feature_migration.flags: which optional migration states a device has. */
+export const MigrationFlags = {
+  /** STOP, STOP_COPY and RESUMING (every migrating device has them) */
+  STOP_COPY: 1 << 0,
+  /** RUNNING_P2P (and PRE_COPY_P2P with PRE_COPY) */
+  P2P: 1 << 1,
+  /** PRE_COPY (and PRE_COPY_P2P with P2P) */
+  PRE_COPY: 1 << 2,
+} as const;
+
 /** vfio_device_mig_state */
 export const MigState = {
   ERROR: 0,
@@ -119,6 +129,17 @@ export const MigState = {
   PRE_COPY: 6,
   PRE_COPY_P2P: 7,
 } as const;
+
+/** One of the MigState values. */
+export type MigStateValue = (typeof MigState)[keyof typeof MigState];
+
+/** VFIO_MIG_GET_PRECOPY_INFO: what a PRE_COPY stream holds for reading now. */
+export interface PrecopyInfo {
+  /** bytes of the initial state not yet read */
+  initialBytes: number;
+  /** bytes of state changed since it was read */
+  dirtyBytes: number;
+}
 
 /** What VFIO_DEVICE_GET_INFO reports. */
 export interface DeviceInfo {

@@ -14,10 +14,12 @@ import type { RegionMmap, VfioDevice } from './device.js';
 import { RECORD } from './device-record.js';
 import type { DeviceSet } from './device-set.js';
 import type { SetLockToken } from './set-lock.js';
-import type { DeviceInfo, FeatureRequest, IrqInfo, RegionInfo, SetIrqsRequest } from '../base/uapi.js';
+import type { DeviceInfo, FeatureRequest, IrqInfo, MigStateValue, PrecopyInfo, RegionInfo, SetIrqsRequest } from '../base/uapi.js';
+import { migrationOf } from './device-migration.js';
 import type { VfioGroup } from './group.js';
 import type { IommufdContext } from '../iommufd/context.js';
 import type { DmaAccess } from '../iommufd/address-space.js';
+import type { DirtyRange } from '../iommufd/dirty-log.js';
 
 export type FileState = 'open' | 'binding' | 'bound' | 'closed';
 
@@ -140,18 +142,61 @@ export class DeviceFile {
   mmap(index: number): RegionMmap | Promise<RegionMmap> {
     return this.op(() => this.device.mmap(index));
   }
+  /** VFIO_DEVICE_RESET; a device that migrates is RUNNING again afterwards. */
   reset(): void | Promise<void> {
-    return this.op(() => this.device.reset());
+    return this.op((token) => resetDevice(this.device, token));
   }
   deviceFeature(request: FeatureRequest): Uint8Array | void | Promise<Uint8Array | void> {
     return this.op(() => this.device.deviceFeature(request));
   }
 
-  migrationDataRead(size: number): Uint8Array | Promise<Uint8Array> {
-    return this.op(() => this.device.migrationDataRead(size));
+  // ---- migration v2 (the core's; see device-migration.ts) ------------------
+
+  /** VFIO_DEVICE_FEATURE_MIGRATION: the device's MigrationFlags; ENOTTY when it cannot migrate. */
+  migrationFlags(): number | Promise<number> {
+    return this.op((token) => migrationOf(this.device).flags(token));
   }
+  /** GET of VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE; ENOTTY when the device cannot migrate. */
+  migrationState(): MigStateValue | Promise<MigStateValue> {
+    return this.op((token) => {
+      const m = migrationOf(this.device);
+      m.flags(token);
+      return m.state;
+    });
+  }
+  /** SET of VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE: walks the allowed arcs to `state`. */
+  setMigrationState(state: number): Promise<void> {
+    return Promise.resolve(this.op((token) => migrationOf(this.device).setState(token, state)));
+  }
+  /** MIG_DATA_READ: up to `size` bytes of the saving stream (fewer: no more for now, or the end). */
+  migrationDataRead(size: number): Uint8Array | Promise<Uint8Array> {
+    return this.op((token) => migrationOf(this.device).read(token, size));
+  }
+  /** MIG_DATA_WRITE: more of the stream being resumed. */
   migrationDataWrite(data: Uint8Array): void | Promise<void> {
-    return this.op(() => this.device.migrationDataWrite(data));
+    return this.op((token) => migrationOf(this.device).write(token, data));
+  }
+  /** VFIO_MIG_GET_PRECOPY_INFO: what the PRE_COPY stream holds now. */
+  migrationPrecopyInfo(): PrecopyInfo | Promise<PrecopyInfo> {
+    return this.op((token) => migrationOf(this.device).precopyInfo(token));
+  }
+
+  // ---- DMA logging: the writes the device makes through this file's access --
+
+  /**
+   * DMA_LOGGING_START over this file's DMA access (its client's memory):
+   * logs `ranges` (none: all) and returns the page size used.
+   */
+  dmaLoggingStart(pageSize: number, ranges: readonly DirtyRange[]): number | Promise<number> {
+    return this.op(() => this.bound().dirty.start(pageSize, ranges));
+  }
+  /** DMA_LOGGING_STOP. */
+  dmaLoggingStop(): void | Promise<void> {
+    return this.op(() => this.bound().dirty.stop());
+  }
+  /** DMA_LOGGING_REPORT: the pages written in [iova, iova+length), read and cleared. */
+  dmaLoggingReport(iova: number, length: number, pageSize: number, maxBytes: number): Uint8Array | Promise<Uint8Array> {
+    return this.op(() => this.bound().dirty.report(iova, length, pageSize, maxBytes));
   }
 
   /** VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: every device of this file's set. */
@@ -178,9 +223,14 @@ export class DeviceFile {
 
   // ---- internals ------------------------------------------------------------
 
-  private op<T>(fn: () => T | Promise<T>): T | Promise<T> {
+  private op<T>(fn: (token: SetLockToken) => T | Promise<T>): T | Promise<T> {
     this.assertBound();
     return this.set().lock.run(fn);
+  }
+
+  private bound(): DmaAccess {
+    if (this.dmaAccess === null) throw new VfioError('EINVAL', `${this.device.name}: file is ${this.fileState}; bind it first`);
+    return this.dmaAccess;
   }
 
   private assertBound(): void {
@@ -230,7 +280,7 @@ export class DeviceFile {
       }
     }
     // Release takes the set lock too, so no device leaves the set meanwhile.
-    for (const dev of [...set.devices]) await dev.reset();
+    for (const dev of [...set.devices]) await resetDevice(dev, token);
   }
 
   private async closeLocked(token: SetLockToken): Promise<void> {
@@ -244,10 +294,26 @@ export class DeviceFile {
     if (rec.openCount === 0) {
       rec.openPath = null;
       try {
+        // The next user finds a running device with no migration session.
+        await rec.migration?.backToRunning(token);
+      } catch (err) {
+        process.emitWarning(`${device.name}: restarting a stopped device at close failed: ${(err as Error).message}`);
+      }
+      try {
         await device.closeDevice();
       } catch (err) {
         process.emitWarning(`${device.name}: close_device failed: ${(err as Error).message}`);
       }
     }
   }
+}
+
+/**
+ * A device's reset op, then (when it migrates) back to RUNNING: a reset
+ * leaves ERROR and ends any migration session, as the uAPI says.
+ */
+function resetDevice(device: VfioDevice, token: SetLockToken): void | Promise<void> {
+  const done = (): void | Promise<void> => device[RECORD].migration?.backToRunning(token);
+  const r = device.reset();
+  return r instanceof Promise ? r.then(done) : done();
 }

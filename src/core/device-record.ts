@@ -5,6 +5,7 @@
  * imports no value, so no circle) and the package does not export.
  */
 import type { DeviceFile } from './device-file.js';
+import type { DeviceMigration } from './device-migration.js';
 import type { DeviceSet } from './device-set.js';
 import type { VfioGroup } from './group.js';
 
@@ -28,6 +29,8 @@ export interface DeviceRecord {
   /** Resolved when refs reach 0. */
   drained: () => void;
   unregistering: Promise<void> | null;
+  /** Migration v2 state, made on first use (device-migration.ts). */
+  migration: DeviceMigration | null;
 }
 
 /** The record of a device just constructed (initialized, not registered). */
@@ -42,5 +45,6 @@ export function newDeviceRecord(): DeviceRecord {
     openPath: null,
     drained: () => {},
     unregistering: null,
+    migration: null,
   };
 }

@@ -14,6 +14,7 @@
  */
 import { VfioError } from '../base/errors.js';
 import type { DeviceInfo, FeatureRequest, IrqInfo, RegionInfo, SetIrqsRequest } from '../base/uapi.js';
+import type { MigrationInfo } from './device-migration.js';
 import type { DeviceSet } from './device-set.js';
 import { RECORD, newDeviceRecord, type DeviceRecord, type DeviceState } from './device-record.js';
 import { DeviceFile } from './device-file.js';
@@ -186,21 +187,54 @@ export abstract class VfioDevice {
     void length;
   }
 
+  // ---- migration v2: the core owns the states and the data stream ----------
+
   /**
-   * Migration data out (the kernel's read() of the data_fd; vfio-user's
-   * MIG_DATA_READ): up to `size` bytes of the device state being saved. A
-   * shorter answer means the stream has no more data for now.
+   * Whether and how the device migrates (VFIO_DEVICE_FEATURE_MIGRATION);
+   * null, the default, when it cannot. Asked once, when migration is first
+   * used; the answer must not change afterwards.
    */
-  migrationDataRead(size: number): Uint8Array | Promise<Uint8Array> {
-    void size;
-    throw new VfioError('EINVAL', `${this.name}: this device has no migration data to read`);
+  migrationInfo(): MigrationInfo | null {
+    return null;
   }
 
-  /** Migration data in (write() of the data_fd; vfio-user's MIG_DATA_WRITE) while resuming. */
-  migrationDataWrite(data: Uint8Array): void | Promise<void> {
-    void data;
-    throw new VfioError('EINVAL', `${this.name}: this device takes no migration data`);
+  /**
+   * Saving: the bytes to append to the device's migration stream. `precopy`
+   * when a PRE_COPY session begins (the device still runs: what will not
+   * change), `stop-copy` once it is stopped in STOP_COPY (the rest; all of
+   * it when `precopied` is false). Each stage runs once per session. A
+   * throw fails the arc and puts the device in ERROR.
+   */
+  migrationSave(stage: 'precopy' | 'stop-copy', precopied: boolean): Uint8Array | Promise<Uint8Array> {
+    void stage;
+    void precopied;
+    throw new VfioError('ENOTTY', `${this.name}: this device cannot save its state`);
   }
+
+  /**
+   * RESUMING → STOP: the whole stream that was written. Check all of it
+   * before changing anything: a VfioError refuses the stream and leaves
+   * the device as it was (still RESUMING, the stream discarded); any other
+   * throw puts it in ERROR.
+   */
+  migrationLoad(stream: Uint8Array): void | Promise<void> {
+    void stream;
+    throw new VfioError('ENOTTY', `${this.name}: this device cannot load a state`);
+  }
+
+  /**
+   * The device stops (into STOP, STOP_COPY or RESUMING): no interrupt, no
+   * DMA, no change to its state of its own accord until migrationStart.
+   * Region accesses still reach it. A throw puts the device in ERROR.
+   */
+  migrationStop(): void | Promise<void> {}
+
+  /**
+   * The device runs again (back to RUNNING or RUNNING_P2P, or after a
+   * reset or the last close of a stopped device): raise what became
+   * pending meanwhile or came with a loaded state.
+   */
+  migrationStart(): void | Promise<void> {}
 
   /** VFIO_DEVICE_FEATURE: the answer for `get`, nothing for `set`/`probe`. */
   deviceFeature(request: FeatureRequest): Uint8Array | void | Promise<Uint8Array | void> {

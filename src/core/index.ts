@@ -8,3 +8,14 @@ export { SetLock, SetLockToken } from './set-lock.js';
 export { VfioCore, type VfioCoreOptions, type VfioCoreEvents } from './vfio-core.js';
 export { VfioGroup } from './group.js';
 export { VfioContainer } from './container.js';
+export { type MigrationInfo } from './device-migration.js';
+export { hasMigState, isMigState, migrationPath, migStateName, nextMigState } from './migration-fsm.js';
+export {
+  FieldReader,
+  FieldWriter,
+  MIG_STREAM_MAGIC,
+  MigStreamWriter,
+  readMigStream,
+  type MigStreamExpectation,
+  type MigStreamHeader,
+} from './migration-stream.js';

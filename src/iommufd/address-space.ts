@@ -9,6 +9,7 @@ import { Budget } from '../base/budget.js';
 import { VfioError } from '../base/errors.js';
 import { DmaProt } from '../base/uapi.js';
 import type { DmaBacking } from './dma-backing.js';
+import { DirtyLog } from './dirty-log.js';
 
 /** Largest IOVA end uvfio accepts: every address stays an exact JS number. */
 export const MAX_IOVA_END = 2 ** 53;
@@ -310,6 +311,8 @@ export class IoAddressSpace {
  */
 export class DmaAccess {
   private ioas: IoAddressSpace | null;
+  /** What the device wrote through this access, for DMA logging. */
+  readonly dirty = new DirtyLog();
 
   /** @internal */
   constructor(
@@ -327,16 +330,21 @@ export class DmaAccess {
     return this.live().read(iova, dest);
   }
   write(iova: number, src: Uint8Array): Promise<void> {
-    return this.live().write(iova, src);
+    const done = this.live().write(iova, src);
+    this.dirty.wrote(iova, src.byteLength);
+    return done;
   }
   readSync(iova: number, dest: Uint8Array): void {
     this.live().readSync(iova, dest);
   }
   writeSync(iova: number, src: Uint8Array): void {
     this.live().writeSync(iova, src);
+    this.dirty.wrote(iova, src.byteLength);
   }
   view(iova: number, length: number, prot: number): Uint8Array {
-    return this.live().view(iova, length, prot);
+    const v = this.live().view(iova, length, prot);
+    if ((prot & DmaProt.WRITE) !== 0) this.dirty.viewed(iova, length);
+    return v;
   }
 
   /** Idempotent. */
@@ -347,6 +355,7 @@ export class DmaAccess {
 
   /** @internal */
   notifyUnmap(iova: number, length: number): void {
+    this.dirty.unmapped(iova, length);
     try {
       this.ops.dmaUnmap(iova, length);
     } catch (err) {

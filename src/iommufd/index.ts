@@ -10,3 +10,4 @@ export {
   type AddressSpaceOptions,
 } from './address-space.js';
 export { MemoryBacking, type DmaBacking } from './dma-backing.js';
+export { DirtyLog, MAX_LOG_RANGES, MIN_DIRTY_PAGE, bitmapBytes, type DirtyRange } from './dirty-log.js';

@@ -7,3 +7,4 @@ export type { MdevDriver, MdevTypeSpec, MdevProbeInfo, MdevRemoveOptions, MdevAt
 export { SysfsView, type SysfsStat } from './sysfs-view.js';
 export { SysfsMirror } from './sysfs-mirror.js';
 export { normalizeUuid, isCanonicalUuid } from './uuid.js';
+export { SharedPool, PoolShare, type SharedPoolOptions } from './shared-pool.js';

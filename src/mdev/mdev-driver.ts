@@ -75,8 +75,9 @@ export interface MdevDriver {
   probe(info: MdevProbeInfo): VfioDevice | Promise<VfioDevice>;
 
   /**
-   * For drivers whose types draw on a shared pool (mtty's ports, mbochs's
-   * memory): how many more instances of `type` could be created now. When
+   * For drivers whose types draw on a shared pool (a SharedPool: mtty's
+   * ports, mbochs's memory, mdpy's devices): how many more instances of
+   * `type` could be created now. When
    * absent, the bus counts instances against each type's maxInstances.
    * Must be synchronous and must not throw.
    */

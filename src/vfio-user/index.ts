@@ -43,6 +43,20 @@ export {
   type DecodedReply,
 } from './reply-decoder.js';
 export * from './serializer.js';
+export * from './feature-data.js';
+export {
+  clientPeer,
+  dmaLoggingReport,
+  migrate,
+  migrationFlags,
+  migrationState,
+  setMigrationState,
+  startDmaLogging,
+  stopDmaLogging,
+  type MigrateOptions,
+  type MigrationPeer,
+  type MigrationStats,
+} from './client/migration.js';
 export { VfioUserServer, type VfioUserServerOptions } from './server.js';
 export type { ServerLog } from './connection.js';
 export type { ClientInfo, DmaMappingInfo } from './client-info.js';

@@ -36,11 +36,11 @@ test('mbochs driver: available_instances follow one 256 MiB pool shared by every
   assert.equal((large.device as MbochsDevice).memoryBytes, 64 * MB);
   await bus.create(uuidOf(2), 'mbochs-medium');
   assert.deepEqual(available(), [44, 11, 2]);
-  assert.equal(driver.pool.usedBytes, 80 * MB);
+  assert.equal(driver.pool.used, 80 * MB);
   await bus.remove(uuidOf(1));
   assert.deepEqual(available(), [60, 15, 3], 'memory comes back once the device is released');
   await bus.remove(uuidOf(2));
-  assert.equal(driver.pool.usedBytes, 0);
+  assert.equal(driver.pool.used, 0);
 });
 
 test('mbochs driver: an exhausted pool refuses creates with ENOSPC, through the bus and in probe', async () => {
@@ -53,7 +53,7 @@ test('mbochs driver: an exhausted pool refuses creates with ENOSPC, through the 
   // The driver's own answer when asked past the pool (the bus asks availability first).
   const type = parent.type('mbochs-small')!;
   assert.throws(() => driver.probe({ uuid: uuidOf(4), type, parent, attrs: {}, core }), isCode('ENOSPC'));
-  assert.equal(driver.pool.freeBytes, 0, 'a refused probe takes nothing');
+  assert.equal(driver.pool.free, 0, 'a refused probe takes nothing');
   await bus.remove(uuidOf(1));
   await bus.remove(uuidOf(3));
 });
@@ -61,11 +61,11 @@ test('mbochs driver: an exhausted pool refuses creates with ENOSPC, through the 
 test('mbochs driver: no attributes; a failed create gives the memory back', async () => {
   const { bus, driver, core } = setup();
   await assert.rejects(bus.create(uuidOf(1), 'mbochs-small', { x: '1' }), isCode('EINVAL'));
-  assert.equal(driver.pool.usedBytes, 0);
+  assert.equal(driver.pool.used, 0);
   // Probe takes the memory, then registering fails (the name is taken): the release gives it back.
   const squatter = new MbochsDevice({ name: uuidOf(2), core, memoryBytes: 4 * MB, maxWidth: 0, maxHeight: 0 });
   squatter.register();
   await assert.rejects(bus.create(uuidOf(2), 'mbochs-large'), isCode('EEXIST'));
-  assert.equal(driver.pool.usedBytes, 0);
+  assert.equal(driver.pool.used, 0);
   await squatter.unregister();
 });

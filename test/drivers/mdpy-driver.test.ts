@@ -40,19 +40,19 @@ test('mdpy driver: each type gets its mode; four devices in all, whatever their 
   await assert.rejects(bus.create(uuidOf(5), 'mdpy-hd'), isCode('EUSERS'));
   await bus.remove(uuidOf(2));
   assert.deepEqual(available(), [1, 1, 1]);
-  assert.equal(driver.devices, 3);
+  assert.equal(driver.pool.used, 3);
   for (const n of [1, 3, 4]) await bus.remove(uuidOf(n));
-  assert.equal(driver.devices, 0);
+  assert.equal(driver.pool.used, 0);
 });
 
 test('mdpy driver: no attributes; a failed create counts nothing', async () => {
   const { bus, driver } = setup(1);
   await assert.rejects(bus.create(uuidOf(1), 'mdpy-vga', { x: '1' }), isCode('EINVAL'));
-  assert.equal(driver.devices, 0);
+  assert.equal(driver.pool.used, 0);
   // Probe counts the device, then registering fails (the name is taken): the release uncounts it.
   const squatter = new MdpyDevice({ name: uuidOf(2), core: bus.core, width: 64, height: 64 });
   squatter.register();
   await assert.rejects(bus.create(uuidOf(2), 'mdpy-vga'), isCode('EEXIST'));
-  assert.equal(driver.devices, 0);
+  assert.equal(driver.pool.used, 0);
   await squatter.unregister();
 });

@@ -31,7 +31,7 @@ test('types mtty-1 "Single port serial" and mtty-2 "Dual port serial", vfio-pci,
     ],
   );
   assert.equal(MTTY_POOL_PORTS, 24);
-  assert.equal(driver.freePorts, 24);
+  assert.equal(driver.pool.free, 24);
   assert.deepEqual(available(parent), [24, 12]);
 });
 
@@ -44,7 +44,7 @@ test('available_instances of both types follow the one pool', async () => {
   const one = await bus.create(uuidOf(2), 'mtty-1');
   assert.equal((one.device as MttyDevice).ports, 1);
   assert.deepEqual(available(parent), [21, 10], 'an odd port left makes no mtty-2');
-  assert.equal(driver.freePorts, 21);
+  assert.equal(driver.pool.free, 21);
   await bus.remove(uuidOf(1));
   assert.deepEqual(available(parent), [23, 11]);
   await bus.remove(uuidOf(2));
@@ -73,7 +73,7 @@ test('concurrent creates never overshoot the pool', async () => {
   assert.ok(results.every((r) => r.status === 'fulfilled' || isCode('EUSERS')(r.reason)));
   assert.ok(ok >= 3);
   const held = bus.devices().reduce((n, d) => n + (d.device as MttyDevice).ports, 0);
-  assert.equal(held + driver.freePorts, 5);
+  assert.equal(held + driver.pool.free, 5);
 });
 
 test('ports come back only once the removed card is released, after its client let go', async () => {

@@ -14,6 +14,7 @@ import { PCI_HEADER, PCI_MSI_FLAGS, PCI_STATUS } from '../../src/pci/index.js';
 import { VfioUserClient, VfioUserServer } from '../../src/vfio-user/index.js';
 import { createMttyDevice } from '../../src/drivers/mtty/mtty-device.js';
 import { UART_FCR, UART_IER, UART_IIR, UART_LSR, UART_REG } from '../../src/drivers/mtty/uart.js';
+import { until } from '../support/until.js';
 
 const { INTX, MSI, REQ } = PciIrq;
 const isCode = (code: string) => (e: unknown) => e instanceof VfioError && e.code === code;
@@ -151,10 +152,3 @@ test('removing the card asks the client to let go through REQ', async () => {
   await s.close();
 });
 
-async function until(cond: () => boolean, ms = 2000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { MdevBus, type MdevDevice } from '../../src/mdev/index.js';
 import { IommufdContext } from '../../src/iommufd/index.js';
 import { PoolDriver, type PoolDevice } from './pool-driver.js';
-import { fastCore, rejectsWith, uuidOf, Gates, tick, until } from './helpers.js';
+import { fastCore, rejectsWith, uuidOf, Gates, tick } from './helpers.js';
+import { until } from '../support/until.js';
 
 function setup(options: ConstructorParameters<typeof PoolDriver>[0] = {}) {
   const core = fastCore();

@@ -56,14 +56,3 @@ export function tick(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-/**
- * Polls `done` once per event-loop turn (then every 10 ms) until it holds;
- * fails naming `what` after `timeoutMs`, so a test that waits never hangs.
- */
-export async function until(done: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (let turn = 0; !done(); turn++) {
-    if (Date.now() > deadline) assert.fail(`${what}: not within ${timeoutMs} ms`);
-    await (turn < 100 ? tick() : new Promise((resolve) => setTimeout(resolve, 10)));
-  }
-}

@@ -19,7 +19,7 @@ import {
   type RegionInfo,
   type SetIrqsRequest,
 } from '../../src/core/index.js';
-import type { MdevDevice, MdevDriver, MdevProbeInfo, MdevRemoveOptions, MdevType, MdevTypeSpec } from '../../src/mdev/index.js';
+import { SharedPool, type MdevDevice, type MdevDriver, type MdevProbeInfo, type MdevRemoveOptions, type MdevType, type MdevTypeSpec, type PoolShare } from '../../src/mdev/index.js';
 
 export interface PoolDriverOptions {
   /** driver name, the type id prefix; default 'tpool' */
@@ -49,7 +49,8 @@ export class PoolDevice extends VfioDevice {
 
   constructor(
     info: MdevProbeInfo,
-    readonly ports: number,
+    /** the pool share it holds (pool mode) */
+    private readonly share: PoolShare | null,
     private readonly driver: PoolDriver,
   ) {
     super({ name: info.uuid, core: info.core });
@@ -71,7 +72,12 @@ export class PoolDevice extends VfioDevice {
     if (this.releases > 1) this.violation('released twice');
     if (this.isOpen) this.violation('released while open');
     this.driver.live.delete(this);
-    this.driver.freePorts(this.ports);
+    this.share?.give();
+  }
+
+  /** Ports it holds: 0 in counted mode. */
+  get ports(): number {
+    return this.share?.units ?? 0;
   }
 
   override getInfo(): DeviceInfo {
@@ -132,32 +138,32 @@ export class PoolDriver implements MdevDriver {
   readonly live = new Set<PoolDevice>();
   /** what any device saw go wrong */
   readonly violationLog: string[] = [];
-  readonly poolSize: number | undefined;
-  freePortCount: number;
+  /** the shared ports (pool mode) */
+  readonly pool: SharedPool | undefined;
   removeCalls = 0;
   readonly availableInstances?: (type: MdevType) => number;
 
   constructor(private readonly options: PoolDriverOptions = {}) {
     this.name = options.name ?? 'tpool';
-    this.poolSize = options.ports;
-    this.freePortCount = options.ports ?? 0;
-    const pooled = options.ports !== undefined;
+    this.pool = options.ports === undefined ? undefined : new SharedPool({ name: 'test ports', size: options.ports });
+    const pooled = this.pool !== undefined;
     const max = pooled ? undefined : (options.maxInstances ?? 4);
     this.types = [
       { name: '1', prettyName: 'Single port', description: 'one port', maxInstances: max },
       { name: '2', prettyName: 'Dual port', description: 'two ports', maxInstances: max },
     ];
-    if (pooled) this.availableInstances = (type) => Math.floor(this.freePortCount / portsOf(type));
+    if (pooled) this.availableInstances = (type) => this.pool!.available(portsOf(type));
   }
 
   probe(info: MdevProbeInfo): Promise<VfioDevice> {
     // The pool share is taken before the first await, as the bus requires.
-    const ports = portsOf(info.type);
-    if (this.poolSize !== undefined) {
-      if (this.freePortCount < ports) return Promise.reject(new VfioError('EUSERS', 'no ports left'));
-      this.freePortCount -= ports;
+    let share: PoolShare | null = null;
+    try {
+      share = this.pool?.take(portsOf(info.type), info.type.id) ?? null;
+    } catch (err) {
+      return Promise.reject(err);
     }
-    const device = new PoolDevice(info, this.poolSize === undefined ? 0 : ports, this);
+    const device = new PoolDevice(info, share, this);
     this.probing.add(device);
     this.live.add(device);
     return this.park(`probe ${info.uuid}`).then(() => {
@@ -178,10 +184,9 @@ export class PoolDriver implements MdevDriver {
     if (this.options.refuse?.(mdev, options)) throw new VfioError('EBUSY', `${mdev.uuid} is busy`);
   }
 
-  /** @internal PoolDevice.release() */
-  freePorts(n: number): void {
-    this.freePortCount += n;
-    if (this.poolSize !== undefined && this.freePortCount > this.poolSize) throw new Error('pool overflow');
+  /** Ports no device holds (0 in counted mode). */
+  get freePortCount(): number {
+    return this.pool?.free ?? 0;
   }
 
   /**

@@ -26,7 +26,8 @@ import { VfioUserServer } from '../../src/vfio-user/server.js';
 import { VfioUserClient } from '../../src/vfio-user/client.js';
 import { openFdCount } from '../../src/native/index.js';
 import { Prng } from '../support/prng.js';
-import { until, uuidOf } from './helpers.js';
+import { uuidOf } from './helpers.js';
+import { until } from '../support/until.js';
 
 const SEED = Number(process.env.STRESS_SEED ?? 4004);
 const ITERATIONS = Number(process.env.STRESS_SOCKET_ITERATIONS ?? 4_000);
@@ -61,7 +62,7 @@ async function runSockets(o: Options): Promise<Record<string, number>> {
   const driver = new InstrumentedDriver(mtty, {
     point: () => Promise.resolve(),
     refuse: () => false,
-    pool: { size: o.ports, free: () => mtty.freePorts, portsOf: (d) => (d as MttyDevice).ports },
+    pool: { size: o.ports, free: () => mtty.pool.free, portsOf: (d) => (d as MttyDevice).ports },
   });
   const parent = bus.registerParent({ name: 'mtty', driver });
   const uuids = Array.from({ length: o.uuids }, (_, i) => uuidOf(i + 1));
@@ -170,7 +171,7 @@ async function runSockets(o: Options): Promise<Record<string, number>> {
     assert.deepEqual(core.devices(), []);
     assert.equal(server.connectionCount(), 0, 'no connection left');
     assert.deepEqual(readdirSync(dir), [], 'no socket file left');
-    assert.equal(mtty.freePorts, o.ports, 'the pool is whole');
+    assert.equal(mtty.pool.free, o.ports, 'the pool is whole');
     assert.deepEqual(parent.types.map((t) => t.instances), [0, 0]);
     assert.deepEqual(driver.violations, []);
     for (const d of driver.probed) assert.equal(driver.releases.get(d), 1, `${d.name} released exactly once`);

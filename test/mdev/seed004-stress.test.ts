@@ -34,7 +34,7 @@ function pool(ports: number): () => StressSubject {
 function mtty(ports: number): () => StressSubject {
   return () => {
     const driver = new MttyDriver({ ports });
-    return { driver, pool: { size: ports, free: () => driver.freePorts, portsOf: (d: VfioDevice) => (d as MttyDevice).ports } };
+    return { driver, pool: { size: ports, free: () => driver.pool.free, portsOf: (d: VfioDevice) => (d as MttyDevice).ports } };
   };
 }
 

@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MdevBus, SysfsView } from '../../src/mdev/index.js';
 import { PoolDriver } from './pool-driver.js';
-import { fastCore, rejectsWith, until, uuidOf } from './helpers.js';
+import { fastCore, rejectsWith, uuidOf } from './helpers.js';
 import { VfioError } from '../../src/core/index.js';
+import { until } from '../support/until.js';
 
 const TYPES = 'class/mdev_bus/p/mdev_supported_types';
 const T1 = `${TYPES}/tpool-1`;

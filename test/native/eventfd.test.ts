@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VfioError } from '../../src/base/errors.js';
 import { close, EventFd, eventfd, eventfdRead, eventfdWrite, openFdCount } from '../../src/native/index.js';
-import { until } from './support.js';
+import { until } from '../support/until.js';
 
 test('eventfd counter: read takes it all, null when 0, bigint and number writes', () => {
   const fd = eventfd(2, { nonblock: true });

@@ -14,7 +14,8 @@ import {
   sendmsg,
   WRITABLE,
 } from '../../src/native/index.js';
-import { NATIVE_INDEX, rawPair, runScript, tempDir, until } from './support.js';
+import { NATIVE_INDEX, rawPair, runScript, tempDir } from './support.js';
+import { until } from '../support/until.js';
 
 const tmp = tempDir();
 test.after(() => tmp.done());

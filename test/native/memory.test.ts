@@ -5,7 +5,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { VfioError } from '../../src/base/errors.js';
 import { close, eventfd, MappedMemory, memfdCreate, mmap, munmap, openFdCount } from '../../src/native/index.js';
-import { until } from './support.js';
+import { until } from '../support/until.js';
 
 function isCode(code: string) {
   return (e: unknown) => e instanceof VfioError && e.code === code;

@@ -15,15 +15,6 @@ export function tempDir(): { path: (name: string) => string; done: () => void } 
   };
 }
 
-/** Yields to the event loop until `predicate` holds; fails after `timeoutMs`. */
-export async function until(predicate: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
-
 /** Two connected raw socket fds (client, server) through a real listening socket. */
 export function rawPair(path: string): [number, number] {
   const listener = listenUnix(path);

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { VfioError } from '../../src/base/errors.js';
 import { close, listenUnix, openFdCount, UnixServer, UnixSocket } from '../../src/native/index.js';
-import { NATIVE_INDEX, runScript, tempDir, until } from './support.js';
+import { NATIVE_INDEX, runScript, tempDir } from './support.js';
+import { until } from '../support/until.js';
 
 const tmp = tempDir();
 after(() => tmp.done());

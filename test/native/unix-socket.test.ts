@@ -12,7 +12,8 @@ import {
   openFdCount,
   UnixSocket,
 } from '../../src/native/index.js';
-import { NATIVE_INDEX, rawPair, runScript, tempDir, until } from './support.js';
+import { NATIVE_INDEX, rawPair, runScript, tempDir } from './support.js';
+import { until } from '../support/until.js';
 
 const tmp = tempDir();
 after(() => tmp.done());

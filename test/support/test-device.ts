@@ -56,7 +56,7 @@ export class TestDevice extends VfioDevice {
   }
 
   // Runs body with the set monitor held; parks at a point when async.
-  private guarded<T>(op: string, body: () => T): T | Promise<T> {
+  protected guarded<T>(op: string, body: () => T): T | Promise<T> {
     this.check(op);
     this.monitor.enter(`${this.name}.${op}`);
     if (!this.point) {

@@ -17,8 +17,8 @@
  */
 import {
   DeviceFlags,
-  Feature,
   IrqInfoFlags,
+  MigrationFlags,
   PciIrq,
   PciRegion,
   RegionFlags,
@@ -33,6 +33,7 @@ import {
   type RegionMmap,
   type SetIrqsRequest,
 } from '../../src/core/index.js';
+import type { MigrationInfo } from '../../src/core/device-migration.js';
 import { MappedMemory } from '../../src/native/index.js';
 
 export const BAR0_SIZE = 4096;
@@ -46,6 +47,9 @@ export const REG_LEN = 0x18;
 export const DMA_BUF = 0x200;
 
 const IRQ_COUNTS = [1, 4, 8, 1, 1];
+
+/** The feature number the fixture answers itself (beyond the kernel's). */
+export const DRIVER_FEATURE = 0x100;
 
 export interface FixtureOptions extends DeviceOptions {
   /** every op answers through a promise (exercises the connection's queue) */
@@ -75,7 +79,6 @@ export class FixtureDevice extends VfioDevice {
   /** migration stream out, and what came in */
   migrationOut = new Uint8Array(0);
   readonly migrationIn: Uint8Array[] = [];
-  migState = 2;
   asyncOps: boolean;
   delayMs: number;
   readonly #failOpen: 'EIO' | 'EBUSY' | undefined;
@@ -228,38 +231,27 @@ export class FixtureDevice extends VfioDevice {
     this.trigger(PciIrq.REQ, 0);
   }
 
+  /** A feature of its own (number DRIVER_FEATURE): GET answers 4 bytes, SET and PROBE succeed. */
   override deviceFeature(request: FeatureRequest): Uint8Array | void | Promise<Uint8Array | void> {
     return this.#answer('feature', () => {
-      if (request.feature === Feature.MIGRATION) {
-        if (request.op === 'set') throw new VfioError('EINVAL', 'MIGRATION cannot be set');
-        if (request.op === 'probe') return;
-        return new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]); // STOP_COPY
-      }
-      if (request.feature === Feature.MIG_DEVICE_STATE) {
-        if (request.op === 'set') {
-          this.migState = new DataView(request.data.buffer, request.data.byteOffset).getUint32(0, true);
-          return;
-        }
-        if (request.op === 'probe') return;
-        const out = new Uint8Array(8);
-        new DataView(out.buffer).setUint32(0, this.migState, true);
-        return out;
-      }
-      throw new VfioError('ENOTTY', `feature ${request.feature} is not supported`);
+      if (request.feature !== DRIVER_FEATURE) throw new VfioError('ENOTTY', `feature ${request.feature} is not supported`);
+      if (request.op === 'get') return Uint8Array.of(1, 2, 3, 4);
     });
   }
 
-  override migrationDataRead(size: number): Uint8Array | Promise<Uint8Array> {
-    return this.#answer('migRead', () => {
-      const out = this.migrationOut.slice(0, size);
-      this.migrationOut = this.migrationOut.slice(out.length);
-      return out;
-    });
+  override migrationInfo(): MigrationInfo {
+    return { flags: MigrationFlags.STOP_COPY, maxStreamBytes: 1 << 20 };
   }
 
-  override migrationDataWrite(data: Uint8Array): void | Promise<void> {
-    return this.#answer('migWrite', () => {
-      this.migrationIn.push(data.slice());
+  /** STOP_COPY hands out `migrationOut`. */
+  override migrationSave(stage: 'precopy' | 'stop-copy'): Uint8Array | Promise<Uint8Array> {
+    return this.#answer('migSave', () => (stage === 'stop-copy' ? this.migrationOut.slice() : new Uint8Array(0)));
+  }
+
+  /** A loaded stream lands in `migrationIn`. */
+  override migrationLoad(stream: Uint8Array): void | Promise<void> {
+    return this.#answer('migLoad', () => {
+      this.migrationIn.push(stream.slice());
     });
   }
 }

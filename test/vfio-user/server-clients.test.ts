@@ -19,7 +19,8 @@ import {
   type SessionTrace,
 } from '../../src/vfio-user/index.js';
 import { DOORBELL_IRQ } from './fixture-device.js';
-import { perTestServer, RawPeer, until, type Bench } from './server-harness.js';
+import { perTestServer, RawPeer, type Bench } from './server-harness.js';
+import { until } from '../support/until.js';
 
 let bench: Bench;
 
@@ -44,7 +45,7 @@ describe('VfioUserServer.clients()', () => {
   it('names the process behind each connection: pid, uid, gid and command, and whether it handshook', async () => {
     const peer = new RawPeer(bench.path());
     await until(() => bench.server.clients(bench.device).length === 1);
-    await until(() => bench.server.clients()[0]!.command !== null, 2000, 'the command to be read');
+    await until(() => bench.server.clients()[0]!.command !== null, 'the command to be read', 2000);
     const [info] = bench.server.clients(bench.device);
     assert.equal(info!.pid, process.pid);
     assert.equal(info!.uid, process.getuid!());

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isVfioError, type ErrnoName } from '../../src/base/errors.js';
-import { DeviceFlags, Feature, IrqInfoFlags, PciIrq, PciRegion, RegionFlags } from '../../src/base/uapi.js';
+import { DeviceFlags, Feature, IrqInfoFlags, MigState, PciIrq, PciRegion, RegionFlags } from '../../src/base/uapi.js';
 import { closeFds, MappedMemory, openFdCount } from '../../src/native/index.js';
 import {
   Command,
@@ -13,8 +13,9 @@ import {
   type VfioUserClient,
 } from '../../src/vfio-user/index.js';
 import { TestDevice } from '../support/test-device.js';
-import { BAR0_SIZE, BAR2_SIZE } from './fixture-device.js';
-import { perTestServer, QEMU_PROPOSAL, RawPeer, startServer, tick, until, withoutFdLeak, type Bench } from './server-harness.js';
+import { BAR0_SIZE, BAR2_SIZE, DRIVER_FEATURE } from './fixture-device.js';
+import { perTestServer, QEMU_PROPOSAL, RawPeer, startServer, tick, withoutFdLeak, type Bench } from './server-harness.js';
+import { until } from '../support/until.js';
 
 const rejects = (code: ErrnoName) => (e: unknown) => isVfioError(e, code);
 const bytes = (...v: number[]) => new Uint8Array(v);
@@ -282,26 +283,34 @@ describe('reset, features, migration', () => {
     assert.equal(bench.device.bar0[0], 0);
   });
 
-  it('DEVICE_FEATURE: get, probe, set; unknown features are ENOTTY; GET with too little argsz is EINVAL', async () => {
+  it('DEVICE_FEATURE: the core answers migration and DMA logging, the device its own features; unknown ones are ENOTTY', async () => {
     assert.deepEqual([...(await client.feature(Feature.MIGRATION, 'get'))], [1, 0, 0, 0, 0, 0, 0, 0]);
     assert.deepEqual([...(await client.feature(Feature.MIGRATION, 'probe'))], []);
-    const state = new Uint8Array(8);
-    state[0] = 3;
-    assert.deepEqual([...(await client.feature(Feature.MIG_DEVICE_STATE, 'set', state))], [...state]);
-    assert.equal(bench.device.migState, 3);
-    assert.equal((await client.feature(Feature.MIG_DEVICE_STATE, 'get'))[0], 3);
-    await assert.rejects(client.feature(Feature.DMA_LOGGING_START, 'probe'), rejects('ENOTTY'));
+    await assert.rejects(client.feature(Feature.MIGRATION, 'set', new Uint8Array(8)), rejects('EINVAL'));
+    const stop = Uint8Array.of(1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff);
+    assert.deepEqual([...(await client.feature(Feature.MIG_DEVICE_STATE, 'set', stop))], [...stop]);
+    assert.equal((await client.feature(Feature.MIG_DEVICE_STATE, 'get'))[0], 1);
+    assert.deepEqual([...(await client.feature(DRIVER_FEATURE, 'get'))], [1, 2, 3, 4]);
+    await client.feature(Feature.DMA_LOGGING_START, 'probe');
+    await assert.rejects(client.feature(0x200, 'probe'), rejects('ENOTTY'));
     await assert.rejects(client.feature(Feature.MIGRATION, 'get', new Uint8Array(0), 4), rejects('EINVAL'));
   });
 
-  it('MIG_DATA_READ drains the stream (a short answer means no more); MIG_DATA_WRITE delivers', async () => {
+  it('MIG_DATA_READ drains the STOP_COPY stream (a short answer means no more); MIG_DATA_WRITE delivers it to the load', async () => {
+    const state = (s: number): Uint8Array => Uint8Array.of(s, 0, 0, 0, 0xff, 0xff, 0xff, 0xff);
     bench.device.migrationOut = new Uint8Array(100).map((_, i) => i);
+    await assert.rejects(client.migrationDataRead(64), rejects('EINVAL'));
+    await client.feature(Feature.MIG_DEVICE_STATE, 'set', state(MigState.STOP_COPY));
     assert.equal((await client.migrationDataRead(64)).length, 64);
     const rest = await client.migrationDataRead(64);
     assert.deepEqual([rest.length, rest[0]], [36, 64]);
     assert.equal((await client.migrationDataRead(64)).length, 0);
+    await assert.rejects(client.migrationDataWrite(bytes(1, 2, 3)), rejects('EINVAL'));
+    await client.feature(Feature.MIG_DEVICE_STATE, 'set', state(MigState.RESUMING));
     await client.migrationDataWrite(bytes(1, 2, 3));
-    assert.deepEqual(bench.device.migrationIn.map((d) => [...d]), [[1, 2, 3]]);
+    await client.migrationDataWrite(bytes(4));
+    await client.feature(Feature.MIG_DEVICE_STATE, 'set', state(MigState.RUNNING));
+    assert.deepEqual(bench.device.migrationIn.map((d) => [...d]), [[1, 2, 3, 4]]);
   });
 
   it('a device without migration refuses migration data with EINVAL', async () => {
@@ -311,6 +320,7 @@ describe('reset, features, migration', () => {
     await assert.rejects(c.migrationDataRead(16), rejects('EINVAL'));
     await assert.rejects(c.migrationDataWrite(bytes(1)), rejects('EINVAL'));
     await assert.rejects(c.feature(Feature.MIGRATION, 'get'), rejects('ENOTTY'));
+    await assert.rejects(c.feature(Feature.MIG_DEVICE_STATE, 'probe'), rejects('ENOTTY'));
     c.close();
     await until(() => plain.closes === 1);
     await plain.unregister();

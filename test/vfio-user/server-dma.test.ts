@@ -20,7 +20,8 @@ import {
 } from '../../src/vfio-user/index.js';
 import { MAP_CHUNK } from '../../src/vfio-user/dma-backings.js';
 import { DMA_BUF, DOORBELL_DMA_READ, DOORBELL_DMA_WRITE, REG_IOVA, REG_LEN } from './fixture-device.js';
-import { perTestServer, QEMU_PROPOSAL, RawPeer, until, type Bench } from './server-harness.js';
+import { perTestServer, QEMU_PROPOSAL, RawPeer, type Bench } from './server-harness.js';
+import { until } from '../support/until.js';
 
 let bench: Bench;
 

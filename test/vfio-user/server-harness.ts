@@ -21,19 +21,11 @@ import {
   VfioUserServer,
 } from '../../src/vfio-user/index.js';
 import { FixtureDevice, type FixtureOptions } from './fixture-device.js';
+import { until } from '../support/until.js';
 
 /** Resolves after the event loop had a chance to run I/O callbacks. */
 export function tick(ms = 0): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `cond` until true, or throws after `ms`. */
-export async function until(cond: () => boolean, ms = 2000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await tick(2);
-  }
 }
 
 export interface Bench {
@@ -103,7 +95,7 @@ export function perTestServer(options: StartOptions, started: (bench: Bench) => 
   afterEach(async () => {
     ending?.();
     await bench?.close();
-    await until(() => openFdCount() === fds, 2000, `fds back to ${fds} (now ${openFdCount()})`);
+    await until(() => openFdCount() === fds, `fds back to ${fds} (now ${openFdCount()})`, 2000);
   });
 }
 
@@ -175,7 +167,7 @@ export class RawPeer {
 
   /** Resolves once the server closed the connection. */
   async waitClosed(ms = 2000): Promise<void> {
-    await until(() => this.closed, ms, 'the server to close the connection');
+    await until(() => this.closed, 'the server to close the connection', ms);
   }
 
   /** Sends a VERSION (0.2 with `json`) and returns its reply. */

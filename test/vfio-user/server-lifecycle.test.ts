@@ -16,7 +16,8 @@ import { PciIrq, PciRegion } from '../../src/base/uapi.js';
 import { MappedMemory, UnixSocket } from '../../src/native/index.js';
 import { encodeDmaMap, encodeRegionRead, VfioUserClient, VfioUserServer } from '../../src/vfio-user/index.js';
 import { FixtureDevice } from './fixture-device.js';
-import { perTestServer, RawPeer, tick, until, type Bench } from './server-harness.js';
+import { perTestServer, RawPeer, tick, type Bench } from './server-harness.js';
+import { until } from '../support/until.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -57,7 +58,7 @@ describe('client disconnection', () => {
     assert.notEqual(bench.device.triggers[PciIrq.MSIX]![7], null);
     child.kill('SIGKILL');
     await exited;
-    await until(() => bench.device.closes === 1, 3000, 'close_device');
+    await until(() => bench.device.closes === 1, 'close_device', 3000);
     assert.equal(bench.server.connectionCount(), 0);
     assert.equal(bench.device.triggers[PciIrq.MSIX]![7], null); // close_device dropped them
     assert.equal(bench.device.state, 'registered');
@@ -113,7 +114,7 @@ describe('devices coming and going', () => {
     assert.equal(bench.server.socketPath('dev0'), undefined);
     assert.throws(() => UnixSocket.connect(socket), (e) => isVfioError(e, 'ENOENT'));
     assert.ok((await req.line(0).next(2000)) >= 1n, 'REQ was signalled');
-    await until(() => bench.device.requests.length >= 3, 2000, 'repeated requests');
+    await until(() => bench.device.requests.length >= 3, 'repeated requests', 2000);
     assert.deepEqual(bench.device.requests.slice(0, 3), [0, 1, 2]);
     assert.equal((await b.getDeviceInfo()).numRegions, 9, 'clients already there are still served');
     a.close();

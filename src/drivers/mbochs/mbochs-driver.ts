@@ -7,9 +7,12 @@
  * it) and gives it back when released, after its last client is gone.
  */
 import { VfioError } from '../../base/errors.js';
-import type { MdevDriver, MdevProbeInfo, MdevType, MdevTypeSpec } from '../../mdev/index.js';
+import { SharedPool, type MdevDriver, type MdevProbeInfo, type MdevType, type MdevTypeSpec } from '../../mdev/index.js';
 import { MbochsDevice } from './mbochs-device.js';
-import { DEFAULT_POOL_BYTES, MIB, MemoryPool } from './memory-pool.js';
+
+const MIB = 1024 * 1024;
+/** Video memory of a parent unless told otherwise (the kernel sample's `mem`). */
+const DEFAULT_POOL_BYTES = 256 * MIB;
 
 /** What each type gets, by type name (the part of the id after `mbochs-`). */
 const MBOCHS_TYPES: Readonly<Record<string, { memoryBytes: number; maxWidth: number; maxHeight: number }>> = {
@@ -34,10 +37,12 @@ export class MbochsDriver implements MdevDriver {
   readonly name = 'mbochs';
   readonly deviceApi = 'vfio-pci';
   readonly types = TYPES;
-  readonly pool: MemoryPool;
+  /** The parent's video memory, in bytes. */
+  readonly pool: SharedPool;
 
   constructor(options: MbochsDriverOptions = {}) {
-    this.pool = new MemoryPool(options.poolBytes ?? DEFAULT_POOL_BYTES);
+    const size = options.poolBytes ?? DEFAULT_POOL_BYTES;
+    this.pool = new SharedPool({ name: 'mbochs video memory', size, unit: (b) => `${b / MIB} MiB`, exhausted: 'ENOSPC' });
   }
 
   availableInstances(type: MdevType): number {
@@ -51,11 +56,11 @@ export class MbochsDriver implements MdevDriver {
     if (!spec) throw new VfioError('EINVAL', `mbochs has no type ${info.type.id}`);
     const unknown = Object.keys(info.attrs);
     if (unknown.length > 0) throw new VfioError('EINVAL', `mbochs takes no attributes (got ${unknown.join(', ')})`);
-    this.pool.take(spec.memoryBytes);
+    const share = this.pool.take(spec.memoryBytes, info.type.id);
     try {
-      return new MbochsDevice({ name: info.uuid, core: info.core, ...spec, onRelease: () => this.pool.give(spec.memoryBytes) });
+      return new MbochsDevice({ name: info.uuid, core: info.core, ...spec, onRelease: () => share.give() });
     } catch (err) {
-      this.pool.give(spec.memoryBytes);
+      share.give();
       throw err;
     }
   }

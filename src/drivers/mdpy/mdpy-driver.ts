@@ -5,7 +5,7 @@
  * every type's available_instances is what is left of that count.
  */
 import { VfioError } from '../../base/errors.js';
-import type { MdevDriver, MdevProbeInfo, MdevType, MdevTypeSpec } from '../../mdev/index.js';
+import { SharedPool, type MdevDriver, type MdevProbeInfo, type MdevType, type MdevTypeSpec } from '../../mdev/index.js';
 import { MdpyDevice } from './mdpy-device.js';
 
 /** Devices a parent serves unless told otherwise (the kernel's `count`). */
@@ -34,23 +34,16 @@ export class MdpyDriver implements MdevDriver {
   readonly name = 'mdpy';
   readonly deviceApi = 'vfio-pci';
   readonly types = TYPES;
-  readonly maxDevices: number;
-  #count = 0;
+  /** The devices the parent serves, one unit each: `used` is those probed and not yet released. */
+  readonly pool: SharedPool;
 
   constructor(options: MdpyDriverOptions = {}) {
-    const max = options.maxDevices ?? MDPY_MAX_DEVICES;
-    if (!Number.isSafeInteger(max) || max < 0) throw new VfioError('EINVAL', `mdpy maxDevices must be a whole number, not ${max}`);
-    this.maxDevices = max;
-  }
-
-  /** Devices probed and not yet released. */
-  get devices(): number {
-    return this.#count;
+    this.pool = new SharedPool({ name: 'mdpy devices', size: options.maxDevices ?? MDPY_MAX_DEVICES });
   }
 
   availableInstances(type: MdevType): number {
     void type;
-    return this.maxDevices - this.#count;
+    return this.pool.available(1);
   }
 
   /** Counts the device at once, before returning: the bus relies on it. */
@@ -59,12 +52,11 @@ export class MdpyDriver implements MdevDriver {
     if (!mode) throw new VfioError('EINVAL', `mdpy has no type ${info.type.id}`);
     const unknown = Object.keys(info.attrs);
     if (unknown.length > 0) throw new VfioError('EINVAL', `mdpy takes no attributes (got ${unknown.join(', ')})`);
-    if (this.#count >= this.maxDevices) throw new VfioError('EUSERS', `mdpy serves ${this.maxDevices} devices and has none left`);
-    this.#count++;
+    const share = this.pool.take(1, info.type.id);
     try {
-      return new MdpyDevice({ name: info.uuid, core: info.core, ...mode, onRelease: () => this.#count-- });
+      return new MdpyDevice({ name: info.uuid, core: info.core, ...mode, onRelease: () => share.give() });
     } catch (err) {
-      this.#count--;
+      share.give();
       throw err;
     }
   }

@@ -7,7 +7,7 @@
  */
 
 import { VfioError } from '../../base/errors.js';
-import type { MdevDriver, MdevProbeInfo, MdevType, MdevTypeSpec } from '../../mdev/index.js';
+import { SharedPool, type MdevDriver, type MdevProbeInfo, type MdevType, type MdevTypeSpec } from '../../mdev/index.js';
 import { MttyDevice, type MttyPortCount } from './mtty-device.js';
 
 /** Ports in the pool of a parent unless told otherwise (the kernel's MAX_MTTYS). */
@@ -31,25 +31,16 @@ export class MttyDriver implements MdevDriver {
   readonly name = 'mtty';
   readonly deviceApi = 'vfio-pci';
   readonly types = TYPES;
-  /** Size of the pool. */
-  readonly poolPorts: number;
-  #free: number;
+  /** The parent's ports. */
+  readonly pool: SharedPool;
 
   constructor(options: MttyDriverOptions = {}) {
-    const ports = options.ports ?? MTTY_POOL_PORTS;
-    if (!Number.isSafeInteger(ports) || ports < 0) throw new VfioError('EINVAL', `an mtty pool needs a whole number of ports, not ${ports}`);
-    this.poolPorts = ports;
-    this.#free = ports;
-  }
-
-  /** Ports no card holds. */
-  get freePorts(): number {
-    return this.#free;
+    this.pool = new SharedPool({ name: 'mtty ports', size: options.ports ?? MTTY_POOL_PORTS });
   }
 
   availableInstances(type: MdevType): number {
     const ports = PORTS_BY_TYPE[this.#typeName(type)];
-    return ports ? Math.floor(this.#free / ports) : 0;
+    return ports ? this.pool.available(ports) : 0;
   }
 
   /** Takes the card's ports at once, before returning: the bus relies on it. */
@@ -57,18 +48,13 @@ export class MttyDriver implements MdevDriver {
     const ports = this.#portsOf(info.type);
     const unknown = Object.keys(info.attrs);
     if (unknown.length > 0) throw new VfioError('EINVAL', `mtty takes no attributes (got ${unknown.join(', ')})`);
-    if (this.#free < ports) throw new VfioError('EUSERS', `${info.type.id} needs ${ports} ports; ${this.#free} are left`);
-    this.#free -= ports;
+    const share = this.pool.take(ports, info.type.id);
     try {
-      return new MttyDevice({ name: info.uuid, core: info.core, ports, onRelease: () => this.#giveBack(ports) });
+      return new MttyDevice({ name: info.uuid, core: info.core, ports, onRelease: () => share.give() });
     } catch (err) {
-      this.#giveBack(ports);
+      share.give();
       throw err;
     }
-  }
-
-  #giveBack(ports: number): void {
-    this.#free += ports;
   }
 
   #typeName(type: MdevType): string {

@@ -1,0 +1,270 @@
+/**
+ * One device's migration v2 state, kept by the core (vfio_main.c keeps the
+ * FSM rules, a driver like mtty keeps the rest; here the core keeps both,
+ * so a driver only saves, loads, stops and starts).
+ *
+ * - The state: RUNNING at first. SET walks the allowed arcs one at a time
+ *   (migration-fsm.ts); each arc that stops or starts the device calls the
+ *   driver's migrationStop/Start, entering PRE_COPY or STOP_COPY calls its
+ *   migrationSave, leaving RESUMING calls its migrationLoad.
+ * - The data session, in place of the kernel's data_fd: entering the
+ *   saving group opens a stream that PRE_COPY, PRE_COPY_P2P and STOP_COPY
+ *   share, read with read(); leaving it drops the stream. STOP → RESUMING
+ *   opens an empty one that write() fills and RESUMING → STOP hands to the
+ *   driver whole.
+ * - Failures: a driver that throws mid-arc leaves the device in ERROR,
+ *   except a load refused with a VfioError (nothing changed: the device
+ *   stays RESUMING with the written stream discarded, so a good stream can
+ *   be written next). An arc that is not allowed fails with EINVAL before
+ *   anything happens; a multi-step transition that fails keeps the steps
+ *   already taken (the uAPI allows any state along the path).
+ * - Reset (of this device or its set) returns to RUNNING, and so does the
+ *   last close: the next user of the device finds it running.
+ *
+ * Every method runs under the device set's lock, as every op does: the
+ * token parameter says so. Transitions are thereby serialised with reset,
+ * close and every other op of the set.
+ */
+import { VfioError } from '../base/errors.js';
+import { MigState, type MigStateValue, type PrecopyInfo } from '../base/uapi.js';
+import type { VfioDevice } from './device.js';
+import { RECORD } from './device-record.js';
+import { checkMigrationFlags, isRunningState, isSavingState, migStateName, nextMigState } from './migration-fsm.js';
+import type { SetLockToken } from './set-lock.js';
+
+/** What a device declares about its migration (VfioDevice.migrationInfo). */
+export interface MigrationInfo {
+  /** MigrationFlags: STOP_COPY, plus P2P and PRE_COPY if it has them */
+  flags: number;
+  /**
+   * The most bytes a stream of this device can hold: a client writing more
+   * while RESUMING is refused (ENOSPC), so a resuming device never holds
+   * more than this of a client's data.
+   */
+  maxStreamBytes: number;
+}
+
+/** A stream being read (saving) or written (resuming). */
+interface Session {
+  kind: 'save' | 'resume';
+  chunks: Uint8Array[];
+  /** bytes held in chunks */
+  bytes: number;
+  /** saving: whether the precopy stage ran */
+  precopied: boolean;
+  /** saving: bytes of the precopy stage not read yet */
+  initialUnread: number;
+}
+
+export class DeviceMigration {
+  #state: MigStateValue = MigState.RUNNING;
+  #session: Session | null = null;
+  /** migrationStop ran and migrationStart has not since */
+  #stopped = false;
+  readonly #info: MigrationInfo | null;
+
+  /** @internal use migrationOf(device) */
+  constructor(readonly device: VfioDevice) {
+    const info = device.migrationInfo();
+    if (info !== null) {
+      checkMigrationFlags(info.flags);
+      if (!Number.isSafeInteger(info.maxStreamBytes) || info.maxStreamBytes <= 0) {
+        throw new VfioError('EINVAL', `${device.name}: maxStreamBytes must be a positive integer`);
+      }
+    }
+    this.#info = info;
+  }
+
+  /** The current state (GET of MIG_DEVICE_STATE). */
+  get state(): MigStateValue {
+    return this.#state;
+  }
+
+  /** The device's migration flags; ENOTTY when it cannot migrate. */
+  flags(token: SetLockToken): number {
+    this.#assertLocked(token);
+    return this.#need().flags;
+  }
+
+  /**
+   * SET of MIG_DEVICE_STATE: walks to `target` through the allowed arcs.
+   * Resolves once there; see the module comment for failures.
+   */
+  async setState(token: SetLockToken, target: number): Promise<void> {
+    this.#assertLocked(token);
+    const info = this.#need();
+    while (this.#state !== target) {
+      const next = nextMigState(info.flags, this.#state, target);
+      await this.#step(next);
+    }
+  }
+
+  /**
+   * MIG_DATA_READ: up to `size` bytes of the saving stream. Fewer (even
+   * none) in PRE_COPY means nothing more for now; in STOP_COPY, the end.
+   * EINVAL outside the saving group (and for a device that cannot migrate,
+   * as libvfio-user answers).
+   */
+  read(token: SetLockToken, size: number): Uint8Array {
+    this.#assertLocked(token);
+    const s = this.#session;
+    if (s?.kind !== 'save' || !isSavingState(this.#state)) {
+      throw new VfioError('EINVAL', `${this.device.name}: no migration data to read in ${migStateName(this.#state)}`);
+    }
+    const n = Math.min(size, s.bytes);
+    const out = new Uint8Array(n);
+    let at = 0;
+    while (at < n) {
+      const chunk = s.chunks[0]!;
+      const take = Math.min(chunk.length, n - at);
+      out.set(chunk.subarray(0, take), at);
+      at += take;
+      if (take === chunk.length) s.chunks.shift();
+      else s.chunks[0] = chunk.subarray(take);
+    }
+    s.bytes -= n;
+    s.initialUnread = Math.max(0, s.initialUnread - n);
+    return out;
+  }
+
+  /**
+   * MIG_DATA_WRITE: more of the stream being resumed. EINVAL outside
+   * RESUMING (or without migration), ENOSPC past maxStreamBytes.
+   */
+  write(token: SetLockToken, data: Uint8Array): void {
+    this.#assertLocked(token);
+    const s = this.#session;
+    const info = this.#info;
+    if (info === null || s?.kind !== 'resume' || this.#state !== MigState.RESUMING) {
+      throw new VfioError('EINVAL', `${this.device.name}: migration data is written only while RESUMING, not in ${migStateName(this.#state)}`);
+    }
+    if (s.bytes + data.length > info.maxStreamBytes) {
+      throw new VfioError('ENOSPC', `${this.device.name}: a migration stream of this device holds at most ${info.maxStreamBytes} bytes`);
+    }
+    s.chunks.push(data.slice());
+    s.bytes += data.length;
+  }
+
+  /** VFIO_MIG_GET_PRECOPY_INFO: EINVAL outside PRE_COPY and PRE_COPY_P2P. */
+  precopyInfo(token: SetLockToken): PrecopyInfo {
+    this.#assertLocked(token);
+    this.#need();
+    const s = this.#session;
+    if ((this.#state !== MigState.PRE_COPY && this.#state !== MigState.PRE_COPY_P2P) || s?.kind !== 'save') {
+      throw new VfioError('EINVAL', `${this.device.name}: precopy information exists only in PRE_COPY, not in ${migStateName(this.#state)}`);
+    }
+    return { initialBytes: s.initialUnread, dirtyBytes: 0 };
+  }
+
+  /**
+   * Back to RUNNING with no session: after a successful reset, and at the
+   * last close. Starts a stopped device again (ERROR if that throws).
+   */
+  backToRunning(token: SetLockToken): void | Promise<void> {
+    this.#assertLocked(token);
+    this.#session = null;
+    if (!this.#stopped) {
+      this.#state = MigState.RUNNING;
+      return;
+    }
+    // A device that cannot be started again is not RUNNING: ERROR.
+    this.#state = MigState.ERROR;
+    const started = (): void => {
+      this.#stopped = false;
+      this.#state = MigState.RUNNING;
+    };
+    const r = this.device.migrationStart();
+    if (r instanceof Promise) return r.then(started);
+    started();
+  }
+
+  // ---- internals --------------------------------------------------------------
+
+  async #step(next: MigStateValue): Promise<void> {
+    const cur = this.#state;
+    const device = this.device;
+    try {
+      if (isRunningState(cur) && !isRunningState(next)) {
+        await device.migrationStop();
+        this.#stopped = true;
+      }
+      if (cur === MigState.RESUMING) {
+        // RESUMING → STOP: the stream is complete; a refused one changes nothing.
+        const stream = this.#takeResume();
+        try {
+          await device.migrationLoad(stream);
+        } catch (err) {
+          if (err instanceof VfioError) {
+            this.#session = { kind: 'resume', chunks: [], bytes: 0, precopied: false, initialUnread: 0 };
+            throw new VfioError(err.code, `${device.name}: the migration stream was refused: ${err.message}`, { cause: err });
+          }
+          throw err;
+        }
+        this.#session = null;
+      } else if (next === MigState.RESUMING) {
+        this.#session = { kind: 'resume', chunks: [], bytes: 0, precopied: false, initialUnread: 0 };
+      } else if (isSavingState(next) && !isSavingState(cur)) {
+        this.#session = { kind: 'save', chunks: [], bytes: 0, precopied: false, initialUnread: 0 };
+        if (next !== MigState.STOP_COPY) await this.#save('precopy');
+      } else if (isSavingState(cur) && !isSavingState(next)) {
+        this.#session = null;
+      }
+      if (next === MigState.STOP_COPY) await this.#save('stop-copy');
+      if (!isRunningState(cur) && isRunningState(next)) {
+        await device.migrationStart();
+        this.#stopped = false;
+      }
+      this.#state = next;
+    } catch (err) {
+      if (!(err instanceof VfioError && cur === MigState.RESUMING && this.#session?.kind === 'resume')) {
+        this.#state = MigState.ERROR;
+        this.#session = null;
+      }
+      throw err;
+    }
+  }
+
+  async #save(stage: 'precopy' | 'stop-copy'): Promise<void> {
+    const s = this.#session!;
+    const data = await this.device.migrationSave(stage, s.precopied);
+    if (!(data instanceof Uint8Array)) throw new TypeError(`${this.device.name}: migrationSave returned no bytes`);
+    if (data.length > 0) s.chunks.push(data);
+    s.bytes += data.length;
+    if (stage === 'precopy') {
+      s.precopied = true;
+      s.initialUnread = data.length;
+    } else {
+      s.initialUnread = 0;
+    }
+  }
+
+  #takeResume(): Uint8Array {
+    const s = this.#session!;
+    const out = new Uint8Array(s.bytes);
+    let at = 0;
+    for (const c of s.chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    this.#session = null;
+    return out;
+  }
+
+  #need(): MigrationInfo {
+    if (this.#info === null) throw new VfioError('ENOTTY', `${this.device.name}: this device does not support migration`);
+    return this.#info;
+  }
+
+  #assertLocked(token: SetLockToken): void {
+    const set = this.device[RECORD].set;
+    if (!set) throw new VfioError('ENODEV', `${this.device.name}: device has no set (released?)`);
+    token.assertHolds(set.lock);
+  }
+}
+
+/** The migration state of a device, made when first asked for. */
+export function migrationOf(device: VfioDevice): DeviceMigration {
+  const rec = device[RECORD];
+  rec.migration ??= new DeviceMigration(device);
+  return rec.migration;
+}
