@@ -18,6 +18,7 @@ import { MdevService } from '../../src/daemon/service.js';
 import { DefinitionStore } from '../../src/daemon/store.js';
 import type { MdpyDevice } from '../../src/drivers/mdpy/index.js';
 import { MdevBus } from '../../src/mdev/index.js';
+import { until } from '../support/until.js';
 import { MemoryLog, fillRect } from './helpers.js';
 import { PageClient, type PageMessage } from './page-client.js';
 
@@ -173,13 +174,13 @@ describe('console server: screens', () => {
     const frame = await p.next((m) => m.t === 'frame' && m.uuid === uuid);
     assert.deepEqual([frame.width, frame.height, frame.format, frame.blank], [640, 480, 'XRGB8888', undefined]);
     const canvas = p.canvases.get(frame.slot as number)!;
-    await p.until(() => canvas.tiles === 10 * 8, 5000, 'every tile of the first frame');
+    await until(() => canvas.tiles === 10 * 8, 'every tile of the first frame', 5000);
     // mdpy's power-on grey ramp.
     const level = Math.floor((300 * 255) / 480);
     assert.deepEqual(canvas.at(17, 300), [level, level, level, 255]);
 
     fillRect(dev.framebuffer, 640 * 4, 100, 100, 10, 10, [12, 34, 56]);
-    await p.until(() => canvas.at(105, 105)[0] === 12, 5000, 'the written pixels');
+    await until(() => canvas.at(105, 105)[0] === 12, 'the written pixels', 5000);
     assert.deepEqual(canvas.at(105, 105), [12, 34, 56, 255]);
     assert.equal(canvas.tiles, 80 + 1, 'one more tile, no more');
 
@@ -243,11 +244,11 @@ describe('console server: hostile pages and idleness', () => {
     rude.send({ t: 'watch' });
     for (let i = 0; i < 3; i++) await rude.next((m) => m.t === 'error');
     rude.ws.send('x'.repeat(CONSOLE_LIMITS.maxPageMessageBytes + 1));
-    await rude.until(() => rude.closeCode !== undefined, 5000, 'the page to be closed');
+    await until(() => rude.closeCode !== undefined, 'the page to be closed', 5000);
     assert.equal(rude.closeCode, 1009, 'message too big');
 
     fillRect(dev.framebuffer, 640 * 4, 0, 0, 1, 1, [1, 2, 3]);
-    await bystander.until(() => canvas.at(0, 0)[2] === 3, 5000, 'the bystander to see the change');
+    await until(() => canvas.at(0, 0)[2] === 3, 'the bystander to see the change', 5000);
     bystander.close();
     await service.handle('stop', { uuid });
   });
@@ -278,12 +279,4 @@ function devices(m: PageMessage): Array<{ uuid: string; active: boolean; display
 async function startMdpy(): Promise<{ uuid: string; dev: MdpyDevice }> {
   const { device } = (await service.handle('start', { parent: 'mdpy', type: 'mdpy-vga' })) as { device: { uuid: string } };
   return { uuid: device.uuid, dev: bus.device(device.uuid)!.device as MdpyDevice };
-}
-
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
 }

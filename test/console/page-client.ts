@@ -84,15 +84,6 @@ export class PageClient {
     return this.next((m) => m.t === 'reply' && m.id === id, 15_000);
   }
 
-  /** Waits until `cond` holds of this page's state (bounded). */
-  async until(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!cond()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }
-
   close(): void {
     this.ws.terminate();
   }

@@ -8,7 +8,7 @@ import { afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ScreenFeed, NO_SIGNAL_SIZE, type Frame, type ScreenViewer } from '../../src/console/screen-feed.js';
 import { TILE_SIZE } from '../../src/console/tiles.js';
-import { until } from '../vfio-user/server-harness.js';
+import { until } from '../support/until.js';
 import { activeTimers, disable, fillRect, mbochs, mdpy, paintPattern, pattern, setMode } from './helpers.js';
 
 /** A viewer that records what it is told. */
@@ -63,7 +63,7 @@ describe('screen feed', () => {
     const stopB = feed.watch(b);
     assert.equal(feed.running, true);
     assert.equal(activeTimers(), baseline + 1, 'exactly one timer while watched, however many viewers');
-    await until(() => feed.looks >= 4, 2000, 'the feed to look while watched');
+    await until(() => feed.looks >= 4, 'the feed to look while watched');
     stopA();
     assert.equal(feed.running, true, 'still watched by b');
     stopB();
@@ -106,7 +106,7 @@ describe('screen feed', () => {
     // One pixel in tile (1, 0); a rectangle across tiles (3..4, 1..2).
     fillRect(dev.framebuffer, 320 * 4, 70, 10, 1, 1, [255, 0, 0]);
     fillRect(dev.framebuffer, 320 * 4, 200, 100, 80, 60, [0, 0, 255]);
-    await until(() => v.damage.length > 0, 2000, 'a damage report');
+    await until(() => v.damage.length > 0, 'a damage report');
     const tiles = v.damage.flat().sort((a, b) => a - b);
     assert.deepEqual(tiles, [1, cols + 3, cols + 4, 2 * cols + 3, 2 * cols + 4]);
     const frame = feed.frame!;
@@ -117,7 +117,7 @@ describe('screen feed', () => {
     // Nothing changes: nothing is reported, however often the feed looks.
     const reports = v.damage.length;
     const looks = feed.looks;
-    await until(() => feed.looks >= looks + 5, 2000, 'more looks');
+    await until(() => feed.looks >= looks + 5, 'more looks');
     assert.equal(v.damage.length, reports);
     stop();
     await dev.unregister();
@@ -135,7 +135,7 @@ describe('screen feed', () => {
 
     paintPattern(dev.framebuffer, 800, 600);
     setMode(dev, 800, 600);
-    await until(() => v.frames.length === 2, 2000, 'the mode');
+    await until(() => v.frames.length === 2, 'the mode');
     const mode = v.frames[1]!;
     assert.deepEqual([mode.width, mode.height, mode.blank], [800, 600, undefined]);
     assert.deepEqual(at(mode, 799, 599), [...pattern(799, 599)]);
@@ -143,11 +143,11 @@ describe('screen feed', () => {
     // Panning (bochs's y offset) is a new plane: the frame follows it.
     paintPattern(dev.framebuffer, 800, 100, 600 * 800 * 4, (x, y) => [x & 0xff, y, 0x77]);
     setMode(dev, 800, 600, 600);
-    await until(() => v.frames.length === 3, 2000, 'the panned mode');
+    await until(() => v.frames.length === 3, 'the panned mode');
     assert.deepEqual(at(v.frames[2]!, 5, 7), [5, 7, 0x77]);
 
     disable(dev);
-    await until(() => v.frames.length === 4, 2000, 'the picture to go');
+    await until(() => v.frames.length === 4, 'the picture to go');
     const gone = v.frames[3]!;
     assert.match(gone.blank!, /ENABLE is off/);
     assert.deepEqual([gone.width, gone.height], [800, 600], 'a lost picture keeps the last size');

@@ -13,7 +13,7 @@ import { VncServer } from '../../src/console/vnc-server.js';
 import { CONSOLE_LIMITS } from '../../src/console/limits.js';
 import { ClientScreen, RfbClient } from './rfb-client.js';
 import { MemoryLog, fillRect, mbochs, mdpy, paintPattern, pattern, setMode } from './helpers.js';
-import { until } from '../vfio-user/server-harness.js';
+import { until } from '../support/until.js';
 
 const core = new VfioCore();
 const log = new MemoryLog();
@@ -192,7 +192,7 @@ describe('vnc server', () => {
         c.requestUpdate(false);
       }
       // Unbounded, the server would queue a frame per request: 400 frames, 102 MB.
-      await until(() => server.queuedBytes > CONSOLE_LIMITS.maxVncBufferedBytes, 3000, 'the socket to back up');
+      await until(() => server.queuedBytes > CONSOLE_LIMITS.maxVncBufferedBytes, 'the socket to back up', 3000);
       await sleep(300);
       assert.ok(server.queuedBytes <= CONSOLE_LIMITS.maxVncBufferedBytes + frameBytes + 64, `queued ${server.queuedBytes} bytes`);
     } finally {
