@@ -16,7 +16,7 @@ import type { Page } from 'playwright-core';
 import { PciRegion } from '../../src/core/index.js';
 import { VfioUserClient } from '../../src/vfio-user/client.js';
 import { Daemon, ok, okJson, sandbox, type Sandbox } from '../cli/harness.js';
-import { launchBrowser, type Browser } from './browser.js';
+import { canvasPixels, launchBrowser, type Browser, type PageGlobals } from './browser.js';
 import { pattern, type Rgb } from './helpers.js';
 import { readPng } from './png-read.js';
 
@@ -54,33 +54,6 @@ function drawing(x: number, y: number): Rgb {
   if (x >= 100 && x < 300 && y >= 50 && y < 150) return [255, 0, 0];
   if (x >= 320 && x < 600 && y >= 300 && y < 460) return [0, 128, 255];
   return pattern(x, y);
-}
-
-/** What canvasPixels uses of the page's globals. */
-interface PageGlobals {
-  document: {
-    querySelector(selector: string): {
-      width: number;
-      height: number;
-      textContent: string | null;
-      getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } };
-    } | null;
-  };
-  btoa(text: string): string;
-}
-
-/** Every pixel of the page's canvas for `uuid`, as RGB. */
-async function canvasPixels(uuid: string): Promise<{ width: number; height: number; rgb: Uint8Array }> {
-  const { width, height, data } = await page.evaluate((u) => {
-    // Runs in the page (the tests are compiled without the DOM's types).
-    const page = globalThis as unknown as PageGlobals;
-    const c = page.document.querySelector(`canvas[data-uuid="${u}"]`)!;
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    let s = '';
-    for (let i = 0; i < d.length; i += 4) s += String.fromCharCode(d[i]!, d[i + 1]!, d[i + 2]!);
-    return { width: c.width, height: c.height, data: page.btoa(s) };
-  }, uuid);
-  return { width, height, rgb: new Uint8Array(Buffer.from(data, 'base64')) };
 }
 
 /** Pixels of `img` that differ from `want`, and the first few of them. */
@@ -149,7 +122,7 @@ describe('web console in Chromium, and a VNC viewer', () => {
       let last = { count: -1, first: [] as string[] };
       const deadline = Date.now() + 15_000;
       while (Date.now() < deadline) {
-        const shown = await canvasPixels(uuid);
+        const shown = await canvasPixels(page, uuid);
         assert.deepEqual([shown.width, shown.height], [W, H]);
         last = mismatches(shown, drawing);
         if (last.count === 0) break;
