@@ -41,7 +41,7 @@ import { awaitRelease } from './release.js';
 import { within } from './within.js';
 import { DefinitionStore } from './store.js';
 import type { MdevDefinition } from './definition.js';
-import type { ResourceLimits } from '../vfio-user/limits.js';
+import { DEFAULT_LIMITS, type ResourceLimits } from '../vfio-user/limits.js';
 
 export interface DaemonOptions {
   paths: DaemonPaths;
@@ -100,7 +100,13 @@ export class Daemon {
         return service.handle(op, args, call);
       },
     });
-    log.info('daemon starting', { pid: process.pid, runtimeDir: paths.runtimeDir, stateDir: paths.stateDir, db: paths.dbFile });
+    log.info('daemon starting', {
+      pid: process.pid,
+      runtimeDir: paths.runtimeDir,
+      stateDir: paths.stateDir,
+      db: paths.dbFile,
+      limits: { ...DEFAULT_LIMITS, ...options.limits },
+    });
     removeStaleSockets(paths.socketDir, log);
     let store: DefinitionStore | undefined;
     let deviceServer: DeviceServer | undefined;

@@ -32,6 +32,7 @@ import { DmaChannel } from './dma-channel.js';
 import { HANDLERS } from './handlers/index.js';
 import type { Request, Session } from './handlers/handler.js';
 import { IrqNotifiers } from './irq-notifiers.js';
+import type { ClientBudgets } from './limits.js';
 import type { RegionAccess } from './messages.js';
 import type { Negotiated, ServerLimits } from './negotiation.js';
 import { copyFrame, type Frame, type FramingError, MessageFramer } from './parser.js';
@@ -75,6 +76,8 @@ export interface ConnectionOptions {
   /** Who connected (the command may be filled in later). */
   identity: ClientIdentity;
   limits: ServerLimits;
+  /** The client's budgets (its shares of the server's); unbounded when absent. */
+  budgets?: ClientBudgets;
   log: ServerLog;
   /** Called once, after teardown completed. */
   onClosed: (connection: Connection) => void;
@@ -94,7 +97,7 @@ export class Connection implements Session {
   negotiated: Negotiated | null = null;
   shape: SessionDeviceShape | null = null;
   dma: DmaChannel | null = null;
-  readonly notifiers = new IrqNotifiers((index, vector) => this.#signalled(index, vector));
+  readonly notifiers: IrqNotifiers;
   readonly pieced = new Map<number, number>();
   readonly access: RegionAccess = { offset: 0, region: 0, count: 0, data: EMPTY };
   readonly decode: DecodeContext;
@@ -139,6 +142,17 @@ export class Connection implements Session {
     this.identity = options.identity;
     this.file = options.file;
     this.limits = options.limits;
+    this.notifiers = new IrqNotifiers({
+      onTrigger: (index, vector) => this.#signalled(index, vector),
+      ...(options.budgets === undefined ? {} : { budget: options.budgets.irqFds }),
+      onFull: () =>
+        options.log.warn("vfio-user client's interrupt eventfd is full: its interrupts are coalesced", {
+          device: this.file.device.name,
+          client: this.id,
+          pid: this.identity.pid,
+          clientCommand: this.identity.command,
+        }),
+    });
     this.#socket = options.socket;
     this.#log = options.log;
     this.#onClosed = options.onClosed;

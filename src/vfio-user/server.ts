@@ -23,6 +23,7 @@ import { UnixServer, type UnixSocket } from '../native/index.js';
 import { clientInfo, type ClientInfo } from './client-info.js';
 import { peerIdentity } from './client-identity.js';
 import { Connection, type ServerLog } from './connection.js';
+import { ServerBudgets } from './limits.js';
 import { DEFAULT_SERVER_LIMITS, type ServerLimits } from './negotiation.js';
 
 export interface VfioUserServerOptions {
@@ -46,6 +47,8 @@ export class VfioUserServer {
   readonly core: VfioCore;
   readonly socketDir: string;
   readonly limits: Readonly<ServerLimits>;
+  /** What all clients together may make the server hold. */
+  readonly #budgets: ServerBudgets;
   readonly #log: ServerLog;
   readonly #listeners = new Map<VfioDevice, UnixServer>();
   readonly #connections = new Map<VfioDevice, Set<Connection>>();
@@ -65,6 +68,7 @@ export class VfioUserServer {
     this.core = options.core;
     this.socketDir = options.socketDir;
     this.limits = Object.freeze({ ...DEFAULT_SERVER_LIMITS, ...options.limits });
+    this.#budgets = new ServerBudgets(this.limits);
     this.#log = options.log ?? SILENT;
     this.#follow = options.follow ?? true;
     mkdirSync(this.socketDir, { recursive: true, mode: 0o700 });
@@ -204,6 +208,7 @@ export class VfioUserServer {
       socket,
       identity: peerIdentity(socket.fd),
       limits: this.limits,
+      budgets: this.#budgets.client(),
       log: this.#log,
       onClosed: (c) => {
         connections.delete(c);

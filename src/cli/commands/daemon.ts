@@ -26,7 +26,7 @@ its screen, live; "uvfio console" prints its URL with the access token.
 
 Limits bound what a vfio-user client (a VMM, maybe a hostile one) may make
 the daemon hold; set them with --limit NAME=VALUE. A request past one fails
-with its errno and is logged naming the client. Each at its default:
+with its errno and is logged naming the client. The limits:
 
 ${limitsHelp()}`,
   options: [
