@@ -59,6 +59,8 @@ export interface ConsoleServerOptions {
   stateIntervalMs?: number;
   /** The clients of a running device, by UUID, with their counters and mappings. */
   clients?: (uuid: string) => ClientInfo[];
+  /** Default CONSOLE_LIMITS.pageHeartbeatMs. */
+  heartbeatMs?: number;
 }
 
 export class ConsoleServer {
@@ -72,6 +74,7 @@ export class ConsoleServer {
   private statePushes = 0;
   private pushing = false;
   private pushAgain = false;
+  private lastHeartbeat = Date.now();
 
   private constructor(
     private readonly server: Server,
@@ -283,6 +286,11 @@ export class ConsoleServer {
     if (this.pushAgain) {
       this.pushAgain = false;
       return this.push();
+    }
+    // The state's timer runs only while pages are open; the pages' heartbeat rides on it.
+    if (Date.now() - this.lastHeartbeat >= (this.options.heartbeatMs ?? CONSOLE_LIMITS.pageHeartbeatMs)) {
+      this.lastHeartbeat = Date.now();
+      for (const p of this.pages) p.heartbeat();
     }
     if (this.pages.size > 0 && this.stateTimer === undefined) {
       this.stateTimer = setTimeout(() => {

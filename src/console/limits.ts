@@ -11,6 +11,8 @@ export const CONSOLE_LIMITS = {
   maxHttpConnections: 64,
   /** Bytes of one WebSocket message from a page (requests are small JSON). */
   maxPageMessageBytes: 64 * 1024,
+  /** A page is pinged this often and dropped when it did not answer the previous ping. */
+  pageHeartbeatMs: 20_000,
   /** Requests a page may have running at once (a stop can wait long for clients). */
   maxPageOpsInFlight: 8,
   /** Bytes of an HTTP request body (the console's API takes small JSON). */

@@ -36,9 +36,11 @@ export class PageSession {
   private nextSlot = 1;
   private opsInFlight = 0;
   private closed = false;
+  private answered = true;
 
   constructor(private readonly options: PageSessionOptions) {
     const { ws } = options;
+    ws.on('pong', () => (this.answered = true));
     ws.on('message', (data, isBinary) => this.receive(data, isBinary));
     ws.on('close', () => this.close());
     ws.on('error', () => this.close());
@@ -48,6 +50,22 @@ export class PageSession {
   send(message: unknown): void {
     const ws = this.options.ws;
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
+  }
+
+  /**
+   * Called every CONSOLE_LIMITS.pageHeartbeatMs: a page that did not answer
+   * the last ping is gone (its machine vanished without closing the
+   * connection) and is dropped, so it holds no page slot forever.
+   */
+  heartbeat(): void {
+    const ws = this.options.ws;
+    if (!this.answered) {
+      this.options.log.info('console page dropped: it did not answer a ping');
+      ws.terminate();
+      return;
+    }
+    this.answered = false;
+    ws.ping();
   }
 
   /** Screens this page watches. */

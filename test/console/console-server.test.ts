@@ -253,6 +253,23 @@ describe('console server: hostile pages and idleness', () => {
     await service.handle('stop', { uuid });
   });
 
+  it('a page that stops answering pings is dropped; one that answers stays', async () => {
+    const quick = await ConsoleServer.listen({ address: parseListenAddress('0'), service, screens, log, stateIntervalMs: 20, heartbeatMs: 60 });
+    try {
+      const auth = { Authorization: `Bearer ${quick.token}` };
+      const alive = await PageClient.open(`ws://${quick.address}/ws`, auth);
+      const silent = await PageClient.open(`ws://${quick.address}/ws`, auth, false);
+      pages.push(alive, silent);
+      await until(() => silent.closeCode !== undefined, 'the silent page to be dropped');
+      assert.equal(silent.closeCode, 1006, 'terminated, no close handshake');
+      assert.equal(alive.closeCode, undefined);
+      assert.equal(quick.pageCount, 1);
+      assert.ok(log.lines.some((l) => /did not answer a ping/.test(l.msg)));
+    } finally {
+      await quick.close();
+    }
+  });
+
   it('with no page open, no state is taken and no screen is looked at', async () => {
     const { uuid } = await startMdpy();
     const p = await page();

@@ -52,8 +52,8 @@ export class PageClient {
   }
 
   /** Opens `url` (ws://…/ws) with `headers`; rejects with the HTTP status of a refusal. */
-  static open(url: string, headers: Record<string, string> = {}): Promise<PageClient> {
-    const ws = new WebSocket(url, { headers, perMessageDeflate: true });
+  static open(url: string, headers: Record<string, string> = {}, autoPong = true): Promise<PageClient> {
+    const ws = new WebSocket(url, { headers, perMessageDeflate: true, autoPong });
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(new PageClient(ws)));
       ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
