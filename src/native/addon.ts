@@ -49,6 +49,7 @@ export interface NativeAddon {
   mmap(fd: number, offset: number, length: number, prot: { read: boolean; write: boolean }): ArrayBuffer;
   munmap(buffer: ArrayBuffer): void;
   FdWatcher: new (fd: number, callback: (events: number) => void) => NativeFdWatcher;
+  notifyDatagram(path: string, message: ArrayBufferView): void;
 }
 
 const ADDON_PATH = join('build', 'Release', 'uvfio_native.node');

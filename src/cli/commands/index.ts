@@ -6,6 +6,7 @@ import { daemonCommand } from './daemon.js';
 import { defineCommand } from './define.js';
 import { helpCommand } from './help.js';
 import { listCommand } from './list.js';
+import { migrateCommand } from './migrate.js';
 import { modifyCommand } from './modify.js';
 import { screenshotCommand } from './screenshot.js';
 import { startCommand } from './start.js';
@@ -24,6 +25,7 @@ const verbs: Command[] = [
   modifyCommand,
   screenshotCommand,
   consoleCommand,
+  migrateCommand,
 ];
 verbs.push(helpCommand(verbs), completionCommand(verbs));
 
