@@ -75,6 +75,8 @@ export class PixelConverter {
   private readonly bpp: number;
   private readonly extra: number;
   private readonly native: boolean;
+  /** For 32-bit formats of whole-byte channels: the byte of each channel in a pixel, and the filler byte's. */
+  private readonly bytes: { r: number; g: number; b: number; pad: number; padValue: number } | undefined;
 
   /**
    * For `pf` (checked); `opaque` sets every bit that no channel uses, which
@@ -93,6 +95,7 @@ export class PixelConverter {
     const all = format.bitsPerPixel === 32 ? 0xffffffff : (1 << format.bitsPerPixel) - 1;
     this.extra = opaque ? (all & ~used) >>> 0 : 0;
     this.native = !opaque && sameLayout(format, XRGB8888_FORMAT);
+    this.bytes = byteLayout(format, this.extra);
   }
 
   /** Bytes `r` takes in this format. */
@@ -112,6 +115,20 @@ export class PixelConverter {
       return at;
     }
     const ch = channelOffsets(frame.format);
+    const b = this.bytes;
+    if (b !== undefined) {
+      // Whole bytes: move each channel's byte, no arithmetic (a canvas's RGBA, most VNC viewers' formats).
+      for (let y = r.y; y < r.y + r.h; y++) {
+        let i = y * line + r.x * 4;
+        for (let x = 0; x < r.w; x++, i += 4, at += 4) {
+          out[at + b.r] = src[i + ch.r]!;
+          out[at + b.g] = src[i + ch.g]!;
+          out[at + b.b] = src[i + ch.b]!;
+          out[at + b.pad] = b.padValue;
+        }
+      }
+      return at;
+    }
     const { red, green, blue, extra, bpp } = this;
     const big = this.format.bigEndian;
     for (let y = r.y; y < r.y + r.h; y++) {
@@ -139,6 +156,22 @@ function channelTable(max: number, shift: number): Uint32Array {
   const t = new Uint32Array(256);
   for (let v = 0; v < 256; v++) t[v] = (Math.round((v * max) / 255) * 2 ** shift) >>> 0;
   return t;
+}
+
+/**
+ * Where each channel's byte goes in a 32-bit pixel of `pf`, when every
+ * channel is a whole byte (maximum 255, shift a multiple of 8); undefined
+ * otherwise. The fourth byte takes the unused bits of `extra`.
+ */
+function byteLayout(pf: PixelFormat, extra: number): { r: number; g: number; b: number; pad: number; padValue: number } | undefined {
+  if (pf.bitsPerPixel !== 32) return undefined;
+  const shifts = [pf.redShift, pf.greenShift, pf.blueShift];
+  if (pf.redMax !== 255 || pf.greenMax !== 255 || pf.blueMax !== 255 || shifts.some((s) => s % 8 !== 0)) return undefined;
+  const at = (shift: number) => (pf.bigEndian ? 3 - shift / 8 : shift / 8);
+  const [r, g, b] = shifts.map(at) as [number, number, number];
+  const pad = 6 - r - g - b;
+  const padShift = pf.bigEndian ? (3 - pad) * 8 : pad * 8;
+  return { r, g, b, pad, padValue: (extra >>> padShift) & 0xff };
 }
 
 function sameLayout(a: PixelFormat, b: PixelFormat): boolean {
