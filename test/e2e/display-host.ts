@@ -16,12 +16,6 @@
  * and answers the guest (see test/e2e/guest/*-test.sh): mbochs by renaming
  * the monitor in its EDID region, mdpy by a word after the frame in BAR0.
  *
- * It also serves the web console (loopback, a port of its own) over the same
- * devices; once the mbochs screen matched, a headless Chromium opens the
- * console and compares the canvas of the mbochs device with what the guest
- * drew, and the host prints
- *     HOST-CONSOLE-MATCH mbochs ...    or    HOST-CONSOLE-MISMATCH mbochs ...
- *
  * Serves until SIGTERM or SIGINT. Warnings go to stderr, where the runner
  * counts them as failures.
  */
@@ -31,12 +25,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { VfioCore } from '../../src/core/index.js';
 import { MdevBus } from '../../src/mdev/index.js';
 import { VfioUserServer } from '../../src/vfio-user/server.js';
-import { ConsoleServer } from '../../src/console/console-server.js';
-import { parseListenAddress } from '../../src/console/listen-address.js';
-import { Screens } from '../../src/console/screens.js';
-import { MdevService } from '../../src/daemon/service.js';
-import { DefinitionStore } from '../../src/daemon/store.js';
-import { canvasPixels, launchBrowser } from '../console/browser.js';
 import { buildEdid } from '../../src/drivers/display/edid.js';
 import { screenshotDevice } from '../../src/drivers/display/find-display.js';
 import { EDID_BLOB_OFFSET, EDID_REG, LINK_STATE, MbochsDevice, MbochsDriver } from '../../src/drivers/mbochs/index.js';
@@ -78,8 +66,8 @@ function mdpyExpected(w: number, h: number): (x: number, y: number) => Rgb {
   };
 }
 
-/** Mismatching pixels of an image (a PNG, a canvas) against the expectation, and the first few of them. */
-function compare(png: { width: number; height: number; rgb: Uint8Array }, want: (x: number, y: number) => Rgb): { bad: number; first: string[] } {
+/** Mismatching pixels of a PNG against the expectation, and the first few of them. */
+function compare(png: ReturnType<typeof decodePng>, want: (x: number, y: number) => Rgb): { bad: number; first: string[] } {
   let bad = 0;
   const first: string[] = [];
   for (let y = 0; y < png.height; y++) {
@@ -126,39 +114,6 @@ async function check(what: string, uuid: string, w: number, h: number, want: (x:
   }
 }
 
-/** Opens the web console in Chromium until the canvas of `uuid` shows `want` at `w`x`h`; true on a match. */
-async function checkConsole(what: string, uuid: string, w: number, h: number, want: (x: number, y: number) => Rgb): Promise<boolean> {
-  const browser = await launchBrowser();
-  let last = 'the page did not show the screen';
-  try {
-    const page = await browser.context.newPage();
-    await page.goto(web.url);
-    await page.waitForSelector(`canvas[data-uuid="${uuid}"][data-signal="yes"]`, { timeout: MATCH_WINDOW_MS });
-    const deadline = Date.now() + MATCH_WINDOW_MS;
-    for (let n = 1; ; n++) {
-      const shown = await canvasPixels(page, uuid);
-      if (shown.width !== w || shown.height !== h) {
-        last = `the canvas is ${shown.width}x${shown.height}, the guest drew ${w}x${h}`;
-      } else {
-        const { bad, first } = compare(shown, want);
-        if (bad === 0) {
-          console.log(`HOST-CONSOLE-MATCH ${what} ${w}x${h} after ${n} look(s) at the page`);
-          return true;
-        }
-        last = `${bad} of ${w * h} pixels differ: ${first.join('; ')}`;
-      }
-      if (Date.now() > deadline) break;
-      await sleep(250);
-    }
-  } catch (err) {
-    last = (err as Error).message.split('\n')[0]!;
-  } finally {
-    await browser.close();
-  }
-  console.log(`HOST-CONSOLE-MISMATCH ${what}: ${last}`);
-  return false;
-}
-
 /** Renames the mbochs monitor, following the EDID update protocol in one turn. */
 function answerMbochs(dev: MbochsDevice, ok: boolean, w: number, h: number): void {
   const blob = buildEdid({ width: w, height: h, name: ok ? 'uvfio-done' : 'uvfio-fail' });
@@ -188,25 +143,9 @@ bus.registerParent({ name: 'mbochs', driver: new MbochsDriver() });
 bus.registerParent({ name: 'mdpy', driver: new MdpyDriver() });
 const mbochs = (await bus.create(MBOCHS_UUID, 'mbochs-small')).device as MbochsDevice;
 const mdpy = (await bus.create(MDPY_UUID, 'mdpy-vga')).device as MdpyDevice;
-// The web console over the same devices, with the daemon's own parts.
-const warnOnly = {
-  debug: () => {},
-  info: () => {},
-  warn: (msg: string, fields?: object) => console.error(`warning: ${msg} ${JSON.stringify(fields ?? {})}`),
-  error: (msg: string, fields?: object) => console.error(`error: ${msg} ${JSON.stringify(fields ?? {})}`),
-};
-const screens = new Screens({ core, log: warnOnly, vnc: false });
-const web = await ConsoleServer.listen({
-  address: parseListenAddress('0'),
-  service: new MdevService({ store: DefinitionStore.open(':memory:'), bus }),
-  screens,
-  log: warnOnly,
-});
 console.log(`ready ${[MBOCHS_UUID, MDPY_UUID].map((u) => server.socketPath(u)).join(',')}`);
 
 async function stop(): Promise<void> {
-  await web.close();
-  await screens.close();
   await server.close();
   for (const mdev of bus.devices()) await bus.remove(mdev.uuid);
   process.exit(0);
@@ -235,11 +174,7 @@ for (;;) {
     handled.add(which!);
     const w = Number(ws);
     const h = Number(hs);
-    if (which === 'MBOCHS') {
-      // The guest's picture stays until it hears back: the console is checked before the answer.
-      const matched = (await check('mbochs', MBOCHS_UUID, w, h, mbochsExpected(w, h))) && (await checkConsole('mbochs', MBOCHS_UUID, w, h, mbochsExpected(w, h)));
-      answerMbochs(mbochs, matched, w, h);
-    }
+    if (which === 'MBOCHS') answerMbochs(mbochs, await check('mbochs', MBOCHS_UUID, w, h, mbochsExpected(w, h)), w, h);
     else answerMdpy(mdpy, await check('mdpy', MDPY_UUID, w, h, mdpyExpected(w, h)));
   }
   await sleep(200);
