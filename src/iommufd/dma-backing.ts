@@ -24,6 +24,12 @@ export interface DmaBacking {
   write?(offset: number, src: Uint8Array): Promise<void>;
   /** A zero-copy view of [offset, offset+length) ('memory'), valid until release(). */
   view?(offset: number, length: number): Uint8Array;
+  /**
+   * The client's file this backing reaches ('memory' and 'file' from a
+   * client's fd), kept open while mapped, and where byte 0 is in it: what
+   * a daemon takeover hands to the next process. Absent otherwise.
+   */
+  readonly file?: { readonly fd: number; readonly offset: number };
   /** Called exactly once, when its mapping is removed (munmap, close the fd). */
   release(): void;
 }

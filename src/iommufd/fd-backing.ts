@@ -7,6 +7,8 @@
  *    seals by default) is mapped here, once, whatever its size: its pages
  *    cannot vanish (a hole punched in it reads as zeros), so a touch can
  *    never be SIGBUS. Reads and writes are copies; views are made on demand.
+ *    Its fd is kept while mapped (counted like the next kind's), so that a
+ *    daemon takeover can hand the same memory to the next process.
  *  - any other file on tmpfs (a memfd without that seal, a file in
  *    /dev/shm) is reached with pread/pwrite on the fd, kept open: a page
  *    the client truncated away is an EFAULT for that one access. tmpfs
@@ -66,39 +68,49 @@ export function fdBacking(fd: number, offset: number, size: number, writable: bo
       const fs = info.fsType === HUGETLBFS_MAGIC ? 'hugetlbfs' : `a file system of type 0x${info.fsType.toString(16)}`;
       return { backing: null, why: `the memory is on ${fs}, which is not reached through its fd` };
     }
-    if (info.seals >= 0 && (info.seals & F_SEAL_SHRINK) !== 0) {
-      return { backing: MappedFdBacking.map(fd, offset, size, writable, budgets.mappedBytes) };
-    }
     budgets.fds?.take(1, 'DMA map: client memory fds');
+    let backing: DmaBacking;
+    try {
+      const sealed = info.seals >= 0 && (info.seals & F_SEAL_SHRINK) !== 0;
+      backing = sealed ? MappedFdBacking.map(fd, offset, size, writable, budgets) : new FileBacking(fd, offset, size, budgets.fds);
+    } catch (err) {
+      budgets.fds?.release(1);
+      throw err;
+    }
     kept = true;
-    return { backing: new FileBacking(fd, offset, size, budgets.fds) };
+    return { backing };
   } finally {
     if (!kept) closeFds([fd]);
   }
 }
 
-/** A size-sealed memfd mapped here. */
+/** A size-sealed memfd mapped here; its fd kept (and counted) until release(). */
 export class MappedFdBacking implements DmaBacking {
   readonly reach = 'memory';
+  readonly file: { readonly fd: number; readonly offset: number };
   readonly #memory: ClientMemory;
-  readonly #budget: Budget | undefined;
+  readonly #budgets: FdBackingBudgets;
 
   private constructor(
     memory: ClientMemory,
     readonly size: number,
-    budget: Budget | undefined,
+    file: { fd: number; offset: number },
+    budgets: FdBackingBudgets,
   ) {
     this.#memory = memory;
-    this.#budget = budget;
+    this.file = file;
+    this.#budgets = budgets;
   }
 
   /**
    * Maps it, writable when the fd allows (so a driver's view never faults
    * on a store; the address space enforces what the client allowed),
-   * read-only when it does not and no more was asked.
+   * read-only when it does not and no more was asked. The fd becomes the
+   * backing's once this returns (the caller counted it in `budgets.fds`);
+   * it stays the caller's when this throws.
    */
-  static map(fd: number, offset: number, size: number, writable: boolean, budget?: Budget): MappedFdBacking {
-    budget?.take(size, 'DMA map: bytes of client memory mapped');
+  static map(fd: number, offset: number, size: number, writable: boolean, budgets: FdBackingBudgets = {}): MappedFdBacking {
+    budgets.mappedBytes?.take(size, 'DMA map: bytes of client memory mapped');
     try {
       let memory: ClientMemory;
       try {
@@ -107,9 +119,9 @@ export class MappedFdBacking implements DmaBacking {
         if (writable) throw err;
         memory = ClientMemory.map(fd, offset, size, false);
       }
-      return new MappedFdBacking(memory, size, budget);
+      return new MappedFdBacking(memory, size, { fd, offset }, budgets);
     } catch (err) {
-      budget?.release(size);
+      budgets.mappedBytes?.release(size);
       throw err;
     }
   }
@@ -129,7 +141,9 @@ export class MappedFdBacking implements DmaBacking {
   release(): void {
     if (this.#memory.unmapped) return;
     this.#memory.unmap();
-    this.#budget?.release(this.size);
+    closeFds([this.file.fd]);
+    this.#budgets.mappedBytes?.release(this.size);
+    this.#budgets.fds?.release(1);
   }
 }
 
@@ -170,6 +184,10 @@ export class FileBacking implements DmaBacking {
     } catch (err) {
       throw fault(err);
     }
+  }
+
+  get file(): { fd: number; offset: number } | undefined {
+    return this.#fd < 0 ? undefined : { fd: this.#fd, offset: this.offset };
   }
 
   release(): void {

@@ -17,6 +17,7 @@ export {
   memoryFdInfo,
   TMPFS_MAGIC,
   F_SEAL_SHRINK,
+  F_SEAL_GROW,
   type MemoryFdInfo,
   mmap,
   munmap,

@@ -6,6 +6,10 @@
  */
 import { VfioError } from '../base/errors.js';
 import {
+  F_SEAL_GROW,
+  F_SEAL_SHRINK,
+  memoryFdInfo,
+  TMPFS_MAGIC,
   clientMemoryRead,
   clientMemoryWindow,
   clientMemoryWrite,
@@ -51,6 +55,27 @@ export class MappedMemory {
     const fd = memfdCreate(name, size);
     try {
       sealSize(fd);
+      return new MappedMemory(fd, true, mmap(fd, 0, size, { read: true, write: true }));
+    } catch (err) {
+      close(fd);
+      throw err;
+    }
+  }
+
+  /**
+   * Memory made by create() in another process and handed over with its
+   * fd (a daemon takeover: clients have it mapped, so it must stay the
+   * same memory): a memfd of exactly `size` bytes whose size is sealed,
+   * mapped read and write. Takes ownership of `fd` even when it throws:
+   * EINVAL for anything else.
+   */
+  static adopt(fd: number, size: number): MappedMemory {
+    try {
+      const info = memoryFdInfo(fd);
+      const sealed = info.seals >= 0 && (info.seals & (F_SEAL_SHRINK | F_SEAL_GROW)) === (F_SEAL_SHRINK | F_SEAL_GROW);
+      if (!info.regular || info.fsType !== TMPFS_MAGIC || !sealed || info.size !== size) {
+        throw new VfioError('EINVAL', `memory handed over must be a size-sealed memfd of ${size} bytes`);
+      }
       return new MappedMemory(fd, true, mmap(fd, 0, size, { read: true, write: true }));
     } catch (err) {
       close(fd);

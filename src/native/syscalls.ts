@@ -166,6 +166,8 @@ export function memoryFdInfo(fd: number): MemoryFdInfo {
 export const TMPFS_MAGIC = 0x01021994;
 /** F_SEAL_SHRINK: the file can never get shorter. */
 export const F_SEAL_SHRINK = 0x0002;
+/** F_SEAL_GROW: the file can never get longer. */
+export const F_SEAL_GROW = 0x0004;
 
 export type { ClientMemoryHandle } from './addon.js';
 

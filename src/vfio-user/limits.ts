@@ -180,7 +180,7 @@ export const LIMITS: { readonly [K in keyof ResourceLimits]: LimitSpec } = {
     max: 1 << 30,
     default: Math.max(1, Math.floor(openFileLimit() / 2)),
     defaultText: 'half the open-file limit',
-    doc: 'file descriptors held for all clients together (interrupt eventfds, fds of client memory reached by pread/pwrite); ENOSPC past it, so the daemon keeps fds for its own sockets',
+    doc: 'file descriptors held for all clients together (interrupt eventfds, fds of the client memory they mapped); ENOSPC past it, so the daemon keeps fds for its own sockets',
   },
   maxDeviceClients: {
     name: 'device-clients',

@@ -26,10 +26,12 @@ function memfd(size: number, sealed: boolean): { fd: number; mine: number } {
 }
 
 describe('fdBacking', () => {
-  it('maps a size-sealed memfd: copies and views reach the same bytes; no fd kept', () => {
+  it('maps a size-sealed memfd: copies and views reach the same bytes; its fd kept until release (a takeover hands it on)', () => {
     const before = openFdCount();
     const { fd, mine } = memfd(1 << 20, true);
     const reach = fdBacking(fd, 4096, 8192, true);
+    assert.deepEqual(reach.backing?.file, { fd, offset: 4096 });
+    assert.equal(openFdCount(), before + 2, 'the fd is kept while mapped');
     assert.ok(reach.backing !== null);
     const b = reach.backing;
     assert.equal(b.reach, 'memory');
@@ -47,7 +49,7 @@ describe('fdBacking', () => {
     b.release();
     assert.equal(v.byteLength, 0, 'views are detached at release');
     close(mine);
-    assert.equal(openFdCount(), before, 'the fd was closed at once; the mapping held the memory');
+    assert.equal(openFdCount(), before, 'the fd was closed at release');
   });
 
   it('an unsealed memfd is reached with pread/pwrite; once the client shrinks it, an access is EFAULT, not SIGBUS', () => {
@@ -105,13 +107,14 @@ describe('fdBacking', () => {
   it('budgets: bytes mapped and fds kept are checked before anything is mapped, and given back', () => {
     const total = new Budget('dma-bytes-total', 1 << 20);
     const bytes = new Budget('dma-bytes', 1 << 20, total);
-    const fds = new Budget('client-fds', 1);
+    const fds = new Budget('client-fds', 2);
     const big = memfd(2 << 20, true);
     assert.throws(() => fdBacking(big.fd, 0, 2 << 20, true, { mappedBytes: bytes, fds }), (e: unknown) => e instanceof OverBudget && e.limit === 'dma-bytes');
     assert.equal(bytes.used, 0);
     const a = memfd(1 << 20, true);
     const mapped = fdBacking(a.fd, 0, 1 << 20, true, { mappedBytes: bytes, fds });
     assert.equal(total.used, 1 << 20);
+    assert.equal(fds.used, 1, 'a mapped memfd keeps its fd, counted');
     const u1 = memfd(4096, false);
     const kept = fdBacking(u1.fd, 0, 4096, true, { mappedBytes: bytes, fds });
     const u2 = memfd(4096, false);
