@@ -133,6 +133,10 @@ export class DeviceFile {
   setIrqs(request: SetIrqsRequest): void | Promise<void> {
     return this.op(() => this.device.setIrqs(request));
   }
+  /** A takeover's SET_IRQS without side effects (see VfioDevice.adoptIrqs). */
+  adoptIrqs(request: SetIrqsRequest): void | Promise<void> {
+    return this.op(() => this.device.adoptIrqs(request));
+  }
   regionRead(index: number, offset: number, dest: Uint8Array): void | Promise<void> {
     return this.op(() => this.device.regionRead(index, offset, dest));
   }

@@ -31,6 +31,8 @@ export interface DeviceRecord {
   unregistering: Promise<void> | null;
   /** Migration v2 state, made on first use (device-migration.ts). */
   migration: DeviceMigration | null;
+  /** A daemon takeover is saving or loading the device (VfioDevice.handover). */
+  handover: boolean;
 }
 
 /** The record of a device just constructed (initialized, not registered). */
@@ -46,5 +48,6 @@ export function newDeviceRecord(): DeviceRecord {
     drained: () => {},
     unregistering: null,
     migration: null,
+    handover: false,
   };
 }

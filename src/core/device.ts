@@ -94,6 +94,23 @@ export abstract class VfioDevice {
     return null;
   }
 
+  /**
+   * True while a daemon takeover saves this device's migration stream (in
+   * the daemon handing over) or loads it (in the one taking over); whoever
+   * runs the takeover sets it around the save and the load. The next
+   * process adopts what the device shares with its clients — the fds of
+   * memory they mapped, their interrupt eventfds — instead of copies, so a
+   * stream made in this mode leaves shared memory out and carries what the
+   * device holds of its clients' interrupt wiring (masks, held signals);
+   * see VfioPciDevice.
+   */
+  get handover(): boolean {
+    return this[RECORD].handover;
+  }
+  set handover(on: boolean) {
+    this[RECORD].handover = on;
+  }
+
   /** Makes the device visible: it can be opened from now on. EEXIST for a taken name. */
   register(options: RegisterOptions = {}): void {
     this.core.registerDevice(this, options);
@@ -143,6 +160,18 @@ export abstract class VfioDevice {
   /** VFIO_DEVICE_SET_IRQS. The device may keep the notifiers; their owner may close them. */
   setIrqs(request: SetIrqsRequest): void | Promise<void> {
     throw new VfioError('EINVAL', `${this.name}: no irq index ${request.index}`);
+  }
+
+  /**
+   * A daemon takeover: attaches the notifiers (ACTION_TRIGGER, DATA_EVENTFD)
+   * a client had attached in the previous process, exactly where they were,
+   * with none of the effects SET_IRQS has on the device: its state, enables
+   * and masks included, came with its migration stream. The default
+   * refuses (ENOTTY): such a device cannot be taken over with interrupts
+   * attached.
+   */
+  adoptIrqs(request: SetIrqsRequest): void {
+    throw new VfioError('ENOTTY', `${this.name}: this device cannot adopt interrupts (irq index ${request.index}) in a takeover`);
   }
 
   /** Reads dest.byteLength bytes of region `index` at `offset` into dest. */

@@ -1,5 +1,5 @@
 /** The mediated-device bus: parents, types, instances, create/remove, the sysfs view. */
-export { MdevBus, type MdevBusOptions, type MdevBusEvents } from './mdev-bus.js';
+export { MdevBus, type MdevBusOptions, type MdevBusEvents, type MdevCreateOptions } from './mdev-bus.js';
 export { MdevParent, type MdevParentOptions, type MdevParentState } from './mdev-parent.js';
 export { MdevType } from './mdev-type.js';
 export { MdevDevice, type MdevDeviceState } from './mdev-device.js';

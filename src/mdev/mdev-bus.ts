@@ -27,6 +27,7 @@ import { EventEmitter } from 'node:events';
 import { VfioError, toVfioError } from '../base/errors.js';
 import { VfioDevice, type DeviceState } from '../core/device.js';
 import type { VfioCore } from '../core/vfio-core.js';
+import type { MappedMemory } from '../native/memory.js';
 import { MdevDevice } from './mdev-device.js';
 import { MdevParent, type MdevParentOptions } from './mdev-parent.js';
 import type { MdevType } from './mdev-type.js';
@@ -58,6 +59,12 @@ export interface MdevBusEvents {
   restored: [mdev: MdevDevice];
   /** the device was released and its instance given back */
   removed: [mdev: MdevDevice];
+}
+
+/** How create() is asked, beyond the UUID, type and attributes. */
+export interface MdevCreateOptions {
+  /** What the driver's probe gets as MdevProbeInfo.barMemory (a daemon takeover). */
+  barMemory?: ReadonlyArray<MappedMemory | undefined>;
 }
 
 type SlotState = 'creating' | 'active' | 'removing';
@@ -157,8 +164,9 @@ export class MdevBus extends EventEmitter<MdevBusEvents> {
    * share); ENOENT for an unknown type id; EEXIST for a UUID the bus holds
    * (live, or being created or removed); EUSERS when no instance is left;
    * ENODEV when the parent is going away; the driver's own error otherwise.
+   * `options.barMemory` goes to the driver's probe (a daemon takeover).
    */
-  create(uuid: string, type: MdevType | string, attrs: MdevAttrs = NO_ATTRS): Promise<MdevDevice> {
+  create(uuid: string, type: MdevType | string, attrs: MdevAttrs = NO_ATTRS, options: MdevCreateOptions = {}): Promise<MdevDevice> {
     try {
       // Synchronous up to the probe call: checks and reservation cannot interleave.
       const id = normalizeUuid(uuid);
@@ -175,7 +183,7 @@ export class MdevBus extends EventEmitter<MdevBusEvents> {
       t.reserve();
       const slot: Slot = { uuid: id, type: t, state: 'creating', mdev: null, busy: null };
       this.slots.set(id, slot);
-      const created = this.probeAndRegister(slot, frozen);
+      const created = this.probeAndRegister(slot, frozen, options);
       slot.busy = created;
       return created;
     } catch (err) {
@@ -246,13 +254,14 @@ export class MdevBus extends EventEmitter<MdevBusEvents> {
     return type;
   }
 
-  private async probeAndRegister(slot: Slot, attrs: MdevAttrs): Promise<MdevDevice> {
+  private async probeAndRegister(slot: Slot, attrs: MdevAttrs, options: MdevCreateOptions): Promise<MdevDevice> {
     const { uuid, type } = slot;
     const parent = type.parent;
     let device: VfioDevice;
     try {
       // Called in the same turn as reserve(): a pool-based driver takes its share here.
-      device = await parent.driver.probe({ uuid, type, parent, attrs, core: this.core });
+      const handedOver = options.barMemory === undefined ? {} : { barMemory: options.barMemory };
+      device = await parent.driver.probe({ uuid, type, parent, attrs, core: this.core, ...handedOver });
     } catch (err) {
       this.dropSlot(slot);
       throw toVfioError(err);

@@ -6,6 +6,7 @@
  */
 import type { VfioCore } from '../core/vfio-core.js';
 import type { VfioDevice } from '../core/device.js';
+import type { MappedMemory } from '../native/memory.js';
 import type { MdevType } from './mdev-type.js';
 import type { MdevParent } from './mdev-parent.js';
 import type { MdevDevice } from './mdev-device.js';
@@ -39,6 +40,13 @@ export interface MdevProbeInfo {
   readonly attrs: MdevAttrs;
   /** The core the device must be constructed with. */
   readonly core: VfioCore;
+  /**
+   * A daemon takeover: the memory of the device's memory BARs in the
+   * previous daemon, by BAR index, which clients have mapped. A driver
+   * whose device backs BARs with memory hands it to the device
+   * (PciDeviceOptions.barMemory) instead of making fresh memory.
+   */
+  readonly barMemory?: ReadonlyArray<MappedMemory | undefined>;
 }
 
 /** How remove() is asked. */

@@ -161,6 +161,80 @@ export class PciInterrupts {
     this.#refreshIntx();
   }
 
+  /**
+   * A takeover's setTriggers: attaches `notifiers[k]` to vector
+   * `start + k` as a client had them attached in the previous process,
+   * touching nothing else: config space (MSI and MSI-X enables), the MSI-X
+   * table's masks and the INTx state came with the device's migration
+   * stream. Takes ownership as setTriggers does. EINVAL for a range
+   * outside the index, a null notifier, or a second one of INTx, MSI and
+   * MSI-X.
+   */
+  adoptTriggers(index: number, start: number, notifiers: ReadonlyArray<EventNotifier>): void {
+    const i = checkIndex(index);
+    this.#checkRange(i, start, notifiers.length);
+    if (notifiers.some((n) => !n)) throw new VfioError('EINVAL', 'a takeover adopts eventfds, not empty slots');
+    const exclusive = i <= PciIrq.MSIX;
+    if (exclusive && this.#active !== null && this.#active !== i) {
+      throw new VfioError('EINVAL', `${INDEX_NAMES[this.#active]} triggers are set; a takeover cannot add ${INDEX_NAMES[i]} ones`);
+    }
+    const slots = this.#triggers[i]!;
+    notifiers.forEach((n, k) => {
+      const old = slots[start + k];
+      if (old && old !== n) old.close();
+      slots[start + k] = n;
+    });
+    if (exclusive) this.#active = i;
+  }
+
+  /**
+   * What the function holds of its client's interrupt wiring that no
+   * migration stream carries (a VFIO user's, not the function's): the
+   * INTx automask, a pulse not signalled yet, and the signals held while
+   * stopped. A takeover moves it with the eventfds (checkWiring).
+   */
+  saveWiring(): Uint8Array {
+    const held = [...(this.#held ?? [])];
+    const out = new DataView(new ArrayBuffer(5 + 4 * held.length));
+    out.setUint8(0, (this.#intxMasked ? 1 : 0) | (this.#latched ? 2 : 0));
+    out.setUint32(1, held.length, true);
+    held.forEach((key, k) => out.setUint32(5 + 4 * k, key, true));
+    return new Uint8Array(out.buffer);
+  }
+
+  /**
+   * Checks saveWiring()'s state of the same function in the previous
+   * process (EINVAL for bytes it did not make) and returns what takes it
+   * over; nothing changes before that runs. Run it while paused (the
+   * device stopped): the held signals are held here from then on, and
+   * sent at resume().
+   */
+  checkWiring(state: Uint8Array): () => void {
+    const view = new DataView(state.buffer, state.byteOffset, state.byteLength);
+    const count = state.length >= 5 ? view.getUint32(1, true) : -1;
+    const flags = count >= 0 ? view.getUint8(0) : 0;
+    if (count < 0 || state.length !== 5 + 4 * count || (flags & ~3) !== 0) {
+      throw new VfioError('EINVAL', 'the interrupt wiring handed over is malformed');
+    }
+    const held: number[] = [];
+    for (let k = 0; k < count; k++) {
+      const key = view.getUint32(5 + 4 * k, true);
+      const index = key >>> 16;
+      if (index > PciIrq.MSIX || (key & 0xffff) >= this.#counts[index]!) {
+        throw new VfioError('EINVAL', `the interrupt wiring handed over holds vector ${key & 0xffff} of index ${index}, which this function lacks`);
+      }
+      held.push(key);
+    }
+    return () => {
+      this.#intxMasked = (flags & 1) !== 0;
+      this.#latched = (flags & 2) !== 0;
+      if (held.length > 0) {
+        this.#held ??= new Set();
+        for (const key of held) this.#held.add(key);
+      }
+    };
+  }
+
   /** SET_IRQS ACTION_TRIGGER, DATA_NONE, count 0: drops every trigger of `index`. */
   disable(index: number): void {
     const i = checkIndex(index);

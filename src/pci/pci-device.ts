@@ -28,6 +28,7 @@ import {
   PciRegion,
   RegionFlags,
   type DeviceInfo,
+  type EventNotifier,
   type IrqInfo,
   type RegionInfo,
   type SetIrqsRequest,
@@ -51,6 +52,8 @@ import { PciInterrupts } from './interrupts.js';
 
 /** Record tag of the function's own state in a migration stream (drivers use 16 and up). */
 export const PCI_FUNCTION_RECORD = 2;
+/** Record tag, in a takeover's stream only, of the client's interrupt wiring the function holds (PciInterrupts.saveWiring). */
+export const PCI_WIRING_RECORD = 3;
 
 /** What a migrating driver declares (VfioPciDevice.migrationSpec). */
 export interface PciMigrationSpec extends MigrationInfo {
@@ -103,6 +106,13 @@ export interface PciDeviceOptions extends DeviceOptions {
    * device at probe (ports or memory from its pool).
    */
   onRelease?: () => void;
+  /**
+   * Memory BARs' memory from the previous daemon (a takeover), by BAR
+   * index: clients have it mapped, so backBar() adopts it instead of
+   * making fresh memory. The device owns it from construction on, used or
+   * not.
+   */
+  barMemory?: ReadonlyArray<MappedMemory | undefined>;
 }
 
 /**
@@ -124,12 +134,15 @@ export abstract class VfioPciDevice extends VfioDevice {
 
   readonly #rom: Uint8Array | undefined;
   readonly #backing: Array<MappedMemory | undefined> = new Array(PCI_NUM_BARS).fill(undefined);
+  /** Memory handed over for backBar() to adopt, by BAR (PciDeviceOptions.barMemory). */
+  readonly #handedOver: Array<MappedMemory | undefined>;
   /** Config space as it came out of the constructor: the power-on state. */
   readonly #powerOn: Uint8Array;
   #onRelease: (() => void) | undefined;
 
   constructor(options: PciDeviceOptions) {
     super(options);
+    this.#handedOver = Array.from({ length: PCI_NUM_BARS }, (_, i) => options.barMemory?.[i]);
     const caps = options.capabilities ?? {};
     const cs = ConfigSpace.type0({ ...options.header, extended: options.header.extended ?? caps.express !== undefined });
     this.config = cs;
@@ -170,15 +183,30 @@ export abstract class VfioPciDevice extends VfioDevice {
    * framebuffer): region accesses read and write it, GET_REGION_INFO flags
    * it MMAP (less the pages of an MSI-X table or PBA in it), and mmap(index)
    * hands out its fd. Call it from the driver's constructor; release()
-   * frees the memory.
+   * frees the memory. In a takeover it is the memory handed over
+   * (PciDeviceOptions.barMemory), as it was: see barAdopted().
    */
   protected backBar(index: number, name = `${this.name}-bar${index}`): MappedMemory {
     const bar = this.bars.get(index);
     if (!bar || bar.kind === 'io') throw new VfioError('EINVAL', `${this.name}: BAR${index} is not a memory BAR`);
     if (this.#backing[index]) throw new VfioError('EEXIST', `${this.name}: BAR${index} is backed already`);
-    const memory = MappedMemory.create(name, bar.size);
+    const adopted = this.#handedOver[index];
+    if (adopted && adopted.bytes.length !== bar.size) {
+      throw new VfioError('EINVAL', `${this.name}: the memory handed over for BAR${index} has ${adopted.bytes.length} bytes, the BAR ${bar.size}`);
+    }
+    const memory = adopted ?? MappedMemory.create(name, bar.size);
     this.#backing[index] = memory;
     return memory;
+  }
+
+  /** True when BAR `index` is backed by memory handed over by a previous daemon: its contents are the clients', keep them. */
+  protected barAdopted(index: number): boolean {
+    return this.#handedOver[index] !== undefined && this.#backing[index] === this.#handedOver[index];
+  }
+
+  /** The memory backing BAR `index`, if backed (a takeover hands its fd on). */
+  barMemory(index: number): MappedMemory | undefined {
+    return this.#backing[index];
   }
 
   /**
@@ -240,6 +268,14 @@ export abstract class VfioPciDevice extends VfioDevice {
     this.irqs.setIrqs(request);
   }
 
+  /** Eventfd triggers attached where the previous daemon had them (PciInterrupts.adoptTriggers). */
+  override adoptIrqs(request: SetIrqsRequest): void {
+    if (request.action !== 'trigger' || request.data !== 'eventfd' || request.values.some((n) => n === null)) {
+      throw new VfioError('EINVAL', 'a takeover adopts trigger eventfds only');
+    }
+    this.irqs.adoptTriggers(request.index, request.start, request.values as EventNotifier[]);
+  }
+
   override regionRead(index: number, offset: number, dest: Uint8Array): void {
     const region = checkRegion(this.name, index);
     if (region === PciRegion.CONFIG) return this.config.readBytes(offset, dest);
@@ -293,6 +329,7 @@ export abstract class VfioPciDevice extends VfioDevice {
     try {
       this.irqs.release();
       for (const memory of this.#backing) memory?.close();
+      for (const memory of this.#handedOver) memory?.close();
     } finally {
       const done = this.#onRelease;
       this.#onRelease = undefined;
@@ -334,7 +371,9 @@ export abstract class VfioPciDevice extends VfioDevice {
   /**
    * The stream: header (PRE_COPY's stage, or the start of STOP_COPY's),
    * then the function's state (config space, MSI-X table and PBA), the
-   * driver's records and the end.
+   * driver's records and the end. In a takeover (`handover`) also the
+   * client's interrupt wiring (PCI_WIRING_RECORD), and the driver leaves
+   * out the memory its BARs share with clients.
    */
   override migrationSave(stage: 'precopy' | 'stop-copy', precopied: boolean): Uint8Array {
     const spec = this.#spec();
@@ -342,20 +381,30 @@ export abstract class VfioPciDevice extends VfioDevice {
     if (stage === 'precopy' || !precopied) w.begin(spec);
     if (stage === 'precopy') return w.take();
     w.record(PCI_FUNCTION_RECORD, this.#saveFunction());
+    if (this.handover) w.record(PCI_WIRING_RECORD, this.irqs.saveWiring());
     this.saveMigrationRecords(w);
     return w.end().take();
   }
 
-  /** Checks the whole stream, then applies the function's state and the driver's records. */
+  /**
+   * Checks the whole stream, then applies the function's state, the
+   * driver's records and (a takeover's stream, which must have it) the
+   * interrupt wiring.
+   */
   override migrationLoad(stream: Uint8Array): void {
     const spec = this.#spec();
-    const records = readMigStream(stream, { ...spec, tags: [PCI_FUNCTION_RECORD, ...spec.tags] });
+    const tags = [PCI_FUNCTION_RECORD, ...(this.handover ? [PCI_WIRING_RECORD] : []), ...spec.tags];
+    const records = readMigStream(stream, { ...spec, tags });
     const fn = records.get(PCI_FUNCTION_RECORD);
     if (fn === undefined) throw new VfioError('EBADMSG', `the ${spec.kind} migration stream has no PCI function record`);
+    const wiring = records.get(PCI_WIRING_RECORD);
+    if (this.handover && wiring === undefined) throw new VfioError('EBADMSG', `the ${spec.kind} takeover stream has no interrupt wiring record`);
     const applyFunction = this.#checkFunction(fn);
+    const applyWiring = wiring === undefined ? () => {} : this.irqs.checkWiring(wiring);
     const applyDriver = this.loadMigrationRecords(records);
     applyFunction();
     applyDriver();
+    applyWiring();
   }
 
   /** A stream of another kind, version or type is refused at its header. */

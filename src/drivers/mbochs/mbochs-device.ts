@@ -21,7 +21,7 @@ import { VfioError } from '../../base/errors.js';
 import { MigrationFlags, PciRegion, RegionFlags, RegionType, type DeviceInfo, type RegionInfo } from '../../base/uapi.js';
 import { FieldReader, FieldWriter, type MigStreamWriter } from '../../core/migration-stream.js';
 import type { MappedMemory } from '../../native/memory.js';
-import { VfioPciDevice, type PciMigrationSpec } from '../../pci/pci-device.js';
+import { VfioPciDevice, type PciDeviceOptions, type PciMigrationSpec } from '../../pci/pci-device.js';
 import type { DisplaySource } from '../display/display-source.js';
 import { offerFramebuffer } from '../display/framebuffer-region.js';
 import type { DisplayPlane } from '../display/plane.js';
@@ -58,6 +58,8 @@ export interface MbochsDeviceOptions extends DeviceOptions {
   maxHeight: number;
   /** Called once when the device is released (gives its memory back to the pool). */
   onRelease?: () => void;
+  /** A takeover: the previous daemon's video memory, which clients have mapped (index 0). */
+  barMemory?: PciDeviceOptions['barMemory'];
 }
 
 /** One mbochs adapter: video memory, dispi registers and an EDID (see the module comment). */
@@ -173,7 +175,9 @@ export class MbochsDevice extends VfioPciDevice implements DisplaySource {
   // ---- migration: STOP_COPY of dispi registers, EDID and video memory --------
   // The stream's parameters are the type's size (video memory, largest
   // mode): a stream of another type is refused. The plane follows from the
-  // dispi registers.
+  // dispi registers. A takeover's stream (`handover`) leaves video memory
+  // out: the next daemon adopts the memory itself, which clients have
+  // mapped and may be writing to meanwhile.
 
   protected override migrationSpec(): PciMigrationSpec {
     return {
@@ -195,7 +199,7 @@ export class MbochsDevice extends VfioPciDevice implements DisplaySource {
     w.record(MBOCHS_STREAM.DISPI, d.take());
     w.record(MBOCHS_STREAM.EDID, new FieldWriter().u32(e.size).u32(e.link).bytes(e.blob).take());
     // take() copies it: the stream holds a snapshot, not a view of live memory.
-    w.record(MBOCHS_STREAM.VRAM, this.#vram.bytes);
+    if (!this.handover) w.record(MBOCHS_STREAM.VRAM, this.#vram.bytes);
   }
 
   protected override loadMigrationRecords(records: ReadonlyMap<number, Uint8Array>): () => void {
@@ -211,8 +215,8 @@ export class MbochsDevice extends VfioPciDevice implements DisplaySource {
     const edid = { size: e.u32(), link: e.u32(), blob: e.bytes(EDID_BLOB_MAX) };
     e.done();
     EdidRegion.checkState(edid);
-    const vram = need(MBOCHS_STREAM.VRAM, 'video memory');
-    if (vram.length !== this.#vram.bytes.length) {
+    const vram = this.handover ? null : need(MBOCHS_STREAM.VRAM, 'video memory');
+    if (vram !== null && vram.length !== this.#vram.bytes.length) {
       throw new VfioError('EBADMSG', `the mbochs migration stream has ${vram.length} bytes of video memory, this adapter ${this.#vram.bytes.length}`);
     }
     // The dispi check may refuse (another adapter's registers): before anything changes.
@@ -221,7 +225,7 @@ export class MbochsDevice extends VfioPciDevice implements DisplaySource {
     return () => {
       this.dispi.restoreState(regs);
       this.edid.restoreState(edid);
-      this.#vram.bytes.set(vram);
+      if (vram !== null) this.#vram.bytes.set(vram);
     };
   }
 }

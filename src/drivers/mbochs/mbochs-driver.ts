@@ -58,7 +58,8 @@ export class MbochsDriver implements MdevDriver {
     if (unknown.length > 0) throw new VfioError('EINVAL', `mbochs takes no attributes (got ${unknown.join(', ')})`);
     const share = this.pool.take(spec.memoryBytes, info.type.id);
     try {
-      return new MbochsDevice({ name: info.uuid, core: info.core, ...spec, onRelease: () => share.give() });
+      const handedOver = info.barMemory === undefined ? {} : { barMemory: info.barMemory };
+      return new MbochsDevice({ name: info.uuid, core: info.core, ...spec, ...handedOver, onRelease: () => share.give() });
     } catch (err) {
       share.give();
       throw err;

@@ -18,7 +18,7 @@ import { VfioError } from '../../base/errors.js';
 import { MigrationFlags, PciRegion, type RegionInfo } from '../../base/uapi.js';
 import { FieldWriter, type MigStreamWriter } from '../../core/migration-stream.js';
 import type { MappedMemory } from '../../native/memory.js';
-import { VfioPciDevice, type PciMigrationSpec } from '../../pci/pci-device.js';
+import { VfioPciDevice, type PciDeviceOptions, type PciMigrationSpec } from '../../pci/pci-device.js';
 import type { DisplaySource } from '../display/display-source.js';
 import { offerFramebuffer } from '../display/framebuffer-region.js';
 import { bytesPerPixel, drmFormatOf, type DisplayPlane } from '../display/plane.js';
@@ -55,6 +55,8 @@ export interface MdpyDeviceOptions extends DeviceOptions {
   height: number;
   /** Called once when the device is released (gives its slot back to the driver). */
   onRelease?: () => void;
+  /** A takeover: the previous daemon's framebuffer, which clients have mapped (index 0). */
+  barMemory?: PciDeviceOptions['barMemory'];
 }
 
 /** One mdpy display: a framebuffer in BAR0 and its mode in a vendor capability. */
@@ -87,7 +89,8 @@ export class MdpyDevice extends VfioPciDevice implements DisplaySource {
     this.width = width;
     this.height = height;
     this.#fb = this.backBar(0, `mdpy-${this.name}`);
-    this.#paintRamp();
+    // Memory handed over holds what the guest drew: keep it.
+    if (!this.barAdopted(0)) this.#paintRamp();
   }
 
   /** The whole of BAR0. */
@@ -126,12 +129,15 @@ export class MdpyDevice extends VfioPciDevice implements DisplaySource {
     };
   }
 
+  // A takeover's stream (`handover`) leaves the framebuffer out: the next
+  // daemon adopts the memory itself, which clients have mapped.
   protected override saveMigrationRecords(w: MigStreamWriter): void {
     // take() copies it: the stream holds a snapshot, not a view of live memory.
-    w.record(MDPY_STREAM.FRAMEBUFFER, this.#fb.bytes);
+    if (!this.handover) w.record(MDPY_STREAM.FRAMEBUFFER, this.#fb.bytes);
   }
 
   protected override loadMigrationRecords(records: ReadonlyMap<number, Uint8Array>): () => void {
+    if (this.handover) return () => {};
     const fb = records.get(MDPY_STREAM.FRAMEBUFFER);
     if (fb === undefined) throw new VfioError('EBADMSG', 'the mdpy migration stream has no framebuffer');
     if (fb.length !== this.#fb.bytes.length) {

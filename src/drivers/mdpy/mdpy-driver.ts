@@ -54,7 +54,8 @@ export class MdpyDriver implements MdevDriver {
     if (unknown.length > 0) throw new VfioError('EINVAL', `mdpy takes no attributes (got ${unknown.join(', ')})`);
     const share = this.pool.take(1, info.type.id);
     try {
-      return new MdpyDevice({ name: info.uuid, core: info.core, ...mode, onRelease: () => share.give() });
+      const handedOver = info.barMemory === undefined ? {} : { barMemory: info.barMemory };
+      return new MdpyDevice({ name: info.uuid, core: info.core, ...mode, ...handedOver, onRelease: () => share.give() });
     } catch (err) {
       share.give();
       throw err;
