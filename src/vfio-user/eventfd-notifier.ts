@@ -142,6 +142,11 @@ export class EventfdNotifier implements EventNotifier {
     return this.#fd < 0;
   }
 
+  /** The eventfd, still this notifier's (a takeover sends duplicates on); -1 once closed. */
+  get fd(): number {
+    return this.#fd;
+  }
+
   /** From now on, each signal() tells `observer` (counters, tracing) it was vector `vector` of `index`. */
   observe(observer: SignalObserver, index: number, vector: number): void {
     this.#observer = observer;

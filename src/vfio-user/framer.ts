@@ -117,6 +117,28 @@ export class MessageFramer {
   }
 
   /**
+   * The unfinished message, for a takeover: its bytes as they arrived
+   * (header and what came of its body) and the fds that came with it,
+   * which stay the framer's. A new framer fed these with push() is where
+   * this one is.
+   */
+  unfinished(): { bytes: Uint8Array; fds: readonly number[] } {
+    if (this.partial !== null) {
+      const bytes = new Uint8Array(HEADER_SIZE + this.partialLen);
+      const h = this.cur;
+      const view = new DataView(bytes.buffer);
+      view.setUint16(0, h.msgId, true);
+      view.setUint16(2, h.cmd, true);
+      view.setUint32(4, h.size, true);
+      view.setUint32(8, h.flags, true);
+      view.setUint32(12, h.errorNo, true);
+      bytes.set(this.partial.subarray(0, this.partialLen), HEADER_SIZE);
+      return { bytes, fds: this.curFds };
+    }
+    return { bytes: this.hdr.slice(0, this.hdrLen), fds: this.curFds };
+  }
+
+  /**
    * Feeds one chunk (and the fds that came with it). Emits every message the
    * chunk completes. Returns the fds the caller must close now: those no
    * message can own (no message starts in the chunk), those of a rejected

@@ -61,8 +61,9 @@ export {
   type MigrationPeer,
   type MigrationStats,
 } from './client/migration.js';
-export { VfioUserServer, type VfioUserServerOptions } from './server.js';
-export type { Transport } from './transport/transport.js';
+export { VfioUserServer, type VfioUserServerOptions, type DeviceServingState } from './server.js';
+export type { SessionState, SocketState, QueuedCommand, DmaMappingState, IrqState } from './session-state.js';
+export type { Transport, TransportHandover } from './transport/transport.js';
 export { SocketTransport } from './transport/socket-transport.js';
 export { MemoryTransport } from './transport/memory-transport.js';
 export { UnixSocket, type CloseHandler, type DataHandler } from './transport/unix-socket.js';

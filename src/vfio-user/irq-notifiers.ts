@@ -103,6 +103,19 @@ export class IrqNotifiers {
     }
   }
 
+  /**
+   * The open trigger notifiers, by IRQ index and vector: what a takeover
+   * hands to the next process (each one is attached to the device there).
+   */
+  triggers(): Array<{ index: number; vector: number; notifier: EventfdNotifier }> {
+    const out: Array<{ index: number; vector: number; notifier: EventfdNotifier }> = [];
+    for (const [key, notifier] of this.#slots) {
+      const [index, action, vector] = key.split('/');
+      if (action === 'trigger' && !notifier.closed) out.push({ index: Number(index), vector: Number(vector), notifier });
+    }
+    return out.sort((a, b) => a.index - b.index || a.vector - b.vector);
+  }
+
   /** The device disabled every interrupt of `index` (DATA_NONE|ACTION_TRIGGER, count 0). */
   disabled(index: number): void {
     const prefix = `${index}/trigger/`;

@@ -25,7 +25,9 @@ import { peerIdentity, type ClientIdentity } from './client-identity.js';
 import { ServerBudgets } from './limits.js';
 import { OverBudget } from '../base/budget.js';
 import { DEFAULT_SERVER_LIMITS, type ServerLimits } from './negotiation.js';
-import { type ServerLog, VfioUserSession } from './session.js';
+import { adoptedSocket, type ServerLog, type SessionOptions, VfioUserSession } from './session.js';
+import type { SessionState } from './session-state.js';
+import { closeFds } from '../native/index.js';
 import { SocketTransport } from './transport/socket-transport.js';
 import type { Transport } from './transport/transport.js';
 import { UnixServer } from './transport/unix-server.js';
@@ -47,6 +49,17 @@ const SILENT: ServerLog = { info: () => {}, warn: () => {} };
 /** sun_path holds 108 bytes including the NUL. */
 const MAX_SOCKET_PATH = 107;
 
+/**
+ * What a daemon takeover moves of one served device (exportDevice →
+ * adoptDevice): its listening socket and its sessions. Fds are indexes
+ * into the fd list that travels with it.
+ */
+export interface DeviceServingState {
+  /** the listening socket; null when the device was not listening (its unregistration began) */
+  listener: number | null;
+  sessions: SessionState[];
+}
+
 /** Serves the devices of one VfioCore over vfio-user (see the file comment); close() when done. */
 export class VfioUserServer {
   readonly core: VfioCore;
@@ -59,6 +72,8 @@ export class VfioUserServer {
   readonly #sessions = new Map<VfioDevice, Set<VfioUserSession>>();
   readonly #follow: boolean;
   #closing: Promise<void> | null = null;
+  /** A takeover is under way: no connection is accepted, no session serves (freeze()). */
+  #frozen = false;
 
   readonly #onRegistered = (device: VfioDevice): void => {
     try {
@@ -172,6 +187,96 @@ export class VfioUserServer {
     return this.#closing;
   }
 
+  // ---- takeover ---------------------------------------------------------------
+
+  /**
+   * A daemon takeover begins: no connection is accepted (they wait in the
+   * listening sockets' backlogs) and every session freezes
+   * (VfioUserSession.freeze). Resolves once every session is idle or gone;
+   * then exportDevice() may run. thaw() undoes it.
+   */
+  async freeze(): Promise<void> {
+    this.#frozen = true;
+    for (const listener of this.#listeners.values()) listener.pause();
+    const all: Promise<void>[] = [];
+    for (const set of this.#sessions.values()) for (const c of set) all.push(c.freeze());
+    await Promise.all(all);
+  }
+
+  /**
+   * Accepts and serves again: the takeover was called off, or (in the
+   * process that took over) it committed. Sessions serve the commands
+   * that waited first, in order.
+   */
+  thaw(): void {
+    if (!this.#frozen) return;
+    this.#frozen = false;
+    for (const listener of this.#listeners.values()) listener.resume();
+    for (const set of this.#sessions.values()) for (const c of set) c.thaw();
+  }
+
+  /**
+   * What a takeover moves of `device`, the server being frozen: its
+   * listening socket and every session that can be moved (one that is
+   * ending is not: it ends with this process), their fds appended to
+   * `fds` (still this server's: the caller sends duplicates on).
+   */
+  exportDevice(device: VfioDevice, fds: number[]): DeviceServingState {
+    if (!this.#frozen) throw new VfioError('EBUSY', 'the vfio-user server is not frozen for a takeover');
+    const listener = this.#listeners.get(device);
+    const sessions: SessionState[] = [];
+    for (const c of this.#sessions.get(device) ?? []) if (c.handsOver) sessions.push(c.exportState(fds));
+    return { listener: listener === undefined ? null : fds.push(listener.fd) - 1, sessions };
+  }
+
+  /**
+   * Serves `device` as the previous process did, from what its
+   * exportDevice() gave: the same listening socket (at this server's path
+   * for the device) and the same sessions, each restored (see
+   * VfioUserSession.restore). Nothing is accepted or served until thaw().
+   * Takes ownership of every fd in `fds`: those the state names are kept,
+   * the others closed. On failure the sessions adopted so far are closed
+   * and the fds not yet taken too.
+   */
+  async adoptDevice(device: VfioDevice, state: DeviceServingState, fds: readonly number[]): Promise<void> {
+    const left = new Set(fds.keys());
+    const take = (i: number): number => {
+      if (!left.delete(i)) throw new VfioError('EINVAL', `the takeover state names fd ${i} twice, or one it does not carry`);
+      return fds[i]!;
+    };
+    const adopted: VfioUserSession[] = [];
+    try {
+      if (this.#closing !== null || device.core !== this.core || device.state !== 'registered') {
+        throw new VfioError('ENODEV', `${device.name}: not a registered device of this server's core`);
+      }
+      if (!this.#frozen) throw new VfioError('EBUSY', 'adopt a device into a frozen server only');
+      if (state.listener !== null) {
+        if (this.#listeners.has(device)) throw new VfioError('EEXIST', `${device.name} is served already`);
+        this.#watch(device, UnixServer.adopt(take(state.listener), this.#pathOf(device)));
+      }
+      for (const s of state.sessions) {
+        const transport = SocketTransport.adopt(adoptedSocket(s.socket, take));
+        const session = this.#open(device, transport, s.identity, {
+          connectedAt: s.connectedAt,
+          frozen: true,
+          ...(s.versionDeadline === null ? {} : { versionDeadline: s.versionDeadline }),
+        });
+        adopted.push(session);
+        await session.restore(s, take);
+      }
+    } catch (err) {
+      await Promise.all(adopted.map((c) => c.close('the takeover failed')));
+      // The socket file stays: the process that handed it over listens there still.
+      if (state.listener !== null && !left.has(state.listener)) {
+        this.#listeners.get(device)?.close({ keepFile: true });
+        this.#listeners.delete(device);
+      }
+      throw toVfioError(err);
+    } finally {
+      closeFds([...left].map((i) => fds[i]!));
+    }
+  }
+
   async #closeAll(): Promise<void> {
     this.core.off('registered', this.#onRegistered);
     this.core.off('unregistering', this.#onUnregistering);
@@ -198,6 +303,12 @@ export class VfioUserServer {
       throw new VfioError('EINVAL', `socket path ${path} is longer than the ${MAX_SOCKET_PATH} bytes a UNIX socket allows`);
     }
     const listener = UnixServer.listen(path);
+    this.#watch(device, listener);
+    if (this.#frozen) listener.pause();
+  }
+
+  /** Serves `device`'s connections from `listener`. */
+  #watch(device: VfioDevice, listener: UnixServer): void {
     listener.onConnection = (socket) => this.#accept(device, socket);
     listener.onError = (err) => this.#log.warn('vfio-user: accept failed', { device: device.name, error: err.message });
     this.#listeners.set(device, listener);
@@ -260,7 +371,7 @@ export class VfioUserServer {
    * this throws (OverBudget EUSERS past a limit, ENODEV once the device's
    * unregistration began).
    */
-  #open(device: VfioDevice, transport: Transport, identity: ClientIdentity): VfioUserSession {
+  #open(device: VfioDevice, transport: Transport, identity: ClientIdentity, more: Pick<SessionOptions, 'connectedAt' | 'versionDeadline' | 'frozen'> = {}): VfioUserSession {
     const budget = this.#budgets.deviceClients(device);
     let file: DeviceFile;
     try {
@@ -279,6 +390,7 @@ export class VfioUserServer {
     if (set === undefined) this.#sessions.set(device, (set = new Set()));
     const sessions = set;
     const session = new VfioUserSession({
+      ...more,
       file,
       transport,
       identity,

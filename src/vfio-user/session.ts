@@ -25,8 +25,12 @@ import { hrtime } from 'node:process';
 import type { DeviceFile } from '../core/device-file.js';
 import { OverBudget } from '../base/budget.js';
 import { toVfioError, VfioError } from '../base/errors.js';
+import { DmaProt } from '../base/uapi.js';
+import type { DmaBacking } from '../iommufd/dma-backing.js';
+import { fdBacking } from '../iommufd/fd-backing.js';
 import { IommufdContext } from '../iommufd/context.js';
 import { closeFds } from '../native/index.js';
+import { MessageDmaBacking } from './client-memory.js';
 import { u32 } from './buffer-reader.js';
 import { readCommand, type ClientIdentity } from './client-identity.js';
 import { borrowReplyBuffer, returnReplyBuffer } from './reply-buffers.js';
@@ -44,8 +48,10 @@ import type { RegionAccess } from './messages.js';
 import type { Negotiated, ServerLimits } from './negotiation.js';
 import { commandName, maxMessageSizeFor } from './protocol.js';
 import { writeEmptyReply, writeErrorReply } from './serializer.js';
+import { negotiatedFromState, negotiatedToState, type SessionState, type SocketState } from './session-state.js';
 import { interruptChannel, messageChannel, sessionChannel, type MessageTrace } from './trace.js';
-import type { Transport } from './transport/transport.js';
+import { SocketTransport } from './transport/socket-transport.js';
+import type { Transport, TransportHandover } from './transport/transport.js';
 
 /** Where a server reports what it cannot answer on the wire (the daemon's Logger fits). */
 export interface ServerLog {
@@ -86,6 +92,12 @@ export interface SessionOptions {
   log: ServerLog;
   /** Called once, after teardown completed. */
   onClosed: (session: VfioUserSession) => void;
+  /** When the client connected, ms since the epoch (another process's session taken over); default now. */
+  connectedAt?: number;
+  /** By when VERSION must succeed, ms since the epoch; default now + version-timeout. */
+  versionDeadline?: number;
+  /** Serve nothing and read nothing until thaw() (a session being taken over: see restore()). */
+  frozen?: boolean;
 }
 
 /** The server's side of one client (see the file comment). */
@@ -94,7 +106,7 @@ export class VfioUserSession implements Session {
   readonly id = nextSessionId++;
   readonly identity: ClientIdentity;
   /** ms since the epoch */
-  readonly connectedAt = Date.now();
+  readonly connectedAt: number;
   /** Bumped in place as things happen; see counters.ts. */
   readonly counters: SessionCounters = newCounters();
   readonly file: DeviceFile;
@@ -112,6 +124,8 @@ export class VfioUserSession implements Session {
   readonly #log: ServerLog;
   readonly #onClosed: (session: VfioUserSession) => void;
   #twin: Transport | null = null;
+  /** The client's end of a twin socket just made, for establish() to return. */
+  #twinPeerFd: number | null = null;
 
   /** The request being served, reused (commands are served one at a time). */
   readonly #req: Request = { msgId: 0, cmd: 0, flags: 0, body: EMPTY, fds: NO_FDS };
@@ -123,6 +137,12 @@ export class VfioUserSession implements Session {
   #repliesWaiting = false;
   /** Drops the client that has not completed VERSION in time; null once it has. */
   #versionTimer: NodeJS.Timeout | null = null;
+  /** ms since the epoch by which VERSION must succeed. */
+  readonly #versionDeadline: number;
+  /** A takeover is under way: nothing is read (but awaited DMA replies) or served. */
+  #frozen: boolean;
+  /** freeze()'s callers, told once the session is idle (no command served, no DMA reply awaited). */
+  #idleWaiters: Array<() => void> = [];
   #endAfterReply = false;
   /** A framing failure met while commands were pending: answered in turn. */
   #framingFailure: FramingError | null = null;
@@ -153,6 +173,8 @@ export class VfioUserSession implements Session {
 
   constructor(options: SessionOptions) {
     this.identity = options.identity;
+    this.connectedAt = options.connectedAt ?? Date.now();
+    this.#frozen = options.frozen ?? false;
     this.file = options.file;
     this.limits = options.limits;
     this.budgets = options.budgets ?? new ServerBudgets(options.limits).client();
@@ -176,6 +198,7 @@ export class VfioUserSession implements Session {
     this.#transport.onClose = (err) => void this.#teardown(err);
     this.#transport.onDrain = () => this.#repliesLeft();
     const deadline = this.limits.versionTimeoutMs;
+    this.#versionDeadline = options.versionDeadline ?? Date.now() + deadline;
     this.#versionTimer = setTimeout(() => {
       this.#versionTimer = null;
       if (this.negotiated !== null || this.#closed) return;
@@ -186,9 +209,9 @@ export class VfioUserSession implements Session {
         limit: 'version-timeout',
       });
       void this.close(`no VFIO_USER_VERSION within ${deadline} ms`);
-    }, deadline);
+    }, Math.max(0, this.#versionDeadline - Date.now()));
     this.#versionTimer.unref();
-    this.#commandRead = within(readCommand(this.identity), COMMAND_WAIT_MS);
+    this.#commandRead = this.identity.command === null ? within(readCommand(this.identity), COMMAND_WAIT_MS) : Promise.resolve();
     if (sessionChannel.hasSubscribers) {
       const { pid, uid, gid } = this.identity;
       sessionChannel.publish({ event: 'opened', device: this.file.device.name, client: this.id, pid, uid, gid, connectedAt: this.connectedAt });
@@ -214,9 +237,157 @@ export class VfioUserSession implements Session {
     return this.#teardown();
   }
 
+  // ---- takeover ---------------------------------------------------------------
+
+  /**
+   * A daemon takeover begins: nothing more is read (except the client's
+   * answers to DMA messages awaited on the main socket) and nothing more
+   * is served (commands that arrive are queued). Resolves once no command
+   * is being served and no DMA message awaits its answer, or the session
+   * ended: then exportState() may run, if `handsOver`.
+   */
+  freeze(): Promise<void> {
+    this.#frozen = true;
+    this.#updateReading();
+    return new Promise((resolve) => {
+      this.#idleWaiters.push(resolve);
+      this.#checkIdle();
+    });
+  }
+
+  /**
+   * Serves again: the takeover was called off, or this session was taken
+   * over from another process (restore()) and the takeover committed.
+   * Queued commands are served first, in order.
+   */
+  thaw(): void {
+    if (!this.#frozen) return;
+    this.#frozen = false;
+    if (this.#closed) return;
+    this.#transport.start();
+    this.#twin?.start();
+    this.#updateReading();
+    this.#drain();
+  }
+
+  /** True when a takeover can move this session: frozen, idle and not ending (one that is ends with its process). */
+  get handsOver(): boolean {
+    return this.#frozen && !this.#busy && (this.dma?.waiting ?? 0) === 0 && !this.#closed && !this.#endAfterReply && this.#framingFailure === null;
+  }
+
+  /**
+   * The whole session, for the next process (see session-state.ts); its
+   * fds are appended to `fds` (they stay this session's: the caller sends
+   * duplicates) and the state names them by index there. EBUSY unless
+   * `handsOver`; EOPNOTSUPP for a transport that cannot leave the process.
+   */
+  exportState(fds: number[]): SessionState {
+    if (!this.handsOver) throw new VfioError('EBUSY', `${this.file.device.name}: client ${this.id} is not frozen and idle`);
+    const at = (fd: number): number => fds.push(fd) - 1;
+    const socket = (t: TransportHandover | null): SocketState => {
+      if (t === null) throw new VfioError('EOPNOTSUPP', `${this.file.device.name}: client ${this.id}'s transport cannot go to another process`);
+      return { fd: at(t.fd), inbound: { bytes: t.inbound.bytes, fds: t.inbound.fds.map(at) }, unsent: t.unsent.map((u) => ({ data: u.data, fds: u.fds.map(at) })) };
+    };
+    const mappings = this.iommufd?.alive ? this.iommufd.ioas.list() : [];
+    return {
+      identity: { ...this.identity },
+      connectedAt: this.connectedAt,
+      counters: { ...this.counters },
+      negotiated: this.negotiated === null ? null : negotiatedToState(this.negotiated),
+      versionDeadline: this.negotiated === null ? this.#versionDeadline : null,
+      socket: socket(this.#transport.exportState()),
+      twin: this.#twin === null ? null : socket(this.#twin.exportState()),
+      queued: this.#queue.map((f) => ({ msgId: f.msgId, cmd: f.cmd, flags: f.flags, size: f.size, body: f.body, fds: f.fds.map(at) })),
+      dma: mappings.map((m) => ({
+        iova: m.iova,
+        size: m.length,
+        prot: m.prot,
+        fd: m.backing.file === undefined ? null : at(m.backing.file.fd),
+        offset: m.backing.file === undefined ? 0 : m.backing.file.offset + m.backingOffset,
+      })),
+      irqs: this.notifiers.triggers().map((t) => ({ index: t.index, vector: t.vector, fd: at(t.notifier.fd) })),
+    };
+  }
+
+  /**
+   * Takes over the session `state` another process exported, this session
+   * being new and frozen over its adopted transport: binds the file as
+   * VERSION did there, adopts the twin socket, maps the client's memory
+   * again (within this server's budgets), attaches its eventfds where they
+   * were (DeviceFile.adoptIrqs: no side effect on the device, whose state
+   * came with its migration stream) and queues the commands not served
+   * yet. `take(i)` gives the fd of index i, this session's from then on.
+   * On failure the caller closes the session.
+   */
+  async restore(state: SessionState, take: (index: number) => number): Promise<void> {
+    Object.assign(this.counters, state.counters);
+    let queuedBytes = 0;
+    this.#queue = state.queued.map((q) => {
+      queuedBytes += q.size + QUEUED_OVERHEAD;
+      return { msgId: q.msgId, cmd: q.cmd, flags: q.flags, size: q.size, errorNo: 0, body: q.body, fds: q.fds.map(take) };
+    });
+    this.#queuedBytes = queuedBytes;
+    if (state.negotiated === null) return;
+    const negotiated = negotiatedFromState(state.negotiated);
+    const twin = state.twin;
+    await this.#bind(negotiated, () => {
+      if (twin !== null) this.#useTwin(SocketTransport.adopt(adoptedSocket(twin, take), { maxMessageSize: maxMessageSizeFor(negotiated.maxDataXferSize) }));
+    });
+    const ioas = this.iommufd!.ioas;
+    for (const m of state.dma) {
+      let backing: DmaBacking | null = null;
+      if (m.fd !== null) {
+        const reach = fdBacking(take(m.fd), m.offset, m.size, (m.prot & DmaProt.WRITE) !== 0, this.budgets);
+        backing = reach.backing;
+      }
+      backing ??= new MessageDmaBacking(this.dma!, m.iova, m.size);
+      try {
+        ioas.map(m.iova, m.size, backing, { prot: m.prot });
+      } catch (err) {
+        backing.release();
+        throw err;
+      }
+    }
+    for (const q of state.irqs) {
+      const [n] = this.notifiers.adopt([take(q.fd)], { index: q.index, action: 'trigger', start: q.vector });
+      try {
+        await this.file.adoptIrqs({ index: q.index, start: q.vector, count: 1, action: 'trigger', data: 'eventfd', values: [n!] });
+      } catch (err) {
+        n!.close();
+        throw err;
+      }
+      this.notifiers.assigned(q.index, 'trigger', q.vector, [n!]);
+    }
+    if (this.#transport.pendingBytes > this.limits.replyQueueBytes) this.#repliesWaiting = true;
+  }
+
+  /** Tells freeze()'s callers once the session is idle (or gone). */
+  #checkIdle(): void {
+    if (this.#idleWaiters.length === 0) return;
+    if (!this.#closed && (this.#busy || (this.dma?.waiting ?? 0) > 0)) return;
+    for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  }
+
   // ---- Session ---------------------------------------------------------------
 
   async establish(negotiated: Negotiated): Promise<number | null> {
+    await this.#bind(negotiated, () => (negotiated.twinSocket ? this.#openTwin() : null));
+    const theirs = this.#twinPeerFd;
+    this.#twinPeerFd = null;
+    if (sessionChannel.hasSubscribers) {
+      sessionChannel.publish({ event: 'bound', device: this.file.device.name, client: this.id, version: negotiated.version, capabilities: negotiated.reply });
+    }
+    return theirs;
+  }
+
+  /**
+   * What VERSION's success does, here or (a takeover) in the process that
+   * served the client before: binds the file to a new context (open_device
+   * for the device's first client), reads the device's shape, sets the
+   * transport up for the agreed sizes, makes the twin channel (`twin`),
+   * and opens the DMA channel.
+   */
+  async #bind(negotiated: Negotiated, twin: () => void): Promise<void> {
     const ctx = new IommufdContext({ mappings: this.budgets.dmaMaps(negotiated.maxDmaMaps) });
     this.iommufd = ctx;
     await this.file.bindIommufd(ctx);
@@ -233,8 +404,7 @@ export class VfioUserSession implements Session {
     // one sendmsg, with no copy of its tail into the socket's queue and no
     // wakeups while the client drains it.
     this.#transport.reserveSendRoom(maxMessageSizeFor(negotiated.maxDataXferSize));
-    let theirs: number | null = null;
-    if (negotiated.twinSocket) theirs = this.#openTwin();
+    twin();
     this.dma = new DmaChannel({
       send: (message) => {
         this.counters.bytesOut += message.length;
@@ -251,10 +421,6 @@ export class VfioUserSession implements Session {
     this.negotiated = negotiated;
     if (this.#versionTimer !== null) clearTimeout(this.#versionTimer);
     this.#versionTimer = null;
-    if (sessionChannel.hasSubscribers) {
-      sessionChannel.publish({ event: 'bound', device: this.file.device.name, client: this.id, version: negotiated.version, capabilities: negotiated.reply });
-    }
-    return theirs;
   }
 
   reply(req: Request, message: Uint8Array, fds?: readonly number[]): void {
@@ -330,7 +496,7 @@ export class VfioUserSession implements Session {
   #onBroken(failure: FramingError): void {
     if (this.#closed || this.#endAfterReply || this.#framingFailure !== null) return;
     this.#framingFailure = failure;
-    if (!this.#busy && this.#queue.length === 0) this.#failFraming();
+    if (!this.#busy && this.#queue.length === 0 && !this.#frozen) this.#failFraming();
   }
 
   #onFrame(frame: Frame): void {
@@ -343,9 +509,10 @@ export class VfioUserSession implements Session {
     // Without a twin socket, the client's answers to DMA messages come here.
     if (this.#twin === null && this.dma !== null && this.dma.handleReply(frame)) {
       closeFds(frame.fds);
+      this.#checkIdle();
       return;
     }
-    if (this.#busy || this.#queue.length > 0 || this.#repliesWaiting) {
+    if (this.#busy || this.#queue.length > 0 || this.#repliesWaiting || this.#frozen) {
       this.#enqueue(copyFrame(frame));
       return;
     }
@@ -373,7 +540,7 @@ export class VfioUserSession implements Session {
    */
   #updateReading(): void {
     if (this.#closed || this.#endAfterReply) return;
-    const over = this.#repliesWaiting || this.#queuedBytes >= this.limits.requestQueueBytes;
+    const over = this.#frozen || this.#repliesWaiting || this.#queuedBytes >= this.limits.requestQueueBytes;
     const dmaAwaited = this.#twin === null && this.dma !== null && this.dma.waiting > 0;
     if (dmaAwaited && this.#queuedBytes > QUEUE_HARD_FACTOR * this.limits.requestQueueBytes) {
       this.#log.warn('vfio-user client floods commands while its DMA replies are awaited: dropping it', {
@@ -486,14 +653,15 @@ export class VfioUserSession implements Session {
   }
 
   #drain(): void {
-    while (!this.#busy && !this.#repliesWaiting && this.#queue.length > 0 && !this.#closed && !this.#endAfterReply) {
+    while (!this.#busy && !this.#repliesWaiting && this.#queue.length > 0 && !this.#closed && !this.#endAfterReply && !this.#frozen) {
       const frame = this.#queue.shift()!;
       this.#queuedBytes -= frame.size + QUEUED_OVERHEAD;
       this.#run(frame, false);
     }
+    this.#checkIdle();
     if (this.#closed || this.#endAfterReply || this.#busy) return;
     this.#updateReading();
-    if (this.#framingFailure !== null && this.#queue.length === 0 && !this.#repliesWaiting) this.#failFraming();
+    if (this.#framingFailure !== null && this.#queue.length === 0 && !this.#repliesWaiting && !this.#frozen) this.#failFraming();
   }
 
   /** The stream broke (msg_size below 16 or over the limit): answer that message, then end. */
@@ -520,16 +688,23 @@ export class VfioUserSession implements Session {
 
   // ---- twin socket ----------------------------------------------------------
 
-  /** Opens the twin channel; keeps one end, returns the fd of the client's. */
-  #openTwin(): number {
+  /** Opens the twin channel; keeps one end, and the fd of the client's for establish(). */
+  #openTwin(): void {
     const made = this.#transport.openTwin();
     if (made === null) throw new VfioError('EOPNOTSUPP', 'this transport cannot make a twin socket');
-    const { twin, peerFd } = made;
+    this.#useTwin(made.twin);
+    this.#twinPeerFd = made.peerFd;
+  }
+
+  /** Makes `twin` the channel of the server's DMA messages and their replies. */
+  #useTwin(twin: Transport): void {
     twin.onMessage = (frame) => {
       this.counters.messagesIn++;
       this.counters.bytesIn += frame.size;
       // Only replies to the server's DMA messages belong here.
-      if (this.dma === null || !this.dma.handleReply(frame)) {
+      if (this.dma !== null && this.dma.handleReply(frame)) {
+        this.#checkIdle();
+      } else {
         this.#log.info('vfio-user: ignoring a stray message on the twin socket', {
           device: this.file.device.name,
           client: this.id,
@@ -542,7 +717,6 @@ export class VfioUserSession implements Session {
     // The client hung up its half: it can no longer serve DMA. End it all.
     twin.onClose = (err) => void this.#teardown(err);
     this.#twin = twin;
-    return peerFd;
   }
 
   // ---- teardown -------------------------------------------------------------
@@ -552,6 +726,7 @@ export class VfioUserSession implements Session {
       if (err !== undefined) this.#endReason ??= err.message;
       this.#closed = true;
       this.#closing = this.#release(err);
+      this.#checkIdle();
     }
     // #closing is set as soon as #release returned its promise; a socket
     // closing re-entrantly during #release's first steps gets the resolved
@@ -644,4 +819,13 @@ function within(p: Promise<void>, ms: number): Promise<void> {
     timer.unref();
   });
   return Promise.race([p.catch(() => {}), late]).finally(() => clearTimeout(timer));
+}
+
+/** A SocketState's fds, taken: the TransportHandover to adopt. */
+export function adoptedSocket(state: SocketState, take: (index: number) => number): TransportHandover {
+  return {
+    fd: take(state.fd),
+    inbound: { bytes: state.inbound.bytes, fds: state.inbound.fds.map(take) },
+    unsent: state.unsent.map((u) => ({ data: u.data, fds: u.fds.map(take) })),
+  };
 }

@@ -178,6 +178,14 @@ export class FixtureDevice extends VfioDevice {
     });
   }
 
+  /** A takeover: the triggers another process's device had, attached as they were (SET_IRQS has no side effect here to skip). */
+  override adoptIrqs(request: SetIrqsRequest): void {
+    this.calls.push('adoptIrqs');
+    if (request.action !== 'trigger' || request.data !== 'eventfd') throw new VfioError('EINVAL', 'a takeover adopts trigger eventfds only');
+    const row = this.triggers[request.index]!;
+    request.values.forEach((n, i) => (row[request.start + i] = n));
+  }
+
   /** Signals interrupt `sub` of `index` the way a device raises it. */
   trigger(index: number, sub: number): void {
     this.triggers[index]?.[sub]?.signal();

@@ -159,6 +159,13 @@ export class MemoryTransport implements Transport {
 
   reserveSendRoom(_bytes: number): void {}
 
+  /** Memory cannot go to another process. */
+  exportState(): null {
+    return null;
+  }
+
+  start(): void {}
+
   /** A real twin socket: the peer receives its end as an fd. */
   openTwin(): { twin: Transport; peerFd: number } {
     return openTwinSocket(this.#framer.maxMessageSize);

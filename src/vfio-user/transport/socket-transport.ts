@@ -5,7 +5,7 @@
  */
 import { closeFds, socketPair } from '../../native/index.js';
 import { MessageFramer } from '../framer.js';
-import type { Transport } from './transport.js';
+import type { Transport, TransportHandover } from './transport.js';
 import { UnixSocket } from './unix-socket.js';
 
 export class SocketTransport implements Transport {
@@ -32,6 +32,24 @@ export class SocketTransport implements Transport {
       this.onClose(err);
     };
     socket.onDrain = () => this.onDrain();
+  }
+
+  /**
+   * A transport another process handed over (TransportHandover, its fds
+   * now ours): the unfinished message goes back into the framer, the
+   * unsent bytes go out first. Idle until start(). Takes ownership of
+   * every fd in `state`, even when it throws.
+   */
+  static adopt(state: TransportHandover, options: { maxMessageSize?: number } = {}): SocketTransport {
+    let transport: SocketTransport;
+    try {
+      transport = new SocketTransport(UnixSocket.adopt(state.fd, state.unsent), options);
+    } catch (err) {
+      closeFds(state.inbound.fds);
+      throw err;
+    }
+    transport.#onData(state.inbound.bytes, state.inbound.fds);
+    return transport;
   }
 
   /** The socket's fd (for SO_PEERCRED; owned by this transport). */
@@ -86,6 +104,16 @@ export class SocketTransport implements Transport {
 
   openTwin(): { twin: Transport; peerFd: number } {
     return openTwinSocket(this.#framer.maxMessageSize);
+  }
+
+  exportState(): TransportHandover {
+    const { fd, unsent } = this.#socket.exportState();
+    const { bytes, fds } = this.#framer.unfinished();
+    return { fd, inbound: { bytes, fds: [...fds] }, unsent };
+  }
+
+  start(): void {
+    this.#socket.start();
   }
 
   end(): void {

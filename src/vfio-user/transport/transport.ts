@@ -13,6 +13,22 @@
 import type { VfioError } from '../../base/errors.js';
 import type { Frame, FramingError } from '../framer.js';
 
+/**
+ * What a daemon takeover moves of a transport to the next process (see
+ * SocketTransport.exportState and adopt): its socket and every byte in
+ * flight on our side of it. The fds are the exporter's, borrowed: they
+ * stay open, and the transport goes on as it was if the takeover is
+ * called off.
+ */
+export interface TransportHandover {
+  /** the connected socket */
+  fd: number;
+  /** bytes received that are not a whole message yet (the framer's), with the fds that came with them */
+  inbound: { bytes: Uint8Array; fds: number[] };
+  /** bytes sent that the kernel has not taken yet, in order, each write with the fds of its first byte */
+  unsent: Array<{ data: Uint8Array; fds: number[] }>;
+}
+
 export interface Transport {
   /**
    * A whole message, in stream order. `frame` and its body are valid only
@@ -72,6 +88,19 @@ export interface Transport {
    * cannot make one.
    */
   openTwin(): { twin: Transport; peerFd: number } | null;
+
+  /**
+   * For a takeover, while paused: the socket and the bytes in flight (see
+   * TransportHandover); null when this transport cannot be handed to
+   * another process (memory).
+   */
+  exportState(): TransportHandover | null;
+  /**
+   * Begins the I/O of a transport adopted from another process (idle
+   * until then: the other process might still take it back); a no-op for
+   * any other transport.
+   */
+  start(): void;
 
   /** Stops delivering, sends what is queued, then closes. */
   end(): void;

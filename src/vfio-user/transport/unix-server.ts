@@ -70,9 +70,13 @@ export class UnixServer {
   readonly #ino: number;
   #retry: NodeJS.Timeout | undefined;
   #refed = true;
+  /** Not accepting (pause()): connections wait in the backlog. */
+  #paused: boolean;
   #closed = false;
 
-  private constructor(path: string, fd: number) {
+  /** `adopted`: the fd came from another process (see adopt()). */
+  private constructor(path: string, fd: number, adopted = false) {
+    this.#paused = adopted;
     this.path = path;
     this.#fd = fd;
     try {
@@ -83,13 +87,13 @@ export class UnixServer {
     } catch (err) {
       closeFds([fd]);
       try {
-        unlinkSync(path); // bindPath just created it
+        if (!adopted) unlinkSync(path); // bindPath just created it
       } catch {
         // Not there: nothing to undo.
       }
       throw toVfioError(err);
     }
-    this.#watcher.start(READABLE);
+    if (!adopted) this.#watcher.start(READABLE);
   }
 
   /**
@@ -100,9 +104,40 @@ export class UnixServer {
     return new UnixServer(path, bindPath(path, options.backlog ?? 128));
   }
 
+  /**
+   * Listens on a socket another process was listening on at `path` (a
+   * daemon takeover hands its fd over): connections waiting in its
+   * backlog are ours, once resume() is called (it starts paused, as the
+   * other process may still take it back). Takes ownership of `fd`.
+   */
+  static adopt(fd: number, path: string): UnixServer {
+    return new UnixServer(path, fd, true);
+  }
+
   /** True once close() ran. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** The listening socket (this server's; a takeover sends a duplicate on). */
+  get fd(): number {
+    return this.#fd;
+  }
+
+  /** Stops accepting; connections wait in the backlog until resume(). */
+  pause(): void {
+    if (this.#closed || this.#paused) return;
+    this.#paused = true;
+    clearTimeout(this.#retry);
+    this.#retry = undefined;
+    this.#watcher.stop();
+  }
+
+  /** Accepts again after pause() (or adopt()). */
+  resume(): void {
+    if (this.#closed || !this.#paused) return;
+    this.#paused = false;
+    this.#watcher.start(READABLE);
   }
 
   /** Keeps the process alive while listening (the default). */
@@ -122,15 +157,18 @@ export class UnixServer {
   }
 
   /**
-   * Stops accepting and removes the socket file (if it is still ours).
-   * Accepted connections live on. Idempotent.
+   * Stops accepting and removes the socket file (if it is still ours),
+   * unless `keepFile`: another process listens on the same socket (a
+   * takeover that failed leaves it to the daemon that had it). Accepted
+   * connections live on. Idempotent.
    */
-  close(): void {
+  close(options: { keepFile?: boolean } = {}): void {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#retry);
     this.#watcher.close();
     closeFds([this.#fd]);
+    if (options.keepFile) return;
     try {
       const stats = lstatSync(this.path);
       if (stats.dev === this.#dev && stats.ino === this.#ino) unlinkSync(this.path);
@@ -140,7 +178,7 @@ export class UnixServer {
   }
 
   #acceptSome(): void {
-    for (let i = 0; i < MAX_ACCEPTS_PER_EVENT && !this.#closed; i++) {
+    for (let i = 0; i < MAX_ACCEPTS_PER_EVENT && !this.#closed && !this.#paused; i++) {
       let fd: number;
       try {
         fd = acceptUnix(this.#fd);
@@ -168,7 +206,7 @@ export class UnixServer {
     this.#watcher.stop();
     this.#retry = setTimeout(() => {
       this.#retry = undefined;
-      if (!this.#closed) this.#watcher.start(READABLE);
+      if (!this.#closed && !this.#paused) this.#watcher.start(READABLE);
     }, ACCEPT_RETRY_MS);
     if (!this.#refed) this.#retry.unref();
     this.onError(err);

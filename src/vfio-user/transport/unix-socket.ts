@@ -92,12 +92,19 @@ export class UnixSocket {
   #queuedBytes = 0;
   #watching = 0;
   #reading = true;
+  /** Neither reading nor writing until start() (a socket handed over by another process). */
+  #idle: boolean;
   #ending = false;
   #closed = false;
 
-  /** Wraps a connected socket and starts reading. Takes ownership of `fd`, even when it throws. */
-  constructor(fd: number) {
+  /**
+   * Wraps a connected socket and starts reading, unless `idle`: then it
+   * neither reads nor writes (writes queue) until start(). Takes ownership
+   * of `fd`, even when it throws.
+   */
+  constructor(fd: number, options: { idle?: boolean } = {}) {
     this.#fd = fd;
+    this.#idle = options.idle ?? false;
     try {
       this.#watcher = new FdWatcher(fd, (events) => this.#onEvents(events));
     } catch (err) {
@@ -105,6 +112,44 @@ export class UnixSocket {
       throw err;
     }
     this.#watch();
+  }
+
+  /**
+   * A socket the process that served it before handed over (a daemon
+   * takeover), with the bytes it had not sent yet: they go first, in
+   * order, each write with its fds. Idle until start(). Takes ownership
+   * of `fd` and of every fd in `unsent`, even when it throws.
+   */
+  static adopt(fd: number, unsent: ReadonlyArray<{ data: Uint8Array; fds: readonly number[] }>): UnixSocket {
+    let socket: UnixSocket;
+    try {
+      socket = new UnixSocket(fd, { idle: true });
+    } catch (err) {
+      closeFds(unsent.flatMap((u) => u.fds));
+      throw err;
+    }
+    for (const u of unsent) {
+      socket.#queue.push({ data: u.data.slice(), fds: u.fds.length > 0 ? [...u.fds] : undefined });
+      socket.#queuedBytes += u.data.length;
+    }
+    return socket;
+  }
+
+  /** Begins reading and writing, for a socket made idle; a no-op otherwise. */
+  start(): void {
+    if (!this.#idle || this.#closed) return;
+    this.#idle = false;
+    this.#watch();
+  }
+
+  /**
+   * For a takeover, while paused: the fd and the bytes the kernel has not
+   * taken yet, each write with the fds of its first byte. Everything stays
+   * this socket's (the caller sends duplicates on); it goes on as it was
+   * if the takeover is called off.
+   */
+  exportState(): { fd: number; unsent: Array<{ data: Uint8Array; fds: number[] }> } {
+    return { fd: this.#fd, unsent: this.#queue.map((p) => ({ data: p.data, fds: p.fds ?? [] })) };
   }
 
   /** Connects to a listening socket at `path` (see connectUnix for the errors). */
@@ -136,7 +181,7 @@ export class UnixSocket {
    */
   write(data: Uint8Array, fds?: readonly number[]): boolean {
     if (this.#closed || this.#ending) return false;
-    if (this.#queue.length > 0) {
+    if (this.#queue.length > 0 || this.#idle) {
       this.#enqueue(data, fds);
     } else {
       let n: number;
@@ -160,7 +205,7 @@ export class UnixSocket {
   write2(head: Uint8Array, body: Uint8Array, fds?: readonly number[]): boolean {
     if (this.#closed || this.#ending) return false;
     let n = -1;
-    if (this.#queue.length === 0) {
+    if (this.#queue.length === 0 && !this.#idle) {
       try {
         n = sendmsg2(this.#fd, head, body, fds);
       } catch (err) {
@@ -252,7 +297,7 @@ export class UnixSocket {
     if (this.#closed) return;
     this.#ending = true;
     this.#reading = false;
-    if (this.#queue.length === 0) this.#close(undefined);
+    if (this.#queue.length === 0 || this.#idle) this.#close(undefined);
     else this.#watch();
   }
 
@@ -361,7 +406,7 @@ export class UnixSocket {
   }
 
   #watch(): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#idle) return;
     const want = (this.#reading ? READABLE : 0) | (this.#queue.length > 0 ? WRITABLE : 0);
     if (want === this.#watching) return;
     this.#watching = want;
