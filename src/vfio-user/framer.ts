@@ -79,6 +79,11 @@ export class MessageFramer {
   // fds of the message in progress (header or body still incomplete).
   private curFds: number[] = NO_FDS;
   private failure: FramingError | null = null;
+  // The last body view, reused for a message at the same place of the same
+  // chunk (a socket reuses its chunk view while reads keep their length).
+  private bodyView: Uint8Array = new Uint8Array(0);
+  private bodyViewOf: Uint8Array | null = null;
+  private bodyViewAt = -1;
   // One frame object, reused: it is only valid during the callback anyway.
   private readonly frame: Frame = {
     msgId: 0, cmd: 0, size: 0, flags: 0, errorNo: 0, body: new Uint8Array(0), fds: NO_FDS,
@@ -233,7 +238,13 @@ export class MessageFramer {
     const bodyLen = this.cur.size - HEADER_SIZE;
     const avail = chunk.length - pos;
     if (bodyLen <= avail) {
-      this.emit(chunk.subarray(pos, pos + bodyLen), this.takeCurFds());
+      let body = this.bodyView;
+      if (this.bodyViewOf !== chunk || this.bodyViewAt !== pos || body.length !== bodyLen) {
+        body = this.bodyView = chunk.subarray(pos, pos + bodyLen);
+        this.bodyViewOf = chunk;
+        this.bodyViewAt = pos;
+      }
+      this.emit(body, this.takeCurFds());
       return pos + bodyLen;
     }
     // Split message: its body gets a buffer of its own, sized by the checked header.
