@@ -134,7 +134,7 @@ describe('uvfio daemon with a vfio-user client attached', () => {
     const { socket } = await okJson<{ socket: string }>(sb, ['start', '-u', U, '-p', 'mtty', '-t', 'mtty-1']);
     const [none] = await okJson<Array<{ clients: ClientJson[] }>>(sb, ['list']);
     assert.deepEqual(none!.clients, []);
-    assert.match(await ok(sb, ['list', '-v']), /\n  Clients: none\n$/);
+    assert.match(await ok(sb, ['list', '-v']), /\n {2}Clients: none\n$/);
     const { client } = await attach(socket);
     void client;
     const [dev] = await okJson<Array<{ clients: ClientJson[] }>>(sb, ['list']);

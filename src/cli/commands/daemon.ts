@@ -58,7 +58,7 @@ ${limitsHelp()}`,
       seedDefaults: !flag(v, 'no-defaults'),
       shutdownTimeoutMs: timeout === undefined ? undefined : Number(timeout),
       limits,
-      print: ctx.print,
+      print: (text) => ctx.print(text),
     });
     if (code !== 0) ctx.fail([]);
     // Everything is closed; should some handle linger anyway, it must not keep a stopped daemon alive.
