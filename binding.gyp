@@ -8,7 +8,8 @@
         "native/socket.cc",
         "native/eventfd.cc",
         "native/memory.cc",
-        "native/watcher.cc"
+        "native/watcher.cc",
+        "native/notify.cc"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags_cc": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]

@@ -13,7 +13,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { UnixServer, UnixSocket } from '../src/native/index.js';
+import { UnixServer } from '../src/vfio-user/transport/unix-server.js';
+import { UnixSocket } from '../src/vfio-user/transport/unix-socket.js';
 
 const roundTrips = Number(process.argv[2] ?? 100_000);
 const size = Number(process.argv[3] ?? 32);

@@ -9,6 +9,7 @@ napi_value Init(napi_env env, napi_value exports) {
   InitEventfd(env, exports);
   InitMemory(env, exports);
   InitWatcher(env, exports);
+  InitNotify(env, exports);
   return exports;
 }
 

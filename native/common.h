@@ -55,5 +55,6 @@ void InitSocket(napi_env env, napi_value exports);
 void InitEventfd(napi_env env, napi_value exports);
 void InitMemory(napi_env env, napi_value exports);
 void InitWatcher(napi_env env, napi_value exports);
+void InitNotify(napi_env env, napi_value exports);
 
 }  // namespace uvfio

@@ -49,11 +49,12 @@ export class Budget {
   /**
    * Counts `n` more of `what` (a phrase for the message: "DMA mappings");
    * OverBudget, with nothing counted, when this or a wider budget would pass
-   * its limit.
+   * its limit. `slack` lets the count pass the limits by that much, for
+   * what replaces as much that is released right after.
    */
-  take(n: number, what: string): void {
+  take(n: number, what: string, slack = 0): void {
     for (let b: Budget | null = this; b !== null; b = b.parent) {
-      if (b.#used + n > b.max) {
+      if (b.#used + n > b.max + slack) {
         throw new OverBudget(b.errno, b.limit, `${what}: ${b.#used} held, ${n} more would pass the limit ${b.limit} of ${b.max}`);
       }
     }

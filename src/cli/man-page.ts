@@ -1,6 +1,6 @@
 /**
  * uvfio(1), in roff, made from the same descriptions as `--help`
- * (args.ts). `uvfio help --man` prints it; man/uvfio.1 in the repository is
+ * (args.ts). `uvfio help --man` prints it; man/man1/uvfio.1 in the repository is
  * its output, and a test keeps the two equal.
  */
 import { COMMON_OPTIONS, type Command, type OptionDoc } from './args.js';

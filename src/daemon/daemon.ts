@@ -18,6 +18,7 @@
 import { randomUUID } from 'node:crypto';
 import { lstatSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import type { VfioDevice } from '../core/device.js';
 import { VfioCore } from '../core/vfio-core.js';
 import { VfioError, toVfioError } from '../base/errors.js';
 import { MdevBus } from '../mdev/index.js';
@@ -27,14 +28,23 @@ import type { Logger } from './log.js';
 import type { BuiltinParent } from './parents.js';
 import type { DaemonPaths } from './paths.js';
 import { ensurePrivateDir } from './private-dir.js';
+import {
+  blockingAncestor,
+  ensureSharedDir,
+  shareSocket,
+  SHARED_RUNTIME_DIR_MODE,
+  SHARED_SOCKET_DIR_MODE,
+  type SocketGroup,
+} from './socket-group.js';
 import { qemuDeviceArg } from './qemu.js';
 import { MdevService } from './service.js';
+import { SystemdNotifier } from './systemd-notify.js';
 import { describeClient } from './describe-client.js';
 import { awaitRelease } from './release.js';
 import { within } from './within.js';
 import { DefinitionStore } from './store.js';
 import type { MdevDefinition } from './definition.js';
-import type { ResourceLimits } from '../vfio-user/limits.js';
+import { DEFAULT_LIMITS, type ResourceLimits } from '../vfio-user/limits.js';
 
 export interface DaemonOptions {
   paths: DaemonPaths;
@@ -42,12 +52,21 @@ export interface DaemonOptions {
   parents: BuiltinParent[];
   /** Builds the server that puts each device on a socket in `socketDir`. Default: the vfio-user server. */
   createDeviceServer?: (core: VfioCore, socketDir: string, log: Logger, limits: Partial<ResourceLimits>) => DeviceServer;
+  /**
+   * Share the runtime directory and device sockets with this group
+   * (`--socket-group`, see socket-group.ts). Default: owner only.
+   */
+  socketGroup?: SocketGroup;
+  /** Share the control socket with `socketGroup` too (`--share-control`). */
+  shareControl?: boolean;
   /** What clients may make the daemon hold (`--limit`); the rest at limits.ts's defaults. */
   limits?: Partial<ResourceLimits>;
   /** Seed a fresh store with each parent's default type. Default true. */
   seedDefaults?: boolean;
   /** How long shutdown waits for clients to let go before dropping them. Default 5 s. */
   shutdownTimeoutMs?: number;
+  /** Tells systemd when the daemon is ready and stopping. Default: from NOTIFY_SOCKET. */
+  notifier?: SystemdNotifier;
   /** Where the human summary goes. Default stdout. */
   print?: (text: string) => void;
 }
@@ -65,13 +84,20 @@ export class Daemon {
     private readonly control: ControlServer,
     private readonly log: Logger,
     private readonly shutdownTimeoutMs: number,
+    private readonly notifier: SystemdNotifier,
   ) {}
 
   /** Brings everything up; on failure, whatever was brought up is taken down again. */
   static async start(options: DaemonOptions): Promise<Daemon> {
-    const { paths, log } = options;
-    ensurePrivateDir(paths.runtimeDir);
-    ensurePrivateDir(paths.socketDir);
+    const { paths, log, socketGroup: group } = options;
+    if (options.shareControl && !group) throw new VfioError('EINVAL', '--share-control shares the control socket with --socket-group: name the group');
+    if (group) {
+      ensureSharedDir(paths.runtimeDir, group, SHARED_RUNTIME_DIR_MODE);
+      ensureSharedDir(paths.socketDir, group, SHARED_SOCKET_DIR_MODE);
+    } else {
+      ensurePrivateDir(paths.runtimeDir);
+      ensurePrivateDir(paths.socketDir);
+    }
     ensurePrivateDir(paths.stateDir);
     // The control socket comes first: it is what tells us no other daemon
     // serves this runtime directory, before we touch its device sockets.
@@ -85,7 +111,30 @@ export class Daemon {
         return service.handle(op, args, call);
       },
     });
-    log.info('daemon starting', { pid: process.pid, runtimeDir: paths.runtimeDir, stateDir: paths.stateDir, db: paths.dbFile });
+    if (group && options.shareControl) {
+      try {
+        shareSocket(paths.controlSocket, group);
+      } catch (err) {
+        await control.close();
+        throw err;
+      }
+    }
+    log.info('daemon starting', {
+      pid: process.pid,
+      runtimeDir: paths.runtimeDir,
+      stateDir: paths.stateDir,
+      db: paths.dbFile,
+      limits: { ...DEFAULT_LIMITS, ...options.limits },
+      ...(group ? { socketGroup: group.name, gid: group.gid, controlShared: options.shareControl === true } : {}),
+    });
+    const blocked = group && blockingAncestor(paths.runtimeDir, group);
+    if (blocked) {
+      log.warn('the socket group cannot reach the device sockets: a directory above the runtime directory does not let it pass', {
+        socketGroup: group.name,
+        dir: blocked.dir,
+        mode: blocked.mode.toString(8).padStart(4, '0'),
+      });
+    }
     removeStaleSockets(paths.socketDir, log);
     let store: DefinitionStore | undefined;
     let deviceServer: DeviceServer | undefined;
@@ -93,7 +142,12 @@ export class Daemon {
       store = DefinitionStore.open(paths.dbFile);
       const core = new VfioCore();
       const server = (deviceServer = (options.createDeviceServer ?? createVfioUserServer)(core, paths.socketDir, log, options.limits ?? {}));
-      const bus = new MdevBus({ core, serve: (device) => server.serve(device) });
+      const serve = async (device: VfioDevice): Promise<void> => {
+        await server.serve(device);
+        const socket = server.socketPath(device.name);
+        if (group && socket !== undefined) shareSocket(socket, group);
+      };
+      const bus = new MdevBus({ core, serve });
       for (const p of options.parents) {
         bus.registerParent(p);
         log.info('parent registered', { parent: p.name, types: bus.parent(p.name)!.types.map((t) => t.id) });
@@ -105,9 +159,14 @@ export class Daemon {
       const svc = new MdevService({ store, bus, server, log });
       await svc.autostart();
       service = svc;
-      const daemon = new Daemon(paths, core, bus, svc, store, server, control, log, options.shutdownTimeoutMs ?? 5_000);
+      const notifier = options.notifier ?? SystemdNotifier.fromEnv(log);
+      const daemon = new Daemon(paths, core, bus, svc, store, server, control, log, options.shutdownTimeoutMs ?? 5_000, notifier);
       daemon.printSummary(options.print ?? ((text) => process.stdout.write(text)));
       log.info('daemon ready', { control: paths.controlSocket, devices: bus.devices().length });
+      notifier.ready(daemon.statusLine());
+      const tell = () => notifier.status(daemon.statusLine());
+      bus.on('created', tell);
+      bus.on('removed', tell);
       return daemon;
     } catch (err) {
       await control.close().catch(() => {});
@@ -126,6 +185,7 @@ export class Daemon {
   private async shutdown(reason: string): Promise<void> {
     const log = this.log;
     log.info('daemon stopping', { reason, devices: this.bus.devices().length });
+    this.notifier.stopping(`stopping (${reason}): removing ${plural(this.bus.devices().length, 'device')}`);
     await this.control.close();
     const uuids = this.bus.devices().map((m) => m.uuid);
     const removing = Promise.allSettled(this.bus.parents().map((p) => this.bus.unregisterParent(p)));
@@ -163,11 +223,16 @@ export class Daemon {
     log.info('daemon stopped');
   }
 
+  /** `3 devices served; control socket …`, for `systemctl status`. */
+  statusLine(): string {
+    return `${plural(this.bus.devices().length, 'device')} served; control socket ${this.paths.controlSocket}`;
+  }
+
   /** For each running device: where its socket is and the QEMU option that attaches it. */
   private printSummary(print: (text: string) => void): void {
     const order = this.bus.parents();
     const devices = this.bus.devices().sort((a, b) => order.indexOf(a.parent) - order.indexOf(b.parent) || a.uuid.localeCompare(b.uuid));
-    const lines = [`uvfio: ${devices.length} device${devices.length === 1 ? '' : 's'} served; control socket ${this.paths.controlSocket}`];
+    const lines = [`uvfio: ${this.statusLine()}`];
     for (const m of devices) {
       const socket = this.deviceServer.socketPath(m.uuid);
       lines.push(`  ${m.uuid}  ${m.parent.name}/${m.type.id}`);
@@ -178,6 +243,11 @@ export class Daemon {
     }
     print(`${lines.join('\n')}\n`);
   }
+}
+
+/** `1 device`, `3 devices`. */
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
 /**

@@ -41,12 +41,15 @@ export interface NativeAddon {
   dup(fd: number): number;
   eventfd(initval?: number, flags?: { nonblock?: boolean; semaphore?: boolean }): number;
   eventfdWrite(fd: number, value?: bigint | number): void;
+  eventfdSignal(fd: number): 0 | 1 | 2;
   eventfdRead(fd: number): bigint | null;
+  setNonblocking(fd: number, on: boolean): void;
   memfdCreate(name: string, size?: number): number;
   sealSize(fd: number): void;
   mmap(fd: number, offset: number, length: number, prot: { read: boolean; write: boolean }): ArrayBuffer;
   munmap(buffer: ArrayBuffer): void;
   FdWatcher: new (fd: number, callback: (events: number) => void) => NativeFdWatcher;
+  notifyDatagram(path: string, message: ArrayBufferView): void;
 }
 
 const ADDON_PATH = join('build', 'Release', 'uvfio_native.node');

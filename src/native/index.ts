@@ -9,6 +9,8 @@ export {
   dup,
   eventfd,
   eventfdRead,
+  eventfdSignal,
+  EventfdSignal,
   eventfdWrite,
   listenUnix,
   memfdCreate,
@@ -19,13 +21,14 @@ export {
   sealSize,
   sendmsg,
   sendmsg2,
+  setNonblocking,
   setSendBufferSize,
   socketPair,
   type EventfdFlags,
 } from './syscalls.js';
 export { FdWatcher, READABLE, WRITABLE, type FdWatcherConstructor } from './fd-watcher.js';
-export { closeFds, UnixSocket, type CloseHandler, type DataHandler } from './unix-socket.js';
-export { UnixServer, type ListenOptions } from './unix-server.js';
+export { closeFds } from './close-fds.js';
 export { EventFd } from './eventfd.js';
 export { MappedMemory, type Protection } from './memory.js';
 export { openFdCount } from './fd-count.js';
+export { notifyDatagram } from './notify.js';

@@ -89,6 +89,31 @@ export const eventfd: (initval?: number, flags?: EventfdFlags) => number = addon
 /** Adds `value` (default 1) to the counter; throws EAGAIN if it would overflow. */
 export const eventfdWrite: (fd: number, value?: bigint | number) => void = addon.eventfdWrite;
 
+/** What eventfdSignal did. */
+export const EventfdSignal = {
+  /** 1 was added to the counter. */
+  DELIVERED: 0,
+  /** The counter was full (the fd was nonblocking): the reader already has a wakeup pending. */
+  FULL: 1,
+  /**
+   * The counter was full and the fd blocking: the write was cut short after
+   * at most 100 µs, and O_NONBLOCK set again. A wakeup is pending, as for FULL.
+   */
+  BLOCKED: 2,
+} as const;
+export type EventfdSignal = (typeof EventfdSignal)[keyof typeof EventfdSignal];
+
+/**
+ * Adds 1 to the counter of an eventfd someone else may control, without
+ * ever blocking for more than 100 µs, whatever its O_NONBLOCK flag says
+ * and however the other side races to change it (see native/eventfd.cc).
+ * EBADF or EINVAL (not an eventfd) throw.
+ */
+export const eventfdSignal: (fd: number) => EventfdSignal = addon.eventfdSignal;
+
+/** Sets (`on`) or clears O_NONBLOCK on the file description of `fd`, shared with every duplicate. */
+export const setNonblocking: (fd: number, on: boolean) => void = addon.setNonblocking;
+
 /** Takes the counter (or 1 of it in semaphore mode); null when it is 0 (nonblocking fd). */
 export const eventfdRead: (fd: number) => bigint | null = addon.eventfdRead;
 

@@ -16,10 +16,6 @@ export function need(b: Uint8Array, off: number, len: number, what: string): voi
   }
 }
 
-export function u8(b: Uint8Array, off: number): number {
-  return b[off]!;
-}
-
 export function u16(b: Uint8Array, off: number): number {
   return b[off]! | (b[off + 1]! << 8);
 }
@@ -43,10 +39,4 @@ export function u64n(b: Uint8Array, off: number): number {
   const hi = u32(b, off + 4);
   if (hi > 0x1fffff) return -1;
   return hi * 0x1_0000_0000 + u32(b, off);
-}
-
-/** True when the bytes in [off, off+len) are all zero (reserved fields). */
-export function isZero(b: Uint8Array, off: number, len: number): boolean {
-  for (let i = off; i < off + len; i++) if (b[i] !== 0) return false;
-  return true;
 }

@@ -3,10 +3,6 @@
  * buffer-reader.ts). Callers size the buffer first; these never grow it.
  */
 
-export function put8(b: Uint8Array, off: number, v: number): void {
-  b[off] = v;
-}
-
 export function put16(b: Uint8Array, off: number, v: number): void {
   b[off] = v & 0xff;
   b[off + 1] = (v >>> 8) & 0xff;

@@ -21,7 +21,7 @@ export interface ClientIdentity {
 }
 
 /** Bytes of /proc/PID/cmdline read at most. */
-export const COMMAND_MAX = 4096;
+const COMMAND_MAX = 4096;
 
 /** The credentials of the peer of connected socket `fd` (command not read yet). */
 export function peerIdentity(fd: number): ClientIdentity {

@@ -5,7 +5,7 @@
  */
 import { DmaProt } from '../base/uapi.js';
 import type { SessionCounters } from './counters.js';
-import type { Connection } from './connection.js';
+import type { VfioUserSession } from './session.js';
 
 /** One DMA mapping of a client, as it asked for it. */
 export interface DmaMappingInfo {
@@ -39,7 +39,7 @@ export interface ClientInfo {
 }
 
 /** The snapshot of `c`. */
-export function clientInfo(c: Connection): ClientInfo {
+export function clientInfo(c: VfioUserSession): ClientInfo {
   const { pid, uid, gid, command } = c.identity;
   return {
     id: c.id,
@@ -56,7 +56,7 @@ export function clientInfo(c: Connection): ClientInfo {
 }
 
 /** The address space's mappings, those of several pieces (over 1 GiB) told as the one the client made. */
-function dmaMappings(c: Connection): DmaMappingInfo[] {
+function dmaMappings(c: VfioUserSession): DmaMappingInfo[] {
   const out: DmaMappingInfo[] = [];
   const mappings = c.iommufd?.alive ? c.iommufd.ioas.list() : [];
   let end = 0;

@@ -13,13 +13,13 @@
  */
 import { VfioError } from '../base/errors.js';
 import { RegionFlags } from '../base/uapi.js';
-import { closeFds, MappedMemory, UnixSocket } from '../native/index.js';
+import { closeFds, MappedMemory } from '../native/index.js';
 import { ClientChannel } from './client/channel.js';
 import { ClientDmaTable, type ClientDmaRegion } from './client/dma-table.js';
 import { InterruptSet } from './client/interrupts.js';
 import { MappedRegion } from './client/mapped-region.js';
 import type { DmaLayout } from './context.js';
-import type { Frame } from './parser.js';
+import type { Frame } from './framer.js';
 import type {
   DeviceInfoReply,
   IrqAction,
@@ -63,6 +63,10 @@ import {
   encodeVersionCommand,
   encodeWriteMulti,
 } from './serializer.js';
+import { SocketTransport } from './transport/socket-transport.js';
+import type { Transport } from './transport/transport.js';
+import { UnixSocket } from './transport/unix-socket.js';
+import { wantsNoReply } from './header.js';
 import { type Capabilities, withDefaults } from './version.js';
 
 export type { ClientDmaRegion, DmaServed } from './client/dma-table.js';
@@ -132,9 +136,20 @@ export class VfioUserClient {
   }
 
   /** Connects to the socket at `path` and negotiates. */
-  static async connect(path: string, options: VfioUserClientOptions = {}): Promise<VfioUserClient> {
+  static connect(path: string, options: VfioUserClientOptions = {}): Promise<VfioUserClient> {
+    let transport: Transport;
+    try {
+      transport = new SocketTransport(UnixSocket.connect(path));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return VfioUserClient.over(transport, options);
+  }
+
+  /** Negotiates over `transport` (an in-memory one, say), which is the client's from here on. */
+  static async over(transport: Transport, options: VfioUserClientOptions = {}): Promise<VfioUserClient> {
     const timeoutMs = options.timeoutMs ?? 5000;
-    const main = new ClientChannel(UnixSocket.connect(path), { timeoutMs });
+    const main = new ClientChannel(transport, { timeoutMs });
     try {
       return await VfioUserClient.#negotiate(main, options, timeoutMs);
     } catch (err) {
@@ -173,7 +188,7 @@ export class VfioUserClient {
       main.setMaxMessageSize(maxMessageSizeFor(maxXfer));
       const ownTwin = twinFd;
       twinFd = null; // UnixSocket takes it, and closes it if its constructor throws
-      const twin = ownTwin === null ? null : new ClientChannel(new UnixSocket(ownTwin), { timeoutMs, maxMessageSize: maxMessageSizeFor(maxXfer) });
+      const twin = ownTwin === null ? null : new ClientChannel(new SocketTransport(new UnixSocket(ownTwin), { maxMessageSize: maxMessageSizeFor(maxXfer) }), { timeoutMs });
       const layout = options.dmaLayout ?? (proposed.minor === 0 ? 'qemu' : 'spec');
       return new VfioUserClient(main, twin, { major: reply.major, minor: reply.minor }, server, layout, maxXfer);
     } finally {
@@ -451,7 +466,7 @@ export class VfioUserClient {
   #serveDma(channel: ClientChannel, frame: Frame): void {
     const reply = this.dma.serve(frame, this.dmaLayout, this.#maxXfer);
     closeFds(frame.fds);
-    if ((frame.flags & HeaderFlags.NO_REPLY) !== 0) return;
+    if (wantsNoReply(frame.flags)) return;
     try {
       channel.send(reply);
     } catch {

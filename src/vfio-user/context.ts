@@ -29,8 +29,6 @@ export interface DecodeContext {
   maxDataXferSize?: number;
   /** When given, region and IRQ indexes and ranges are checked against it. */
   device?: DeviceShape;
-  /** Accept DMA_UNMAP with GET_DIRTY_BITMAP (deprecated); otherwise EOPNOTSUPP. */
-  allowDirtyBitmap?: boolean;
   dmaLayout?: DmaLayout;
 }
 

@@ -18,7 +18,6 @@ import { DmaProt, FeatureFlags, IrqInfoFlags, IrqSetFlags } from '../base/uapi.j
 import { u32, u64, u64n } from './buffer-reader.js';
 import { type DecodeContext, dmaDataOffset, maxXfer } from './context.js';
 import { exactLength, malformed, refuseFds, requireBytes } from './malformed.js';
-import type { Frame } from './parser.js';
 import type {
   DirtyPagesRequest,
   DmaRwMessage,
@@ -39,7 +38,6 @@ import {
   commandName,
   DirtyPagesFlags,
   DmaUnmapFlags,
-  HeaderFlags,
   Size,
   WRITE_MULTI_DATA_MAX,
   WRITE_MULTI_MAX_ENTRIES,
@@ -108,9 +106,10 @@ export function decodeDmaMap(body: Uint8Array, fds: readonly number[]): DmaMapRe
 }
 
 /**
- * DMA_UNMAP: flags 0, ALL (address and size 0) or the deprecated
- * GET_DIRTY_BITMAP, whose bitmap header must follow and fit argsz; the
- * latter is refused with EOPNOTSUPP unless the context allows it.
+ * DMA_UNMAP: flags 0 or ALL (address and size 0). The deprecated
+ * GET_DIRTY_BITMAP is checked (its bitmap header must follow and fit
+ * argsz) and refused with EOPNOTSUPP: dirty pages are logged through
+ * DEVICE_FEATURE instead.
  */
 export function decodeDmaUnmap(body: Uint8Array, fds: readonly number[], ctx?: DecodeContext): DmaUnmapRequest {
   const cmd = Command.DMA_UNMAP;
@@ -132,15 +131,11 @@ export function decodeDmaUnmap(body: Uint8Array, fds: readonly number[], ctx?: D
       return req;
     case DmaUnmapFlags.GET_DIRTY_BITMAP: {
       requireBytes(cmd, body, Size.DMA_UNMAP, Size.BITMAP, false, 'the dirty bitmap ');
-      const bitmap = { pgsize: u64(body, 24), size: u64(body, 32) };
-      if (BigInt(argsz) < BigInt(Size.DMA_UNMAP + Size.BITMAP) + bitmap.size) {
-        throw invalid(cmd, `argsz ${argsz} has no room for a ${bitmap.size}-byte dirty bitmap`);
+      const bitmapSize = u64(body, 32);
+      if (BigInt(argsz) < BigInt(Size.DMA_UNMAP + Size.BITMAP) + bitmapSize) {
+        throw invalid(cmd, `argsz ${argsz} has no room for a ${bitmapSize}-byte dirty bitmap`);
       }
-      if (ctx?.allowDirtyBitmap !== true) {
-        throw new VfioError('EOPNOTSUPP', `${commandName(cmd)}: dirty page tracking through DMA_UNMAP is not supported`);
-      }
-      req.dirtyBitmap = bitmap;
-      return req;
+      throw new VfioError('EOPNOTSUPP', `${commandName(cmd)}: dirty page tracking through DMA_UNMAP is not supported`);
     }
     default:
       throw invalid(cmd, `flags ${hex(flags)} are not 0, ALL or GET_DIRTY_BITMAP alone`);
@@ -430,89 +425,6 @@ export function decodeDirtyPages(body: Uint8Array, fds: readonly number[]): Dirt
     throw invalid(cmd, `flags ${hex(flags)} must be exactly one of START, STOP, GET_BITMAP`);
   }
   return { argsz, flags };
-}
-
-// ---------------------------------------------------------------- dispatch
-
-/** A decoded command, discriminated by `cmd`. */
-export type DecodedCommand =
-  | { cmd: typeof Command.VERSION; msg: VersionMessage }
-  | { cmd: typeof Command.DMA_MAP; msg: DmaMapRequest }
-  | { cmd: typeof Command.DMA_UNMAP; msg: DmaUnmapRequest }
-  | { cmd: typeof Command.DEVICE_GET_INFO; msg: InfoRequest }
-  | { cmd: typeof Command.DEVICE_GET_REGION_INFO; msg: InfoRequest }
-  | { cmd: typeof Command.DEVICE_GET_REGION_IO_FDS; msg: RegionIoFdsRequest }
-  | { cmd: typeof Command.DEVICE_GET_IRQ_INFO; msg: InfoRequest }
-  | { cmd: typeof Command.DEVICE_SET_IRQS; msg: SetIrqsMessage }
-  | { cmd: typeof Command.REGION_READ; msg: RegionAccess }
-  | { cmd: typeof Command.REGION_WRITE; msg: RegionAccess }
-  | { cmd: typeof Command.DMA_READ; msg: DmaRwMessage }
-  | { cmd: typeof Command.DMA_WRITE; msg: DmaRwMessage }
-  | { cmd: typeof Command.DEVICE_RESET; msg: null }
-  | { cmd: typeof Command.REGION_WRITE_MULTI; msg: WriteMultiEntry[] }
-  | { cmd: typeof Command.DEVICE_FEATURE; msg: DeviceFeatureMessage }
-  | { cmd: typeof Command.MIG_DATA_READ; msg: MigData }
-  | { cmd: typeof Command.MIG_DATA_WRITE; msg: MigData };
-
-/** Which side is decoding: a server accepts client commands, a client server commands. */
-export type Receiver = 'server' | 'client';
-
-/**
- * Checks that a frame is a command (type 0, no ERROR flag) meant for this
- * receiver, and decodes its body. Errnos: EINVAL for a reply or a malformed
- * command, EINVAL for a command of the other direction, EOPNOTSUPP for the
- * removed DIRTY_PAGES, ENOSYS for an unknown command id.
- */
-export function decodeCommand(frame: Frame, receiver: Receiver, ctx?: DecodeContext): DecodedCommand {
-  const { cmd, body, fds } = frame;
-  const type = frame.flags & HeaderFlags.TYPE_MASK;
-  if (type !== HeaderFlags.TYPE_COMMAND) throw invalid(cmd, `message ${frame.msgId} has type ${type}, not a command`);
-  if ((frame.flags & HeaderFlags.ERROR) !== 0) throw invalid(cmd, 'a command may not carry the ERROR flag');
-  const toClient = cmd === Command.DMA_READ || cmd === Command.DMA_WRITE;
-  if (cmd >= Command.VERSION && cmd <= Command.MIG_DATA_WRITE && toClient !== (receiver === 'client')) {
-    throw invalid(cmd, `is not a command a ${receiver} handles`);
-  }
-  switch (cmd) {
-    case Command.VERSION:
-      return { cmd, msg: decodeVersionCommand(body, fds) };
-    case Command.DMA_MAP:
-      return { cmd, msg: decodeDmaMap(body, fds) };
-    case Command.DMA_UNMAP:
-      return { cmd, msg: decodeDmaUnmap(body, fds, ctx) };
-    case Command.DEVICE_GET_INFO:
-      return { cmd, msg: decodeDeviceInfoRequest(body, fds) };
-    case Command.DEVICE_GET_REGION_INFO:
-      return { cmd, msg: decodeRegionInfoRequest(body, fds, ctx) };
-    case Command.DEVICE_GET_REGION_IO_FDS:
-      return { cmd, msg: decodeRegionIoFdsRequest(body, fds, ctx) };
-    case Command.DEVICE_GET_IRQ_INFO:
-      return { cmd, msg: decodeIrqInfoRequest(body, fds, ctx) };
-    case Command.DEVICE_SET_IRQS:
-      return { cmd, msg: decodeSetIrqs(body, fds, ctx) };
-    case Command.REGION_READ:
-    case Command.REGION_WRITE:
-      return { cmd, msg: decodeRegionAccess(cmd, body, fds, ctx) };
-    case Command.DMA_READ:
-      return { cmd, msg: decodeDmaRead(body, fds, ctx) };
-    case Command.DMA_WRITE:
-      return { cmd, msg: decodeDmaWrite(body, fds, ctx) };
-    case Command.DEVICE_RESET:
-      decodeDeviceReset(body, fds);
-      return { cmd, msg: null };
-    case Command.DIRTY_PAGES:
-      decodeDirtyPages(body, fds);
-      throw new VfioError('EOPNOTSUPP', `${commandName(cmd)} was removed from the protocol; use DEVICE_FEATURE DMA logging`);
-    case Command.REGION_WRITE_MULTI:
-      return { cmd, msg: decodeWriteMulti(body, fds, ctx) };
-    case Command.DEVICE_FEATURE:
-      return { cmd, msg: decodeDeviceFeature(body, fds) };
-    case Command.MIG_DATA_READ:
-      return { cmd, msg: decodeMigDataRead(body, fds, ctx) };
-    case Command.MIG_DATA_WRITE:
-      return { cmd, msg: decodeMigDataWrite(body, fds, ctx) };
-    default:
-      throw new VfioError('ENOSYS', `message ${frame.msgId}: unknown command ${cmd}`);
-  }
 }
 
 function hex(v: number | bigint): string {

@@ -8,9 +8,9 @@
  */
 import { VfioError } from '../base/errors.js';
 import type { DmaLayout } from './context.js';
-import type { DmaMessenger } from './dma-backings.js';
+import type { DmaMessenger } from './client-memory.js';
 import { isReply } from './header.js';
-import type { Frame } from './parser.js';
+import type { Frame } from './framer.js';
 import { Command, commandName } from './protocol.js';
 import { decodeDmaReadReply, decodeDmaWriteReply, replyError } from './reply-decoder.js';
 import { encodeDmaRead, encodeDmaWrite } from './serializer.js';

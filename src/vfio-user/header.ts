@@ -2,9 +2,10 @@
  * The 16-byte header in front of every vfio-user message:
  * msg_id u16, cmd u16, msg_size u32 (header included), flags u32, error_no u32.
  */
+import { VfioError } from '../base/errors.js';
 import { u16, u32 } from './buffer-reader.js';
 import { put16, put32 } from './buffer-writer.js';
-import { HeaderFlags, Size } from './protocol.js';
+import { Command, commandName, HeaderFlags, Size } from './protocol.js';
 
 /** Bytes of the header that starts every message (msg_id, command, msg_size, flags, error). */
 export const HEADER_SIZE = Size.HEADER;
@@ -62,7 +63,28 @@ export function wantsNoReply(flags: number): boolean {
   return (flags & HeaderFlags.NO_REPLY) !== 0;
 }
 
-/** True when a reply carries an error (its errorNo may still be 0). */
-export function isErrorReply(flags: number): boolean {
+/** True when `flags` carry ERROR: a failed reply (its errorNo may still be 0); a command may not. */
+export function hasErrorFlag(flags: number): boolean {
   return (flags & HeaderFlags.ERROR) !== 0;
+}
+
+/** Who serves a command: a server (every command but DMA_READ/DMA_WRITE), or a client (those two). */
+export type Receiver = 'server' | 'client';
+
+/**
+ * The rule for a message a receiver is to serve as a command, checked in
+ * this one place: a command (type 0), without the ERROR flag, of the
+ * receiver's direction. EINVAL otherwise; a command id nobody knows is
+ * left to the receiver (ENOSYS).
+ */
+export function checkCommand(msgId: number, cmd: number, flags: number, receiver: Receiver): void {
+  const type = flags & HeaderFlags.TYPE_MASK;
+  if (type !== HeaderFlags.TYPE_COMMAND) {
+    throw new VfioError('EINVAL', `${commandName(cmd)} message ${msgId}: type ${type} where a command was expected`);
+  }
+  if (hasErrorFlag(flags)) throw new VfioError('EINVAL', `${commandName(cmd)} message ${msgId}: a command may not carry the ERROR flag`);
+  const toClient = cmd === Command.DMA_READ || cmd === Command.DMA_WRITE;
+  if (cmd >= Command.VERSION && cmd <= Command.MIG_DATA_WRITE && toClient !== (receiver === 'client')) {
+    throw new VfioError('EINVAL', `${commandName(cmd)} goes to a ${toClient ? 'client' : 'server'}, not a ${receiver}`);
+  }
 }

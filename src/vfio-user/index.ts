@@ -3,24 +3,29 @@
  *
  * - protocol: command ids, header flags, struct sizes, capability names
  * - header: the 16-byte message header
- * - parser: the incremental framer (chunks + fds in, whole messages out)
+ * - framer: the incremental framer (chunks + fds in, whole messages out)
  * - decoder / reply-decoder: typed decoding of commands and replies
  * - serializer: encoders for every message, with buffer-reusing hot paths
  * - version: the VERSION handshake and its capabilities JSON
  * - region-info: region info replies and their capability chains
  *
- * On top of the codec, the transport:
- * - server: VfioUserServer, a socket per device of a VfioCore; connection
- *   and handlers/ serve one client (negotiation, dma-backings, dma-channel,
- *   irq-notifiers, eventfd-notifier, device-shape are its parts); limits:
- *   the one table of what a client may make the server hold
+ * Transports (transport/): what carries messages. SocketTransport (a UNIX
+ * stream socket with fd passing: UnixSocket, UnixServer) and
+ * MemoryTransport (messages handed in by code), behind the Transport
+ * interface.
+ *
+ * On top of them:
+ * - server: VfioUserServer, a socket per device of a VfioCore; session,
+ *   dispatch and handlers/ serve one client (negotiation, client-memory,
+ *   dma-channel, irq-notifiers, eventfd-notifier, device-shape are its
+ *   parts); limits: the one table of what a client may make the server hold
  * - client: VfioUserClient, the library a test or tool drives a device with
  */
 export * from './protocol.js';
 export * from './header.js';
 export * from './messages.js';
 export * from './context.js';
-export * from './parser.js';
+export * from './framer.js';
 export * from './version.js';
 export * from './region-info.js';
 export * from './decoder.js';
@@ -39,8 +44,6 @@ export {
   decodeWriteMultiReply,
   decodeDeviceFeatureReply,
   decodeMigDataReadReply,
-  decodeReply,
-  type DecodedReply,
 } from './reply-decoder.js';
 export * from './serializer.js';
 export * from './feature-data.js';
@@ -58,7 +61,12 @@ export {
   type MigrationStats,
 } from './client/migration.js';
 export { VfioUserServer, type VfioUserServerOptions } from './server.js';
-export type { ServerLog } from './connection.js';
+export type { Transport } from './transport/transport.js';
+export { SocketTransport } from './transport/socket-transport.js';
+export { MemoryTransport } from './transport/memory-transport.js';
+export { UnixSocket, type CloseHandler, type DataHandler } from './transport/unix-socket.js';
+export { UnixServer, type ListenOptions } from './transport/unix-server.js';
+export type { ServerLog } from './session.js';
 export type { ClientInfo, DmaMappingInfo } from './client-info.js';
 export type { ClientIdentity } from './client-identity.js';
 export type { SessionCounters } from './counters.js';
@@ -69,7 +77,10 @@ export {
   DEFAULT_LIMITS,
   parseLimits,
   formatLimit,
+  defaultWords,
   limitsHelp,
+  ServerBudgets,
+  type ClientBudgets,
   type ResourceLimits,
   type LimitSpec,
   type LimitUnit,

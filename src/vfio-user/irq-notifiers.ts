@@ -5,21 +5,40 @@
  * later SET_IRQS replaces or de-assigns a slot, when an index is disabled,
  * and all of them when the client goes. QEMU re-sends MSI-X eventfds each
  * time vectors change, so without this a long session would pile up fds.
+ *
+ * Every fd held counts against the client's `irq-fds` budget (inside the
+ * daemon's `client-fds`), from adoption to close; the client's notifiers
+ * share one NotifierGate, so that a client whose eventfds block is slowed
+ * down as a whole (see eventfd-notifier.ts).
  */
+import type { Budget } from '../base/budget.js';
 import { VfioError } from '../base/errors.js';
-import { closeFds } from '../native/index.js';
-import { EventfdNotifier, isEventfd, type SignalObserver } from './eventfd-notifier.js';
+import { closeFds, setNonblocking } from '../native/index.js';
+import { EventfdNotifier, isEventfd, NotifierGate, type SignalObserver } from './eventfd-notifier.js';
 
-type Action = 'mask' | 'unmask' | 'trigger';
+export type Action = 'mask' | 'unmask' | 'trigger';
+
+export interface IrqNotifiersOptions {
+  /** Hears of every signal of a trigger notifier (the session's counters and trace). */
+  onTrigger?: SignalObserver;
+  /** What each held fd counts against; unbounded without. */
+  budget?: Budget;
+  /** Called once, the first time one of the client's eventfds is found full (to log it). */
+  onFull?: () => void;
+}
 
 export class IrqNotifiers {
   readonly #slots = new Map<string, EventfdNotifier>();
   readonly #onTrigger: SignalObserver | null;
+  readonly #budget: Budget | null;
+  /** The client's interrupts as a whole. */
+  readonly gate: NotifierGate;
   #closed = false;
 
-  /** `onTrigger` hears of every signal of a trigger notifier (the session's counters and trace). */
-  constructor(onTrigger?: SignalObserver) {
-    this.#onTrigger = onTrigger ?? null;
+  constructor(options: IrqNotifiersOptions = {}) {
+    this.#onTrigger = options.onTrigger ?? null;
+    this.#budget = options.budget ?? null;
+    this.gate = new NotifierGate(options.onFull);
   }
 
   /** Notifiers held for the device. */
@@ -28,17 +47,35 @@ export class IrqNotifiers {
   }
 
   /**
-   * Wraps received fds as notifiers, taking ownership of every fd even when
-   * it throws: EINVAL (and all of them closed) unless each is an eventfd.
+   * Wraps received fds as notifiers (nonblocking from now on, as far as
+   * this side can tell), taking ownership of every fd even when it throws:
+   * EINVAL unless each is an eventfd, OverBudget (ENOSPC) past the budget,
+   * and then all of them closed. `into` names the slots they are meant for:
+   * the ones held there now are about to be replaced, so a client at its
+   * limit can still replace its eventfds (QEMU re-sends MSI-X ones).
    */
-  adopt(fds: readonly number[]): EventfdNotifier[] {
-    for (const fd of fds) {
-      if (!isEventfd(fd)) {
-        closeFds(fds);
-        throw new VfioError('EINVAL', 'VFIO_USER_DEVICE_SET_IRQS: a file descriptor passed is not an eventfd');
+  adopt(fds: readonly number[], into?: { index: number; action: Action; start: number }): EventfdNotifier[] {
+    try {
+      for (const fd of fds) {
+        if (!isEventfd(fd)) throw new VfioError('EINVAL', 'VFIO_USER_DEVICE_SET_IRQS: a file descriptor passed is not an eventfd');
       }
+      let replacing = 0;
+      if (into !== undefined) {
+        for (let i = 0; i < fds.length; i++) if (this.#slots.get(slot(into.index, into.action, into.start + i))?.closed === false) replacing++;
+      }
+      this.#budget?.take(fds.length, 'VFIO_USER_DEVICE_SET_IRQS: interrupt eventfds', replacing);
+    } catch (err) {
+      closeFds(fds);
+      throw err;
     }
-    return fds.map((fd) => new EventfdNotifier(fd));
+    return fds.map((fd) => {
+      try {
+        setNonblocking(fd, true);
+      } catch {
+        // An eventfd always takes the flag; signalling copes either way.
+      }
+      return new EventfdNotifier(fd, { gate: this.gate, ...(this.#budget === null ? {} : { budget: this.#budget }) });
+    });
   }
 
   /**
@@ -80,6 +117,7 @@ export class IrqNotifiers {
   /** Closes every notifier (the client is gone), and any assigned later. */
   closeAll(): void {
     this.#closed = true;
+    this.gate.close();
     for (const n of this.#slots.values()) n.close();
     this.#slots.clear();
   }

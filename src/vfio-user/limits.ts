@@ -11,6 +11,8 @@
  * where the resource is taken; nothing else is needed for the flag, the
  * help text and the defaults to follow.
  */
+import { readFileSync } from 'node:fs';
+import { Budget } from '../base/budget.js';
 import { VfioError } from '../base/errors.js';
 import { CapabilityDefault } from './protocol.js';
 
@@ -30,6 +32,10 @@ export interface ResourceLimits {
   maxDmaMaps: number;
   /** how long a client may take to answer a DMA_READ/DMA_WRITE */
   dmaTimeoutMs: number;
+  /** interrupt eventfds one client holds (SET_IRQS) */
+  maxIrqFds: number;
+  /** fds held for all clients together: interrupt eventfds (and DMA memory fds) */
+  maxClientFds: number;
 }
 
 /** One row of the table. */
@@ -41,12 +47,25 @@ export interface LimitSpec {
   readonly min: number;
   readonly max: number;
   readonly default: number;
+  /** How the default is said when it depends on the host (the README's words); else formatLimit(default). */
+  readonly defaultText?: string;
   /** What it bounds and what a client past it gets: one sentence for --help and the README. */
   readonly doc: string;
 }
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
+
+/** This process's open-file limit (the soft one: Node raises it to the hard one at start); 1024 if unreadable. */
+function openFileLimit(): number {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    if (m !== null) return Number(m[1]);
+  } catch {
+    // not Linux's /proc: the common default
+  }
+  return 1024;
+}
 
 /** The table. Keys are ResourceLimits' fields; order is the order of the help text. */
 export const LIMITS: { readonly [K in keyof ResourceLimits]: LimitSpec } = {
@@ -87,6 +106,25 @@ export const LIMITS: { readonly [K in keyof ResourceLimits]: LimitSpec } = {
     max: 3_600_000,
     default: 5_000,
     doc: 'milliseconds a client may take to answer a DMA_READ or DMA_WRITE; the access then fails with ETIMEDOUT',
+  },
+  maxIrqFds: {
+    name: 'irq-fds',
+    unit: 'count',
+    scope: 'client',
+    min: 1,
+    max: 1 << 20,
+    default: 256,
+    doc: 'interrupt eventfds one client has handed over (SET_IRQS) and not replaced; ENOSPC past it',
+  },
+  maxClientFds: {
+    name: 'client-fds',
+    unit: 'count',
+    scope: 'server',
+    min: 1,
+    max: 1 << 30,
+    default: Math.max(1, Math.floor(openFileLimit() / 2)),
+    defaultText: 'half the open-file limit',
+    doc: 'file descriptors held for all clients together (interrupt eventfds); ENOSPC past it, so the daemon keeps fds for its own sockets',
   },
 };
 
@@ -154,12 +192,41 @@ export function formatLimit(spec: LimitSpec, value: number): string {
   return String(value);
 }
 
+/** A limit's default as the help and the README say it (in words when it depends on the host). */
+export function defaultWords(spec: LimitSpec): string {
+  return spec.defaultText ?? formatLimit(spec, spec.default);
+}
+
 /**
- * The limits for `uvfio daemon --help` and the man page: each at its
- * default, with its scope and what it bounds, one paragraph each.
+ * The limits for `uvfio daemon --help` and the man page: each with its
+ * default, its scope and what it bounds, one paragraph each.
  */
 export function limitsHelp(): string {
   return Object.values(LIMITS)
-    .map((spec) => `  ${spec.name}=${formatLimit(spec, spec.default)}\n      ${SCOPE_WORDS[spec.scope]}: ${spec.doc}`)
+    .map((spec) => `  ${spec.name} (default ${defaultWords(spec)})\n      ${SCOPE_WORDS[spec.scope]}: ${spec.doc}`)
     .join('\n\n');
+}
+
+/** One client's budgets: its shares of the daemon's. */
+export interface ClientBudgets {
+  /** interrupt eventfds held for the client (`irq-fds` inside `client-fds`) */
+  readonly irqFds: Budget;
+}
+
+/**
+ * The daemon-wide budgets of one server, made from its limits, and each
+ * new client's budgets inside them.
+ */
+export class ServerBudgets {
+  /** fds held for all clients together */
+  readonly clientFds: Budget;
+
+  constructor(private readonly limits: ResourceLimits) {
+    this.clientFds = new Budget('client-fds', limits.maxClientFds);
+  }
+
+  /** A new client's budgets. */
+  client(): ClientBudgets {
+    return { irqFds: new Budget('irq-fds', this.limits.maxIrqFds, this.clientFds) };
+  }
 }

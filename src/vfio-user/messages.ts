@@ -46,12 +46,6 @@ export interface DmaMapRequest {
   fd: number | null;
 }
 
-/** The deprecated dirty bitmap that may trail a DMA_UNMAP request. */
-export interface DirtyBitmapRequest {
-  pgsize: bigint;
-  size: bigint;
-}
-
 /** DMA_UNMAP request (and the reply, which echoes it). */
 export interface DmaUnmapRequest {
   argsz: number;
@@ -60,8 +54,6 @@ export interface DmaUnmapRequest {
   all: boolean;
   address: bigint;
   size: bigint;
-  /** present only when GET_DIRTY_BITMAP was set and the decoder was told to allow it */
-  dirtyBitmap?: DirtyBitmapRequest;
 }
 
 // ---------------------------------------------------------------- device info

@@ -31,9 +31,6 @@ export const Command = {
   MIG_DATA_WRITE: 18,
 } as const;
 
-/** A command id this codec knows. */
-export type CommandId = (typeof Command)[keyof typeof Command];
-
 const COMMAND_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(Command).map(([name, id]) => [id, name]),
 );
@@ -44,16 +41,6 @@ export function commandName(cmd: number): string {
   return name === undefined ? `command ${cmd}` : `VFIO_USER_${name}`;
 }
 
-/** True for the ids that the server receives (client → server commands). */
-export function isServerBoundCommand(cmd: number): boolean {
-  return cmd >= 1 && cmd <= 18 && cmd !== Command.DMA_READ && cmd !== Command.DMA_WRITE;
-}
-
-/** True for the ids that the client receives (server → client commands). */
-export function isClientBoundCommand(cmd: number): boolean {
-  return cmd === Command.DMA_READ || cmd === Command.DMA_WRITE;
-}
-
 /** Header `flags`. Bits 0-3 are the type; bits 6-31 are reserved. */
 export const HeaderFlags = {
   TYPE_MASK: 0xf,
@@ -62,9 +49,6 @@ export const HeaderFlags = {
   NO_REPLY: 0x10,
   ERROR: 0x20,
 } as const;
-
-/** Every flag bit the protocol defines; anything else is reserved. */
-export const HEADER_FLAGS_KNOWN = HeaderFlags.TYPE_MASK | HeaderFlags.NO_REPLY | HeaderFlags.ERROR;
 
 /** Sizes in bytes of the fixed wire structs (the header is not included). */
 export const Size = {

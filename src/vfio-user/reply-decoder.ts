@@ -10,7 +10,8 @@ import { FeatureFlags } from '../base/uapi.js';
 import { u32, u64, u64n } from './buffer-reader.js';
 import { type DecodeContext, dmaDataOffset, maxXfer } from './context.js';
 import { malformed, refuseFds, requireBytes } from './malformed.js';
-import type { Frame } from './parser.js';
+import type { Frame } from './framer.js';
+import { hasErrorFlag } from './header.js';
 import type {
   DeviceFeatureMessage,
   DeviceInfoReply,
@@ -19,13 +20,11 @@ import type {
   IrqInfoReply,
   MigData,
   RegionAccess,
-  RegionInfoReply,
   RegionIoFdsReply,
   SubRegionIoFd,
   VersionMessage,
 } from './messages.js';
-import { Command, commandName, DmaUnmapFlags, HeaderFlags, IoFdType, Size } from './protocol.js';
-import { decodeRegionInfoReply } from './region-info.js';
+import { Command, commandName, DmaUnmapFlags, IoFdType, Size } from './protocol.js';
 import { decodeVersion } from './version.js';
 
 const LIBVFIO_USER_IOEVENTFD_SIZE = 48;
@@ -49,7 +48,7 @@ function num(cmd: number, b: Uint8Array, off: number, what: string): number {
  * the ERROR flag with error_no 0; that is reported as EIO.
  */
 export function replyError(frame: Frame): VfioError | null {
-  if ((frame.flags & HeaderFlags.ERROR) === 0) return null;
+  if (!hasErrorFlag(frame.flags)) return null;
   if (frame.errorNo === 0) return new VfioError('EIO', `${commandName(frame.cmd)} failed without an errno`);
   return VfioError.fromErrno(frame.errorNo, `${commandName(frame.cmd)} failed with errno ${frame.errorNo}`);
 }
@@ -238,70 +237,4 @@ export function decodeMigDataReadReply(body: Uint8Array, fds: readonly number[],
   if (body.length !== Size.MIG_DATA + size) throw invalid(cmd, `body is ${body.length} bytes for size ${size}`);
   if (argsz !== Size.MIG_DATA + size) throw invalid(cmd, `argsz ${argsz} is not ${Size.MIG_DATA} + size ${size}`);
   return { argsz, size, data: body.subarray(Size.MIG_DATA) };
-}
-
-/** A decoded reply, discriminated by `cmd`. */
-export type DecodedReply =
-  | { cmd: typeof Command.VERSION; msg: VersionMessage }
-  | { cmd: typeof Command.DMA_MAP | typeof Command.DEVICE_SET_IRQS | typeof Command.DEVICE_RESET | typeof Command.MIG_DATA_WRITE; msg: null }
-  | { cmd: typeof Command.DMA_UNMAP; msg: DmaUnmapRequest | null }
-  | { cmd: typeof Command.DEVICE_GET_INFO; msg: DeviceInfoReply }
-  | { cmd: typeof Command.DEVICE_GET_REGION_INFO; msg: RegionInfoReply }
-  | { cmd: typeof Command.DEVICE_GET_REGION_IO_FDS; msg: RegionIoFdsReply }
-  | { cmd: typeof Command.DEVICE_GET_IRQ_INFO; msg: IrqInfoReply }
-  | { cmd: typeof Command.REGION_READ | typeof Command.REGION_WRITE; msg: RegionAccess }
-  | { cmd: typeof Command.DMA_READ; msg: DmaRwMessage }
-  | { cmd: typeof Command.DMA_WRITE; msg: DmaRwMessage | null }
-  | { cmd: typeof Command.REGION_WRITE_MULTI; msg: number }
-  | { cmd: typeof Command.DEVICE_FEATURE; msg: DeviceFeatureMessage }
-  | { cmd: typeof Command.MIG_DATA_READ; msg: MigData };
-
-/**
- * Decodes a reply frame. Throws the peer's error (see `replyError`) for an
- * error reply, EINVAL for a frame that is not a reply or a malformed body,
- * ENOSYS for a command id that has no reply.
- */
-export function decodeReply(frame: Frame, ctx?: DecodeContext): DecodedReply {
-  const { cmd, body, fds } = frame;
-  if ((frame.flags & HeaderFlags.TYPE_MASK) !== HeaderFlags.TYPE_REPLY) {
-    throw invalid(cmd, `message ${frame.msgId} is not a reply`);
-  }
-  const err = replyError(frame);
-  if (err !== null) throw err;
-  switch (cmd) {
-    case Command.VERSION:
-      return { cmd, msg: decodeVersionReply(body, fds) };
-    case Command.DMA_MAP:
-    case Command.DEVICE_SET_IRQS:
-    case Command.DEVICE_RESET:
-    case Command.MIG_DATA_WRITE:
-      decodeEmptyReply(cmd, body, fds);
-      return { cmd, msg: null };
-    case Command.DMA_UNMAP:
-      return { cmd, msg: decodeDmaUnmapReply(body, fds) };
-    case Command.DEVICE_GET_INFO:
-      return { cmd, msg: decodeDeviceInfoReply(body, fds) };
-    case Command.DEVICE_GET_REGION_INFO:
-      return { cmd, msg: decodeRegionInfoReply(body, fds) };
-    case Command.DEVICE_GET_REGION_IO_FDS:
-      return { cmd, msg: decodeRegionIoFdsReply(body, fds) };
-    case Command.DEVICE_GET_IRQ_INFO:
-      return { cmd, msg: decodeIrqInfoReply(body, fds) };
-    case Command.REGION_READ:
-      return { cmd, msg: decodeRegionReadReply(body, fds, ctx) };
-    case Command.REGION_WRITE:
-      return { cmd, msg: decodeRegionWriteReply(body, fds) };
-    case Command.DMA_READ:
-      return { cmd, msg: decodeDmaReadReply(body, fds, ctx) };
-    case Command.DMA_WRITE:
-      return { cmd, msg: decodeDmaWriteReply(body, fds) };
-    case Command.REGION_WRITE_MULTI:
-      return { cmd, msg: decodeWriteMultiReply(body, fds) };
-    case Command.DEVICE_FEATURE:
-      return { cmd, msg: decodeDeviceFeatureReply(body, fds) };
-    case Command.MIG_DATA_READ:
-      return { cmd, msg: decodeMigDataReadReply(body, fds, ctx) };
-    default:
-      throw new VfioError('ENOSYS', `message ${frame.msgId}: no reply is defined for command ${cmd}`);
-  }
 }

@@ -17,13 +17,18 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { VfioDevice } from '../core/device.js';
+import type { DeviceFile } from '../core/device-file.js';
 import { toVfioError, VfioError } from '../base/errors.js';
 import type { VfioCore } from '../core/vfio-core.js';
-import { UnixServer, type UnixSocket } from '../native/index.js';
 import { clientInfo, type ClientInfo } from './client-info.js';
-import { peerIdentity } from './client-identity.js';
-import { Connection, type ServerLog } from './connection.js';
+import { peerIdentity, type ClientIdentity } from './client-identity.js';
+import { ServerBudgets } from './limits.js';
 import { DEFAULT_SERVER_LIMITS, type ServerLimits } from './negotiation.js';
+import { type ServerLog, VfioUserSession } from './session.js';
+import { SocketTransport } from './transport/socket-transport.js';
+import type { Transport } from './transport/transport.js';
+import { UnixServer } from './transport/unix-server.js';
+import type { UnixSocket } from './transport/unix-socket.js';
 
 export interface VfioUserServerOptions {
   core: VfioCore;
@@ -46,9 +51,11 @@ export class VfioUserServer {
   readonly core: VfioCore;
   readonly socketDir: string;
   readonly limits: Readonly<ServerLimits>;
+  /** What all clients together may make the server hold. */
+  readonly #budgets: ServerBudgets;
   readonly #log: ServerLog;
   readonly #listeners = new Map<VfioDevice, UnixServer>();
-  readonly #connections = new Map<VfioDevice, Set<Connection>>();
+  readonly #sessions = new Map<VfioDevice, Set<VfioUserSession>>();
   readonly #follow: boolean;
   #closing: Promise<void> | null = null;
 
@@ -65,6 +72,7 @@ export class VfioUserServer {
     this.core = options.core;
     this.socketDir = options.socketDir;
     this.limits = Object.freeze({ ...DEFAULT_SERVER_LIMITS, ...options.limits });
+    this.#budgets = new ServerBudgets(this.limits);
     this.#log = options.log ?? SILENT;
     this.#follow = options.follow ?? true;
     mkdirSync(this.socketDir, { recursive: true, mode: 0o700 });
@@ -107,9 +115,9 @@ export class VfioUserServer {
 
   /** Clients connected to `device` (or to every device). */
   connectionCount(device?: VfioDevice): number {
-    if (device !== undefined) return this.#connections.get(device)?.size ?? 0;
+    if (device !== undefined) return this.#sessions.get(device)?.size ?? 0;
     let n = 0;
-    for (const set of this.#connections.values()) n += set.size;
+    for (const set of this.#sessions.values()) n += set.size;
     return n;
   }
 
@@ -119,7 +127,7 @@ export class VfioUserServer {
    * each call.
    */
   clients(device?: VfioDevice): ClientInfo[] {
-    const sets = device !== undefined ? [this.#connections.get(device) ?? new Set<Connection>()] : this.#connections.values();
+    const sets = device !== undefined ? [this.#sessions.get(device) ?? new Set<VfioUserSession>()] : this.#sessions.values();
     const out: ClientInfo[] = [];
     for (const set of sets) for (const c of set) out.push(clientInfo(c));
     return out.sort((a, b) => a.id - b.id);
@@ -132,7 +140,7 @@ export class VfioUserServer {
    * false when no such client is connected.
    */
   async dropClient(id: number, reason = 'dropped by the server'): Promise<boolean> {
-    for (const set of this.#connections.values()) {
+    for (const set of this.#sessions.values()) {
       for (const c of set) {
         if (c.id !== id) continue;
         this.#log.info('vfio-user: dropping a client', { device: c.file.device.name, client: id, pid: c.identity.pid, reason });
@@ -158,7 +166,7 @@ export class VfioUserServer {
     this.core.off('unregistering', this.#onUnregistering);
     for (const device of [...this.#listeners.keys()]) this.stopServing(device);
     const all: Promise<void>[] = [];
-    for (const set of this.#connections.values()) for (const c of set) all.push(c.close('the server closed'));
+    for (const set of this.#sessions.values()) for (const c of set) all.push(c.close('the server closed'));
     await Promise.all(all);
   }
 
@@ -184,6 +192,29 @@ export class VfioUserServer {
     this.#listeners.set(device, listener);
   }
 
+  /**
+   * Serves a client of `device` that reaches it through `transport` rather
+   * than the device's socket (an in-memory transport, say): a session like
+   * any accepted one, listed by clients(). The transport is the session's
+   * from here on, even when this throws: ENODEV for a device that is not
+   * registered here (or a closed server). Returns the session's id.
+   */
+  attach(device: VfioDevice, transport: Transport, identity?: ClientIdentity): number {
+    if (this.#closing !== null || device.core !== this.core) {
+      transport.destroy();
+      throw new VfioError('ENODEV', `${device.name}: not a device this server serves`);
+    }
+    let file;
+    try {
+      file = device.openFile();
+    } catch (err) {
+      transport.destroy();
+      throw toVfioError(err);
+    }
+    const self: ClientIdentity = { pid: process.pid, uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1, command: null };
+    return this.#open(device, file, transport, identity ?? self).id;
+  }
+
   #accept(device: VfioDevice, socket: UnixSocket): void {
     if (this.#closing !== null) {
       socket.destroy();
@@ -196,20 +227,27 @@ export class VfioUserServer {
       socket.destroy(); // unregistration began between listen and accept
       return;
     }
-    let set = this.#connections.get(device);
-    if (set === undefined) this.#connections.set(device, (set = new Set()));
-    const connections = set;
-    const connection = new Connection({
+    const transport = new SocketTransport(socket);
+    this.#open(device, file, transport, peerIdentity(transport.fd));
+  }
+
+  #open(device: VfioDevice, file: DeviceFile, transport: Transport, identity: ClientIdentity): VfioUserSession {
+    let set = this.#sessions.get(device);
+    if (set === undefined) this.#sessions.set(device, (set = new Set()));
+    const sessions = set;
+    const session = new VfioUserSession({
       file,
-      socket,
-      identity: peerIdentity(socket.fd),
+      transport,
+      identity,
       limits: this.limits,
+      budgets: this.#budgets.client(),
       log: this.#log,
       onClosed: (c) => {
-        connections.delete(c);
-        if (connections.size === 0 && this.#connections.get(device) === connections) this.#connections.delete(device);
+        sessions.delete(c);
+        if (sessions.size === 0 && this.#sessions.get(device) === sessions) this.#sessions.delete(device);
       },
     });
-    connections.add(connection);
+    sessions.add(session);
+    return session;
   }
 }

@@ -149,7 +149,7 @@ export function parseCapabilitiesJson(text: string): PeerCapabilities | undefine
 // ---------------------------------------------------------------- JSON out
 
 /** Formats capabilities as the JSON text of a VERSION message (without the NUL). */
-export function formatCapabilitiesJson(caps: PeerCapabilities): string {
+function formatCapabilitiesJson(caps: PeerCapabilities): string {
   const c: Record<string, unknown> = {};
   if (caps.maxMsgFds !== undefined) c[N.MAX_MSG_FDS] = caps.maxMsgFds;
   if (caps.maxDataXferSize !== undefined) c[N.MAX_DATA_XFER_SIZE] = caps.maxDataXferSize;

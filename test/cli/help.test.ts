@@ -52,12 +52,12 @@ describe('help', () => {
 });
 
 describe('man page', () => {
-  it('man/uvfio.1 is what "uvfio help --man" prints (regenerate it with that command)', async () => {
-    assert.equal(readFileSync(join(ROOT, 'man', 'uvfio.1'), 'utf8'), await ok(sb, ['help', '--man']));
+  it('man/man1/uvfio.1 is what "uvfio help --man" prints (regenerate it with that command)', async () => {
+    assert.equal(readFileSync(join(ROOT, 'man', 'man1', 'uvfio.1'), 'utf8'), await ok(sb, ['help', '--man']));
   });
 
   it('names every verb and every shown option, and groff renders it without a warning', { skip: !have('groff') && 'groff is not installed' }, () => {
-    const page = readFileSync(join(ROOT, 'man', 'uvfio.1'), 'utf8');
+    const page = readFileSync(join(ROOT, 'man', 'man1', 'uvfio.1'), 'utf8');
     const r = spawnSync('groff', ['-man', '-Tutf8', '-ww'], { input: page, encoding: 'utf8' });
     assert.equal(r.status, 0);
     assert.equal(r.stderr, '');

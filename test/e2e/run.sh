@@ -5,13 +5,15 @@
 # 1. ../shared/e2e/setup.sh prepares the QEMU chroot and the guest (once;
 #    later runs take under a second);
 # 2. the real daemon (`uvfio daemon`, what `npm start` runs) serves from
-#    temporary runtime and state directories, and the command line creates
-#    an mtty-1 and an mtty-2 card (`uvfio start -p mtty -t ...`), whose
-#    sockets come from `uvfio list --json`;
+#    temporary runtime and state directories, sharing its device sockets
+#    with one group (--socket-group), and the command line creates an mtty-1
+#    and an mtty-2 card (`uvfio start -p mtty -t ...`), whose sockets come
+#    from `uvfio list --json`;
 # 3. ../shared/e2e/boot-with-vfio-user.sh boots the guest with both and runs
 #    test/e2e/guest/mtty-test.sh in it: 8250_pci binds, the ttyS ports are
 #    found through sysfs, bytes loop back through each port, driven by
-#    interrupts;
+#    interrupts. QEMU runs as another user in that group, as libvirt runs
+#    it, and `uvfio list --json` must show it attached with that uid;
 # 4. after the guest is gone, `uvfio stop` removes both cards, and the
 #    daemon exits cleanly on SIGTERM.
 #
@@ -20,8 +22,10 @@
 #
 # Environment: UVFIO_SHARED (default: ../shared beside the repository),
 # E2E_TIMEOUT (seconds for one boot; default 300, the machine is shared),
-# E2E_NO_BUILD=1 (use dist/ as it is), and anything boot-with-vfio-user.sh
-# takes (E2E_APPEND, E2E_QEMU_ARGS, E2E_KEEP...).
+# E2E_NO_BUILD=1 (use dist/ as it is), E2E_QEMU_UID and E2E_SOCKET_GID (the
+# user QEMU runs as and the socket group; default 4242 and 4243), and
+# anything boot-with-vfio-user.sh takes (E2E_APPEND, E2E_QEMU_ARGS,
+# E2E_KEEP...).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -41,8 +45,17 @@ T0=$(now)
 [ "$(id -u)" = 0 ] || { log "must run as root (the QEMU chroot needs it)"; exit 2; }
 
 WORK=$(mktemp -d /tmp/uvfio-e2e.XXXXXX)
+# Other users pass through (as through /run), so the socket group reaches the sockets.
+chmod 711 "$WORK"
+QEMU_UID=${E2E_QEMU_UID:-4242}
+SOCKET_GID=${E2E_SOCKET_GID:-4243}
+CHROOT=${E2E_DIR:-/opt/e2e}/root
+AS_USER=/e2e/uvfio-as-user-$$
 SERVER_PID=""
+BOOT_PID=""
 cleanup() {
+    [ -z "$BOOT_PID" ] || kill -TERM "$BOOT_PID" 2>/dev/null || true
+    rm -rf "${CHROOT:?}$AS_USER"
     if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill -TERM "$SERVER_PID" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
@@ -72,7 +85,7 @@ UVFIO="node $ROOT/dist/src/cli/main.js"
 # --- 3. daemon and devices, as an operator makes them ------------------------------
 t=$(now)
 export UVFIO_RUNTIME_DIR=$WORK/run UVFIO_STATE_DIR=$WORK/state
-$UVFIO daemon --no-defaults > "$WORK/server.out" 2> "$WORK/server.err" &
+$UVFIO daemon --no-defaults --socket-group "$SOCKET_GID" > "$WORK/server.out" 2> "$WORK/server.err" &
 SERVER_PID=$!
 up=""
 for _ in $(seq 600); do
@@ -95,10 +108,39 @@ sockets=$($UVFIO list --json | node -e '
     console.log(socks.join(","));' "$u1" "$u2") || { log "uvfio list --json gave no sockets"; exit 2; }
 log "daemon up, cards $u1 (mtty-1) and $u2 (mtty-2) in $(since "$t")s: $sockets"
 
-# --- 4. guest -------------------------------------------------------------------
+# --- 4. guest, its QEMU as another user in the socket group ---------------------
+# boot-with-vfio-user.sh runs QEMU in its chroot as root, finding it through
+# PATH; a wrapper found first there drops to QEMU_UID in SOCKET_GID with
+# setpriv, as libvirt runs QEMU as its own user. Its run directory (where
+# the initrd is) becomes that user's, for the console log QEMU writes.
+mkdir -p "$CHROOT$AS_USER"
+cat > "$CHROOT$AS_USER/qemu-system-x86_64" <<EOF
+#!/bin/sh
+prev=
+for a in "\$@"; do [ "\$prev" = -initrd ] && chown $QEMU_UID "\$(dirname "\$a")"; prev=\$a; done
+exec setpriv --reuid=$QEMU_UID --regid=$QEMU_UID --groups=$SOCKET_GID -- /usr/bin/qemu-system-x86_64 "\$@"
+EOF
+chmod 755 "$CHROOT$AS_USER/qemu-system-x86_64"
 t=$(now)
 rc=0
-E2E_QUIET=1 E2E_LOG="$WORK/console.log" "$E2E/boot-with-vfio-user.sh" "$sockets" "$ROOT/test/e2e/guest/mtty-test.sh" 2> "$WORK/boot.err" || rc=$?
+PATH="$AS_USER:$PATH" E2E_QUIET=1 E2E_LOG="$WORK/console.log" "$E2E/boot-with-vfio-user.sh" "$sockets" "$ROOT/test/e2e/guest/mtty-test.sh" 2> "$WORK/boot.err" &
+BOOT_PID=$!
+# While the guest runs: both cards are held by a client of uid QEMU_UID.
+attached=""
+while kill -0 "$BOOT_PID" 2>/dev/null; do
+    if $UVFIO list -p mtty --json 2>/dev/null | node -e '
+        const devs = JSON.parse(require("fs").readFileSync(0, "utf8"));
+        const uid = Number(process.argv[1]);
+        process.exit(devs.length === 2 && devs.every((d) => d.clients?.some((c) => c.uid === uid && c.bound)) ? 0 : 1);' "$QEMU_UID"; then
+        attached=1
+        $UVFIO list -v -p mtty | grep -A1 'Clients:' | grep -m1 'pid ' | cut -c1-160 | sed 's/^ */[e2e] attached: /' >&2
+        break
+    fi
+    sleep 0.5
+done
+wait "$BOOT_PID" || rc=$?
+BOOT_PID=""
+[ -n "$attached" ] || { log "uvfio list never showed both cards held by uid $QEMU_UID"; [ "$rc" = 0 ] && rc=1; }
 boot=$(since "$t")
 grep -E '^(MTTY|E2E-(GUEST|TEST|PASS|FAIL))' "$WORK/console.log" >&2 || true
 if [ "$rc" != 0 ]; then
@@ -128,7 +170,7 @@ if grep -qE '"level":"(warn|error)"' "$WORK/server.err"; then
 fi
 
 if [ "$rc" = 0 ]; then
-    log "PASS: mtty-1 + mtty-2 in the guest (boot ${boot}s, total $(since "$T0")s)"
+    log "PASS: mtty-1 + mtty-2 in the guest, QEMU as uid $QEMU_UID in group $SOCKET_GID (boot ${boot}s, total $(since "$T0")s)"
 else
     log "FAIL (rc=$rc; boot ${boot}s, total $(since "$T0")s)"
 fi

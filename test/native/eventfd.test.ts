@@ -1,7 +1,19 @@
+import { once } from 'node:events';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Worker } from 'node:worker_threads';
 import { VfioError } from '../../src/base/errors.js';
-import { close, EventFd, eventfd, eventfdRead, eventfdWrite, openFdCount } from '../../src/native/index.js';
+import {
+  close,
+  EventFd,
+  eventfd,
+  eventfdRead,
+  EventfdSignal,
+  eventfdSignal,
+  eventfdWrite,
+  openFdCount,
+  setNonblocking,
+} from '../../src/native/index.js';
 import { until } from '../support/until.js';
 
 test('eventfd counter: read takes it all, null when 0, bigint and number writes', () => {
@@ -56,3 +68,59 @@ test('an adopted eventfd (as received from a client) is signalled across', async
   client.close();
   server.close();
 });
+
+test('eventfdSignal: delivered, full (nonblocking), and full while blocking cut short in bounded time', () => {
+  const fd = eventfd(0, { nonblock: false });
+  assert.equal(eventfdSignal(fd), EventfdSignal.DELIVERED);
+  assert.equal(eventfdRead(fd), 1n);
+  eventfdWrite(fd, 2n ** 64n - 2n);
+  const start = performance.now();
+  assert.equal(eventfdSignal(fd), EventfdSignal.BLOCKED);
+  // A couple of milliseconds on a quiet machine; a wide margin for a busy one.
+  assert.ok(performance.now() - start < 1_000, 'the blocked write was cut short');
+  // Cut short once, the fd is nonblocking again: the next full write costs nothing.
+  assert.equal(eventfdSignal(fd), EventfdSignal.FULL);
+  setNonblocking(fd, false);
+  assert.equal(eventfdSignal(fd), EventfdSignal.BLOCKED);
+  assert.equal(eventfdRead(fd), 2n ** 64n - 2n, 'nothing was added to the full counter');
+  assert.equal(eventfdSignal(fd), EventfdSignal.DELIVERED);
+  assert.throws(() => eventfdSignal(-1), (e: unknown) => e instanceof VfioError && e.code === 'EBADF');
+  close(fd);
+});
+
+test('eventfdSignal: a worker thread is guarded too', async () => {
+  const fd = eventfd(0, { nonblock: false });
+  eventfdWrite(fd, 2n ** 64n - 2n);
+  const native = new URL('../../src/native/index.js', import.meta.url).href;
+  const worker = new Worker(
+    `import { eventfdSignal } from ${JSON.stringify(native)};
+     import { parentPort, workerData } from 'node:worker_threads';
+     parentPort.postMessage(eventfdSignal(workerData));`,
+    { eval: true, workerData: fd },
+  );
+  try {
+    const [result] = (await within(once(worker, 'message'), 5_000)) as [number];
+    assert.equal(result, EventfdSignal.BLOCKED);
+  } finally {
+    await worker.terminate();
+    close(fd);
+  }
+});
+
+test('setNonblocking sets and clears O_NONBLOCK on the shared file description', () => {
+  const fd = eventfd(0, { nonblock: true });
+  setNonblocking(fd, false);
+  setNonblocking(fd, false);
+  setNonblocking(fd, true);
+  assert.equal(eventfdRead(fd), null, 'nonblocking: an empty counter reads null');
+  assert.throws(() => setNonblocking(-1, true), (e: unknown) => e instanceof VfioError && e.code === 'EBADF');
+  close(fd);
+});
+
+/** `p`, or a rejection after `ms`. */
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`nothing within ${ms} ms`)), ms)))]).finally(() =>
+    clearTimeout(timer),
+  );
+}

@@ -105,14 +105,6 @@ describe('framer', () => {
     assert.deepEqual(rec3.frames.map((f) => f.fds), [[], [7]]);
   });
 
-  it("gives a chunk's fds to the first message starting in it when so configured", () => {
-    const a = encodeRegionWrite(1, 0, 0, new Uint8Array(4));
-    const b = encodeMessage(2, Command.DMA_MAP, 0, new Uint8Array(32));
-    const rec = new Recorder({ fdAttribution: 'first' });
-    rec.push(concat([a, b]), [5]);
-    assert.deepEqual(rec.frames.map((f) => f.fds), [[5], []]);
-  });
-
   it('hands back fds that arrive with a chunk in which no message starts', () => {
     const m = encodeRegionWrite(1, 0, 0, new Uint8Array(64));
     const rec = new Recorder();

@@ -3,21 +3,34 @@
  * the manner of libvfio-user's Python tests. The errnos follow libvfio-user
  * for what a server receives (EINVAL nearly always) and QEMU for what a
  * client receives (E2BIG for an oversized DMA count).
+ *
+ * Every case goes through the real code, over a MemoryTransport: a command
+ * to a server reaches a real session of a fixture device (the handlers);
+ * a command or a reply to a client reaches a real VfioUserClient; a reply
+ * to a server's DMA message reaches the session's DMA channel, through a
+ * device access that needs it.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import { isVfioError, type ErrnoName } from '../../src/base/errors.js';
+import { after, before, describe, it } from 'node:test';
+import { isVfioError, VfioError, type ErrnoName } from '../../src/base/errors.js';
 import { IrqSetFlags as S, PciIrq, PciRegion } from '../../src/base/uapi.js';
+import { closeFds, EventFd } from '../../src/native/index.js';
 import {
   Command as C,
-  type DecodeContext,
-  decodeCommand,
-  decodeReply,
+  encodeDmaMap,
+  encodeDeviceInfoRequest,
   encodeMessage,
+  encodeRegionWrite,
+  encodeVersionReply,
+  type Frame,
+  hasErrorFlag,
   HeaderFlags,
+  VfioUserClient,
 } from '../../src/vfio-user/index.js';
-import { b, Recorder, u32, u64, zeros } from './harness.js';
-import { ctx } from './samples.js';
+import { DOORBELL_DMA_READ, DOORBELL_DMA_WRITE, REG_IOVA, REG_LEN } from './fixture-device.js';
+import { b, u32, u64, zeros } from './harness.js';
+import { MemoryPeer } from './memory-peer.js';
+import { startServer, type Bench } from './server-harness.js';
 
 const text = (s: string, nul = true): Uint8Array => new Uint8Array([...new TextEncoder().encode(s), ...(nul ? [0] : [])]);
 
@@ -33,9 +46,8 @@ interface Case {
   fds?: number;
   flags?: number;
   errorNo?: number;
-  /** who decodes: a server or a client, a command or a reply */
+  /** who receives it: a server or a client, a command or a reply */
   as?: 'server' | 'client' | 'server-reply' | 'client-reply';
-  ctx?: DecodeContext;
 }
 
 const REPLY = HeaderFlags.TYPE_REPLY;
@@ -120,7 +132,8 @@ const cases: Case[] = [
     name: 'DMA_UNMAP, dirty bitmap (unsupported)', cmd: C.DMA_UNMAP,
     body: b(u32(48), u32(1), u64(0x1000), u64(0x1000), u64(4096), u64(8), zeros(8)), errno: 'EOPNOTSUPP',
   },
-  { name: 'DMA_UNMAP with an fd', cmd: C.DMA_UNMAP, fds: 1, body: b(u32(24), u32(0), u64(0x1000), u64(0x1000)), errno: 'EINVAL' },
+  // SPDK sends its memory fd with an unmap: taken (and closed), so what counts is the range.
+  { name: 'DMA_UNMAP with an fd, of nothing mapped', cmd: C.DMA_UNMAP, fds: 1, body: b(u32(24), u32(0), u64(0x1000), u64(0x1000)), errno: 'ENOENT' },
 
   // ---- info requests
   { name: 'DEVICE_GET_INFO, 8 bytes', cmd: C.DEVICE_GET_INFO, body: b(u32(16), u32(0)), errno: 'EINVAL' },
@@ -242,25 +255,187 @@ const cases: Case[] = [
   { name: 'DEVICE_FEATURE reply, argsz below the reply', cmd: C.DEVICE_FEATURE, as: 'client-reply', body: b(u32(8), u32((1 << 16) | 1), zeros(8)), errno: 'EINVAL' },
   { name: 'MIG_DATA_READ reply, argsz not 8 + size', cmd: C.MIG_DATA_READ, as: 'client-reply', body: b(u32(100), u32(4), zeros(4)), errno: 'EINVAL' },
   { name: 'MIG_DATA_READ reply, data shorter than size', cmd: C.MIG_DATA_READ, as: 'client-reply', body: b(u32(12), u32(4), zeros(2)), errno: 'EINVAL' },
-  { name: 'a reply to unknown command 77', cmd: 77, as: 'client-reply', body: zeros(0), errno: 'ENOSYS' },
 
-  // ---- replies a server receives
-  { name: 'DMA_READ reply, count and data disagree', cmd: C.DMA_READ, as: 'server-reply', body: b(u64(0), u64(8), zeros(4)), errno: 'EINVAL' },
-  { name: 'DMA_READ reply, count past the limit', cmd: C.DMA_READ, as: 'server-reply', body: b(u64(0), u64(2n ** 40n)), errno: 'E2BIG' },
-  { name: 'DMA_WRITE reply, 8 bytes', cmd: C.DMA_WRITE, as: 'server-reply', body: zeros(8), errno: 'EINVAL' },
+  // ---- replies a server receives: the device's DMA access fails with EIO
+  { name: 'DMA_READ reply, count and data disagree', cmd: C.DMA_READ, as: 'server-reply', body: b(u64(0x10000), u64(4), zeros(2)), errno: 'EIO' },
+  { name: 'DMA_READ reply, count past the limit', cmd: C.DMA_READ, as: 'server-reply', body: b(u64(0x10000), u64(2n ** 40n)), errno: 'EIO' },
+  { name: 'DMA_READ reply, another address', cmd: C.DMA_READ, as: 'server-reply', body: b(u64(0x20000), u64(4), zeros(4)), errno: 'EIO' },
+  { name: 'DMA_WRITE reply, 8 bytes', cmd: C.DMA_WRITE, as: 'server-reply', body: zeros(8), errno: 'EIO' },
 ];
 
-function run(c: Case): void {
+let bench: Bench;
+before(() => {
+  bench = startServer();
+});
+after(() => bench.close());
+
+/** `n` fresh eventfds: real fds for a message to carry. */
+function someFds(n: number): EventFd[] {
+  return Array.from({ length: n }, () => EventFd.create());
+}
+
+/** Sends `c` the way its receiver gets it and resolves with the errno it earned. */
+async function run(c: Case): Promise<ErrnoName | undefined> {
   const as = c.as ?? 'server';
   const isReply = as.endsWith('-reply');
   const flags = c.flags ?? (isReply ? REPLY : HeaderFlags.TYPE_COMMAND);
-  const rec = new Recorder({ maxMessageSize: 16 << 20 });
-  rec.push(encodeMessage(1, c.cmd, flags, c.body, c.errorNo ?? 0), Array.from({ length: c.fds ?? 0 }, (_, i) => 40 + i));
-  assert.equal(rec.frames.length, 1);
-  const f = rec.frames[0]!;
-  const context = c.ctx ?? ctx;
-  if (isReply) decodeReply(f, context);
-  else decodeCommand(f, as as 'server' | 'client', context);
+  const message = (msgId: number): Uint8Array => encodeMessage(msgId, c.cmd, flags, c.body, c.errorNo ?? 0);
+  const fds = someFds(c.fds ?? 0);
+  try {
+    switch (as) {
+      case 'server':
+        return await toServer(c, message(1), fds.map((e) => e.fd));
+      case 'client':
+        return await toClient(message(1), fds.map((e) => e.fd));
+      case 'client-reply':
+        return await replyToClient(c, message, fds.map((e) => e.fd));
+      case 'server-reply':
+        return await replyToServer(c, message, fds.map((e) => e.fd));
+    }
+  } finally {
+    for (const e of fds) e.close();
+  }
+}
+
+/** The errno of an error reply to msg_id `id`. */
+function errnoOf(reply: Frame | null, id: number): ErrnoName | undefined {
+  assert.ok(reply !== null, 'an error reply, not a hang-up');
+  closeFds(reply.fds);
+  assert.equal(reply.msgId, id);
+  assert.ok(hasErrorFlag(reply.flags), 'an error reply');
+  return VfioError.fromErrno(reply.errorNo, 'the reply').code;
+}
+
+/** A command to a real session: its error reply; after VERSION the session still serves, after a failed VERSION it ends. */
+async function toServer(c: Case, message: Uint8Array, fds: number[]): Promise<ErrnoName | undefined> {
+  const peer = MemoryPeer.attached(bench.server, bench.device);
+  try {
+    if (c.cmd !== C.VERSION) await peer.negotiate();
+    peer.write(message, fds);
+    const errno = errnoOf(await peer.next(), 1);
+    if (c.cmd === C.VERSION) {
+      assert.equal(await peer.next(), null, 'a failed handshake ends the session');
+    } else {
+      peer.write(encodeDeviceInfoRequest(2));
+      const probe = await peer.next();
+      assert.ok(probe !== null && probe.msgId === 2 && !hasErrorFlag(probe.flags), 'the session still serves');
+    }
+    return errno;
+  } finally {
+    peer.close();
+    peer.dropFrames();
+  }
+}
+
+/** A real client over memory, its VERSION answered by `answer` (default: a good 0.2 reply). */
+async function client(answer?: (version: Frame, peer: MemoryPeer) => void): Promise<{ peer: MemoryPeer; connecting: Promise<VfioUserClient> }> {
+  const peer = new MemoryPeer();
+  const connecting = VfioUserClient.over(peer.transport, { timeoutMs: 2000 });
+  const version = (await peer.next())!;
+  if (answer !== undefined) {
+    answer(version, peer);
+  } else {
+    const caps = { maxMsgFds: 16, maxDataXferSize: 1 << 20 };
+    peer.write(encodeVersionReply(version.msgId, { major: 0, minor: 2, capabilities: caps }));
+  }
+  return { peer, connecting };
+}
+
+/** A command from the server to a real client: the client's error reply. */
+async function toClient(message: Uint8Array, fds: number[]): Promise<ErrnoName | undefined> {
+  const { peer, connecting } = await client();
+  const c = await connecting;
+  try {
+    peer.write(message, fds);
+    return errnoOf(await peer.next(), 1);
+  } finally {
+    c.close();
+    peer.dropFrames();
+  }
+}
+
+/** What a client sends for each command whose reply the corpus garbles. */
+const CALLS: Record<number, (c: VfioUserClient) => Promise<unknown>> = {
+  [C.DMA_MAP]: (c) => c.dmaMapMessages(0x1000, new Uint8Array(4096)),
+  [C.DMA_UNMAP]: (c) => c.dmaUnmap(0x1000, 0x1000),
+  [C.DEVICE_GET_INFO]: (c) => c.getDeviceInfo(),
+  [C.DEVICE_GET_REGION_INFO]: (c) => c.getRegionInfo(PciRegion.BAR0),
+  [C.DEVICE_GET_REGION_IO_FDS]: (c) => c.getRegionIoFds(PciRegion.BAR0),
+  [C.DEVICE_GET_IRQ_INFO]: (c) => c.getIrqInfo(PciIrq.INTX),
+  [C.DEVICE_SET_IRQS]: (c) => c.setIrqs(PciIrq.MSIX, 0, 1, 'trigger', 'none'),
+  [C.REGION_READ]: (c) => c.regionRead(PciRegion.BAR0, 0, 4),
+  [C.REGION_WRITE]: (c) => c.regionWrite(PciRegion.BAR0, 0, new Uint8Array(4)),
+  [C.REGION_WRITE_MULTI]: (c) => c.regionWriteMulti([{ region: PciRegion.BAR0, offset: 0, data: new Uint8Array(4) }]),
+  [C.DEVICE_FEATURE]: (c) => c.feature(1, 'get'),
+  [C.MIG_DATA_READ]: (c) => c.migrationDataRead(4),
+};
+
+/** A reply to a real client: the errno its call (or its VERSION) fails with. */
+async function replyToClient(c: Case, message: (id: number) => Uint8Array, fds: number[]): Promise<ErrnoName | undefined> {
+  if (c.cmd === C.VERSION) {
+    const { peer, connecting } = await client((version, p) => p.write(message(version.msgId), fds));
+    try {
+      await connecting.then((cl) => cl.close());
+      return undefined;
+    } catch (err) {
+      return isVfioError(err) ? err.code : undefined;
+    } finally {
+      peer.dropFrames();
+    }
+  }
+  const { peer, connecting } = await client();
+  const cl = await connecting;
+  try {
+    if (!hasReplyType(c)) {
+      // Not a reply at all: the client answers it as a command it does not serve.
+      peer.write(message(1), fds);
+      return errnoOf(await peer.next(), 1);
+    }
+    const call = CALLS[c.cmd]!(cl).then(() => undefined, (err: unknown) => (isVfioError(err) ? err.code : undefined));
+    const request = (await peer.next())!;
+    assert.equal(request.cmd, c.cmd);
+    closeFds(request.fds);
+    peer.write(message(request.msgId), fds);
+    return await call;
+  } finally {
+    cl.close();
+    peer.dropFrames();
+  }
+}
+
+function hasReplyType(c: Case): boolean {
+  return ((c.flags ?? REPLY) & HeaderFlags.TYPE_MASK) === REPLY;
+}
+
+/**
+ * A reply to the server's own DMA message: a session maps client memory
+ * without an fd, then has the device read (or write) it; the peer answers
+ * the server's DMA message with the case's reply, and the access that
+ * needed it fails with the errno returned.
+ */
+async function replyToServer(c: Case, message: (id: number) => Uint8Array, fds: number[]): Promise<ErrnoName | undefined> {
+  const peer = MemoryPeer.attached(bench.server, bench.device);
+  try {
+    await peer.negotiate();
+    peer.write(encodeDmaMap(1, { readable: true, writable: true, offset: 0n, address: 0x10000n, size: 4096n }));
+    const reg = (offset: number, value: number): Uint8Array => {
+      const v = new Uint8Array(8);
+      new DataView(v.buffer).setBigUint64(0, BigInt(value), true);
+      return encodeRegionWrite(2, offset, PciRegion.BAR0, v);
+    };
+    peer.write(reg(REG_IOVA, 0x10000));
+    peer.write(reg(REG_LEN, 4));
+    for (let i = 0; i < 3; i++) assert.equal(hasErrorFlag((await peer.next())!.flags), false);
+    const doorbell = c.cmd === C.DMA_READ ? DOORBELL_DMA_READ : DOORBELL_DMA_WRITE;
+    peer.write(encodeRegionWrite(3, doorbell, PciRegion.BAR0, new Uint8Array(8)));
+    const dma = (await peer.next())!;
+    assert.equal(dma.cmd, c.cmd, 'the server asked the client for DMA');
+    peer.write(message(dma.msgId), fds);
+    return errnoOf(await peer.next(), 3);
+  } finally {
+    peer.close();
+    peer.dropFrames();
+  }
 }
 
 describe('malformed messages', () => {
@@ -269,16 +444,8 @@ describe('malformed messages', () => {
     assert.ok(cases.length >= 100);
   });
   for (const c of cases) {
-    it(`${c.name} → ${c.errno}`, () => {
-      assert.throws(
-        () => run(c),
-        (err: unknown) => {
-          assert.ok(isVfioError(err), `not a VfioError: ${String(err)}`);
-          assert.equal(err.code, c.errno, err.message);
-          assert.ok(err.message.length > 10);
-          return true;
-        },
-      );
+    it(`${c.name} → ${c.errno}`, async () => {
+      assert.equal(await run(c), c.errno);
     });
   }
 });

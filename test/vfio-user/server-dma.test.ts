@@ -18,7 +18,7 @@ import {
   encodeErrorReply,
   encodeRegionWrite,
 } from '../../src/vfio-user/index.js';
-import { MAP_CHUNK } from '../../src/vfio-user/dma-backings.js';
+import { MAP_CHUNK } from '../../src/vfio-user/client-memory.js';
 import { DMA_BUF, DOORBELL_DMA_READ, DOORBELL_DMA_WRITE, REG_IOVA, REG_LEN } from './fixture-device.js';
 import { perTestServer, QEMU_PROPOSAL, RawPeer, type Bench } from './server-harness.js';
 import { until } from '../support/until.js';

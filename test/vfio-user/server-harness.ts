@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach } from 'node:test';
 import { VfioCore } from '../../src/core/index.js';
-import { closeFds, openFdCount, UnixSocket } from '../../src/native/index.js';
+import { closeFds, openFdCount } from '../../src/native/index.js';
+import { UnixSocket } from '../../src/vfio-user/transport/unix-socket.js';
 import {
   Command,
   copyFrame,
@@ -16,6 +17,7 @@ import {
   type Frame,
   MessageFramer,
   type ServerLimits,
+  type ServerLog,
   VfioUserClient,
   type VfioUserClientOptions,
   VfioUserServer,
@@ -45,6 +47,8 @@ export interface StartOptions {
   names?: string[];
   device?: Omit<FixtureOptions, 'name' | 'core'>;
   limits?: Partial<ServerLimits>;
+  /** where the server logs (silent by default) */
+  log?: ServerLog;
   requestBackoffMs?: (n: number) => number;
 }
 
@@ -57,7 +61,12 @@ export function startServer(options: StartOptions = {}): Bench {
     d.register();
     return d;
   });
-  const server = new VfioUserServer({ core, socketDir: join(dir, 'sockets'), ...(options.limits ? { limits: options.limits } : {}) });
+  const server = new VfioUserServer({
+    core,
+    socketDir: join(dir, 'sockets'),
+    ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.log ? { log: options.log } : {}),
+  });
   const path = (name = devices[0]!.name): string => {
     const p = server.socketPath(name);
     if (p === undefined) throw new Error(`${name} is not served`);
@@ -114,46 +123,41 @@ export async function withoutFdLeak<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * A peer that speaks raw bytes: writes whatever it is given, and collects
- * the messages (copied, fds included) and the close the server answers with.
+ * The far end of a session, played by a test: it writes raw bytes, and
+ * collects the messages the other side sends (copied, fds included: they
+ * are the peer's to close) and the moment it hangs up. A subclass says how
+ * bytes travel.
  */
-export class RawPeer {
-  readonly socket: UnixSocket;
+export abstract class Peer {
   readonly frames: Frame[] = [];
   closed = false;
-  readonly #framer: MessageFramer;
+  readonly #framer = new MessageFramer({ onMessage: (f) => this.frames.push(copyFrame(f)), maxMessageSize: 64 * 1024 * 1024 });
   #waiters: (() => void)[] = [];
 
-  constructor(path: string) {
-    this.socket = UnixSocket.connect(path);
-    this.#framer = new MessageFramer({ onMessage: (f) => this.frames.push(copyFrame(f)), maxMessageSize: 64 * 1024 * 1024 });
-    this.socket.onData = (chunk, fds) => {
-      closeFds(this.#framer.push(chunk, fds));
-      this.#wake();
-    };
-    this.socket.onClose = () => {
-      this.closed = true;
-      closeFds(this.#framer.close().fds);
-      this.#wake();
-    };
+  /** Sends bytes as one write; the caller keeps its fds. */
+  abstract write(bytes: Uint8Array, fds?: readonly number[]): void;
+  /** Hangs up. */
+  abstract close(): void;
+
+  /** Bytes from the other side, with the fds that came with them. */
+  protected received(bytes: Uint8Array, fds: readonly number[]): void {
+    closeFds(this.#framer.push(bytes, fds));
+    this.#wake();
   }
 
-  #wake(): void {
-    const w = this.#waiters;
-    this.#waiters = [];
-    for (const f of w) f();
+  /** The other side hung up. */
+  protected ended(): void {
+    this.closed = true;
+    closeFds(this.#framer.close().fds);
+    this.#wake();
   }
 
-  write(bytes: Uint8Array, fds?: readonly number[]): void {
-    this.socket.write(bytes, fds);
-  }
-
-  /** The next frame (in arrival order), or null when the server closed first. */
+  /** The next frame (in arrival order), or null when the other side hung up first. */
   async next(ms = 2000): Promise<Frame | null> {
     const end = Date.now() + ms;
     while (this.frames.length === 0) {
       if (this.closed) return null;
-      if (Date.now() > end) throw new Error('timed out waiting for a message from the server');
+      if (Date.now() > end) throw new Error('timed out waiting for a message from the other side');
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.max(1, end - Date.now()));
         this.#waiters.push(() => {
@@ -165,9 +169,9 @@ export class RawPeer {
     return this.frames.shift()!;
   }
 
-  /** Resolves once the server closed the connection. */
+  /** Resolves once the other side closed the connection. */
   async waitClosed(ms = 2000): Promise<void> {
-    await until(() => this.closed, 'the server to close the connection', ms);
+    await until(() => this.closed, 'the other side to close the connection', ms);
   }
 
   /** Sends a VERSION (0.2 with `json`) and returns its reply. */
@@ -177,6 +181,33 @@ export class RawPeer {
     if (reply === null) throw new Error('the server closed instead of answering VERSION');
     closeFds(reply.fds);
     return reply;
+  }
+
+  /** Closes the fds of every frame not taken yet. */
+  dropFrames(): void {
+    for (const f of this.frames.splice(0)) closeFds(f.fds);
+  }
+
+  #wake(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const f of w) f();
+  }
+}
+
+/** A peer on a real UNIX socket connected to `path`. */
+export class RawPeer extends Peer {
+  readonly socket: UnixSocket;
+
+  constructor(path: string) {
+    super();
+    this.socket = UnixSocket.connect(path);
+    this.socket.onData = (chunk, fds) => this.received(chunk, fds);
+    this.socket.onClose = () => this.ended();
+  }
+
+  write(bytes: Uint8Array, fds?: readonly number[]): void {
+    this.socket.write(bytes, fds);
   }
 
   close(): void {

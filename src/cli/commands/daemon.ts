@@ -1,26 +1,36 @@
 /** `uvfio daemon` (and `npm start`): serve every parent until SIGINT/SIGTERM. */
 import { VfioError } from '../../base/errors.js';
-import { Logger, logLevelFrom } from '../../daemon/log.js';
+import { Logger, logLevelFrom, stderrLogStyle } from '../../daemon/log.js';
 import { limitsHelp, parseLimits } from '../../vfio-user/limits.js';
 import { flag, str, strs, type Command } from '../args.js';
 
 export const daemonCommand: Command = {
   name: 'daemon',
   summary: 'serve devices (runs until SIGINT or SIGTERM)',
-  synopsis: ['daemon [--no-defaults] [--shutdown-timeout MS] [--log-level LEVEL] [--limit NAME=VALUE]...'],
+  synopsis: ['daemon [--no-defaults] [--socket-group GROUP [--share-control]] [--shutdown-timeout MS] [--log-level LEVEL] [--log-format FORMAT] [--limit NAME=VALUE]...'],
   description: `Serve every parent: auto-start the definitions marked auto, put one
 vfio-user socket per device under RUNTIME_DIR/devices, answer the command
 line on RUNTIME_DIR/control.sock (mode 0600), and print each device's
-socket and QEMU option. Logs are JSON lines on stderr. On SIGINT/SIGTERM,
-devices are removed properly (clients are asked to let go, then dropped
-after --shutdown-timeout) and the daemon exits 0.
+socket and QEMU option. Logs go to stderr: human-readable lines on a
+terminal, JSON lines otherwise (--log-format), each with its priority for
+the journal under systemd. On SIGINT/SIGTERM, devices are removed properly
+(clients are asked to let go, then named and dropped after
+--shutdown-timeout) and the daemon exits 0.
 
 On its very first start (a new, empty store) the daemon defines one
 auto-start device of each parent's default type (mtty-1 on mtty, ...).
 
+Sockets are the daemon's user's alone. --socket-group lets a QEMU that
+runs as another user (libvirt's, say) attach: the runtime directory
+becomes 0710 and devices/ 0750, both of that group, and each device
+socket 0660 of that group; nothing is opened to anyone else. The daemon's
+user must be a member of the group. The control socket stays 0600, since
+whoever reaches it can start and stop devices, unless --share-control
+gives the group that too.
+
 Limits bound what a vfio-user client (a VMM, maybe a hostile one) may make
 the daemon hold; set them with --limit NAME=VALUE. A request past one fails
-with its errno and is logged naming the client. Each at its default:
+with its errno and is logged naming the client. The limits:
 
 ${limitsHelp()}`,
   options: [
@@ -32,11 +42,25 @@ ${limitsHelp()}`,
       help: 'debug, info, warn or error (env UVFIO_LOG_LEVEL; default info)',
       complete: ['debug', 'info', 'warn', 'error'],
     },
+    {
+      name: 'socket-group',
+      value: 'GROUP',
+      help: 'share the device sockets with GROUP, a name or a gid (env UVFIO_SOCKET_GROUP)',
+      complete: 'group',
+    },
+    { name: 'share-control', help: 'share the control socket with --socket-group too' },
+    {
+      name: 'log-format',
+      value: 'FORMAT',
+      help: 'human, json, or auto: human on a terminal, json otherwise (env UVFIO_LOG_FORMAT; default auto)',
+      complete: ['auto', 'human', 'json'],
+    },
     { name: 'limit', value: 'NAME=VALUE', multiple: true, help: 'set one of the limits above (repeatable); bytes take K, M, G or T' },
   ],
   examples: [
     { command: 'uvfio daemon', says: 'serve the default devices; print their sockets and QEMU options' },
     { command: 'uvfio daemon --no-defaults --runtime-dir /tmp/uv', says: 'an empty daemon of its own, beside another one' },
+    { command: 'uvfio daemon --socket-group kvm', says: "devices libvirt's QEMU (user libvirt-qemu, group kvm) can attach" },
     { command: 'uvfio daemon --limit dma-maps=1024 --limit data-xfer-size=256K', says: 'fewer DMA mappings per client, smaller transfers' },
   ],
   async run(ctx, v) {
@@ -45,19 +69,33 @@ ${limitsHelp()}`,
       throw new VfioError('EINVAL', `--shutdown-timeout: ${JSON.stringify(timeout)} is not a number of milliseconds`);
     }
     const limits = parseLimits(strs(v, 'limit'));
+    const format = str(v, 'log-format') ?? (process.env.UVFIO_LOG_FORMAT || 'auto');
+    if (format !== 'auto' && format !== 'human' && format !== 'json') {
+      throw new VfioError('EINVAL', `--log-format: ${JSON.stringify(format)} is not one of auto, human, json`);
+    }
+    const groupName = str(v, 'socket-group') ?? (process.env.UVFIO_SOCKET_GROUP || undefined);
+    if (flag(v, 'share-control') && groupName === undefined) {
+      throw new VfioError('EINVAL', '--share-control shares the control socket with --socket-group: name the group');
+    }
     const level = str(v, 'log-level') ?? process.env.UVFIO_LOG_LEVEL;
     if (level !== undefined && logLevelFrom(level) !== level) {
       throw new VfioError('EINVAL', `--log-level: ${JSON.stringify(level)} is not one of debug, info, warn, error`);
     }
     // Loaded on demand: the other commands need none of the drivers or the server.
-    const [{ runDaemon }, { builtinParents }] = await Promise.all([import('../../daemon/daemon.js'), import('../../daemon/parents.js')]);
+    const [{ runDaemon }, { builtinParents }, { resolveGroup }] = await Promise.all([
+      import('../../daemon/daemon.js'),
+      import('../../daemon/parents.js'),
+      import('../../daemon/socket-group.js'),
+    ]);
+    const socketGroup = groupName === undefined ? undefined : resolveGroup(groupName);
     const code = await runDaemon({
       paths: ctx.paths,
-      log: new Logger(undefined, logLevelFrom(level)),
+      log: new Logger(undefined, logLevelFrom(level), {}, stderrLogStyle(format)),
       parents: builtinParents(),
       seedDefaults: !flag(v, 'no-defaults'),
       shutdownTimeoutMs: timeout === undefined ? undefined : Number(timeout),
       limits,
+      ...(socketGroup === undefined ? {} : { socketGroup, shareControl: flag(v, 'share-control') }),
       print: (text) => ctx.print(text),
     });
     if (code !== 0) ctx.fail([]);

@@ -1,15 +1,17 @@
 /**
- * One socket of a vfio-user client: the main socket (commands out, replies
- * and server commands in) or the twin socket (server commands in, replies
- * out). Replies are matched to requests by msg_id; commands from the server
- * go to `onCommand` while their bytes are valid.
+ * One channel of a vfio-user client, over any Transport: the main one
+ * (commands out, replies and server commands in) or the twin socket
+ * (server commands in, replies out). Replies are matched to requests by
+ * msg_id; commands from the server go to `onCommand` while their bytes
+ * are valid.
  */
 import { VfioError } from '../../base/errors.js';
-import { closeFds, type UnixSocket } from '../../native/index.js';
+import { closeFds } from '../../native/index.js';
 import { u16 } from '../buffer-reader.js';
+import { copyFrame, type Frame } from '../framer.js';
 import { isReply } from '../header.js';
-import { copyFrame, type Frame, MessageFramer } from '../parser.js';
 import { commandName } from '../protocol.js';
+import type { Transport } from '../transport/transport.js';
 
 interface Pending {
   cmd: number;
@@ -21,8 +23,6 @@ interface Pending {
 export interface ChannelOptions {
   /** How long a reply may take (ms); 0 waits forever. */
   timeoutMs: number;
-  /** Largest message accepted (header included). */
-  maxMessageSize?: number;
 }
 
 export class ClientChannel {
@@ -34,27 +34,19 @@ export class ClientChannel {
   /** Called once when the socket closes (after pending requests were failed). */
   onClose: (err?: VfioError) => void = () => {};
 
-  readonly #socket: UnixSocket;
-  readonly #framer: MessageFramer;
+  readonly #transport: Transport;
   readonly #pending = new Map<number, Pending>();
   readonly #timeoutMs: number;
   #nextId = 0;
   #closed = false;
 
-  constructor(socket: UnixSocket, options: ChannelOptions) {
-    this.#socket = socket;
+  /** Takes the transport over (its callbacks are now this channel's). */
+  constructor(transport: Transport, options: ChannelOptions) {
+    this.#transport = transport;
     this.#timeoutMs = options.timeoutMs;
-    this.#framer = new MessageFramer({
-      onMessage: (frame) => this.#onFrame(frame),
-      ...(options.maxMessageSize !== undefined ? { maxMessageSize: options.maxMessageSize } : {}),
-    });
-    socket.onData = (chunk, fds) => {
-      const unowned = this.#framer.push(chunk, fds);
-      if (unowned.length > 0) closeFds(unowned);
-      const failure = this.#framer.error;
-      if (failure !== null) this.#shutdown(failure.error);
-    };
-    socket.onClose = (err) => this.#shutdown(err ?? new VfioError('ECONNRESET', 'the server closed the connection'));
+    transport.onMessage = (frame) => this.#onFrame(frame);
+    transport.onBroken = (failure) => this.#shutdown(failure.error);
+    transport.onClose = (err) => this.#shutdown(err ?? new VfioError('ECONNRESET', 'the server closed the connection'));
   }
 
   get closed(): boolean {
@@ -68,7 +60,7 @@ export class ClientChannel {
 
   /** Raises the framing limit (after VERSION agreed on a larger transfer size). */
   setMaxMessageSize(n: number): void {
-    this.#framer.setMaxMessageSize(n);
+    this.#transport.setMaxMessageSize(n);
   }
 
   /** A msg_id no unanswered request uses. */
@@ -83,7 +75,7 @@ export class ClientChannel {
 
   /** Sends a whole message (a posted command, or a reply); fds stay the caller's. */
   send(message: Uint8Array, fds?: readonly number[]): void {
-    if (this.#closed || !this.#socket.write(message, fds)) {
+    if (this.#closed || !this.#transport.send(message, fds)) {
       throw new VfioError('ENOTCONN', 'the connection to the server is closed');
     }
   }
@@ -139,8 +131,7 @@ export class ClientChannel {
   #shutdown(err: VfioError): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#socket.destroy();
-    closeFds(this.#framer.close().fds);
+    this.#transport.destroy();
     for (const p of this.#pending.values()) {
       clearTimeout(p.timer);
       p.reject(err);

@@ -8,7 +8,8 @@ import { VfioError } from '../../base/errors.js';
 import type { MappedMemory } from '../../native/index.js';
 import type { DmaLayout } from '../context.js';
 import { decodeDmaRead, decodeDmaWrite } from '../decoder.js';
-import type { Frame } from '../parser.js';
+import type { Frame } from '../framer.js';
+import { checkCommand } from '../header.js';
 import { Command } from '../protocol.js';
 import { encodeDmaReadReply, encodeDmaWriteReply, encodeEmptyReply, encodeErrorReply } from '../serializer.js';
 
@@ -68,13 +69,15 @@ export class ClientDmaTable {
   }
 
   /**
-   * Answers a DMA_READ or DMA_WRITE from the server: the reply to send
-   * back, an error reply when the access is malformed (EINVAL, E2BIG), not
-   * mapped (EFAULT) or not permitted (EPERM).
+   * Answers a command from the server (a DMA_READ or DMA_WRITE): the reply
+   * to send back, an error reply when it is no command a client serves
+   * (EINVAL, ENOSYS), malformed (EINVAL, E2BIG), not mapped (EFAULT) or not
+   * permitted (EPERM).
    */
   serve(frame: Frame, layout: DmaLayout, maxDataXferSize: number): Uint8Array {
     const ctx = { dmaLayout: layout, maxDataXferSize };
     try {
+      checkCommand(frame.msgId, frame.cmd, frame.flags, 'client');
       if (frame.cmd === Command.DMA_READ) {
         const req = decodeDmaRead(frame.body, frame.fds, ctx);
         const src = this.#find(req.address, req.count, 'read');

@@ -12,7 +12,7 @@ import { DmaProt } from '../../base/uapi.js';
 import type { IoAddressSpace } from '../../iommufd/address-space.js';
 import { closeFds } from '../../native/index.js';
 import { decodeDmaMap } from '../decoder.js';
-import { MAP_CHUNK, mapClientMemory, MessageDmaBacking, type MappedDmaBacking } from '../dma-backings.js';
+import { MAP_CHUNK, mapClientMemory, MessageDmaBacking, type MappedDmaBacking } from '../client-memory.js';
 import type { CommandHandler } from './handler.js';
 
 export const dmaMap: CommandHandler = (session, req) => {

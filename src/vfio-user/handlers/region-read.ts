@@ -1,7 +1,7 @@
 /**
  * VFIO_USER_REGION_READ, the hot path: decoding fills the session's reused
  * access object, the device reads straight into the reused reply buffer
- * behind the 32-byte header, and the reply is one write. Nothing is
+ * behind the 32-byte header, and the reply is one write. No buffer is
  * allocated per message while the device answers synchronously.
  */
 import { decodeRegionAccess } from '../decoder.js';

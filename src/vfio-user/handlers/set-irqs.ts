@@ -26,7 +26,7 @@ export const setIrqs: CommandHandler = (session, req) => {
       break;
     case 'eventfd': {
       const fds = session.takeFds(req);
-      values = fds.length === 0 ? new Array<null>(count).fill(null) : session.notifiers.adopt(fds);
+      values = fds.length === 0 ? new Array<null>(count).fill(null) : session.notifiers.adopt(fds, { index, action, start });
       request = { index, start, count, action, data: 'eventfd', values };
       break;
     }

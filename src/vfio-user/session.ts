@@ -1,17 +1,18 @@
 /**
- * One client of one device: a socket, the framer that cuts it into
- * messages, the client's open file on the device and its DMA address space,
- * the eventfds it handed over, and (when negotiated) its twin socket.
+ * One client of one device, whatever carries its messages (a Transport:
+ * a UNIX socket, or memory): the client's open file on the device and its
+ * DMA address space, the eventfds it handed over, and (when negotiated)
+ * its twin channel for the server's DMA messages.
  *
  * Commands are served strictly in order. A handler that finishes at once
  * (the device answered synchronously) is the hot path: no queue, no
- * promise, no allocation. A handler that goes asynchronous makes the
- * connection busy; commands arriving meanwhile are copied into a queue and
+ * promise, no buffer. A handler that goes asynchronous makes the
+ * session busy; commands arriving meanwhile are copied into a queue and
  * served when it settles. Replies to the server's own DMA messages are
  * never queued: a busy handler may be the one waiting for them.
  *
  * Teardown runs once, whatever ends the session (the client closing, a
- * kill -9, garbage on the wire, the server closing): the sockets close, the
+ * kill -9, garbage on the wire, the server closing): the transports close, the
  * file closes (close_device runs if it was the device's last), the address
  * space is destroyed (every mapping unmapped, mapped memory released), and
  * the eventfds are closed. The device's state is kept.
@@ -25,23 +26,25 @@ import type { DeviceFile } from '../core/device-file.js';
 import { OverBudget } from '../base/budget.js';
 import { toVfioError, VfioError } from '../base/errors.js';
 import { IommufdContext } from '../iommufd/context.js';
-import { closeFds, socketPair, UnixSocket } from '../native/index.js';
-import type { DecodeContext } from './context.js';
-import { SessionDeviceShape } from './device-shape.js';
-import { DmaChannel } from './dma-channel.js';
-import { HANDLERS } from './handlers/index.js';
-import type { Request, Session } from './handlers/handler.js';
-import { IrqNotifiers } from './irq-notifiers.js';
-import type { RegionAccess } from './messages.js';
-import type { Negotiated, ServerLimits } from './negotiation.js';
-import { copyFrame, type Frame, type FramingError, MessageFramer } from './parser.js';
+import { closeFds } from '../native/index.js';
 import { u32 } from './buffer-reader.js';
 import { readCommand, type ClientIdentity } from './client-identity.js';
+import type { DecodeContext } from './context.js';
 import { newCounters, type SessionCounters } from './counters.js';
-import { HEADER_SIZE, isErrorReply, wantsNoReply } from './header.js';
-import { Command, commandName, HeaderFlags, maxMessageSizeFor } from './protocol.js';
+import { SessionDeviceShape } from './device-shape.js';
+import { dispatch } from './dispatch.js';
+import { DmaChannel } from './dma-channel.js';
+import { copyFrame, type Frame, type FramingError } from './framer.js';
+import type { Request, Session } from './handlers/handler.js';
+import { HEADER_SIZE, isCommand, hasErrorFlag, wantsNoReply } from './header.js';
+import { IrqNotifiers } from './irq-notifiers.js';
+import type { ClientBudgets } from './limits.js';
+import type { RegionAccess } from './messages.js';
+import type { Negotiated, ServerLimits } from './negotiation.js';
+import { commandName, maxMessageSizeFor } from './protocol.js';
 import { writeEmptyReply, writeErrorReply } from './serializer.js';
 import { interruptChannel, messageChannel, sessionChannel, type MessageTrace } from './trace.js';
+import type { Transport } from './transport/transport.js';
 
 /** Where a server reports what it cannot answer on the wire (the daemon's Logger fits). */
 export interface ServerLog {
@@ -51,7 +54,7 @@ export interface ServerLog {
 
 const NO_FDS: number[] = Object.freeze([]) as unknown as number[];
 const EMPTY = new Uint8Array(0);
-/** Commands queued behind a busy handler before the connection stops reading. */
+/** Commands queued behind a busy handler before the session stops reading. */
 const QUEUE_PAUSE_COUNT = 1024;
 const QUEUE_PAUSE_BYTES = 16 * 1024 * 1024;
 /** Past this, a client that keeps writing while its DMA replies are awaited is dropped. */
@@ -68,19 +71,23 @@ const COMMAND_WAIT_MS = 1000;
 
 let nextSessionId = 1;
 
-export interface ConnectionOptions {
-  /** The file opened for this client (the connection closes it). */
+export interface SessionOptions {
+  /** The file opened for this client (the session closes it). */
   file: DeviceFile;
-  socket: UnixSocket;
+  /** What carries the client's messages (the session owns it). */
+  transport: Transport;
   /** Who connected (the command may be filled in later). */
   identity: ClientIdentity;
   limits: ServerLimits;
+  /** The client's budgets (its shares of the server's); unbounded when absent. */
+  budgets?: ClientBudgets;
   log: ServerLog;
   /** Called once, after teardown completed. */
-  onClosed: (connection: Connection) => void;
+  onClosed: (session: VfioUserSession) => void;
 }
 
-export class Connection implements Session {
+/** The server's side of one client (see the file comment). */
+export class VfioUserSession implements Session {
   /** Unique in the process: how traces and ClientInfo name this session. */
   readonly id = nextSessionId++;
   readonly identity: ClientIdentity;
@@ -94,17 +101,15 @@ export class Connection implements Session {
   negotiated: Negotiated | null = null;
   shape: SessionDeviceShape | null = null;
   dma: DmaChannel | null = null;
-  readonly notifiers = new IrqNotifiers((index, vector) => this.#signalled(index, vector));
+  readonly notifiers: IrqNotifiers;
   readonly pieced = new Map<number, number>();
   readonly access: RegionAccess = { offset: 0, region: 0, count: 0, data: EMPTY };
   readonly decode: DecodeContext;
 
-  readonly #socket: UnixSocket;
-  readonly #framer: MessageFramer;
+  readonly #transport: Transport;
   readonly #log: ServerLog;
-  readonly #onClosed: (connection: Connection) => void;
-  #twin: UnixSocket | null = null;
-  #twinFramer: MessageFramer | null = null;
+  readonly #onClosed: (session: VfioUserSession) => void;
+  #twin: Transport | null = null;
 
   /** The request being served, reused (commands are served one at a time). */
   readonly #req: Request = { msgId: 0, cmd: 0, flags: 0, body: EMPTY, fds: NO_FDS };
@@ -135,17 +140,28 @@ export class Connection implements Session {
   #limitLoggedAt = -Infinity;
   #limitLogsHeld = 0;
 
-  constructor(options: ConnectionOptions) {
+  constructor(options: SessionOptions) {
     this.identity = options.identity;
     this.file = options.file;
     this.limits = options.limits;
-    this.#socket = options.socket;
+    this.notifiers = new IrqNotifiers({
+      onTrigger: (index, vector) => this.#signalled(index, vector),
+      ...(options.budgets === undefined ? {} : { budget: options.budgets.irqFds }),
+      onFull: () =>
+        options.log.warn("vfio-user client's interrupt eventfd is full: its interrupts are coalesced", {
+          device: this.file.device.name,
+          client: this.id,
+          pid: this.identity.pid,
+          clientCommand: this.identity.command,
+        }),
+    });
+    this.#transport = options.transport;
     this.#log = options.log;
     this.#onClosed = options.onClosed;
     this.decode = { maxDataXferSize: options.limits.maxDataXferSize };
-    this.#framer = new MessageFramer({ onMessage: (f) => this.#onFrame(f) });
-    this.#socket.onData = (chunk, fds) => this.#onData(chunk, fds);
-    this.#socket.onClose = (err) => void this.#teardown(err);
+    this.#transport.onMessage = (frame) => this.#onFrame(frame);
+    this.#transport.onBroken = (failure) => this.#onBroken(failure);
+    this.#transport.onClose = (err) => void this.#teardown(err);
     this.#commandRead = within(readCommand(this.identity), COMMAND_WAIT_MS);
     if (sessionChannel.hasSubscribers) {
       const { pid, uid, gid } = this.identity;
@@ -185,27 +201,23 @@ export class Connection implements Session {
     this.decode.device = shape;
     this.decode.maxDataXferSize = negotiated.maxDataXferSize;
     this.decode.dmaLayout = negotiated.dmaLayout;
-    this.#framer.setMaxMessageSize(maxMessageSizeFor(negotiated.maxDataXferSize));
-    // Room in the kernel for the largest reply (Linux doubles the request):
-    // a 1 MiB REGION_READ reply then leaves in one sendmsg, with no copy of
-    // its tail into the socket's queue and no wakeups while the client drains it.
-    try {
-      this.#socket.setSendBufferSize(maxMessageSizeFor(negotiated.maxDataXferSize));
-    } catch {
-      // The default buffer still works, only slower for large replies.
-    }
+    this.#transport.setMaxMessageSize(maxMessageSizeFor(negotiated.maxDataXferSize));
+    // Room for the largest reply: a 1 MiB REGION_READ reply then leaves in
+    // one sendmsg, with no copy of its tail into the socket's queue and no
+    // wakeups while the client drains it.
+    this.#transport.reserveSendRoom(maxMessageSizeFor(negotiated.maxDataXferSize));
     let theirs: number | null = null;
     if (negotiated.twinSocket) theirs = this.#openTwin();
     this.dma = new DmaChannel({
       send: (message) => {
-        // Its reply comes on the main socket without a twin: read it even
+        // Its reply comes on the main channel without a twin: read it even
         // when a backlog of commands paused reading.
         if (this.#paused && this.#twin === null) {
           this.#paused = false;
-          this.#socket.resume();
+          this.#transport.resume();
         }
         this.counters.bytesOut += message.length;
-        return (this.#twin ?? this.#socket).write(message);
+        return (this.#twin ?? this.#transport).send(message);
       },
       layout: negotiated.dmaLayout,
       maxXfer: negotiated.dmaMaxXfer,
@@ -266,24 +278,15 @@ export class Connection implements Session {
 
   // ---- receiving ------------------------------------------------------------
 
-  #onData(chunk: Uint8Array, fds: readonly number[]): void {
-    this.counters.bytesIn += chunk.length;
-    const unowned = this.#framer.push(chunk, fds);
-    if (unowned.length > 0) closeFds(unowned);
-    if (this.#closed) {
-      // Torn down mid-chunk: a message cut short may still hold fds.
-      closeFds(this.#framer.close().fds);
-      return;
-    }
-    const failure = this.#framer.error;
-    if (failure !== null && this.#framingFailure === null && !this.#endAfterReply) {
-      this.#framingFailure = failure;
-      if (!this.#busy && this.#queue.length === 0) this.#failFraming();
-    }
+  #onBroken(failure: FramingError): void {
+    if (this.#closed || this.#endAfterReply || this.#framingFailure !== null) return;
+    this.#framingFailure = failure;
+    if (!this.#busy && this.#queue.length === 0) this.#failFraming();
   }
 
   #onFrame(frame: Frame): void {
     this.counters.messagesIn++;
+    this.counters.bytesIn += frame.size;
     if (this.#closed || this.#endAfterReply) {
       closeFds(frame.fds);
       return;
@@ -321,7 +324,7 @@ export class Connection implements Session {
       return;
     }
     this.#paused = true;
-    this.#socket.pause();
+    this.#transport.pause();
   }
 
   // ---- serving --------------------------------------------------------------
@@ -330,7 +333,7 @@ export class Connection implements Session {
     if (messageChannel.hasSubscribers) this.#traceBegin(req);
     let result: void | Promise<void>;
     try {
-      result = this.#dispatch(req);
+      result = dispatch(this, req);
     } catch (err) {
       this.#failed(req, err);
       this.#finish(req);
@@ -342,7 +345,7 @@ export class Connection implements Session {
     }
     // The handler may hold views of the received bytes until it settles.
     this.#busy = true;
-    this.#socket.holdReceiveBuffer();
+    this.#transport.hold();
     void result
       .then(
         () => this.#finish(req),
@@ -352,36 +355,10 @@ export class Connection implements Session {
         },
       )
       .then(() => {
-        this.#socket.releaseReceiveBuffer();
+        this.#transport.release();
         this.#busy = false;
         this.#drain();
       });
-  }
-
-  #dispatch(req: Request): void | Promise<void> {
-    const cmd = req.cmd;
-    const type = req.flags & HeaderFlags.TYPE_MASK;
-    if (type !== HeaderFlags.TYPE_COMMAND) {
-      if (this.negotiated === null) this.endAfterReply();
-      throw new VfioError('EINVAL', `${commandName(cmd)} message ${req.msgId}: type ${type} where a command was expected`);
-    }
-    if ((req.flags & HeaderFlags.ERROR) !== 0) {
-      if (this.negotiated === null) this.endAfterReply();
-      throw new VfioError('EINVAL', `${commandName(cmd)}: a command may not carry the ERROR flag`);
-    }
-    if (this.negotiated === null && cmd !== Command.VERSION) {
-      this.endAfterReply();
-      throw new VfioError('EINVAL', `${commandName(cmd)} before VFIO_USER_VERSION: the handshake must come first`);
-    }
-    if (cmd === Command.DMA_READ || cmd === Command.DMA_WRITE) {
-      throw new VfioError('EINVAL', `${commandName(cmd)} goes from server to client, not the other way`);
-    }
-    if (req.fds.length > this.limits.maxMsgFds) {
-      throw new OverBudget('EINVAL', 'msg-fds', `${commandName(cmd)}: ${req.fds.length} file descriptors in one message, more than max_msg_fds ${this.limits.maxMsgFds}`);
-    }
-    const handler = HANDLERS[cmd];
-    if (handler === undefined) throw new VfioError('ENOSYS', `message ${req.msgId}: unknown command ${cmd}`);
-    return handler(this, req);
   }
 
   #failed(req: Request, err: unknown): void {
@@ -442,7 +419,7 @@ export class Connection implements Session {
     if (this.#closed || this.#endAfterReply || this.#busy) return;
     if (this.#paused && this.#queue.length === 0) {
       this.#paused = false;
-      this.#socket.resume();
+      this.#transport.resume();
     }
     if (this.#framingFailure !== null && this.#queue.length === 0) this.#failFraming();
   }
@@ -453,59 +430,47 @@ export class Connection implements Session {
     this.#log.info('vfio-user stream broken: ending the session', { device: this.file.device.name, client: this.id, error: error.message });
     this.#endReason ??= `the stream broke: ${error.message}`;
     this.counters.errors++;
-    if (!wantsNoReply(header.flags) && (header.flags & HeaderFlags.TYPE_MASK) === HeaderFlags.TYPE_COMMAND) {
+    if (!wantsNoReply(header.flags) && isCommand(header.flags)) {
       writeErrorReply(this.#errBuf, header.msgId, header.cmd, error.errno);
       this.#sendReply(this.#errBuf);
     }
     this.#end();
   }
 
-  /** Stops serving; the socket closes once queued replies are out. */
+  /** Stops serving; the transport closes once queued replies are out. */
   #end(): void {
     this.#endAfterReply = true;
     for (const f of this.#queue) closeFds(f.fds);
     this.#queue = [];
     this.#queuedBytes = 0;
-    this.#socket.end();
+    this.#transport.end();
   }
 
   // ---- twin socket ----------------------------------------------------------
 
-  /** Creates the twin socket pair; keeps one end, returns the client's. */
+  /** Opens the twin channel; keeps one end, returns the fd of the client's. */
   #openTwin(): number {
-    const [ours, theirs] = socketPair();
-    let socket: UnixSocket;
-    try {
-      socket = new UnixSocket(ours);
-    } catch (err) {
-      closeFds([theirs]);
-      throw err;
-    }
-    const framer = new MessageFramer({
-      onMessage: (frame) => {
-        this.counters.messagesIn++;
-        // Only replies to the server's DMA messages belong here.
-        if (this.dma === null || !this.dma.handleReply(frame)) {
-          this.#log.info('vfio-user: ignoring a stray message on the twin socket', {
-            device: this.file.device.name,
-            command: commandName(frame.cmd),
-          });
-        }
-        closeFds(frame.fds);
-      },
-      maxMessageSize: maxMessageSizeFor(this.decode.maxDataXferSize ?? this.limits.maxDataXferSize),
-    });
-    socket.onData = (chunk, fds) => {
-      this.counters.bytesIn += chunk.length;
-      const unowned = framer.push(chunk, fds);
-      if (unowned.length > 0) closeFds(unowned);
-      if (framer.error !== null) void this.#teardown(framer.error.error);
+    const made = this.#transport.openTwin();
+    if (made === null) throw new VfioError('EOPNOTSUPP', 'this transport cannot make a twin socket');
+    const { twin, peerFd } = made;
+    twin.onMessage = (frame) => {
+      this.counters.messagesIn++;
+      this.counters.bytesIn += frame.size;
+      // Only replies to the server's DMA messages belong here.
+      if (this.dma === null || !this.dma.handleReply(frame)) {
+        this.#log.info('vfio-user: ignoring a stray message on the twin socket', {
+          device: this.file.device.name,
+          client: this.id,
+          command: commandName(frame.cmd),
+        });
+      }
+      closeFds(frame.fds);
     };
+    twin.onBroken = (failure) => void this.#teardown(failure.error);
     // The client hung up its half: it can no longer serve DMA. End it all.
-    socket.onClose = (err) => void this.#teardown(err);
-    this.#twin = socket;
-    this.#twinFramer = framer;
-    return theirs;
+    twin.onClose = (err) => void this.#teardown(err);
+    this.#twin = twin;
+    return peerFd;
   }
 
   // ---- teardown -------------------------------------------------------------
@@ -527,10 +492,8 @@ export class Connection implements Session {
     if (err !== undefined && err.code !== 'ECONNRESET' && err.code !== 'EPIPE') {
       this.#log.info('vfio-user client connection failed', { device, error: err.message });
     }
-    this.#socket.destroy();
+    this.#transport.destroy();
     this.#twin?.destroy();
-    closeFds(this.#framer.close().fds);
-    if (this.#twinFramer !== null) closeFds(this.#twinFramer.close().fds);
     for (const f of this.#queue) closeFds(f.fds);
     this.#queue = [];
     this.#queuedBytes = 0;
@@ -558,9 +521,9 @@ export class Connection implements Session {
     const trace = this.#trace;
     if (trace !== null) {
       trace.reply = message.slice(HEADER_SIZE);
-      if (isErrorReply(u32(message, 8))) trace.errno = u32(message, 12);
+      if (hasErrorFlag(u32(message, 8))) trace.errno = u32(message, 12);
     }
-    this.#socket.write(message, fds);
+    this.#transport.send(message, fds);
   }
 
   #traceBegin(req: Request): void {

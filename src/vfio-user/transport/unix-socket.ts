@@ -1,14 +1,13 @@
 /**
  * UnixSocket: a nonblocking UNIX stream socket that carries fds, driven by
  * one FdWatcher. Built for the vfio-user hot path: a request and its reply
- * cost one recvmsg and one sendmsg, and nothing is allocated per message
- * unless fds travel or the kernel cannot take a write at once.
+ * cost one recvmsg and one sendmsg, and no buffer is allocated per
+ * message unless the kernel cannot take a write at once.
  */
-import { isVfioError, toVfioError, VfioError } from '../base/errors.js';
-import { FdWatcher, READABLE, WRITABLE } from './fd-watcher.js';
-import { close, connectUnix, dup, recvmsg, sendmsg, sendmsg2, setSendBufferSize } from './syscalls.js';
+import { isVfioError, toVfioError, VfioError } from '../../base/errors.js';
+import { closeFds, connectUnix, dup, FdWatcher, READABLE, recvmsg, sendmsg, sendmsg2, setSendBufferSize, WRITABLE } from '../../native/index.js';
 
-/** Handed to onData when no fds arrived, so the common case allocates nothing. */
+/** Handed to onData when no fds arrived, so the common case makes no array. */
 const NO_FDS: readonly number[] = Object.freeze([]);
 
 /** Reads per readable event: enough to drain a burst, few enough that one busy peer cannot starve the others. */
@@ -26,17 +25,6 @@ interface Pending {
 export type DataHandler = (chunk: Uint8Array, fds: readonly number[]) => void;
 /** Called once when the socket closes; `err` says why unless it closed cleanly. */
 export type CloseHandler = (err?: VfioError) => void;
-
-/** Closes fds that are ours to close, ignoring ones already gone. */
-export function closeFds(fds: readonly number[]): void {
-  for (const fd of fds) {
-    try {
-      close(fd);
-    } catch {
-      // Already closed: nothing leaks.
-    }
-  }
-}
 
 function dupAll(fds: readonly number[]): number[] {
   const copies: number[] = [];

@@ -13,8 +13,8 @@
  * File descriptors: on a Linux stream socket, SCM_RIGHTS rights ride on the
  * first byte of the sendmsg() that carried them, and a recvmsg() that picks
  * them up stops right after that sendmsg's data. So the fds handed to `push`
- * belong to a message that *starts* in that chunk — by default the last one
- * that starts there (earlier, fd-less messages may have been glued in front).
+ * belong to a message that *starts* in that chunk: the last one that starts
+ * there (earlier, fd-less messages may have been glued in front).
  * The transport must call `push` once per recvmsg() with exactly the fds that
  * recvmsg() returned.
  */
@@ -49,19 +49,11 @@ export interface FramingError {
   header: MessageHeader;
 }
 
-/**
- * Which message receives the fds of a chunk in which several messages start.
- * 'last' matches Linux recvmsg() (see the file comment); 'first' suits a
- * transport that reads exactly one header at a time.
- */
-export type FdAttribution = 'last' | 'first';
-
 export interface FramerOptions {
   /** Called once per whole message, in stream order. Must not throw (see `push`). */
   onMessage: (frame: Frame) => void;
   /** Largest msg_size accepted, header included. Default: 1 MiB of data plus headers. */
   maxMessageSize?: number;
-  fdAttribution?: FdAttribution;
 }
 
 const NO_FDS: number[] = [];
@@ -75,7 +67,6 @@ export function copyFrame(frame: Frame): Frame {
 /** Cuts one socket's byte stream into whole messages and gives each fd one owner (see the file comment). */
 export class MessageFramer {
   private readonly onMessage: (frame: Frame) => void;
-  private readonly attribution: FdAttribution;
   private maxSize: number;
 
   // A header cut by a chunk boundary is staged here.
@@ -95,7 +86,6 @@ export class MessageFramer {
 
   constructor(options: FramerOptions) {
     this.onMessage = options.onMessage;
-    this.attribution = options.fdAttribution ?? 'last';
     this.maxSize = MessageFramer.checkLimit(options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE);
   }
 
@@ -205,10 +195,9 @@ export class MessageFramer {
     return { fds, truncated };
   }
 
-  // Whether the message starting at `pos` is the one this chunk's fds belong to.
+  // Whether the message starting at `pos` is the one this chunk's fds belong
+  // to: no other message may start after it within the chunk.
   private ownsChunkFds(chunk: Uint8Array, pos: number): boolean {
-    if (this.attribution === 'first') return true;
-    // 'last': no other message may start after this one within the chunk.
     if (chunk.length - pos < HEADER_SIZE) return true;
     const size = u32(chunk, pos + 4);
     return size < HEADER_SIZE || pos + size >= chunk.length;

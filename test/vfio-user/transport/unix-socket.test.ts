@@ -2,7 +2,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
-import { VfioError } from '../../src/base/errors.js';
+import { VfioError } from '../../../src/base/errors.js';
 import {
   close,
   eventfd,
@@ -10,10 +10,12 @@ import {
   eventfdWrite,
   MappedMemory,
   openFdCount,
-  UnixSocket,
-} from '../../src/native/index.js';
-import { NATIVE_INDEX, rawPair, runScript, tempDir } from './support.js';
-import { until } from '../support/until.js';
+} from '../../../src/native/index.js';
+import { UnixSocket } from '../../../src/vfio-user/transport/unix-socket.js';
+import { NATIVE_INDEX, rawPair, runScript, tempDir } from '../../native/support.js';
+import { until } from '../../support/until.js';
+
+const UNIX_SOCKET = new URL('../../../src/vfio-user/transport/unix-socket.js', import.meta.url).href;
 
 const tmp = tempDir();
 after(() => tmp.done());
@@ -211,7 +213,8 @@ test('fds lost to a full fd table: EMSGSIZE closes the connection, nothing leaks
   // In a child with a small fd limit, so filling its fd table is quick.
   const r = runScript(
     `
-    import { acceptUnix, close, closeFds, connectUnix, eventfd, listenUnix, openFdCount, sendmsg, UnixSocket } from '${NATIVE_INDEX}';
+    import { acceptUnix, close, closeFds, connectUnix, eventfd, listenUnix, openFdCount, sendmsg } from '${NATIVE_INDEX}';
+    import { UnixSocket } from '${UNIX_SOCKET}';
     const path = ${JSON.stringify(tmp.path('ctrunc.sock'))};
     const l = listenUnix(path); const a = connectUnix(path); const b = acceptUnix(l); close(l);
     const efd = eventfd();

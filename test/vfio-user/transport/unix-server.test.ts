@@ -1,10 +1,14 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { VfioError } from '../../src/base/errors.js';
-import { close, listenUnix, openFdCount, UnixServer, UnixSocket } from '../../src/native/index.js';
-import { NATIVE_INDEX, runScript, tempDir } from './support.js';
-import { until } from '../support/until.js';
+import { VfioError } from '../../../src/base/errors.js';
+import { close, listenUnix, openFdCount } from '../../../src/native/index.js';
+import { UnixServer } from '../../../src/vfio-user/transport/unix-server.js';
+import { UnixSocket } from '../../../src/vfio-user/transport/unix-socket.js';
+import { runScript, tempDir } from '../../native/support.js';
+import { until } from '../../support/until.js';
+
+const UNIX_SERVER = new URL('../../../src/vfio-user/transport/unix-server.js', import.meta.url).href;
 
 const tmp = tempDir();
 after(() => tmp.done());
@@ -82,7 +86,7 @@ test('the default onConnection closes the connection', async () => {
 
 test('an unref server lets the process exit; a ref one keeps it', () => {
   const script = (body: string) => `
-    import { UnixServer } from '${NATIVE_INDEX}';
+    import { UnixServer } from '${UNIX_SERVER}';
     const server = UnixServer.listen(${JSON.stringify(tmp.path('exit.sock'))});
     process.on('exit', () => server.close());
     ${body}

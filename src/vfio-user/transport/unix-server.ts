@@ -3,10 +3,9 @@
  * over as a UnixSocket. One per vfio-user device.
  */
 import { lstatSync, unlinkSync, type Stats } from 'node:fs';
-import { isVfioError, toVfioError, VfioError } from '../base/errors.js';
-import { FdWatcher, READABLE } from './fd-watcher.js';
-import { acceptUnix, close, connectUnix, listenUnix } from './syscalls.js';
-import { closeFds, UnixSocket } from './unix-socket.js';
+import { isVfioError, toVfioError, VfioError } from '../../base/errors.js';
+import { acceptUnix, close, closeFds, connectUnix, FdWatcher, listenUnix, READABLE } from '../../native/index.js';
+import { UnixSocket } from './unix-socket.js';
 
 /** Accepts per readable event, so a connection storm cannot starve established clients. */
 const MAX_ACCEPTS_PER_EVENT = 64;

@@ -1,0 +1,130 @@
+/**
+ * The socket transport: a UNIX stream socket that carries fds (UnixSocket)
+ * and the framer that cuts its bytes into messages, giving each received
+ * fd one owner. One per client connection, and one per twin socket.
+ */
+import { closeFds, socketPair } from '../../native/index.js';
+import { MessageFramer } from '../framer.js';
+import type { Transport } from './transport.js';
+import { UnixSocket } from './unix-socket.js';
+
+export class SocketTransport implements Transport {
+  onMessage: Transport['onMessage'] = (frame) => closeFds(frame.fds);
+  onBroken: Transport['onBroken'] = () => {};
+  onClose: Transport['onClose'] = () => {};
+  onDrain: Transport['onDrain'] = () => {};
+
+  readonly #socket: UnixSocket;
+  readonly #framer: MessageFramer;
+  #brokenTold = false;
+
+  /** Takes the socket over (its callbacks are now this transport's). */
+  constructor(socket: UnixSocket, options: { maxMessageSize?: number } = {}) {
+    this.#socket = socket;
+    this.#framer = new MessageFramer({
+      onMessage: (frame) => this.onMessage(frame),
+      ...(options.maxMessageSize !== undefined ? { maxMessageSize: options.maxMessageSize } : {}),
+    });
+    socket.onData = (chunk, fds) => this.#onData(chunk, fds);
+    socket.onClose = (err) => {
+      // A message cut short by the close may still hold fds.
+      closeFds(this.#framer.close().fds);
+      this.onClose(err);
+    };
+    socket.onDrain = () => this.onDrain();
+  }
+
+  /** The socket's fd (for SO_PEERCRED; owned by this transport). */
+  get fd(): number {
+    return this.#socket.fd;
+  }
+
+  get closed(): boolean {
+    return this.#socket.closed;
+  }
+
+  get pendingBytes(): number {
+    return this.#socket.pendingBytes;
+  }
+
+  send(message: Uint8Array, fds?: readonly number[]): boolean {
+    return this.#socket.write(message, fds);
+  }
+
+  send2(head: Uint8Array, body: Uint8Array, fds?: readonly number[]): boolean {
+    return this.#socket.write2(head, body, fds);
+  }
+
+  pause(): void {
+    this.#socket.pause();
+  }
+
+  resume(): void {
+    // After a broken stream nothing more is read: the bytes are garbage.
+    if (this.#framer.error === null) this.#socket.resume();
+  }
+
+  hold(): void {
+    this.#socket.holdReceiveBuffer();
+  }
+
+  release(): void {
+    this.#socket.releaseReceiveBuffer();
+  }
+
+  setMaxMessageSize(bytes: number): void {
+    this.#framer.setMaxMessageSize(bytes);
+  }
+
+  reserveSendRoom(bytes: number): void {
+    try {
+      this.#socket.setSendBufferSize(bytes);
+    } catch {
+      // The default buffer still works, only slower for large replies.
+    }
+  }
+
+  openTwin(): { twin: Transport; peerFd: number } {
+    return openTwinSocket(this.#framer.maxMessageSize);
+  }
+
+  end(): void {
+    this.#socket.end();
+  }
+
+  destroy(): void {
+    this.#socket.destroy();
+  }
+
+  #onData(chunk: Uint8Array, fds: readonly number[]): void {
+    const unowned = this.#framer.push(chunk, fds);
+    if (unowned.length > 0) closeFds(unowned);
+    if (this.#socket.closed) {
+      // Closed by a message's handler mid-chunk: the rest is nobody's.
+      closeFds(this.#framer.close().fds);
+      return;
+    }
+    const failure = this.#framer.error;
+    if (failure !== null && !this.#brokenTold) {
+      this.#brokenTold = true;
+      this.#socket.pause();
+      this.onBroken(failure);
+    }
+  }
+}
+
+/**
+ * A twin socket: a socketpair whose one end is a SocketTransport kept
+ * here, the other an fd for the peer (the caller sends it, then closes it).
+ */
+export function openTwinSocket(maxMessageSize: number): { twin: Transport; peerFd: number } {
+  const [ours, theirs] = socketPair();
+  let socket: UnixSocket;
+  try {
+    socket = new UnixSocket(ours);
+  } catch (err) {
+    closeFds([theirs]);
+    throw err;
+  }
+  return { twin: new SocketTransport(socket, { maxMessageSize }), peerFd: theirs };
+}

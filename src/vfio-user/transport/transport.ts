@@ -1,0 +1,80 @@
+/**
+ * The seam between a vfio-user session and whatever carries its messages,
+ * in the spirit of libvfio-user's tran.h: the session (session.ts, or the
+ * client's channel) knows messages, ordering and replies; a transport knows
+ * bytes, framing and fds. Two transports exist: SocketTransport (a UNIX
+ * stream socket, what clients really use) and MemoryTransport (messages
+ * handed in by code: tests, replays).
+ *
+ * The owner sets the callbacks right after making a transport, before
+ * anything can arrive (a transport delivers from I/O callbacks, never from
+ * its constructor).
+ */
+import type { VfioError } from '../../base/errors.js';
+import type { Frame, FramingError } from '../framer.js';
+
+export interface Transport {
+  /**
+   * A whole message, in stream order. `frame` and its body are valid only
+   * during the call, unless `hold()` is called in it; its fds are the
+   * receiver's from the call on (keep or close every one).
+   */
+  onMessage: (frame: Frame) => void;
+  /**
+   * The stream broke (a msg_size below the header or over the limit): no
+   * message follows. Called after every message before it was delivered.
+   */
+  onBroken: (failure: FramingError) => void;
+  /** Once, whatever closed the transport; `err` unless it closed cleanly. */
+  onClose: (err?: VfioError) => void;
+  /** Everything sent has left (pendingBytes went back to 0). */
+  onDrain: () => void;
+
+  /** True once closed, whoever closed it. */
+  readonly closed: boolean;
+  /** Bytes sent but not yet taken by the peer (or its kernel buffer). */
+  readonly pendingBytes: number;
+
+  /**
+   * Sends one message, `fds` with its first byte; they stay the caller's
+   * (the transport duplicates what it must keep). False, sending nothing,
+   * once closed or ending: a reply to a vanished peer is no error.
+   */
+  send(message: Uint8Array, fds?: readonly number[]): boolean;
+  /** send() of `head` then `body` as one message, without joining them first. */
+  send2(head: Uint8Array, body: Uint8Array, fds?: readonly number[]): boolean;
+
+  /**
+   * Stops reading (the peer's sends back up) until resume(). Messages of
+   * bytes already read may still be delivered.
+   */
+  pause(): void;
+  resume(): void;
+  /**
+   * Keeps the message being delivered valid after its callback returns,
+   * until release(): for a receiver still working on it asynchronously.
+   */
+  hold(): void;
+  release(): void;
+
+  /** The largest msg_size accepted from now on (header included). */
+  setMaxMessageSize(bytes: number): void;
+  /**
+   * Room for a reply of `bytes` to leave at once (a socket's SO_SNDBUF);
+   * best effort, nothing when the transport has no such buffer.
+   */
+  reserveSendRoom(bytes: number): void;
+
+  /**
+   * A second channel to the same peer for the server's own commands (the
+   * twin socket): the transport that stays here, and the fd to send the
+   * peer (the caller sends it, then closes it). Null when this transport
+   * cannot make one.
+   */
+  openTwin(): { twin: Transport; peerFd: number } | null;
+
+  /** Stops delivering, sends what is queued, then closes. */
+  end(): void;
+  /** Closes now; queued bytes are dropped, fds of unfinished messages closed. Idempotent. */
+  destroy(): void;
+}
