@@ -44,9 +44,14 @@ export interface MigrationInfo {
   maxStreamBytes: number;
 }
 
+/** How much of a stream's start migrationCheckStart sees at most. */
+const START_BYTES = 4096;
+
 /** A stream being read (saving) or written (resuming). */
 interface Session {
   kind: 'save' | 'resume';
+  /** resuming: the driver accepted the stream's start (migrationCheckStart) */
+  started: boolean;
   chunks: Uint8Array[];
   /** bytes held in chunks */
   bytes: number;
@@ -129,7 +134,9 @@ export class DeviceMigration {
 
   /**
    * MIG_DATA_WRITE: more of the stream being resumed. EINVAL outside
-   * RESUMING (or without migration), ENOSPC past maxStreamBytes.
+   * RESUMING (or without migration), ENOSPC past maxStreamBytes; the
+   * driver's errno when it refuses the stream's start (the stream written
+   * so far is discarded, the device stays RESUMING).
    */
   write(token: SetLockToken, data: Uint8Array): void {
     this.#assertLocked(token);
@@ -138,11 +145,32 @@ export class DeviceMigration {
     if (info === null || s?.kind !== 'resume' || this.#state !== MigState.RESUMING) {
       throw new VfioError('EINVAL', `${this.device.name}: migration data is written only while RESUMING, not in ${migStateName(this.#state)}`);
     }
+    if (!s.started) this.#checkStart(s, data);
     if (s.bytes + data.length > info.maxStreamBytes) {
       throw new VfioError('ENOSPC', `${this.device.name}: a migration stream of this device holds at most ${info.maxStreamBytes} bytes`);
     }
     s.chunks.push(data.slice());
     s.bytes += data.length;
+  }
+
+  /** Shows the driver the stream's first bytes (with `data`); a refusal discards the stream. */
+  #checkStart(s: Session, data: Uint8Array): void {
+    const head = new Uint8Array(Math.min(START_BYTES, s.bytes + data.length));
+    let at = 0;
+    for (const c of [...s.chunks, data]) {
+      if (at >= head.length) break;
+      const part = c.subarray(0, head.length - at);
+      head.set(part, at);
+      at += part.length;
+    }
+    try {
+      s.started = this.device.migrationCheckStart(head) || head.length === START_BYTES;
+    } catch (err) {
+      s.chunks = [];
+      s.bytes = 0;
+      if (err instanceof VfioError) throw new VfioError(err.code, `${this.device.name}: the migration stream was refused: ${err.message}`, { cause: err });
+      throw err;
+    }
   }
 
   /** VFIO_MIG_GET_PRECOPY_INFO: EINVAL outside PRE_COPY and PRE_COPY_P2P. */
@@ -195,16 +223,16 @@ export class DeviceMigration {
           await device.migrationLoad(stream);
         } catch (err) {
           if (err instanceof VfioError) {
-            this.#session = { kind: 'resume', chunks: [], bytes: 0, precopied: false, initialUnread: 0 };
+            this.#session = { kind: 'resume', started: false, chunks: [], bytes: 0, precopied: false, initialUnread: 0 };
             throw new VfioError(err.code, `${device.name}: the migration stream was refused: ${err.message}`, { cause: err });
           }
           throw err;
         }
         this.#session = null;
       } else if (next === MigState.RESUMING) {
-        this.#session = { kind: 'resume', chunks: [], bytes: 0, precopied: false, initialUnread: 0 };
+        this.#session = { kind: 'resume', started: false, chunks: [], bytes: 0, precopied: false, initialUnread: 0 };
       } else if (isSavingState(next) && !isSavingState(cur)) {
-        this.#session = { kind: 'save', chunks: [], bytes: 0, precopied: false, initialUnread: 0 };
+        this.#session = { kind: 'save', started: true, chunks: [], bytes: 0, precopied: false, initialUnread: 0 };
         if (next !== MigState.STOP_COPY) await this.#save('precopy');
       } else if (isSavingState(cur) && !isSavingState(next)) {
         this.#session = null;

@@ -223,6 +223,18 @@ export abstract class VfioDevice {
   }
 
   /**
+   * RESUMING: a first look at the stream being written (its first bytes,
+   * up to 4 KiB, after each write until this says yes): true once the start
+   * is acceptable, false to see more; a VfioError refuses the stream at
+   * once (the write fails, what was written is discarded). The default
+   * looks at nothing and leaves the judging to migrationLoad.
+   */
+  migrationCheckStart(head: Uint8Array): boolean {
+    void head;
+    return true;
+  }
+
+  /**
    * The device stops (into STOP, STOP_COPY or RESUMING): no interrupt, no
    * DMA, no change to its state of its own accord until migrationStart.
    * Region accesses still reach it. A throw puts the device in ERROR.

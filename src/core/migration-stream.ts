@@ -11,7 +11,8 @@
  * device kind (u8 length + ASCII, e.g. "mtty") and the kind's parameters
  * (e.g. its port count): a stream loads only into a device of the same kind
  * and parameters. The last is the end record (tag 0xffff) holding the
- * number of records before it. Each record carries the CRC-32 of its tag,
+ * number of records between the two (a writer that wrote only the header
+ * in an earlier stage counts the same). Each record carries the CRC-32 of its tag,
  * length and payload, so records can be written at different times (a
  * PRE_COPY stage, then STOP_COPY) and every one is checked on its own.
  *
@@ -68,7 +69,7 @@ export class MigStreamWriter {
     const tail = new Uint8Array(RECORD_TAIL);
     new DataView(tail.buffer).setUint32(0, crc32(payload, crc32(head)), true);
     this.#parts.push(head, payload, tail);
-    if (tag !== END_TAG) this.#records++;
+    if (tag !== END_TAG && tag !== HEADER_TAG) this.#records++;
     return this;
   }
 
@@ -141,7 +142,7 @@ export function readMigStream(stream: Uint8Array, expect: MigStreamExpectation):
       checkHeader(payload, expect);
     } else if (tag === END_TAG) {
       const n = new FieldReader(payload, 'end record').u32();
-      if (n !== count) throw new VfioError('EBADMSG', `the ${what} is damaged: its end counts ${n} records, ${count} came`);
+      if (n !== count - 1) throw new VfioError('EBADMSG', `the ${what} is damaged: its end counts ${n} records, ${count - 1} came`);
       if (at !== stream.length) throw new VfioError('EBADMSG', `the ${what} is damaged: ${stream.length - at} bytes follow its end`);
       return records;
     } else {
@@ -154,7 +155,31 @@ export function readMigStream(stream: Uint8Array, expect: MigStreamExpectation):
   }
 }
 
-function checkHeader(payload: Uint8Array, expect: MigStreamExpectation): void {
+/**
+ * An early look at the start of a stream being written: false while the
+ * magic and header are not all there yet, true once they are and fit
+ * `expect`; the errnos of readMigStream otherwise. Lets a device refuse a
+ * foreign stream at its first bytes rather than at its end.
+ */
+export function checkMigStreamStart(head: Uint8Array, expect: Omit<MigStreamExpectation, 'tags'>): boolean {
+  const what = `${expect.kind} migration stream`;
+  const magic = Math.min(head.length, MIG_STREAM_MAGIC.length);
+  if (!MIG_STREAM_MAGIC.subarray(0, magic).every((b, i) => head[i] === b)) throw new VfioError('EBADMSG', 'not a uvfio migration stream (bad magic)');
+  const at = MIG_STREAM_MAGIC.length;
+  if (head.length < at + RECORD_HEAD) return false;
+  const view = new DataView(head.buffer, head.byteOffset + at);
+  const length = view.getUint32(4, true);
+  if (head.length < at + RECORD_HEAD + length + RECORD_TAIL) return false;
+  const payload = head.subarray(at + RECORD_HEAD, at + RECORD_HEAD + length);
+  const crc = new DataView(head.buffer, head.byteOffset + at + RECORD_HEAD + length).getUint32(0, true);
+  if (view.getUint16(0, true) !== HEADER_TAG || view.getUint16(2, true) !== 0 || crc32(payload, crc32(head.subarray(at, at + RECORD_HEAD))) !== crc) {
+    throw new VfioError('EBADMSG', `the ${what} is damaged: its header is not one`);
+  }
+  checkHeader(payload, expect);
+  return true;
+}
+
+function checkHeader(payload: Uint8Array, expect: Omit<MigStreamExpectation, 'tags'>): void {
   const r = new FieldReader(payload, 'header');
   const major = r.u16();
   const minor = r.u16();

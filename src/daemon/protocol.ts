@@ -118,6 +118,15 @@ export interface ControlOps {
     args: { uuid: string; path: string };
     result: { plane: { format: string; width: number; height: number; stride: number; offset: number } };
   };
+  migrate: {
+    /**
+     * `socket`: the destination device's vfio-user socket (absolute), of
+     * the same type; `precopyRounds`: PRE_COPY rounds while the source runs.
+     */
+    args: { uuid: string; socket: string; precopyRounds?: number };
+    /** Bytes moved before and after the source stopped; its downtime and the whole move, in ms. */
+    result: { precopyBytes: number; stopCopyBytes: number; precopyRounds: number; downtimeMs: number; totalMs: number };
+  };
   modify: {
     args: {
       uuid: string;
@@ -141,7 +150,7 @@ export type ResultOf<O extends ControlOp> = ControlOps[O]['result'];
 /** The events an operation may send before its response (never, for most). */
 export type EventOf<O extends ControlOp> = ControlOps[O] extends { event: infer E } ? E : never;
 
-export const CONTROL_OPS: readonly ControlOp[] = ['ping', 'types', 'list', 'define', 'undefine', 'start', 'stop', 'modify', 'screenshot'];
+export const CONTROL_OPS: readonly ControlOp[] = ['ping', 'types', 'list', 'define', 'undefine', 'start', 'stop', 'modify', 'screenshot', 'migrate'];
 
 export interface ControlRequest<O extends ControlOp = ControlOp> {
   v: number;

@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { isAbsolute } from 'node:path';
 import { VfioError } from '../base/errors.js';
 import { screenshotDevice } from '../drivers/display/find-display.js';
+import { migrateDevice } from './migrate.js';
 import type { MdevBus, MdevDevice, MdevParent, MdevType } from '../mdev/index.js';
 import { normalizeUuid } from '../mdev/uuid.js';
 import { checkArgs, type ArgSpec } from './args.js';
@@ -53,6 +54,7 @@ const SPECS: Record<Exclude<ControlOp, 'ping'>, ArgSpec> = {
   start: { uuid: 'string?', parent: 'string?', type: 'string?', config: 'object?' },
   stop: { uuid: 'string', timeoutMs: 'index?', force: 'boolean?' },
   screenshot: { uuid: 'string', path: 'string' },
+  migrate: { uuid: 'string', socket: 'string', precopyRounds: 'index?' },
   modify: {
     uuid: 'string',
     parent: 'string?',
@@ -104,7 +106,22 @@ export class MdevService {
         return this.modify(a);
       case 'screenshot':
         return this.screenshot(a);
+      case 'migrate':
+        return this.migrate(a);
     }
+  }
+
+  /**
+   * Moves a running device's state into the vfio-user device at `socket`
+   * (see migrate.ts): ENODEV when it is not running, ENOTTY when it cannot
+   * migrate, the destination's errno when it refuses the stream.
+   */
+  async migrate(a: ArgsOf<'migrate'>): Promise<ResultOf<'migrate'>> {
+    const uuid = normalizeUuid(a.uuid);
+    if (!this.bus.device(uuid)) throw new VfioError('ENODEV', `${uuid} is not running`);
+    const stats = await migrateDevice(this.bus.core, { uuid, socket: a.socket, precopyRounds: a.precopyRounds });
+    this.log?.info('device state migrated', { uuid, to: a.socket, ...stats });
+    return { ...stats };
   }
 
   /**

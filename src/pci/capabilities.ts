@@ -143,6 +143,12 @@ export class PmCapability {
     return this.#state;
   }
 
+  /** Takes the power state from PMCSR again (after config space was restored wholesale). */
+  syncFromConfig(): void {
+    const want = (this.#cs.getU16(this.offset + PCI_PM.CTRL) & PCI_PM.CTRL_STATE_MASK) as PowerState;
+    this.#state = this.#supported.has(want) ? want : 0;
+  }
+
   /** Back to D0, as after a function reset. */
   reset(): void {
     this.#state = 0;
@@ -246,6 +252,11 @@ export class MsiCapability {
   /** Length of the structure in config space. */
   get length(): number {
     return this.#layout.length;
+  }
+
+  /** Config offset of the pending bits the function sets (-1 without per-vector masking). */
+  get pendingOffset(): number {
+    return this.perVectorMask ? this.offset + this.#layout.pending : -1;
   }
 
   /** The MSI Enable bit of message control. */

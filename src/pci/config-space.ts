@@ -231,6 +231,29 @@ export class ConfigSpace {
     this.#value.set(saved);
   }
 
+  /**
+   * Checks that `saved` (from saveState(), maybe another process's) could
+   * have come from this function: every bit software cannot write is as it
+   * is here, except the bits the function itself drives, listed in
+   * `deviceDriven` as [offset, size, mask]. EINVAL otherwise, naming the
+   * first offset that differs. Nothing changes: restoreState() applies it.
+   */
+  checkState(saved: Uint8Array, deviceDriven: ReadonlyArray<readonly [number, AccessSize, number]> = []): void {
+    if (saved.length !== this.size) {
+      throw new VfioError('EINVAL', `saved config state has ${saved.length} bytes, the space has ${this.size}`);
+    }
+    const free = new Uint8Array(this.size);
+    for (const [offset, size, mask] of deviceDriven) {
+      for (let i = 0; i < size; i++) free[offset + i]! |= (mask >>> (8 * i)) & 0xff;
+    }
+    for (let at = 0; at < this.size; at++) {
+      const fixed = ~(this.#rw[at]! | this.#rw1c[at]! | free[at]!) & 0xff;
+      if (((saved[at]! ^ this.#value[at]!) & fixed) !== 0) {
+        throw new VfioError('EINVAL', `saved config state differs at 0x${at.toString(16)} in bits software cannot write: another function's`);
+      }
+    }
+  }
+
   /** The RW mask of a register (tests and dumps). */
   writableMask(offset: number, size: AccessSize): number {
     this.#checkRange(offset, size);

@@ -62,6 +62,8 @@ export class PciInterrupts {
   #latched = false;
   /** VFIO's INTx mask: set on every signal, cleared by the client's UNMASK. */
   #intxMasked = false;
+  /** While paused (the device is stopped for migration): what would have been signalled. */
+  #held: Set<number> | null = null;
 
   constructor(sources: InterruptSources) {
     this.#cs = sources.config;
@@ -256,6 +258,31 @@ export class PciInterrupts {
     }
   }
 
+  /**
+   * The device stops (migration STOP): from now on INTx, MSI and MSI-X
+   * signals are held, each at most once, instead of sent. ERR and REQ are
+   * the host's and still go out.
+   */
+  pause(): void {
+    this.#held ??= new Set();
+  }
+
+  /**
+   * The device runs again: what was held is sent (to the triggers attached
+   * now), and an INTx line that is high is signalled if it may be.
+   */
+  resume(): void {
+    const held = this.#held;
+    this.#held = null;
+    for (const key of held ?? []) this.#signal((key >>> 16) as IrqIndex, key & 0xffff);
+    this.#refreshIntx();
+  }
+
+  /** True between pause() and resume(). */
+  get paused(): boolean {
+    return this.#held !== null;
+  }
+
   /** Asks the client to release the device (REQ). Returns whether anyone was told. */
   signalRequest(): boolean {
     return this.#signal(PciIrq.REQ, 0);
@@ -275,6 +302,7 @@ export class PciInterrupts {
   reset(): void {
     this.#level = false;
     this.#latched = false;
+    this.#held?.clear();
     const slots = this.#triggers[this.#active ?? PciIrq.INTX]!;
     if (this.#active === PciIrq.MSI) {
       let granted = 0;
@@ -309,6 +337,10 @@ export class PciInterrupts {
   #signal(index: IrqIndex, vector: number): boolean {
     const n = this.#triggers[index]![vector];
     if (!n || n.closed) return false;
+    if (this.#held !== null && index <= PciIrq.MSIX) {
+      this.#held.add((index << 16) | vector);
+      return true;
+    }
     n.signal();
     return true;
   }

@@ -70,6 +70,34 @@ export class MsixTable {
     this.#functionMasked = false;
   }
 
+  /** The table and the PBA, for migration: restoreState() takes it back. */
+  saveState(): Uint8Array {
+    const out = new Uint8Array(this.tableSize + this.pbaSize);
+    out.set(this.#table);
+    out.set(this.#pba, this.tableSize);
+    return out;
+  }
+
+  /**
+   * Puts back saveState()'s bytes: table bits through the masks software
+   * writes with, PBA bits only for vectors that exist. EINVAL for another
+   * size. The function mask is the capability's to set.
+   */
+  restoreState(saved: Uint8Array): void {
+    if (saved.length !== this.tableSize + this.pbaSize) {
+      throw new VfioError('EINVAL', `saved MSI-X state has ${saved.length} bytes, this table and PBA have ${this.tableSize + this.pbaSize}`);
+    }
+    for (let at = 0; at < this.tableSize; at++) {
+      const rw = ENTRY_RW[at % MSIX_ENTRY.SIZE]!;
+      this.#table[at] = saved[at]! & rw;
+    }
+    for (let i = 0; i < this.pbaSize; i++) {
+      const first = i * 8;
+      const valid = first >= this.vectors ? 0 : this.vectors - first >= 8 ? 0xff : (1 << (this.vectors - first)) - 1;
+      this.#pba[i] = saved[this.tableSize + i]! & valid;
+    }
+  }
+
   // ---- software view (BAR accesses) --------------------------------------
 
   /** Reads table bytes at `offset` from the start of the table. */

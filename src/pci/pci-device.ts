@@ -19,6 +19,8 @@
  */
 
 import { VfioDevice, type DeviceOptions, type RegionMmap } from '../core/device.js';
+import type { MigrationInfo } from '../core/device-migration.js';
+import { checkMigStreamStart, FieldReader, FieldWriter, MigStreamWriter, readMigStream } from '../core/migration-stream.js';
 import { VfioError } from '../base/errors.js';
 import {
   DeviceFlags,
@@ -44,8 +46,23 @@ import {
   type PmCapability,
   type PmOptions,
 } from './capabilities.js';
-import { ConfigSpace, type Type0HeaderOptions } from './config-space.js';
+import { ConfigSpace, PCI_HEADER, PCI_STATUS, type Type0HeaderOptions } from './config-space.js';
 import { PciInterrupts } from './interrupts.js';
+
+/** Record tag of the function's own state in a migration stream (drivers use 16 and up). */
+export const PCI_FUNCTION_RECORD = 2;
+
+/** What a migrating driver declares (VfioPciDevice.migrationSpec). */
+export interface PciMigrationSpec extends MigrationInfo {
+  /** the stream's device kind ("mtty") */
+  kind: string;
+  major: number;
+  minor: number;
+  /** the type's parameters: a stream loads only where they are equal */
+  params: Uint8Array;
+  /** the driver's record tags (16 and up) */
+  tags: readonly number[];
+}
 
 /** Granularity of what a client can mmap: MSI-X pages are cut out at this size. */
 const PAGE_SIZE = 4096;
@@ -281,6 +298,116 @@ export abstract class VfioPciDevice extends VfioDevice {
       this.#onRelease = undefined;
       done?.();
     }
+  }
+
+  // ---- migration v2 -----------------------------------------------------------
+
+  /**
+   * What the driver's migration streams are (kind, version, the type's
+   * parameters, its record tags) and what it migrates (flags, the largest
+   * stream); null, the default, when it does not migrate.
+   */
+  protected migrationSpec(): PciMigrationSpec | null {
+    return null;
+  }
+
+  /** Appends the driver's records to a STOP_COPY stream (the function's own state is saved already). */
+  protected saveMigrationRecords(w: MigStreamWriter): void {
+    void w;
+  }
+
+  /**
+   * Decodes and checks the driver's records of a stream (anything wrong:
+   * a VfioError) and returns what applies them. Nothing may change before
+   * the returned function runs.
+   */
+  protected loadMigrationRecords(records: ReadonlyMap<number, Uint8Array>): () => void {
+    void records;
+    return () => {};
+  }
+
+  override migrationInfo(): MigrationInfo | null {
+    const spec = this.migrationSpec();
+    return spec && { flags: spec.flags, maxStreamBytes: spec.maxStreamBytes };
+  }
+
+  /**
+   * The stream: header (PRE_COPY's stage, or the start of STOP_COPY's),
+   * then the function's state (config space, MSI-X table and PBA), the
+   * driver's records and the end.
+   */
+  override migrationSave(stage: 'precopy' | 'stop-copy', precopied: boolean): Uint8Array {
+    const spec = this.#spec();
+    const w = new MigStreamWriter();
+    if (stage === 'precopy' || !precopied) w.begin(spec);
+    if (stage === 'precopy') return w.take();
+    w.record(PCI_FUNCTION_RECORD, this.#saveFunction());
+    this.saveMigrationRecords(w);
+    return w.end().take();
+  }
+
+  /** Checks the whole stream, then applies the function's state and the driver's records. */
+  override migrationLoad(stream: Uint8Array): void {
+    const spec = this.#spec();
+    const records = readMigStream(stream, { ...spec, tags: [PCI_FUNCTION_RECORD, ...spec.tags] });
+    const fn = records.get(PCI_FUNCTION_RECORD);
+    if (fn === undefined) throw new VfioError('EBADMSG', `the ${spec.kind} migration stream has no PCI function record`);
+    const applyFunction = this.#checkFunction(fn);
+    const applyDriver = this.loadMigrationRecords(records);
+    applyFunction();
+    applyDriver();
+  }
+
+  /** A stream of another kind, version or type is refused at its header. */
+  override migrationCheckStart(head: Uint8Array): boolean {
+    return checkMigStreamStart(head, this.#spec());
+  }
+
+  /** Interrupts are held while stopped (see PciInterrupts.pause). */
+  override migrationStop(): void {
+    this.irqs.pause();
+  }
+
+  /** Held interrupts go out; a line high after a load is signalled. */
+  override migrationStart(): void {
+    this.irqs.resume();
+  }
+
+  #spec(): PciMigrationSpec {
+    const spec = this.migrationSpec();
+    if (spec === null) throw new VfioError('ENOTTY', `${this.name}: this device does not migrate`);
+    return spec;
+  }
+
+  #saveFunction(): Uint8Array {
+    const w = new FieldWriter();
+    const config = this.config.saveState();
+    w.u32(config.length).bytes(config);
+    const msix = this.msix?.table.saveState() ?? new Uint8Array(0);
+    w.u32(msix.length).bytes(msix);
+    return w.take();
+  }
+
+  /** The function's record, checked against this function; returns what applies it. */
+  #checkFunction(payload: Uint8Array): () => void {
+    const r = new FieldReader(payload, 'PCI function');
+    const config = r.bytes(r.u32());
+    const msix = r.bytes(r.u32());
+    r.done();
+    // Bits the function drives itself may differ: interrupt status, MSI pending bits.
+    const driven: Array<[number, 1 | 2 | 4, number]> = [[PCI_HEADER.STATUS, 2, PCI_STATUS.INTERRUPT]];
+    if (this.msi && this.msi.pendingOffset >= 0) driven.push([this.msi.pendingOffset, 4, 0xffffffff]);
+    this.config.checkState(config, driven);
+    const msixSize = this.msix ? this.msix.table.tableSize + this.msix.table.pbaSize : 0;
+    if (msix.length !== msixSize) throw new VfioError('EINVAL', `the stream's MSI-X state has ${msix.length} bytes, this function's ${msixSize}`);
+    return () => {
+      this.config.restoreState(config);
+      if (this.msix) {
+        this.msix.table.restoreState(msix);
+        this.msix.table.functionMasked = this.msix.functionMasked;
+      }
+      this.pm?.syncFromConfig();
+    };
   }
 
   // ---- internals ------------------------------------------------------------

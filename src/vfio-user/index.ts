@@ -49,6 +49,7 @@ export * from './serializer.js';
 export * from './feature-data.js';
 export {
   clientPeer,
+  filePeer,
   dmaLoggingReport,
   migrate,
   migrationFlags,

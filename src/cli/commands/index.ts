@@ -5,6 +5,7 @@ import { daemonCommand } from './daemon.js';
 import { defineCommand } from './define.js';
 import { helpCommand } from './help.js';
 import { listCommand } from './list.js';
+import { migrateCommand } from './migrate.js';
 import { modifyCommand } from './modify.js';
 import { screenshotCommand } from './screenshot.js';
 import { startCommand } from './start.js';
@@ -22,6 +23,7 @@ const verbs: Command[] = [
   stopCommand,
   modifyCommand,
   screenshotCommand,
+  migrateCommand,
 ];
 verbs.push(helpCommand(verbs), completionCommand(verbs));
 

@@ -84,6 +84,26 @@ export class DispiRegisters {
     this.#regs[DISPI_INDEX.VIDEO_MEMORY_64K] = this.memoryBytes / 0x10000;
   }
 
+  /** The eleven registers as stored, for migration. */
+  saveState(): Uint16Array {
+    return this.#regs.slice();
+  }
+
+  /**
+   * Takes registers saveState() gave, after checking them: eleven of them,
+   * an interface version the guest could have written, this adapter's
+   * video memory size (EBADMSG otherwise, EINVAL for another size).
+   */
+  restoreState(regs: Uint16Array): void {
+    if (regs.length !== DISPI_REGISTER_COUNT) throw new VfioError('EBADMSG', `dispi state has ${regs.length} registers, not ${DISPI_REGISTER_COUNT}`);
+    const id = regs[DISPI_INDEX.ID]!;
+    if (id < DISPI_ID0 || id > DISPI_ID5) throw new VfioError('EBADMSG', `dispi state has interface version 0x${id.toString(16)}`);
+    if (regs[DISPI_INDEX.VIDEO_MEMORY_64K] !== this.memoryBytes / 0x10000) {
+      throw new VfioError('EINVAL', `dispi state is of an adapter with ${regs[DISPI_INDEX.VIDEO_MEMORY_64K]! * 64} KiB of video memory, not ${this.memoryBytes / 1024}`);
+    }
+    this.#regs.set(regs);
+  }
+
   /** Register `index` as the guest reads it; 0 beyond the file. */
   read(index: number): number {
     if (!Number.isInteger(index) || index < 0 || index >= DISPI_REGISTER_COUNT) return 0;

@@ -46,6 +46,13 @@ export interface EdidRegionOptions {
 }
 
 /** The EDID region's registers and blob: the host writes them, the guest reads the blob. */
+/** An EDID region's state: the whole blob, its size, the link state. */
+export interface EdidState {
+  blob: Uint8Array;
+  size: number;
+  link: number;
+}
+
 export class EdidRegion {
   readonly maxWidth: number;
   readonly maxHeight: number;
@@ -79,6 +86,26 @@ export class EdidRegion {
   /** The current blob (edid_size bytes of it). */
   get edid(): Uint8Array {
     return this.#blob.slice(0, this.#size);
+  }
+
+  /** What the host set (blob, its size, the link), for migration. */
+  saveState(): EdidState {
+    return { blob: this.#blob.slice(), size: this.#size, link: this.#link };
+  }
+
+  /** EBADMSG unless `s` is a state this region can be in. */
+  static checkState(s: EdidState): void {
+    if (s.blob.length !== EDID_BLOB_MAX) throw new VfioError('EBADMSG', `an EDID state has a ${s.blob.length}-byte blob, not ${EDID_BLOB_MAX}`);
+    if (!Number.isInteger(s.size) || s.size < 0 || s.size > EDID_BLOB_MAX) throw new VfioError('EBADMSG', `an EDID state has size ${s.size}`);
+    if (s.link !== LINK_STATE.UP && s.link !== LINK_STATE.DOWN) throw new VfioError('EBADMSG', `an EDID state has link state ${s.link}`);
+  }
+
+  /** Becomes `s` (checked first). */
+  restoreState(s: EdidState): void {
+    EdidRegion.checkState(s);
+    this.#blob.set(s.blob);
+    this.#size = s.size;
+    this.#link = s.link;
   }
 
   /** A host read of the region (VFIO region read). */

@@ -18,9 +18,10 @@
  */
 import type { DeviceOptions } from '../../core/device.js';
 import { VfioError } from '../../base/errors.js';
-import { PciRegion, RegionFlags, RegionType, type DeviceInfo, type RegionInfo } from '../../base/uapi.js';
+import { MigrationFlags, PciRegion, RegionFlags, RegionType, type DeviceInfo, type RegionInfo } from '../../base/uapi.js';
+import { FieldReader, FieldWriter, type MigStreamWriter } from '../../core/migration-stream.js';
 import type { MappedMemory } from '../../native/memory.js';
-import { VfioPciDevice } from '../../pci/pci-device.js';
+import { VfioPciDevice, type PciMigrationSpec } from '../../pci/pci-device.js';
 import type { DisplaySource } from '../display/display-source.js';
 import { offerFramebuffer } from '../display/framebuffer-region.js';
 import type { DisplayPlane } from '../display/plane.js';
@@ -41,6 +42,9 @@ const MBOCHS_PCI = {
 const MBOCHS_MMIO_SIZE = 4096;
 /** Region index of the EDID region: the first after the nine of vfio-pci. */
 export const MBOCHS_EDID_REGION = PciRegion.NUM;
+
+/** The mbochs migration stream: version, record tags, room for what is not video memory. */
+export const MBOCHS_STREAM = { MAJOR: 1, MINOR: 0, DISPI: 16, EDID: 17, VRAM: 18, OVERHEAD: 64 * 1024 } as const;
 
 /** The mode the generated EDID prefers, when the type allows it. */
 const PREFERRED = { width: 1024, height: 768 };
@@ -164,6 +168,60 @@ export class MbochsDevice extends VfioPciDevice implements DisplaySource {
 
   protected override resetFunction(): void {
     this.dispi.reset();
+  }
+
+  // ---- migration: STOP_COPY of dispi registers, EDID and video memory --------
+  // The stream's parameters are the type's size (video memory, largest
+  // mode): a stream of another type is refused. The plane follows from the
+  // dispi registers.
+
+  protected override migrationSpec(): PciMigrationSpec {
+    return {
+      kind: 'mbochs',
+      major: MBOCHS_STREAM.MAJOR,
+      minor: MBOCHS_STREAM.MINOR,
+      params: new FieldWriter().u64(this.memoryBytes).u32(this.edid.maxWidth).u32(this.edid.maxHeight).take(),
+      tags: [MBOCHS_STREAM.DISPI, MBOCHS_STREAM.EDID, MBOCHS_STREAM.VRAM],
+      flags: MigrationFlags.STOP_COPY,
+      maxStreamBytes: this.#vram.bytes.length + MBOCHS_STREAM.OVERHEAD,
+    };
+  }
+
+  protected override saveMigrationRecords(w: MigStreamWriter): void {
+    const regs = this.dispi.saveState();
+    const d = new FieldWriter();
+    for (const r of regs) d.u16(r);
+    const e = this.edid.saveState();
+    w.record(MBOCHS_STREAM.DISPI, d.take());
+    w.record(MBOCHS_STREAM.EDID, new FieldWriter().u32(e.size).u32(e.link).bytes(e.blob).take());
+    w.record(MBOCHS_STREAM.VRAM, this.#vram.bytes.slice());
+  }
+
+  protected override loadMigrationRecords(records: ReadonlyMap<number, Uint8Array>): () => void {
+    const need = (tag: number, what: string): Uint8Array => {
+      const r = records.get(tag);
+      if (r === undefined) throw new VfioError('EBADMSG', `the mbochs migration stream has no ${what}`);
+      return r;
+    };
+    const d = new FieldReader(need(MBOCHS_STREAM.DISPI, 'dispi registers'), 'mbochs dispi');
+    const regs = Uint16Array.from({ length: DISPI_MMIO_SIZE / 2 }, () => d.u16());
+    d.done();
+    const e = new FieldReader(need(MBOCHS_STREAM.EDID, 'EDID'), 'mbochs EDID');
+    const edid = { size: e.u32(), link: e.u32(), blob: e.bytes(EDID_BLOB_MAX) };
+    e.done();
+    EdidRegion.checkState(edid);
+    const vram = need(MBOCHS_STREAM.VRAM, 'video memory');
+    if (vram.length !== this.#vram.bytes.length) {
+      throw new VfioError('EBADMSG', `the mbochs migration stream has ${vram.length} bytes of video memory, this adapter ${this.#vram.bytes.length}`);
+    }
+    // The dispi check may refuse (another adapter's registers): before anything changes.
+    const probe = new DispiRegisters({ memoryBytes: this.memoryBytes, maxWidth: this.dispi.maxWidth, maxHeight: this.dispi.maxHeight });
+    probe.restoreState(regs);
+    return () => {
+      this.dispi.restoreState(regs);
+      this.edid.restoreState(edid);
+      this.#vram.bytes.set(vram);
+    };
   }
 }
 

@@ -15,9 +15,10 @@
  */
 import type { DeviceOptions } from '../../core/device.js';
 import { VfioError } from '../../base/errors.js';
-import { PciRegion, type RegionInfo } from '../../base/uapi.js';
+import { MigrationFlags, PciRegion, type RegionInfo } from '../../base/uapi.js';
+import { FieldWriter, type MigStreamWriter } from '../../core/migration-stream.js';
 import type { MappedMemory } from '../../native/memory.js';
-import { VfioPciDevice } from '../../pci/pci-device.js';
+import { VfioPciDevice, type PciMigrationSpec } from '../../pci/pci-device.js';
 import type { DisplaySource } from '../display/display-source.js';
 import { offerFramebuffer } from '../display/framebuffer-region.js';
 import { bytesPerPixel, drmFormatOf, type DisplayPlane } from '../display/plane.js';
@@ -41,6 +42,9 @@ export const MDPY_VENDORCAP = {
   WIDTH: 0x48,
   HEIGHT: 0x4c,
 } as const;
+
+/** The mdpy migration stream: version, record tag, room for what is not the framebuffer. */
+export const MDPY_STREAM = { MAJOR: 1, MINOR: 0, FRAMEBUFFER: 16, OVERHEAD: 64 * 1024 } as const;
 
 const FORMAT = 'XRGB8888';
 const MAX_DIMENSION = 8192;
@@ -103,6 +107,36 @@ export class MdpyDevice extends VfioPciDevice implements DisplaySource {
 
   protected override resetFunction(): void {
     this.#paintRamp();
+  }
+
+  // ---- migration: STOP_COPY of the framebuffer ------------------------------
+  // The mode is the type's (checked through the stream's parameters) and the
+  // vendor capability read-only config space (checked with the function's
+  // state); what moves is the function's state and the framebuffer.
+
+  protected override migrationSpec(): PciMigrationSpec {
+    return {
+      kind: 'mdpy',
+      major: MDPY_STREAM.MAJOR,
+      minor: MDPY_STREAM.MINOR,
+      params: new FieldWriter().u32(this.width).u32(this.height).take(),
+      tags: [MDPY_STREAM.FRAMEBUFFER],
+      flags: MigrationFlags.STOP_COPY,
+      maxStreamBytes: this.#fb.bytes.length + MDPY_STREAM.OVERHEAD,
+    };
+  }
+
+  protected override saveMigrationRecords(w: MigStreamWriter): void {
+    w.record(MDPY_STREAM.FRAMEBUFFER, this.#fb.bytes.slice());
+  }
+
+  protected override loadMigrationRecords(records: ReadonlyMap<number, Uint8Array>): () => void {
+    const fb = records.get(MDPY_STREAM.FRAMEBUFFER);
+    if (fb === undefined) throw new VfioError('EBADMSG', 'the mdpy migration stream has no framebuffer');
+    if (fb.length !== this.#fb.bytes.length) {
+      throw new VfioError('EBADMSG', `the mdpy migration stream's framebuffer has ${fb.length} bytes, BAR0 ${this.#fb.bytes.length}`);
+    }
+    return () => this.#fb.bytes.set(fb);
   }
 
   /** Line y gets grey level y * 255 / height in every byte (mdpy_reset). */

@@ -21,8 +21,10 @@
 
 import type { DeviceOptions } from '../../core/device.js';
 import { VfioError } from '../../base/errors.js';
-import { VfioPciDevice } from '../../pci/pci-device.js';
-import { UART_REG_COUNT, Uart16550 } from './uart.js';
+import { MigrationFlags } from '../../base/uapi.js';
+import { FieldReader, FieldWriter, type MigStreamWriter } from '../../core/migration-stream.js';
+import { VfioPciDevice, type PciMigrationSpec } from '../../pci/pci-device.js';
+import { UART_FIFO_SIZE, UART_REG_COUNT, Uart16550, type UartState } from './uart.js';
 
 /** The card's identity in config space. */
 const MTTY_PCI = {
@@ -88,6 +90,52 @@ export class MttyDevice extends VfioPciDevice {
     for (let i = 0; i < src.length; i++) uart.write(offset + i, src[i]!);
   }
 
+  // ---- migration: STOP_COPY, P2P and PRE_COPY, as the kernel's mtty ---------
+  //
+  // PRE_COPY sends the header (kind, version, port count) while the card
+  // runs; STOP_COPY the function's state and every UART's registers,
+  // divisor, FIFO and trigger level. A stream of another kind, version or
+  // port count is refused before anything changes; a loaded UART that
+  // asserts its interrupt raises it once the card runs again.
+
+  protected override migrationSpec(): PciMigrationSpec {
+    return {
+      kind: 'mtty',
+      major: MTTY_STREAM.MAJOR,
+      minor: MTTY_STREAM.MINOR,
+      params: new FieldWriter().u32(this.uarts.length).take(),
+      tags: [MTTY_STREAM.UARTS],
+      flags: MigrationFlags.STOP_COPY | MigrationFlags.P2P | MigrationFlags.PRE_COPY,
+      maxStreamBytes: MTTY_STREAM.MAX_BYTES,
+    };
+  }
+
+  protected override saveMigrationRecords(w: MigStreamWriter): void {
+    const f = new FieldWriter().u8(this.uarts.length);
+    for (const uart of this.uarts) writeUart(f, uart.saveState());
+    w.record(MTTY_STREAM.UARTS, f.take());
+  }
+
+  protected override loadMigrationRecords(records: ReadonlyMap<number, Uint8Array>): () => void {
+    const payload = records.get(MTTY_STREAM.UARTS);
+    if (payload === undefined) throw new VfioError('EBADMSG', 'the mtty migration stream has no UART record');
+    const r = new FieldReader(payload, 'mtty UART');
+    const n = r.u8();
+    if (n !== this.uarts.length) throw new VfioError('EINVAL', `the mtty migration stream holds ${n} UARTs, this card has ${this.uarts.length}`);
+    const states = this.uarts.map(() => readUart(r));
+    r.done();
+    for (const s of states) Uart16550.checkState(s);
+    return () => {
+      this.#resetting = true; // one settle of the line for the whole card, as at reset
+      try {
+        this.uarts.forEach((uart, i) => uart.restoreState(states[i]!));
+      } finally {
+        this.#resetting = false;
+      }
+      this.#updateLine();
+    };
+  }
+
   protected override resetFunction(): void {
     // The library has dropped the line already. Were it to follow each port
     // as it resets, a port not yet reset and still asserting would raise it
@@ -105,6 +153,52 @@ export class MttyDevice extends VfioPciDevice {
     if (this.#resetting) return;
     this.irqs.setLevel(this.uarts.some((u) => u.interruptAsserted));
   }
+}
+
+/** The mtty migration stream: version, record tag, size bound. */
+export const MTTY_STREAM = {
+  MAJOR: 1,
+  MINOR: 0,
+  /** record: u8 port count, then each UART (see writeUart) */
+  UARTS: 16,
+  /** far above the real size (config space + two UARTs, under 1 KiB) */
+  MAX_BYTES: 64 * 1024,
+} as const;
+
+const UART_FLAG = { FIFO_ENABLED: 1, OVERRUN: 2, THR_EMPTY_PENDING: 4 } as const;
+
+/** u8 FIFO count, 16 FIFO bytes, RBR IER LCR MCR SCR, u16 divisor, u8 flags, trigger, MSR inputs, deltas. */
+function writeUart(f: FieldWriter, s: UartState): void {
+  const fifo = new Uint8Array(UART_FIFO_SIZE);
+  fifo.set(s.fifo);
+  f.u8(s.fifo.length).bytes(fifo).u8(s.rbr).u8(s.ier).u8(s.lcr).u8(s.mcr).u8(s.scr).u16(s.divisor);
+  f.u8((s.fifoEnabled ? UART_FLAG.FIFO_ENABLED : 0) | (s.overrun ? UART_FLAG.OVERRUN : 0) | (s.thrEmptyPending ? UART_FLAG.THR_EMPTY_PENDING : 0));
+  f.u8(s.trigger).u8(s.msrInputs).u8(s.msrDeltas);
+}
+
+function readUart(r: FieldReader): UartState {
+  const count = r.u8();
+  const fifo = r.bytes(UART_FIFO_SIZE);
+  if (count > UART_FIFO_SIZE) throw new VfioError('EBADMSG', `a UART record holds ${count} FIFO bytes, a FIFO has ${UART_FIFO_SIZE}`);
+  const [rbr, ier, lcr, mcr, scr] = [r.u8(), r.u8(), r.u8(), r.u8(), r.u8()];
+  const divisor = r.u16();
+  const flags = r.u8();
+  if ((flags & ~7) !== 0) throw new VfioError('EBADMSG', `a UART record has unknown flags 0x${flags.toString(16)}`);
+  return {
+    fifo: fifo.slice(0, count),
+    rbr,
+    ier,
+    lcr,
+    mcr,
+    scr,
+    divisor,
+    fifoEnabled: (flags & UART_FLAG.FIFO_ENABLED) !== 0,
+    overrun: (flags & UART_FLAG.OVERRUN) !== 0,
+    thrEmptyPending: (flags & UART_FLAG.THR_EMPTY_PENDING) !== 0,
+    trigger: r.u8(),
+    msrInputs: r.u8(),
+    msrDeltas: r.u8(),
+  };
 }
 
 /** A plain mtty card, for serving without the mdev bus (tests, e2e). */

@@ -85,6 +85,29 @@ const CABLE_INPUTS = UART_MSR.DCD | UART_MSR.DSR | UART_MSR.CTS;
 /** Divisor after power-on: 9600 baud from the usual 1.8432 MHz clock. */
 const RESET_DIVISOR = 12;
 
+/**
+ * Everything a UART holds, as migration saves it (the kernel's mtty saves
+ * its registers, divisor, FIFO and trigger level the same way).
+ */
+export interface UartState {
+  /** bytes waiting to be read, oldest first */
+  fifo: Uint8Array;
+  rbr: number;
+  ier: number;
+  lcr: number;
+  mcr: number;
+  scr: number;
+  divisor: number;
+  fifoEnabled: boolean;
+  /** receive trigger level: 1, 4, 8 or 14 */
+  trigger: number;
+  overrun: boolean;
+  thrEmptyPending: boolean;
+  /** MSR bits 7:4 and 3:0 */
+  msrInputs: number;
+  msrDeltas: number;
+}
+
 export interface Uart16550Options {
   /** Called each time the interrupt output goes high (true) or low (false). */
   onInterruptChange?: (asserted: boolean) => void;
@@ -144,6 +167,76 @@ export class Uart16550 {
     this.#thrEmptyPending = false;
     this.#msrInputs = CABLE_INPUTS;
     this.#msrDeltas = 0;
+    this.#update();
+  }
+
+  /** Everything the UART holds, for migration. */
+  saveState(): UartState {
+    const fifo = new Uint8Array(this.#count);
+    for (let i = 0; i < this.#count; i++) fifo[i] = this.#fifo[(this.#head + i) % UART_FIFO_SIZE]!;
+    return {
+      fifo,
+      rbr: this.#rbr,
+      ier: this.#ier,
+      lcr: this.#lcr,
+      mcr: this.#mcr,
+      scr: this.#scr,
+      divisor: this.#divisor,
+      fifoEnabled: this.#fifoEnabled,
+      trigger: this.#trigger,
+      overrun: this.#overrun,
+      thrEmptyPending: this.#thrEmptyPending,
+      msrInputs: this.#msrInputs,
+      msrDeltas: this.#msrDeltas,
+    };
+  }
+
+  /**
+   * EBADMSG unless `s` is a state a 16550A can be in: a FIFO no deeper than
+   * its mode allows, a trigger level of the four, no bit a register lacks.
+   */
+  static checkState(s: UartState): void {
+    const bad = (what: string): never => {
+      throw new VfioError('EBADMSG', `a UART state with ${what} cannot be`);
+    };
+    if (s.fifo.length > (s.fifoEnabled ? UART_FIFO_SIZE : 1)) bad(`${s.fifo.length} bytes in a ${s.fifoEnabled ? 16 : 1}-byte FIFO`);
+    if (!(TRIGGER_LEVELS as readonly number[]).includes(s.trigger)) bad(`trigger level ${s.trigger}`);
+    for (const [name, v, mask] of [
+      ['RBR', s.rbr, 0xff],
+      ['IER', s.ier, 0x0f],
+      ['LCR', s.lcr, 0xff],
+      ['MCR', s.mcr, 0x1f],
+      ['SCR', s.scr, 0xff],
+      ['divisor', s.divisor, 0xffff],
+      ['MSR inputs', s.msrInputs, 0xf0],
+      ['MSR deltas', s.msrDeltas, 0x0f],
+    ] as const) {
+      if (!Number.isInteger(v) || (v & ~mask) !== 0) bad(`${name} 0x${v.toString(16)}`);
+    }
+  }
+
+  /**
+   * Becomes `s` (checked with checkState first), and tells its owner if the
+   * interrupt output changed: a pending interrupt comes with the state.
+   */
+  restoreState(s: UartState): void {
+    Uart16550.checkState(s);
+    this.#fifo.fill(0);
+    this.#fifo.set(s.fifo);
+    this.#head = 0;
+    this.#count = s.fifo.length;
+    this.#rbr = s.rbr;
+    this.#ier = s.ier;
+    this.#lcr = s.lcr;
+    this.#mcr = s.mcr;
+    this.#scr = s.scr;
+    this.#divisor = s.divisor;
+    this.#fifoEnabled = s.fifoEnabled;
+    this.#trigger = s.trigger;
+    this.#overrun = s.overrun;
+    this.#thrEmptyPending = s.thrEmptyPending;
+    this.#msrInputs = s.msrInputs;
+    this.#msrDeltas = s.msrDeltas;
     this.#update();
   }
 

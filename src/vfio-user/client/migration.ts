@@ -24,6 +24,7 @@
 import { VfioError } from '../../base/errors.js';
 import { Feature, MigrationFlags, MigState, type MigStateValue } from '../../base/uapi.js';
 import { bitmapBytes } from '../../iommufd/dirty-log.js';
+import type { DeviceFile } from '../../core/device-file.js';
 import type { VfioUserClient } from '../client.js';
 import {
   decodeMigrationFlags,
@@ -57,6 +58,18 @@ export function clientPeer(client: VfioUserClient): MigrationPeer {
     read: (size) => client.migrationDataRead(size),
     write: (data) => client.migrationDataWrite(data),
     maxChunk: Math.min(client.serverCapabilities.maxDataXferSize, 1 << 20),
+  };
+}
+
+/** An in-process device file as a migration peer (the daemon's own side of a move). */
+export function filePeer(file: DeviceFile, maxChunk = 1 << 20): MigrationPeer {
+  return {
+    flags: async () => file.migrationFlags(),
+    state: async () => file.migrationState(),
+    setState: (s) => file.setMigrationState(s),
+    read: async (size) => file.migrationDataRead(size),
+    write: async (data) => file.migrationDataWrite(data),
+    maxChunk,
   };
 }
 
