@@ -226,7 +226,11 @@ export function decodeDeviceFeatureReply(body: Uint8Array, fds: readonly number[
   };
 }
 
-/** MIG_DATA_READ reply: argsz = 8 + size, followed by exactly `size` bytes. */
+/**
+ * MIG_DATA_READ reply: argsz = 8 + size, followed by `size` bytes. Bytes
+ * after them are padding and ignored: libvfio-user sizes its reply to the
+ * size asked for, whatever it returns.
+ */
 export function decodeMigDataReadReply(body: Uint8Array, fds: readonly number[], ctx?: DecodeContext): MigData {
   const cmd = Command.MIG_DATA_READ;
   noFds(cmd, fds);
@@ -234,7 +238,7 @@ export function decodeMigDataReadReply(body: Uint8Array, fds: readonly number[],
   const argsz = u32(body, 0);
   const size = u32(body, 4);
   if (size > maxXfer(ctx)) throw new VfioError('E2BIG', `${commandName(cmd)} reply: size ${size} exceeds max_data_xfer_size`);
-  if (body.length !== Size.MIG_DATA + size) throw invalid(cmd, `body is ${body.length} bytes for size ${size}`);
+  if (body.length < Size.MIG_DATA + size) throw invalid(cmd, `body is ${body.length} bytes for size ${size}`);
   if (argsz !== Size.MIG_DATA + size) throw invalid(cmd, `argsz ${argsz} is not ${Size.MIG_DATA} + size ${size}`);
-  return { argsz, size, data: body.subarray(Size.MIG_DATA) };
+  return { argsz, size, data: body.subarray(Size.MIG_DATA, Size.MIG_DATA + size) };
 }

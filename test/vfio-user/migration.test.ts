@@ -11,6 +11,7 @@ import { isVfioError, type ErrnoName } from '../../src/base/errors.js';
 import { Feature, MigrationFlags, MigState, PciRegion } from '../../src/base/uapi.js';
 import {
   clientPeer,
+  decodeMigDataReadReply,
   dmaLoggingReport,
   encodeDmaLoggingControl,
   encodeMigState,
@@ -120,6 +121,17 @@ describe('migration features on the wire', () => {
     src.close();
     dst.close();
     await Promise.all([a.unregister(), b.unregister()]);
+  });
+});
+
+describe('MIG_DATA_READ replies as peers send them', () => {
+  it('takes size bytes and ignores padding after them (libvfio-user sizes its reply to the size asked)', () => {
+    const body = new Uint8Array(8 + 64);
+    new DataView(body.buffer).setUint32(0, 8 + 3, true);
+    new DataView(body.buffer).setUint32(4, 3, true);
+    body.set([7, 8, 9], 8);
+    assert.deepEqual([...decodeMigDataReadReply(body, []).data], [7, 8, 9]);
+    assert.throws(() => decodeMigDataReadReply(body.subarray(0, 10), []), rejects('EINVAL'));
   });
 });
 
