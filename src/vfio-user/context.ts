@@ -30,6 +30,8 @@ export interface DecodeContext {
   /** When given, region and IRQ indexes and ranges are checked against it. */
   device?: DeviceShape;
   dmaLayout?: DmaLayout;
+  /** The smallest DMA page size negotiated (pgsizes): DMA_MAP addresses and sizes are multiples of it. */
+  dmaPageSize?: number;
 }
 
 /** The limit on data transfers a context implies. */

@@ -78,8 +78,11 @@ export function decodeVersionCommand(body: Uint8Array, fds: readonly number[]): 
   return decodeVersion(body, fds, 'command');
 }
 
-/** DMA_MAP: at most one fd (the memory to mmap); flags READ/WRITE only. */
-export function decodeDmaMap(body: Uint8Array, fds: readonly number[]): DmaMapRequest {
+/**
+ * DMA_MAP: at most one fd (the memory to mmap); flags READ/WRITE only; the
+ * address and size whole pages of the context's dmaPageSize.
+ */
+export function decodeDmaMap(body: Uint8Array, fds: readonly number[], ctx?: DecodeContext): DmaMapRequest {
   const cmd = Command.DMA_MAP;
   requireBytes(cmd, body, 0, Size.DMA_MAP);
   const argsz = u32(body, 0);
@@ -93,6 +96,10 @@ export function decodeDmaMap(body: Uint8Array, fds: readonly number[]): DmaMapRe
   if (size === 0n) throw invalid(cmd, 'size is 0');
   if (address + size - 1n > U64_MAX) throw invalid(cmd, `[${hex(address)}, +${hex(size)}) wraps around 2^64`);
   if (offset + size - 1n > U64_MAX) throw invalid(cmd, `file range at ${hex(offset)} of ${hex(size)} wraps around 2^64`);
+  const page = BigInt(ctx?.dmaPageSize ?? 1);
+  if (address % page !== 0n || size % page !== 0n) {
+    throw invalid(cmd, `[${hex(address)}, +${hex(size)}) is not made of whole ${page}-byte pages (pgsizes)`);
+  }
   return {
     argsz,
     flags,

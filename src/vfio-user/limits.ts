@@ -20,7 +20,7 @@ import { CapabilityDefault } from './protocol.js';
 export type LimitUnit = 'count' | 'bytes' | 'ms';
 
 /** What one unit of the limit covers. */
-export type LimitScope = 'message' | 'client' | 'server';
+export type LimitScope = 'message' | 'client' | 'device' | 'server';
 
 /** Every limit's value; see LIMITS for what each bounds. */
 export interface ResourceLimits {
@@ -36,6 +36,16 @@ export interface ResourceLimits {
   maxIrqFds: number;
   /** fds held for all clients together: interrupt eventfds (and DMA memory fds) */
   maxClientFds: number;
+  /** clients connected to one device at once */
+  maxDeviceClients: number;
+  /** clients connected to the whole server at once */
+  maxClients: number;
+  /** how long a client has, from connecting, to complete VFIO_USER_VERSION */
+  versionTimeoutMs: number;
+  /** reply bytes waiting for one client to read them */
+  replyQueueBytes: number;
+  /** command bytes received from one client and waiting their turn */
+  requestQueueBytes: number;
 }
 
 /** One row of the table. */
@@ -126,6 +136,51 @@ export const LIMITS: { readonly [K in keyof ResourceLimits]: LimitSpec } = {
     defaultText: 'half the open-file limit',
     doc: 'file descriptors held for all clients together (interrupt eventfds); ENOSPC past it, so the daemon keeps fds for its own sockets',
   },
+  maxDeviceClients: {
+    name: 'device-clients',
+    unit: 'count',
+    scope: 'device',
+    min: 1,
+    max: 4096,
+    default: 8,
+    doc: 'clients connected to one device at once; a connection past it is closed at once',
+  },
+  maxClients: {
+    name: 'clients',
+    unit: 'count',
+    scope: 'server',
+    min: 1,
+    max: 65_536,
+    default: 256,
+    doc: 'clients connected to all devices together; a connection past it is closed at once',
+  },
+  versionTimeoutMs: {
+    name: 'version-timeout',
+    unit: 'ms',
+    scope: 'client',
+    min: 1,
+    max: 3_600_000,
+    default: 5_000,
+    doc: 'milliseconds a client has, from connecting, to complete VFIO_USER_VERSION before it is dropped (one that has not is also dropped at once when its device goes away)',
+  },
+  replyQueueBytes: {
+    name: 'reply-queue',
+    unit: 'bytes',
+    scope: 'client',
+    min: 64 * KiB,
+    max: 1024 * MiB,
+    default: 4 * MiB,
+    doc: 'reply bytes waiting for the client to read them; past it the daemon serves and reads nothing more of that client until they drain',
+  },
+  requestQueueBytes: {
+    name: 'request-queue',
+    unit: 'bytes',
+    scope: 'client',
+    min: 64 * KiB,
+    max: 1024 * MiB,
+    default: 4 * MiB,
+    doc: 'bytes of commands received and waiting their turn (each counted with 128 bytes of overhead); past it the daemon stops reading that client, and drops it at 4 times this if it must keep reading (its DMA replies are awaited on the same socket)',
+  },
 };
 
 /** Every limit at its default. */
@@ -180,6 +235,7 @@ const UNIT_WORDS: Record<LimitUnit, string> = {
 export const SCOPE_WORDS: Record<LimitScope, string> = {
   message: 'per message',
   client: 'per client',
+  device: 'per device',
   server: 'for the whole daemon',
 };
 
@@ -220,9 +276,20 @@ export interface ClientBudgets {
 export class ServerBudgets {
   /** fds held for all clients together */
   readonly clientFds: Budget;
+  /** clients connected to the server */
+  readonly clients: Budget;
+  readonly #deviceClients = new WeakMap<object, Budget>();
 
   constructor(private readonly limits: ResourceLimits) {
     this.clientFds = new Budget('client-fds', limits.maxClientFds);
+    this.clients = new Budget('clients', limits.maxClients, null, 'EUSERS');
+  }
+
+  /** The clients of one device (`device-clients` inside `clients`), by the device object. */
+  deviceClients(device: object): Budget {
+    let b = this.#deviceClients.get(device);
+    if (b === undefined) this.#deviceClients.set(device, (b = new Budget('device-clients', this.limits.maxDeviceClients, this.clients, 'EUSERS')));
+    return b;
   }
 
   /** A new client's budgets. */

@@ -58,6 +58,8 @@ export interface Negotiated {
   twinSocket: boolean;
   dmaLayout: DmaLayout;
   writeMultiple: boolean;
+  /** The smallest DMA page size both sides agreed on (the lowest bit of pgsizes): DMA_MAP is refused for less. */
+  dmaPageSize: number;
 }
 
 /** EINVAL when the versions or capabilities cannot be reconciled. */
@@ -95,5 +97,11 @@ export function negotiate(client: VersionMessage, limits: ServerLimits): Negotia
     twinSocket,
     dmaLayout: limits.dmaLayout === 'auto' ? (client.minor === 0 ? 'qemu' : 'spec') : limits.dmaLayout,
     writeMultiple: theirs.writeMultiple,
+    // Without pgsizes in the proposal, the spec's default: 4 KiB pages.
+    dmaPageSize: lowestBit(reply.pgsizes ?? CapabilityDefault.PGSIZES),
   };
+}
+
+function lowestBit(mask: bigint): number {
+  return Number(mask & -mask);
 }

@@ -23,6 +23,7 @@ import type { VfioCore } from '../core/vfio-core.js';
 import { clientInfo, type ClientInfo } from './client-info.js';
 import { peerIdentity, type ClientIdentity } from './client-identity.js';
 import { ServerBudgets } from './limits.js';
+import { OverBudget } from '../base/budget.js';
 import { DEFAULT_SERVER_LIMITS, type ServerLimits } from './negotiation.js';
 import { type ServerLog, VfioUserSession } from './session.js';
 import { SocketTransport } from './transport/socket-transport.js';
@@ -66,7 +67,17 @@ export class VfioUserServer {
       this.#log.warn('vfio-user: cannot serve a device', { device: device.name, error: toVfioError(err).message });
     }
   };
-  readonly #onUnregistering = (device: VfioDevice): void => this.stopServing(device);
+  readonly #onUnregistering = (device: VfioDevice): void => {
+    this.stopServing(device);
+    // Nothing can ask a client that never completed VERSION to let go (it
+    // has no REQ eventfd), and nothing it holds is worth waiting for.
+    for (const s of this.#sessions.get(device) ?? []) {
+      if (!s.bound) void s.close('its device is going away and it never completed VFIO_USER_VERSION');
+    }
+  };
+  /** Refused connections not logged yet (one line a second at most). */
+  #refusedUnlogged = 0;
+  #refusedLoggedAt = -Infinity;
 
   constructor(options: VfioUserServerOptions) {
     this.core = options.core;
@@ -197,22 +208,16 @@ export class VfioUserServer {
    * than the device's socket (an in-memory transport, say): a session like
    * any accepted one, listed by clients(). The transport is the session's
    * from here on, even when this throws: ENODEV for a device that is not
-   * registered here (or a closed server). Returns the session's id.
+   * registered here (or a closed server), EUSERS past the device-clients or
+   * clients limit. Returns the session's id.
    */
   attach(device: VfioDevice, transport: Transport, identity?: ClientIdentity): number {
     if (this.#closing !== null || device.core !== this.core) {
       transport.destroy();
       throw new VfioError('ENODEV', `${device.name}: not a device this server serves`);
     }
-    let file;
-    try {
-      file = device.openFile();
-    } catch (err) {
-      transport.destroy();
-      throw toVfioError(err);
-    }
     const self: ClientIdentity = { pid: process.pid, uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1, command: null };
-    return this.#open(device, file, transport, identity ?? self).id;
+    return this.#open(device, transport, identity ?? self).id;
   }
 
   #accept(device: VfioDevice, socket: UnixSocket): void {
@@ -220,18 +225,56 @@ export class VfioUserServer {
       socket.destroy();
       return;
     }
-    let file;
-    try {
-      file = device.openFile();
-    } catch {
-      socket.destroy(); // unregistration began between listen and accept
-      return;
-    }
     const transport = new SocketTransport(socket);
-    this.#open(device, file, transport, peerIdentity(transport.fd));
+    const identity = peerIdentity(transport.fd);
+    try {
+      this.#open(device, transport, identity);
+    } catch (err) {
+      // Over a limit, or unregistration began between listen and accept.
+      if (err instanceof OverBudget) this.#refused(device, identity, err);
+    }
   }
 
-  #open(device: VfioDevice, file: DeviceFile, transport: Transport, identity: ClientIdentity): VfioUserSession {
+  /** Logs connections refused by a limit, naming the first client of each second; the rest are counted. */
+  #refused(device: VfioDevice, identity: ClientIdentity, err: OverBudget): void {
+    const now = Date.now();
+    if (now - this.#refusedLoggedAt < 1_000) {
+      this.#refusedUnlogged++;
+      return;
+    }
+    this.#log.warn('vfio-user client refused: over a limit', {
+      device: device.name,
+      pid: identity.pid,
+      uid: identity.uid,
+      limit: err.limit,
+      error: err.message,
+      ...(this.#refusedUnlogged > 0 ? { alsoRefused: this.#refusedUnlogged } : {}),
+    });
+    this.#refusedLoggedAt = now;
+    this.#refusedUnlogged = 0;
+  }
+
+  /**
+   * A session for a client of `device` over `transport`, counted against
+   * the client limits; the transport is the session's, or destroyed when
+   * this throws (OverBudget EUSERS past a limit, ENODEV once the device's
+   * unregistration began).
+   */
+  #open(device: VfioDevice, transport: Transport, identity: ClientIdentity): VfioUserSession {
+    const budget = this.#budgets.deviceClients(device);
+    let file: DeviceFile;
+    try {
+      budget.take(1, `${device.name}: clients`);
+      try {
+        file = device.openFile();
+      } catch (err) {
+        budget.release(1);
+        throw err;
+      }
+    } catch (err) {
+      transport.destroy();
+      throw toVfioError(err);
+    }
     let set = this.#sessions.get(device);
     if (set === undefined) this.#sessions.set(device, (set = new Set()));
     const sessions = set;
@@ -243,6 +286,7 @@ export class VfioUserServer {
       budgets: this.#budgets.client(),
       log: this.#log,
       onClosed: (c) => {
+        budget.release(1);
         sessions.delete(c);
         if (sessions.size === 0 && this.#sessions.get(device) === sessions) this.#sessions.delete(device);
       },

@@ -29,6 +29,7 @@ import { IommufdContext } from '../iommufd/context.js';
 import { closeFds } from '../native/index.js';
 import { u32 } from './buffer-reader.js';
 import { readCommand, type ClientIdentity } from './client-identity.js';
+import { borrowReplyBuffer, returnReplyBuffer } from './reply-buffers.js';
 import type { DecodeContext } from './context.js';
 import { newCounters, type SessionCounters } from './counters.js';
 import { SessionDeviceShape } from './device-shape.js';
@@ -54,11 +55,12 @@ export interface ServerLog {
 
 const NO_FDS: number[] = Object.freeze([]) as unknown as number[];
 const EMPTY = new Uint8Array(0);
-/** Commands queued behind a busy handler before the session stops reading. */
-const QUEUE_PAUSE_COUNT = 1024;
-const QUEUE_PAUSE_BYTES = 16 * 1024 * 1024;
-/** Past this, a client that keeps writing while its DMA replies are awaited is dropped. */
-const QUEUE_HARD_BYTES = 64 * 1024 * 1024;
+/** What a queued command costs beyond its bytes (its Frame and the queue's slot), for request-queue. */
+const QUEUED_OVERHEAD = 128;
+/** A client that keeps sending while the session must keep reading it is dropped at this many times request-queue. */
+const QUEUE_HARD_FACTOR = 4;
+/** Reply buffers up to this size are the session's own; larger ones are borrowed per reply (reply-buffers.ts). */
+const OWN_REPLY_MAX = 16 * 1024;
 /** A client past its limits is logged at most once per this long (the rest are counted). */
 const LIMIT_LOG_INTERVAL_MS = 1_000;
 
@@ -117,6 +119,10 @@ export class VfioUserSession implements Session {
   #queuedBytes = 0;
   #busy = false;
   #paused = false;
+  /** Replies wait for the client to read them past reply-queue: nothing more is served or read. */
+  #repliesWaiting = false;
+  /** Drops the client that has not completed VERSION in time; null once it has. */
+  #versionTimer: NodeJS.Timeout | null = null;
   #endAfterReply = false;
   /** A framing failure met while commands were pending: answered in turn. */
   #framingFailure: FramingError | null = null;
@@ -130,7 +136,12 @@ export class VfioUserSession implements Session {
   #trace: MessageTrace | null = null;
   #traceStart = 0n;
 
-  #replyBuf = new Uint8Array(256);
+  /** The session's own reply buffer (at most OWN_REPLY_MAX). */
+  #ownReply = new Uint8Array(256);
+  /** A larger one borrowed for the current reply, given back after it. */
+  #lentReply: Uint8Array | null = null;
+  /** The buffer the views below are of. */
+  #replyBuf: Uint8Array = this.#ownReply;
   #viewSize = -1;
   #view: Uint8Array = EMPTY;
   #sliceStart = -1;
@@ -162,6 +173,20 @@ export class VfioUserSession implements Session {
     this.#transport.onMessage = (frame) => this.#onFrame(frame);
     this.#transport.onBroken = (failure) => this.#onBroken(failure);
     this.#transport.onClose = (err) => void this.#teardown(err);
+    this.#transport.onDrain = () => this.#repliesLeft();
+    const deadline = this.limits.versionTimeoutMs;
+    this.#versionTimer = setTimeout(() => {
+      this.#versionTimer = null;
+      if (this.negotiated !== null || this.#closed) return;
+      this.#log.info('vfio-user client dropped: no VFIO_USER_VERSION in time', {
+        device: this.file.device.name,
+        client: this.id,
+        pid: this.identity.pid,
+        limit: 'version-timeout',
+      });
+      void this.close(`no VFIO_USER_VERSION within ${deadline} ms`);
+    }, deadline);
+    this.#versionTimer.unref();
     this.#commandRead = within(readCommand(this.identity), COMMAND_WAIT_MS);
     if (sessionChannel.hasSubscribers) {
       const { pid, uid, gid } = this.identity;
@@ -201,6 +226,7 @@ export class VfioUserSession implements Session {
     this.decode.device = shape;
     this.decode.maxDataXferSize = negotiated.maxDataXferSize;
     this.decode.dmaLayout = negotiated.dmaLayout;
+    this.decode.dmaPageSize = negotiated.dmaPageSize;
     this.#transport.setMaxMessageSize(maxMessageSizeFor(negotiated.maxDataXferSize));
     // Room for the largest reply: a 1 MiB REGION_READ reply then leaves in
     // one sendmsg, with no copy of its tail into the socket's queue and no
@@ -210,20 +236,20 @@ export class VfioUserSession implements Session {
     if (negotiated.twinSocket) theirs = this.#openTwin();
     this.dma = new DmaChannel({
       send: (message) => {
-        // Its reply comes on the main channel without a twin: read it even
-        // when a backlog of commands paused reading.
-        if (this.#paused && this.#twin === null) {
-          this.#paused = false;
-          this.#transport.resume();
-        }
         this.counters.bytesOut += message.length;
-        return (this.#twin ?? this.#transport).send(message);
+        const sent = (this.#twin ?? this.#transport).send(message);
+        // Its reply comes on the main channel without a twin: read it even
+        // when a backlog paused reading.
+        this.#updateReading();
+        return sent;
       },
       layout: negotiated.dmaLayout,
       maxXfer: negotiated.dmaMaxXfer,
       timeoutMs: this.limits.dmaTimeoutMs,
     });
     this.negotiated = negotiated;
+    if (this.#versionTimer !== null) clearTimeout(this.#versionTimer);
+    this.#versionTimer = null;
     if (sessionChannel.hasSubscribers) {
       sessionChannel.publish({ event: 'bound', device: this.file.device.name, client: this.id, version: negotiated.version, capabilities: negotiated.reply });
     }
@@ -242,28 +268,46 @@ export class VfioUserSession implements Session {
   }
 
   replyBuffer(size: number): Uint8Array {
-    if (this.#replyBuf.length < size) {
-      this.#replyBuf = new Uint8Array(Math.max(size, this.#replyBuf.length * 2));
+    let buf: Uint8Array;
+    if (size <= OWN_REPLY_MAX) {
+      if (this.#ownReply.length < size) this.#ownReply = new Uint8Array(Math.min(OWN_REPLY_MAX, Math.max(size, this.#ownReply.length * 2)));
+      buf = this.#ownReply;
+    } else {
+      if (this.#lentReply !== null && this.#lentReply.length < size) this.#giveBackReply();
+      buf = this.#lentReply ??= borrowReplyBuffer(size);
+    }
+    if (buf !== this.#replyBuf) {
+      this.#replyBuf = buf;
       this.#viewSize = this.#sliceStart = -1;
     }
-    return this.#replyBuf;
+    return buf;
   }
 
   replyView(size: number): Uint8Array {
+    const buf = this.replyBuffer(size);
     if (size !== this.#viewSize) {
-      this.#view = this.replyBuffer(size).subarray(0, size);
+      this.#view = buf.subarray(0, size);
       this.#viewSize = size;
     }
     return this.#view;
   }
 
   replySlice(start: number, count: number): Uint8Array {
+    const buf = this.replyBuffer(start + count);
     if (start !== this.#sliceStart || count !== this.#sliceCount) {
-      this.#slice = this.replyBuffer(start + count).subarray(start, start + count);
+      this.#slice = buf.subarray(start, start + count);
       this.#sliceStart = start;
       this.#sliceCount = count;
     }
     return this.#slice;
+  }
+
+  /** The borrowed reply buffer goes back; the views of it with it. */
+  #giveBackReply(): void {
+    returnReplyBuffer(this.#lentReply!);
+    this.#lentReply = null;
+    this.#replyBuf = this.#ownReply;
+    this.#viewSize = this.#sliceStart = -1;
   }
 
   takeFds(req: Request): number[] {
@@ -296,7 +340,7 @@ export class VfioUserSession implements Session {
       closeFds(frame.fds);
       return;
     }
-    if (this.#busy || this.#queue.length > 0) {
+    if (this.#busy || this.#queue.length > 0 || this.#repliesWaiting) {
       this.#enqueue(copyFrame(frame));
       return;
     }
@@ -306,30 +350,54 @@ export class VfioUserSession implements Session {
     req.flags = frame.flags;
     req.body = frame.body;
     req.fds = frame.fds;
-    this.#run(req);
+    this.#run(req, true);
   }
 
   #enqueue(frame: Frame): void {
     this.#queue.push(frame);
-    this.#queuedBytes += frame.body.length;
-    if (this.#paused) return;
-    if (this.#queue.length < QUEUE_PAUSE_COUNT && this.#queuedBytes < QUEUE_PAUSE_BYTES) return;
-    // Stop reading: the client's writes back up. Not while DMA replies are
-    // awaited on this very socket: the busy handler may be waiting for one.
-    if (this.#twin === null && this.dma !== null && this.dma.waiting > 0) {
-      if (this.#queuedBytes > QUEUE_HARD_BYTES) {
-        this.#log.warn('vfio-user client floods commands while its DMA replies are awaited: dropping it', { device: this.file.device.name });
-        void this.#teardown();
-      }
+    this.#queuedBytes += frame.size + QUEUED_OVERHEAD;
+    this.#updateReading();
+  }
+
+  /**
+   * Reads the client only while its queued commands are within
+   * request-queue and its unread replies within reply-queue (its writes then
+   * back up in its own socket). Not while DMA replies are awaited on the
+   * main channel: the busy handler may be waiting for one; a client that
+   * floods commands meanwhile is dropped at QUEUE_HARD_FACTOR times the limit.
+   */
+  #updateReading(): void {
+    if (this.#closed || this.#endAfterReply) return;
+    const over = this.#repliesWaiting || this.#queuedBytes >= this.limits.requestQueueBytes;
+    const dmaAwaited = this.#twin === null && this.dma !== null && this.dma.waiting > 0;
+    if (dmaAwaited && this.#queuedBytes > QUEUE_HARD_FACTOR * this.limits.requestQueueBytes) {
+      this.#log.warn('vfio-user client floods commands while its DMA replies are awaited: dropping it', {
+        device: this.file.device.name,
+        client: this.id,
+        pid: this.identity.pid,
+        limit: 'request-queue',
+      });
+      void this.close('it flooded commands while its DMA replies were awaited');
       return;
     }
-    this.#paused = true;
-    this.#transport.pause();
+    const pause = over && !dmaAwaited;
+    if (pause === this.#paused) return;
+    this.#paused = pause;
+    if (pause) this.#transport.pause();
+    else this.#transport.resume();
+  }
+
+  /** Every queued reply reached the client (or its kernel buffer): serve on. */
+  #repliesLeft(): void {
+    if (!this.#repliesWaiting) return;
+    this.#repliesWaiting = false;
+    this.#drain();
   }
 
   // ---- serving --------------------------------------------------------------
 
-  #run(req: Request): void {
+  /** Serves `req`; `received` when its body is a view of the bytes being received (not a queued copy). */
+  #run(req: Request, received: boolean): void {
     if (messageChannel.hasSubscribers) this.#traceBegin(req);
     let result: void | Promise<void>;
     try {
@@ -345,7 +413,7 @@ export class VfioUserSession implements Session {
     }
     // The handler may hold views of the received bytes until it settles.
     this.#busy = true;
-    this.#transport.hold();
+    if (received) this.#transport.hold();
     void result
       .then(
         () => this.#finish(req),
@@ -355,7 +423,7 @@ export class VfioUserSession implements Session {
         },
       )
       .then(() => {
-        this.#transport.release();
+        if (received) this.#transport.release();
         this.#busy = false;
         this.#drain();
       });
@@ -407,21 +475,20 @@ export class VfioUserSession implements Session {
       req.fds = NO_FDS;
     }
     req.body = EMPTY;
+    // The reply left (or its unsent tail was copied): the buffer can go.
+    if (this.#lentReply !== null) this.#giveBackReply();
     if (this.#endAfterReply && !this.#closed) this.#end();
   }
 
   #drain(): void {
-    while (!this.#busy && this.#queue.length > 0 && !this.#closed && !this.#endAfterReply) {
+    while (!this.#busy && !this.#repliesWaiting && this.#queue.length > 0 && !this.#closed && !this.#endAfterReply) {
       const frame = this.#queue.shift()!;
-      this.#queuedBytes -= frame.body.length;
-      this.#run(frame);
+      this.#queuedBytes -= frame.size + QUEUED_OVERHEAD;
+      this.#run(frame, false);
     }
     if (this.#closed || this.#endAfterReply || this.#busy) return;
-    if (this.#paused && this.#queue.length === 0) {
-      this.#paused = false;
-      this.#transport.resume();
-    }
-    if (this.#framingFailure !== null && this.#queue.length === 0) this.#failFraming();
+    this.#updateReading();
+    if (this.#framingFailure !== null && this.#queue.length === 0 && !this.#repliesWaiting) this.#failFraming();
   }
 
   /** The stream broke (msg_size below 16 or over the limit): answer that message, then end. */
@@ -492,6 +559,8 @@ export class VfioUserSession implements Session {
     if (err !== undefined && err.code !== 'ECONNRESET' && err.code !== 'EPIPE') {
       this.#log.info('vfio-user client connection failed', { device, error: err.message });
     }
+    if (this.#versionTimer !== null) clearTimeout(this.#versionTimer);
+    this.#versionTimer = null;
     this.#transport.destroy();
     this.#twin?.destroy();
     for (const f of this.#queue) closeFds(f.fds);
@@ -524,6 +593,10 @@ export class VfioUserSession implements Session {
       if (hasErrorFlag(u32(message, 8))) trace.errno = u32(message, 12);
     }
     this.#transport.send(message, fds);
+    if (!this.#repliesWaiting && this.#transport.pendingBytes > this.limits.replyQueueBytes) {
+      this.#repliesWaiting = true;
+      this.#updateReading();
+    }
   }
 
   #traceBegin(req: Request): void {

@@ -17,6 +17,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { readdirSync, readFileSync } from 'node:fs';
+import { after } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from '../../src/cli/client.js';
 import { PciRegion } from '../../src/base/uapi.js';
@@ -264,4 +265,17 @@ async function startDevice(sb: Sandbox, spec: string): Promise<Device> {
 
 function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** Hostile.start for one test file: every daemon it starts is killed (and its directory removed) after the file's tests. */
+export function hostileStarter(): (options?: HostileOptions) => Promise<Hostile> {
+  const started: Hostile[] = [];
+  after(() => {
+    for (const h of started) h.kill();
+  });
+  return async (options) => {
+    const h = await Hostile.start(options);
+    started.push(h);
+    return h;
+  };
 }

@@ -112,6 +112,9 @@ const cases: Case[] = [
   { name: 'DMA_MAP, flag MMAP (libvfio-user only)', cmd: C.DMA_MAP, body: b(u32(32), u32(4), u64(0), u64(0x1000), u64(0x1000)), errno: 'EINVAL' },
   { name: 'DMA_MAP, two fds', cmd: C.DMA_MAP, fds: 2, body: b(u32(32), u32(3), u64(0), u64(0x1000), u64(0x1000)), errno: 'EINVAL' },
   { name: 'DMA_MAP, size 0', cmd: C.DMA_MAP, body: b(u32(32), u32(3), u64(0), u64(0x1000), u64(0)), errno: 'EINVAL' },
+  // The session's pgsizes is the spec default, 4 KiB: what VERSION says is what DMA_MAP takes.
+  { name: 'DMA_MAP, address not page aligned', cmd: C.DMA_MAP, body: b(u32(32), u32(3), u64(0), u64(0x1800), u64(0x1000)), errno: 'EINVAL' },
+  { name: 'DMA_MAP, size not whole pages', cmd: C.DMA_MAP, body: b(u32(32), u32(3), u64(0), u64(0x1000), u64(0x1800)), errno: 'EINVAL' },
   { name: 'DMA_MAP, range wraps 2^64', cmd: C.DMA_MAP, body: b(u32(32), u32(3), u64(0), u64(-4096n), u64(0x2000)), errno: 'EINVAL' },
   { name: 'DMA_MAP, file range wraps 2^64', cmd: C.DMA_MAP, body: b(u32(32), u32(3), u64(-1n), u64(0), u64(0x2000)), errno: 'EINVAL' },
 

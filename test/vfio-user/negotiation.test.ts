@@ -54,6 +54,9 @@ describe('negotiate', () => {
   it('keeps page sizes of 4 KiB and up, refuses a proposal with none', () => {
     const n = negotiate({ major: 0, minor: 2, capabilities: { pgsizes: 0x201800n } }, limits);
     assert.equal(n.reply.pgsizes, 0x201000n);
+    assert.equal(n.dmaPageSize, 4096, 'DMA_MAP then takes whole 4 KiB pages');
+    assert.equal(negotiate({ major: 0, minor: 2, capabilities: { pgsizes: 0x200000n } }, limits).dmaPageSize, 0x200000);
+    assert.equal(negotiate({ major: 0, minor: 2, capabilities: {} }, limits).dmaPageSize, 4096, 'the spec default');
     assert.throws(() => negotiate({ major: 0, minor: 2, capabilities: { pgsizes: 0x800n } }, limits), (e) => isVfioError(e, 'EINVAL'));
   });
 

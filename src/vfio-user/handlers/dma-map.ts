@@ -16,7 +16,7 @@ import { MAP_CHUNK, mapClientMemory, MessageDmaBacking, type MappedDmaBacking } 
 import type { CommandHandler } from './handler.js';
 
 export const dmaMap: CommandHandler = (session, req) => {
-  const m = decodeDmaMap(req.body, req.fds);
+  const m = decodeDmaMap(req.body, req.fds, session.decode);
   const ioas = session.iommufd!.ioas;
   const iova = exact(m.address, 'address');
   const size = exact(m.size, 'size');

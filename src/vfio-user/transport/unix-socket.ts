@@ -12,8 +12,24 @@ const NO_FDS: readonly number[] = Object.freeze([]);
 
 /** Reads per readable event: enough to drain a burst, few enough that one busy peer cannot starve the others. */
 const MAX_READS_PER_EVENT = 16;
-const INITIAL_RECEIVE_SIZE = 64 * 1024;
-const DEFAULT_RECEIVE_CAP = 1024 * 1024;
+/** Bytes one read may take at most: a 1 MiB message with its headers fits. */
+const RECEIVE_SIZE = 1024 * 1024 + 64 * 1024;
+/** Receive buffers kept for reuse after a holder let go of them. */
+const SPARES = 2;
+const EMPTY = new Uint8Array(0);
+
+/**
+ * The receive buffer every socket reads into: a chunk is valid only during
+ * onData, so sockets can share one, and an idle socket keeps no receive
+ * memory. A receiver that holds its chunk (holdReceiveBuffer) takes that
+ * buffer out of sharing until it lets go; then it is kept as a spare.
+ */
+let sharedRx: Uint8Array | null = null;
+const spareRx: Uint8Array[] = [];
+
+function receiveBuffer(): Uint8Array {
+  return (sharedRx ??= spareRx.pop() ?? new Uint8Array(RECEIVE_SIZE));
+}
 
 /** Bytes the kernel has not taken yet, with the (duplicated) fds of their first byte. */
 interface Pending {
@@ -58,10 +74,18 @@ export class UnixSocket {
 
   readonly #fd: number;
   readonly #watcher: FdWatcher;
-  #rx: Uint8Array = new Uint8Array(INITIAL_RECEIVE_SIZE);
-  #rxCap = DEFAULT_RECEIVE_CAP;
-  /** The last chunk view, reused while reads keep the same length. */
-  #view: Uint8Array = this.#rx.subarray(0, 0);
+  /** Bytes one read asks for. */
+  #rxCap = RECEIVE_SIZE;
+  /** What the last read went into (a view of #intoOf), reused while the buffer and size stay. */
+  #into: Uint8Array = EMPTY;
+  #intoOf: Uint8Array | null = null;
+  /** The last chunk (a view of #viewOf), reused while the buffer and length stay. */
+  #view: Uint8Array = EMPTY;
+  #viewOf: Uint8Array | null = null;
+  /** True while onData runs: only then can its chunk be held. */
+  #delivering = false;
+  /** The receive buffer a holder keeps out of sharing (holdReceiveBuffer). */
+  #heldRx: Uint8Array | null = null;
   /** Receives fds from recvmsg; emptied before onData runs. */
   readonly #fdsIn: number[] = [];
   #queue: Pending[] = [];
@@ -69,8 +93,6 @@ export class UnixSocket {
   #watching = 0;
   #reading = true;
   #ending = false;
-  /** holdReceiveBuffer() is in force: the next read needs a buffer of its own. */
-  #held = false;
   #closed = false;
 
   /** Wraps a connected socket and starts reading. Takes ownership of `fd`, even when it throws. */
@@ -177,16 +199,12 @@ export class UnixSocket {
     this.#watch();
   }
 
-  /**
-   * Upper bound of the receive buffer (default 1 MiB). It starts at 64 KiB
-   * (or `max` if smaller) and doubles whenever a read fills it.
-   */
+  /** The most one read takes (default and largest: 1 MiB + 64 KiB, so a 1 MiB message and its headers fit). */
   setReceiveBufferSize(max: number): void {
     if (!Number.isSafeInteger(max) || max < 1) {
       throw new VfioError('EINVAL', `receive buffer size must be a positive integer, not ${max}`);
     }
-    this.#rxCap = max;
-    if (this.#rx.length > max) this.#setRx(new Uint8Array(max));
+    this.#rxCap = Math.min(max, RECEIVE_SIZE);
   }
 
   /**
@@ -199,19 +217,24 @@ export class UnixSocket {
   }
 
   /**
-   * Keeps the bytes last given to onData as they are: until
-   * releaseReceiveBuffer(), a read goes to a fresh buffer instead of over
-   * them (the old one then lives as long as views of it do). For a receiver
-   * whose processing of a chunk outlives the callback; it costs an
-   * allocation only if data arrives before the release.
+   * Called from onData: keeps the chunk being delivered as it is until
+   * releaseReceiveBuffer(), for a receiver whose work on it outlives the
+   * callback. Its buffer leaves the sharing meanwhile (reads, this
+   * socket's and the others', go to another one). A no-op outside onData.
    */
   holdReceiveBuffer(): void {
-    this.#held = true;
+    if (!this.#delivering || this.#heldRx !== null || this.#viewOf === null) return;
+    this.#heldRx = this.#viewOf;
+    if (sharedRx === this.#viewOf) sharedRx = null;
   }
 
-  /** The receiver is done with the chunk it held: the buffer may be reused. */
+  /** The receiver is done with the chunk it held: its buffer may be reused. */
   releaseReceiveBuffer(): void {
-    this.#held = false;
+    const rx = this.#heldRx;
+    if (rx === null) return;
+    this.#heldRx = null;
+    if (sharedRx === null) sharedRx = rx;
+    else if (spareRx.length < SPARES) spareRx.push(rx);
   }
 
   /** Keeps the process alive while this socket waits (the default). */
@@ -246,14 +269,16 @@ export class UnixSocket {
 
   #readSome(): void {
     for (let i = 0; i < MAX_READS_PER_EVENT; i++) {
-      if (this.#held) {
-        this.#held = false;
-        this.#setRx(new Uint8Array(this.#rx.length));
+      const rx = receiveBuffer();
+      const size = this.#rxCap;
+      let into = this.#into;
+      if (this.#intoOf !== rx || into.length !== size) {
+        into = this.#into = rx.subarray(0, size);
+        this.#intoOf = rx;
       }
-      const rx = this.#rx;
       let n: number;
       try {
-        n = recvmsg(this.#fd, rx, this.#fdsIn);
+        n = recvmsg(this.#fd, into, this.#fdsIn);
       } catch (err) {
         this.#close(toVfioError(err));
         return;
@@ -265,17 +290,22 @@ export class UnixSocket {
       }
       const fds = this.#fdsIn.length === 0 ? NO_FDS : this.#fdsIn.splice(0);
       let view = this.#view;
-      if (view.length !== n) view = this.#view = rx.subarray(0, n);
-      this.onData(view, fds);
+      if (this.#viewOf !== rx || view.length !== n) {
+        view = this.#view = rx.subarray(0, n);
+        this.#viewOf = rx;
+      }
+      this.#delivering = true;
+      try {
+        this.onData(view, fds);
+      } finally {
+        this.#delivering = false;
+      }
       if (this.#closed || !this.#reading) return;
       // A short read means the socket is empty for now: skip the recvmsg
       // that would only say EAGAIN. The poll is level-triggered, so bytes
       // that are still there (a read stops after a write that carried fds)
       // raise another event.
-      if (n < rx.length) return;
-      if (rx.length < this.#rxCap && this.#rx === rx) {
-        this.#setRx(new Uint8Array(Math.min(this.#rxCap, rx.length * 2)));
-      }
+      if (n < size) return;
     }
   }
 
@@ -328,11 +358,6 @@ export class UnixSocket {
     if (isVfioError(error, 'EINVAL')) throw error;
     this.#close(error);
     return false;
-  }
-
-  #setRx(rx: Uint8Array): void {
-    this.#rx = rx;
-    this.#view = rx.subarray(0, 0);
   }
 
   #watch(): void {

@@ -177,7 +177,7 @@ test('bad write arguments throw and leave the socket usable', async () => {
   b.destroy();
 });
 
-test('the receive buffer grows up to its cap; one event reads at most 16 times', async () => {
+test('one read takes up to the cap; one event reads at most 16 times', async () => {
   const [a, b] = pair();
   const sizes: number[] = [];
   b.setReceiveBufferSize(256 * 1024);
@@ -186,7 +186,7 @@ test('the receive buffer grows up to its cap; one event reads at most 16 times',
   b.onData = (chunk) => sizes.push(chunk.length);
   b.resume();
   await until(() => sizes.reduce((x, y) => x + y, 0) === 1 << 20, '1 MiB');
-  assert.ok(Math.max(...sizes) > 64 * 1024, 'grew past 64 KiB');
+  assert.ok(Math.max(...sizes) > 64 * 1024, 'reads of more than 64 KiB');
   assert.ok(Math.max(...sizes) <= 256 * 1024, 'never past the cap');
 
   b.setReceiveBufferSize(1);
@@ -201,6 +201,35 @@ test('the receive buffer grows up to its cap; one event reads at most 16 times',
   assert.throws(() => b.setReceiveBufferSize(0), (e: unknown) => e instanceof VfioError && e.code === 'EINVAL');
   a.destroy();
   b.destroy();
+});
+
+test('sockets read into one shared buffer; a chunk held past its callback keeps its bytes while others read', async () => {
+  const [a, b] = pair();
+  const [c, d] = pair();
+  const seen: Uint8Array[] = [];
+  let held: Uint8Array | null = null;
+  b.onData = (chunk) => {
+    seen.push(chunk);
+    held = chunk;
+    b.holdReceiveBuffer();
+  };
+  d.onData = (chunk) => void seen.push(chunk);
+  a.write(new Uint8Array([1, 2, 3]));
+  await until(() => seen.length === 1, 'the held chunk');
+  c.write(new Uint8Array([9, 9, 9, 9]));
+  await until(() => seen.length === 2, 'a chunk of another socket');
+  assert.deepEqual([...held!], [1, 2, 3], 'the held bytes were not overwritten');
+  assert.notEqual(seen[1]!.buffer, held!.buffer, 'the other socket read elsewhere');
+  b.releaseReceiveBuffer();
+  // Without a hold, chunks of different sockets are views of one buffer.
+  b.onData = (chunk) => void seen.push(chunk);
+  a.write(new Uint8Array([4]));
+  await until(() => seen.length === 3, 'a chunk after the release');
+  c.write(new Uint8Array([5]));
+  await until(() => seen.length === 4, 'and one of the other socket');
+  assert.equal(seen[2]!.buffer, seen[3]!.buffer);
+  b.holdReceiveBuffer(); // outside onData: nothing to hold, nothing happens
+  for (const x of [a, b, c, d]) x.destroy();
 });
 
 test('UnixSocket.connect reports a missing server as ENOENT', () => {
