@@ -46,14 +46,23 @@ export interface MigrationInfo {
 
 /** How much of a stream's start migrationCheckStart sees at most. */
 const START_BYTES = 4096;
+/** The first buffer of a resuming stream (it doubles from there, up to maxStreamBytes). */
+const MIN_RESUME_BUFFER = 64 * 1024;
+
+function newSession(kind: 'save' | 'resume'): Session {
+  return { kind, started: kind === 'save', chunks: [], buf: new Uint8Array(0), bytes: 0, precopied: false, initialUnread: 0 };
+}
 
 /** A stream being read (saving) or written (resuming). */
 interface Session {
   kind: 'save' | 'resume';
   /** resuming: the driver accepted the stream's start (migrationCheckStart) */
   started: boolean;
+  /** saving: what is left to read, in order */
   chunks: Uint8Array[];
-  /** bytes held in chunks */
+  /** resuming: what was written, in its first `bytes` bytes (grows by doubling) */
+  buf: Uint8Array;
+  /** bytes held (to read, or written) */
   bytes: number;
   /** saving: whether the precopy stage ran */
   precopied: boolean;
@@ -117,6 +126,15 @@ export class DeviceMigration {
       throw new VfioError('EINVAL', `${this.device.name}: no migration data to read in ${migStateName(this.#state)}`);
     }
     const n = Math.min(size, s.bytes);
+    const first = s.chunks[0];
+    if (first !== undefined && first.length >= n) {
+      // Within one chunk: a view, no copy (chunks are never written again).
+      s.chunks[0] = first.subarray(n);
+      if (s.chunks[0].length === 0) s.chunks.shift();
+      s.bytes -= n;
+      s.initialUnread = Math.max(0, s.initialUnread - n);
+      return first.subarray(0, n);
+    }
     const out = new Uint8Array(n);
     let at = 0;
     while (at < n) {
@@ -149,24 +167,25 @@ export class DeviceMigration {
     if (s.bytes + data.length > info.maxStreamBytes) {
       throw new VfioError('ENOSPC', `${this.device.name}: a migration stream of this device holds at most ${info.maxStreamBytes} bytes`);
     }
-    s.chunks.push(data.slice());
-    s.bytes += data.length;
+    const need = s.bytes + data.length;
+    if (need > s.buf.length) {
+      const bigger = new Uint8Array(Math.min(Math.max(s.buf.length * 2, need, MIN_RESUME_BUFFER), info.maxStreamBytes));
+      bigger.set(s.buf.subarray(0, s.bytes));
+      s.buf = bigger;
+    }
+    s.buf.set(data, s.bytes);
+    s.bytes = need;
   }
 
   /** Shows the driver the stream's first bytes (with `data`); a refusal discards the stream. */
   #checkStart(s: Session, data: Uint8Array): void {
     const head = new Uint8Array(Math.min(START_BYTES, s.bytes + data.length));
-    let at = 0;
-    for (const c of [...s.chunks, data]) {
-      if (at >= head.length) break;
-      const part = c.subarray(0, head.length - at);
-      head.set(part, at);
-      at += part.length;
-    }
+    head.set(s.buf.subarray(0, Math.min(s.bytes, head.length)));
+    if (s.bytes < head.length) head.set(data.subarray(0, head.length - s.bytes), s.bytes);
     try {
       s.started = this.device.migrationCheckStart(head) || head.length === START_BYTES;
     } catch (err) {
-      s.chunks = [];
+      s.buf = new Uint8Array(0);
       s.bytes = 0;
       if (err instanceof VfioError) throw new VfioError(err.code, `${this.device.name}: the migration stream was refused: ${err.message}`, { cause: err });
       throw err;
@@ -223,16 +242,16 @@ export class DeviceMigration {
           await device.migrationLoad(stream);
         } catch (err) {
           if (err instanceof VfioError) {
-            this.#session = { kind: 'resume', started: false, chunks: [], bytes: 0, precopied: false, initialUnread: 0 };
+            this.#session = newSession('resume');
             throw new VfioError(err.code, `${device.name}: the migration stream was refused: ${err.message}`, { cause: err });
           }
           throw err;
         }
         this.#session = null;
       } else if (next === MigState.RESUMING) {
-        this.#session = { kind: 'resume', started: false, chunks: [], bytes: 0, precopied: false, initialUnread: 0 };
+        this.#session = newSession('resume');
       } else if (isSavingState(next) && !isSavingState(cur)) {
-        this.#session = { kind: 'save', started: true, chunks: [], bytes: 0, precopied: false, initialUnread: 0 };
+        this.#session = newSession('save');
         if (next !== MigState.STOP_COPY) await this.#save('precopy');
       } else if (isSavingState(cur) && !isSavingState(next)) {
         this.#session = null;
@@ -268,14 +287,8 @@ export class DeviceMigration {
 
   #takeResume(): Uint8Array {
     const s = this.#session!;
-    const out = new Uint8Array(s.bytes);
-    let at = 0;
-    for (const c of s.chunks) {
-      out.set(c, at);
-      at += c.length;
-    }
     this.#session = null;
-    return out;
+    return s.buf.subarray(0, s.bytes);
   }
 
   #need(): MigrationInfo {

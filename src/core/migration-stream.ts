@@ -59,7 +59,11 @@ export class MigStreamWriter {
     return this.record(HEADER_TAG, w.take());
   }
 
-  /** One record of the driver's (tags 2..0xfffe). */
+  /**
+   * One record of the driver's (tags 2..0xfffe). The payload is kept by
+   * reference until take(), which copies it: a view of live memory is
+   * snapshotted there, not here.
+   */
   record(tag: number, payload: Uint8Array): this {
     if (!Number.isInteger(tag) || tag < HEADER_TAG || tag > END_TAG) throw new RangeError(`record tag ${tag} is out of range`);
     const head = new Uint8Array(RECORD_HEAD);

@@ -127,7 +127,8 @@ export class MdpyDevice extends VfioPciDevice implements DisplaySource {
   }
 
   protected override saveMigrationRecords(w: MigStreamWriter): void {
-    w.record(MDPY_STREAM.FRAMEBUFFER, this.#fb.bytes.slice());
+    // take() copies it: the stream holds a snapshot, not a view of live memory.
+    w.record(MDPY_STREAM.FRAMEBUFFER, this.#fb.bytes);
   }
 
   protected override loadMigrationRecords(records: ReadonlyMap<number, Uint8Array>): () => void {
