@@ -3,6 +3,7 @@
 // event-driven server), on the TypeScript of src/, test/, bench/ and
 // scripts/. Layout is Prettier's business, not ESLint's.
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -40,4 +41,9 @@ export default tseslint.config(
     rules: { '@typescript-eslint/unbound-method': 'off' },
   },
   { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
+  {
+    // The console's page: plain JavaScript that runs in the browser.
+    files: ['src/console/page/**/*.js'],
+    languageOptions: { globals: globals.browser },
+  },
 );

@@ -17,6 +17,7 @@ import ts from 'typescript';
 export const LAYERS: readonly (readonly string[])[] = [
   ['cli'],
   ['daemon'],
+  ['console'],
   ['vfio-user'],
   ['drivers'],
   ['mdev'],

@@ -84,6 +84,7 @@ export function devicesTable(devices: MdevInfo[], defined: boolean, verbose: boo
       d.attrs.forEach((a, j) => out.push(`    @{${j}}: ${JSON.stringify({ [a.name]: a.value })}`));
     }
     if (d.socket !== undefined) out.push(`  QEMU: ${qemuDeviceArg(d.socket)}`);
+    if (d.vnc !== undefined) out.push(`  VNC: ${d.vnc}`);
     if (d.clients !== undefined) {
       out.push(`  Clients: ${d.clients.length === 0 ? 'none' : ''}`.trimEnd());
       for (const c of d.clients) out.push(`    ${clientLine(c)}`);
@@ -104,6 +105,7 @@ export function deviceJson(d: MdevInfo): unknown {
     active: d.active,
     defined: d.defined,
     ...(d.socket === undefined ? {} : { socket: d.socket }),
+    ...(d.vnc === undefined ? {} : { vnc: d.vnc }),
     ...(d.clients === undefined ? {} : { clients: d.clients.map(clientJson) }),
   };
 }

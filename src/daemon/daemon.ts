@@ -9,7 +9,11 @@
  * and QEMU option printed. Requests that come before the end of auto-start
  * are answered EAGAIN (the command line waits them out).
  *
- * Stop (SIGINT/SIGTERM): the control socket closes, then every parent is
+ * With `http`, the web console listens too (src/console/), and unless
+ * `vnc` is false every display device gets a VNC server on loopback.
+ *
+ * Stop (SIGINT/SIGTERM): the control socket and the console close (pages
+ * and VNC viewers are disconnected), then every parent is
  * unregistered, which removes its devices the proper way — clients are
  * nudged with REQ and waited for, who holds what is logged after a second
  * — but only for so long: then the clients still there are named in a
@@ -21,6 +25,9 @@ import { join } from 'node:path';
 import type { VfioDevice } from '../core/device.js';
 import { VfioCore } from '../core/vfio-core.js';
 import { VfioError, toVfioError } from '../base/errors.js';
+import { ConsoleServer } from '../console/console-server.js';
+import type { ListenAddress } from '../console/listen-address.js';
+import { Screens } from '../console/screens.js';
 import { MdevBus } from '../mdev/index.js';
 import { ControlServer } from './control-server.js';
 import { createVfioUserServer, type DeviceServer } from './device-server.js';
@@ -69,6 +76,10 @@ export interface DaemonOptions {
   notifier?: SystemdNotifier;
   /** Where the human summary goes. Default stdout. */
   print?: (text: string) => void;
+  /** Serve the web console here (`--http`). Default: no console. */
+  http?: ListenAddress;
+  /** Serve each display device over VNC on loopback. Default true. */
+  vnc?: boolean;
 }
 
 export class Daemon {
@@ -85,6 +96,8 @@ export class Daemon {
     private readonly log: Logger,
     private readonly shutdownTimeoutMs: number,
     private readonly notifier: SystemdNotifier,
+    readonly screens: Screens,
+    readonly console: ConsoleServer | undefined,
   ) {}
 
   /** Brings everything up; on failure, whatever was brought up is taken down again. */
@@ -102,12 +115,14 @@ export class Daemon {
     // The control socket comes first: it is what tells us no other daemon
     // serves this runtime directory, before we touch its device sockets.
     let service: MdevService | undefined;
+    let webConsole: ConsoleServer | undefined;
     const control = await ControlServer.listen({
       path: paths.controlSocket,
       log,
       handle: (op, args, call) => {
         if (op === 'ping') return Promise.resolve({ pid: process.pid, runtimeDir: paths.runtimeDir, stateDir: paths.stateDir });
         if (!service) return Promise.reject(new VfioError('EAGAIN', 'the daemon is still starting; try again in a moment'));
+        if (op === 'console') return Promise.resolve().then(() => consoleInfo(webConsole));
         return service.handle(op, args, call);
       },
     });
@@ -138,14 +153,18 @@ export class Daemon {
     removeStaleSockets(paths.socketDir, log);
     let store: DefinitionStore | undefined;
     let deviceServer: DeviceServer | undefined;
+    let screens: Screens | undefined;
     try {
       store = DefinitionStore.open(paths.dbFile);
       const core = new VfioCore();
       const server = (deviceServer = (options.createDeviceServer ?? createVfioUserServer)(core, paths.socketDir, log, options.limits ?? {}));
+      const shown = (screens = new Screens({ core, log, vnc: options.vnc ?? true }));
       const serve = async (device: VfioDevice): Promise<void> => {
         await server.serve(device);
         const socket = server.socketPath(device.name);
         if (group && socket !== undefined) shareSocket(socket, group);
+        // A display device's VNC server listens before `start` answers, so `list` can say where.
+        await shown.add(device);
       };
       const bus = new MdevBus({ core, serve });
       for (const p of options.parents) {
@@ -156,11 +175,20 @@ export class Daemon {
         const seeded = store.seedOnce(() => defaultDefinitions(options.parents));
         if (seeded) log.info('new store: defined the default devices', { db: paths.dbFile });
       }
-      const svc = new MdevService({ store, bus, server, log });
+      const svc = new MdevService({ store, bus, server, vncAddress: (uuid) => shown.vncAddress(uuid), log });
       await svc.autostart();
+      if (options.http) {
+        webConsole = await ConsoleServer.listen({
+          address: options.http,
+          service: svc,
+          screens: shown,
+          clients: (uuid) => server.clientDetails(uuid),
+          log,
+        });
+      }
       service = svc;
       const notifier = options.notifier ?? SystemdNotifier.fromEnv(log);
-      const daemon = new Daemon(paths, core, bus, svc, store, server, control, log, options.shutdownTimeoutMs ?? 5_000, notifier);
+      const daemon = new Daemon(paths, core, bus, svc, store, server, control, log, options.shutdownTimeoutMs ?? 5_000, notifier, shown, webConsole);
       daemon.printSummary(options.print ?? ((text) => process.stdout.write(text)));
       log.info('daemon ready', { control: paths.controlSocket, devices: bus.devices().length });
       notifier.ready(daemon.statusLine());
@@ -170,6 +198,8 @@ export class Daemon {
       return daemon;
     } catch (err) {
       await control.close().catch(() => {});
+      await webConsole?.close().catch(() => {});
+      await screens?.close().catch(() => {});
       await deviceServer?.close().catch(() => {});
       store?.close();
       throw err;
@@ -187,6 +217,8 @@ export class Daemon {
     log.info('daemon stopping', { reason, devices: this.bus.devices().length });
     this.notifier.stopping(`stopping (${reason}): removing ${plural(this.bus.devices().length, 'device')}`);
     await this.control.close();
+    await this.console?.close();
+    await this.screens.close();
     const uuids = this.bus.devices().map((m) => m.uuid);
     const removing = Promise.allSettled(this.bus.parents().map((p) => this.bus.unregisterParent(p)));
     // Who holds what is logged while we wait; at the timeout those clients
@@ -240,9 +272,18 @@ export class Daemon {
         lines.push(`    socket: ${socket}`);
         lines.push(`    qemu:   ${qemuDeviceArg(socket)}`);
       }
+      const vnc = this.screens.vncAddress(m.uuid);
+      if (vnc !== undefined) lines.push(`    vnc:    ${vnc}`);
     }
+    if (this.console) lines.push(`console: http://${this.console.address}/ ("uvfio console" prints the URL with its token)`);
     print(`${lines.join('\n')}\n`);
   }
+}
+
+/** What `uvfio console` is told; ENOENT when the daemon serves no console. */
+function consoleInfo(web: ConsoleServer | undefined): { url: string; address: string } {
+  if (!web) throw new VfioError('ENOENT', 'this daemon serves no web console: start it with --http [ADDR:]PORT');
+  return { url: web.url, address: web.address };
 }
 
 /** `1 device`, `3 devices`. */

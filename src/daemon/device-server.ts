@@ -8,6 +8,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { PciIrq } from '../base/uapi.js';
 import type { VfioDevice } from '../core/device.js';
 import type { VfioCore } from '../core/vfio-core.js';
+import type { ClientInfo } from '../vfio-user/client-info.js';
 import type { ResourceLimits } from '../vfio-user/limits.js';
 import { VfioUserServer } from '../vfio-user/server.js';
 import { INTERRUPT_CHANNEL, type InterruptTrace } from '../vfio-user/trace.js';
@@ -28,6 +29,8 @@ export interface DeviceServer {
   socketPath(name: string): string | undefined;
   /** The clients connected to a device, by name, oldest first. */
   clients(name: string): DeviceClient[];
+  /** The same with what each did (counters) and mapped (DMA), for the console. */
+  clientDetails(name: string): ClientInfo[];
   /** Drops one client as if it hung up; true once it is gone, false when there was none. */
   dropClient(id: number, reason: string): Promise<boolean>;
   /** Notes which clients of device `name` are asked to let go from now on. */
@@ -62,6 +65,10 @@ export function createVfioUserServer(core: VfioCore, socketDir: string, log: Log
       const device = core.device(name);
       if (device === undefined) return [];
       return server.clients(device).map(({ id, pid, uid, gid, command, connectedAt, bound }) => ({ id, pid, uid, gid, command, connectedAt, bound }));
+    },
+    clientDetails(name) {
+      const device = core.device(name);
+      return device === undefined ? [] : server.clients(device);
     },
     dropClient: (id, reason) => server.dropClient(id, reason),
     watchRequests(name) {

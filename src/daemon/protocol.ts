@@ -71,6 +71,8 @@ export interface MdevInfo {
   defined: boolean;
   /** The device's vfio-user socket while it runs. */
   socket?: string;
+  /** `HOST:PORT` of the VNC server showing a running display device's screen. */
+  vnc?: string;
   /** Who is connected to it, while it runs and is served. */
   clients?: DeviceClient[];
 }
@@ -80,6 +82,11 @@ export interface ControlOps {
   ping: {
     args: Record<string, never>;
     result: { pid: number; runtimeDir: string; stateDir: string };
+  };
+  console: {
+    args: Record<string, never>;
+    /** `url`: the page to open, token included; `address`: where the console listens. */
+    result: { url: string; address: string };
   };
   types: {
     args: { parent?: string };
@@ -150,7 +157,7 @@ export type ResultOf<O extends ControlOp> = ControlOps[O]['result'];
 /** The events an operation may send before its response (never, for most). */
 export type EventOf<O extends ControlOp> = ControlOps[O] extends { event: infer E } ? E : never;
 
-export const CONTROL_OPS: readonly ControlOp[] = ['ping', 'types', 'list', 'define', 'undefine', 'start', 'stop', 'modify', 'screenshot', 'migrate'];
+export const CONTROL_OPS: readonly ControlOp[] = ['ping', 'console', 'types', 'list', 'define', 'undefine', 'start', 'stop', 'modify', 'screenshot', 'migrate'];
 
 export interface ControlRequest<O extends ControlOp = ControlOp> {
   v: number;

@@ -39,14 +39,19 @@ export interface MdevServiceOptions {
   bus: MdevBus;
   /** What serves running devices: their sockets and clients. None when offline. */
   server?: ServedDevices;
+  /** `HOST:PORT` of the VNC server of a running display device, if any. */
+  vncAddress?: (uuid: string) => string | undefined;
   log?: Logger;
 }
 
 /** What the service needs of the device server. */
 export type ServedDevices = Pick<DeviceServer, 'socketPath' | 'clients' | 'dropClient' | 'watchRequests'>;
 
-/** Which arguments each operation takes (ping is the control server's own). */
-const SPECS: Record<Exclude<ControlOp, 'ping'>, ArgSpec> = {
+/** Operations the daemon answers itself, not the service. */
+type DaemonOp = 'ping' | 'console';
+
+/** Which arguments each operation takes. */
+const SPECS: Record<Exclude<ControlOp, DaemonOp>, ArgSpec> = {
   types: { parent: 'string?' },
   list: { defined: 'boolean?', uuid: 'string?', parent: 'string?' },
   define: { uuid: 'string?', parent: 'string?', type: 'string?', auto: 'boolean?', config: 'object?' },
@@ -73,21 +78,23 @@ export class MdevService {
   private readonly store: DefinitionStore;
   private readonly bus: MdevBus;
   private readonly server: ServedDevices | undefined;
+  private readonly vncAddress: (uuid: string) => string | undefined;
   private readonly log: Logger | undefined;
 
   constructor(options: MdevServiceOptions) {
     this.store = options.store;
     this.bus = options.bus;
     this.server = options.server;
+    this.vncAddress = options.vncAddress ?? (() => undefined);
     this.log = options.log;
   }
 
   /** Checks and runs one request. Every failure is a VfioError. `call` carries its events. */
   async handle(op: string, args: unknown, call: ControlCall = NO_CALL): Promise<unknown> {
-    if (!CONTROL_OPS.includes(op as ControlOp) || op === 'ping') {
+    if (!CONTROL_OPS.includes(op as ControlOp) || !Object.hasOwn(SPECS, op)) {
       throw new VfioError('EINVAL', `unknown operation ${JSON.stringify(op)}`);
     }
-    const o = op as Exclude<ControlOp, 'ping'>;
+    const o = op as Exclude<ControlOp, DaemonOp>;
     const a = checkArgs(o, args, SPECS[o]) as never;
     switch (o) {
       case 'types':
@@ -278,7 +285,7 @@ export class MdevService {
     }
     await removed;
     this.log?.info('device stopped', { uuid });
-    const { socket: _gone, clients: _left, ...rest } = info;
+    const { socket: _gone, clients: _left, vnc: _closed, ...rest } = info;
     return { device: { ...rest, active: false }, dropped };
   }
 
@@ -379,6 +386,8 @@ export class MdevService {
       info.socket = socket;
       info.clients = this.server!.clients(m.uuid);
     }
+    const vnc = this.vncAddress(m.uuid);
+    if (vnc !== undefined) info.vnc = vnc;
     return info;
   }
 
@@ -419,6 +428,8 @@ export class MdevService {
       info.socket = socket;
       info.clients = this.server!.clients(def.uuid);
     }
+    const vnc = running ? this.vncAddress(def.uuid) : undefined;
+    if (vnc !== undefined) info.vnc = vnc;
     return info;
   }
 }

@@ -87,6 +87,18 @@ export class IoAddressSpace {
   }
 
   /**
+   * Throws what map() of [iova, iova+length) would throw for the range
+   * itself (EINVAL, EOVERFLOW, EEXIST for an overlap, OverBudget past the
+   * mapping budget), so a caller can refuse before it builds the backing.
+   */
+  checkMap(iova: number, length: number): void {
+    this.assertLive();
+    checkRange('map', iova, length);
+    this.checkFree(iova, length);
+    if (this.budget.room < 1) this.budget.take(1, 'map: DMA mappings');
+  }
+
+  /**
    * Maps [iova, iova+length) onto backing[offset, offset+length). Fails with
    * EEXIST when any byte is already mapped; the backing then stays the caller's.
    */
@@ -104,15 +116,12 @@ export class IoAddressSpace {
         `map: backing range [${offset}, ${offset + length}) exceeds the backing's ${backing.size} bytes`,
       );
     }
-    if (backing.memory === null && (!backing.read || !backing.write)) {
-      throw new VfioError('EINVAL', 'map: a backing without memory must offer read and write');
-    }
-    const at = this.lowerBound(iova);
-    const prev = this.mappings[at - 1];
-    const next = this.mappings[at];
-    if ((prev && prev.iova + prev.length > iova) || (next && next.iova < iova + length)) {
-      throw new VfioError('EEXIST', `map: [0x${iova.toString(16)}, +0x${length.toString(16)}) overlaps a mapping`);
-    }
+    const usable =
+      backing.reach === 'messages'
+        ? backing.read !== undefined && backing.write !== undefined
+        : backing.readSync !== undefined && backing.writeSync !== undefined && (backing.reach !== 'memory' || backing.view !== undefined);
+    if (!usable) throw new VfioError('EINVAL', `map: a backing reached by ${backing.reach} lacks the accesses that needs`);
+    const at = this.checkFree(iova, length);
     this.budget.take(1, 'map: DMA mappings');
     this.mappings.splice(at, 0, { iova, length, prot, backing, backingOffset: offset });
   }
@@ -173,8 +182,9 @@ export class IoAddressSpace {
   }
 
   /**
-   * Reads dest.byteLength bytes at iova, across adjacent mappings, through
-   * memory where mapped here and through the backing's read() otherwise.
+   * Reads dest.byteLength bytes at iova, across adjacent mappings: at once
+   * where the backing is reached here (memory, file), through its read()
+   * otherwise (messages).
    */
   async read(iova: number, dest: Uint8Array): Promise<void> {
     await this.transfer(iova, dest, DmaProt.READ, false);
@@ -185,20 +195,21 @@ export class IoAddressSpace {
     await this.transfer(iova, src, DmaProt.WRITE, false);
   }
 
-  /** Like read(), for memory mapped here only (EAGAIN when a message would be needed). */
+  /** Like read(), for memory reached here only (EAGAIN when a message would be needed). */
   readSync(iova: number, dest: Uint8Array): void {
     void this.transfer(iova, dest, DmaProt.READ, true);
   }
 
-  /** Like write(), for memory mapped here only. */
+  /** Like write(), for memory reached here only. */
   writeSync(iova: number, src: Uint8Array): void {
     void this.transfer(iova, src, DmaProt.WRITE, true);
   }
 
   /**
    * A zero-copy view of [iova, iova+length) when it lies inside one mapping
-   * whose memory is mapped here and which allows `prot`. The view is valid
-   * until that mapping is unmapped (DmaAccessOps.dmaUnmap tells when).
+   * whose memory is mapped here (EAGAIN otherwise: use the copies) and
+   * which allows `prot`. The view is valid until that mapping is unmapped
+   * (DmaAccessOps.dmaUnmap tells when).
    */
   view(iova: number, length: number, prot: number): Uint8Array {
     checkRange('view', iova, length);
@@ -207,11 +218,10 @@ export class IoAddressSpace {
       throw new VfioError('EFAULT', `view: [0x${iova.toString(16)}, +${length}) is not inside one mapping`);
     }
     this.checkProt(m, prot, iova);
-    if (m.backing.memory === null) {
-      throw new VfioError('EAGAIN', 'view: this mapping is reached by messages, not mapped here');
+    if (m.backing.reach !== 'memory') {
+      throw new VfioError('EAGAIN', `view: this mapping is reached by ${m.backing.reach}, not mapped here`);
     }
-    const off = m.backingOffset + (iova - m.iova);
-    return m.backing.memory.subarray(off, off + length);
+    return m.backing.view!(m.backingOffset + (iova - m.iova), length);
   }
 
   // Returns a promise only when a message-backed segment was involved; the
@@ -232,7 +242,7 @@ export class IoAddressSpace {
         throw new VfioError('EFAULT', `dma: 0x${cur.toString(16)} is not mapped`);
       }
       this.checkProt(m, prot, cur);
-      if (sync && m.backing.memory === null) {
+      if (sync && m.backing.reach === 'messages') {
         throw new VfioError('EAGAIN', 'dma: this mapping is reached by messages; use the async access');
       }
       segments.push(m);
@@ -244,11 +254,11 @@ export class IoAddressSpace {
     for (const seg of segments) {
       const n = Math.min(end, seg.iova + seg.length) - cur;
       const off = seg.backingOffset + (cur - seg.iova);
-      const part = buf.subarray(cur - iova, cur - iova + n);
-      const mem = seg.backing.memory;
-      if (mem !== null) {
-        if (prot === DmaProt.READ) part.set(mem.subarray(off, off + n));
-        else mem.set(part, off);
+      const part = n === buf.byteLength ? buf : buf.subarray(cur - iova, cur - iova + n);
+      const b = seg.backing;
+      if (b.reach !== 'messages') {
+        if (prot === DmaProt.READ) b.readSync!(off, part);
+        else b.writeSync!(off, part);
       } else {
         (pending ??= []).push(prot === DmaProt.READ ? seg.backing.read!(off, part) : seg.backing.write!(off, part));
       }
@@ -278,6 +288,17 @@ export class IoAddressSpace {
       m.backing.release();
     }
     return bytes;
+  }
+
+  /** EEXIST if any byte of the range is mapped; else where a mapping of it goes. */
+  private checkFree(iova: number, length: number): number {
+    const at = this.lowerBound(iova);
+    const prev = this.mappings[at - 1];
+    const next = this.mappings[at];
+    if ((prev && prev.iova + prev.length > iova) || (next && next.iova < iova + length)) {
+      throw new VfioError('EEXIST', `map: [0x${iova.toString(16)}, +0x${length.toString(16)}) overlaps a mapping`);
+    }
+    return at;
   }
 
   /** The mapping containing iova, if any. */

@@ -9,5 +9,5 @@ export {
   type MapOptions,
   type AddressSpaceOptions,
 } from './address-space.js';
-export { MemoryBacking, type DmaBacking } from './dma-backing.js';
+export { MemoryBacking, type DmaBacking, type DmaReach } from './dma-backing.js';
 export { DirtyLog, MAX_LOG_RANGES, MIN_DIRTY_PAGE, bitmapBytes, type DirtyRange } from './dirty-log.js';

@@ -25,6 +25,11 @@ export interface NativeFdWatcher {
   unref(): void;
 }
 
+/** A client's memory mapped by mapClientMemory (an opaque N-API external). */
+export interface ClientMemoryHandle {
+  readonly __clientMemory: never;
+}
+
 /** Everything the addon exports, exactly as native/ defines it. */
 export interface NativeAddon {
   setErrorFactory(make: (errno: number, sentence: string) => Error): void;
@@ -48,6 +53,12 @@ export interface NativeAddon {
   sealSize(fd: number): void;
   mmap(fd: number, offset: number, length: number, prot: { read: boolean; write: boolean }): ArrayBuffer;
   munmap(buffer: ArrayBuffer): void;
+  memoryFdInfo(fd: number): [boolean, number, number, number];
+  mapClientMemory(fd: number, offset: number, length: number, writable: boolean): ClientMemoryHandle;
+  clientMemoryRead(handle: ClientMemoryHandle, offset: number, dest: ArrayBufferView): void;
+  clientMemoryWrite(handle: ClientMemoryHandle, offset: number, src: ArrayBufferView): void;
+  clientMemoryWindow(handle: ClientMemoryHandle, offset: number, length: number): ArrayBuffer;
+  unmapClientMemory(handle: ClientMemoryHandle, windows: readonly ArrayBuffer[]): void;
   FdWatcher: new (fd: number, callback: (events: number) => void) => NativeFdWatcher;
   notifyDatagram(path: string, message: ArrayBufferView): void;
 }

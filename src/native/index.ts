@@ -14,6 +14,10 @@ export {
   eventfdWrite,
   listenUnix,
   memfdCreate,
+  memoryFdInfo,
+  TMPFS_MAGIC,
+  F_SEAL_SHRINK,
+  type MemoryFdInfo,
   mmap,
   munmap,
   peerCredentials,
@@ -29,6 +33,6 @@ export {
 export { FdWatcher, READABLE, WRITABLE, type FdWatcherConstructor } from './fd-watcher.js';
 export { closeFds } from './close-fds.js';
 export { EventFd } from './eventfd.js';
-export { MappedMemory, type Protection } from './memory.js';
+export { MappedMemory, ClientMemory, CLIENT_WINDOW, type Protection } from './memory.js';
 export { openFdCount } from './fd-count.js';
 export { notifyDatagram } from './notify.js';

@@ -1,9 +1,23 @@
 /**
  * MappedMemory: shared memory seen from JS. `create` makes memory to hand
- * out (a BAR a client may mmap); `map` reaches memory handed in (a client's
- * DMA region).
+ * out (a BAR a client may mmap); `map` reaches memory handed in as one
+ * ArrayBuffer. ClientMemory: a client's DMA memory, mapped once with no
+ * ArrayBuffer, reached by copies and by views made on demand.
  */
-import { close, memfdCreate, mmap, munmap, sealSize } from './syscalls.js';
+import { VfioError } from '../base/errors.js';
+import {
+  clientMemoryRead,
+  clientMemoryWindow,
+  clientMemoryWrite,
+  close,
+  mapClientMemory,
+  memfdCreate,
+  mmap,
+  munmap,
+  sealSize,
+  unmapClientMemory,
+  type ClientMemoryHandle,
+} from './syscalls.js';
 
 /** Access wanted from a mapping; `read` must be true (see syscalls.mmap). */
 export interface Protection {
@@ -58,5 +72,87 @@ export class MappedMemory {
     this.#closed = true;
     munmap(this.#buffer);
     if (this.ownsFd) close(this.fd);
+  }
+}
+
+/** Bytes of one view window of ClientMemory; windows start every half window. */
+export const CLIENT_WINDOW = 1024 * 1024 * 1024;
+
+/**
+ * A client's memory mapped here for DMA (see mapClientMemory): the caller
+ * has made sure it cannot shrink under the mapping. Reads and writes are
+ * copies checked against the mapping; view() hands out zero-copy views
+ * from windows of CLIENT_WINDOW bytes made on first use (starting every
+ * half window, so any view up to half a window fits in one), all detached
+ * by unmap().
+ */
+export class ClientMemory {
+  readonly size: number;
+  readonly writable: boolean;
+  readonly #handle: ClientMemoryHandle;
+  /** Every window made, by `${offset}+${length}`: unmap() detaches them all. */
+  readonly #windows = new Map<string, Uint8Array>();
+  #unmapped = false;
+
+  private constructor(handle: ClientMemoryHandle, size: number, writable: boolean) {
+    this.#handle = handle;
+    this.size = size;
+    this.writable = writable;
+  }
+
+  /** Maps `length` bytes of `fd` from `offset`; the fd may be closed at once. */
+  static map(fd: number, offset: number, length: number, writable: boolean): ClientMemory {
+    return new ClientMemory(mapClientMemory(fd, offset, length, writable), length, writable);
+  }
+
+  /** True once unmap() ran. */
+  get unmapped(): boolean {
+    return this.#unmapped;
+  }
+
+  /** Copies dest.byteLength bytes at `offset` into dest. */
+  read(offset: number, dest: Uint8Array): void {
+    clientMemoryRead(this.#handle, offset, dest);
+  }
+
+  /** Copies src to `offset`. */
+  write(offset: number, src: Uint8Array): void {
+    clientMemoryWrite(this.#handle, offset, src);
+  }
+
+  /**
+   * A view of [offset, offset+length), valid until unmap() (then length 0).
+   * EPERM for a read-only mapping, EFAULT outside it.
+   */
+  view(offset: number, length: number): Uint8Array {
+    const half = CLIENT_WINDOW / 2;
+    // A short view comes from the window starting at a multiple of half a
+    // window that holds it whole; a long one gets a window of its own.
+    let start = offset;
+    let size = length;
+    if (length <= half) {
+      start = Math.floor(offset / half) * half;
+      if (offset + length > start + CLIENT_WINDOW) start += half;
+      size = Math.min(this.size, start + CLIENT_WINDOW) - start;
+      if (offset + length > start + size) {
+        throw new VfioError('EFAULT', `view [${offset}, +${length}) is outside the ${this.size} bytes mapped`);
+      }
+    }
+    const key = `${start}+${size}`;
+    let window = this.#windows.get(key);
+    if (window === undefined) {
+      window = new Uint8Array(clientMemoryWindow(this.#handle, start, size));
+      this.#windows.set(key, window);
+    }
+    return window.subarray(offset - start, offset - start + length);
+  }
+
+  /** Detaches every view and unmaps. Idempotent. */
+  unmap(): void {
+    if (this.#unmapped) return;
+    this.#unmapped = true;
+    const windows = [...this.#windows.values()].map((w) => w.buffer as ArrayBuffer);
+    this.#windows.clear();
+    unmapClientMemory(this.#handle, windows);
   }
 }

@@ -4,7 +4,7 @@
  * call each. Every failure throws VfioError naming the syscall; "try
  * again later" is a return value (-1 or null), never an exception.
  */
-import { addon } from './addon.js';
+import { addon, type ClientMemoryHandle } from './addon.js';
 
 /**
  * A listening UNIX stream socket at `path` (nonblocking, CLOEXEC, mode
@@ -143,3 +143,58 @@ export const mmap: (
  * A mapping nobody unmaps is unmapped when its ArrayBuffer is collected.
  */
 export const munmap: (buffer: ArrayBuffer) => void = addon.munmap;
+
+/** What DMA_MAP needs to know of a client's fd. */
+export interface MemoryFdInfo {
+  /** S_ISREG */
+  regular: boolean;
+  /** st_size */
+  size: number;
+  /** statfs f_type (TMPFS_MAGIC for a memfd, HUGETLBFS_MAGIC for a hugetlb one, ...) */
+  fsType: number;
+  /** F_GET_SEALS; -1 when the file cannot carry seals (anything but a memfd) */
+  seals: number;
+}
+
+/** fstat, fstatfs and F_GET_SEALS of `fd` in one call. */
+export function memoryFdInfo(fd: number): MemoryFdInfo {
+  const [regular, size, fsType, seals] = addon.memoryFdInfo(fd);
+  return { regular, size, fsType, seals };
+}
+
+/** statfs f_type of tmpfs and shmem (memfd_create's files). */
+export const TMPFS_MAGIC = 0x01021994;
+/** F_SEAL_SHRINK: the file can never get shorter. */
+export const F_SEAL_SHRINK = 0x0002;
+
+export type { ClientMemoryHandle } from './addon.js';
+
+/**
+ * One MAP_SHARED mapping of `length` bytes of `fd` from `offset` (any
+ * offset: an unaligned one is mapped from the page below), as a handle:
+ * no ArrayBuffer is made (see native/memory.cc). Only for memory that
+ * cannot shrink under it (a size-sealed memfd): a touch past the end of a
+ * file is SIGBUS. EINVAL for length 0 or a range past the end of the file.
+ */
+export const mapClientMemory: (fd: number, offset: number, length: number, writable: boolean) => ClientMemoryHandle =
+  addon.mapClientMemory;
+
+/** Copies dest.byteLength bytes from `offset` of the mapping; EFAULT outside it or once unmapped. */
+export const clientMemoryRead: (handle: ClientMemoryHandle, offset: number, dest: ArrayBufferView) => void = addon.clientMemoryRead;
+
+/** Copies `src` to `offset` of the mapping; EFAULT outside it, EPERM for a read-only mapping. */
+export const clientMemoryWrite: (handle: ClientMemoryHandle, offset: number, src: ArrayBufferView) => void = addon.clientMemoryWrite;
+
+/**
+ * An ArrayBuffer over [offset, offset+length) of a writable mapping. Keep
+ * it and pass it to unmapClientMemory, which detaches it. Each one counts
+ * its length as V8 external memory: make few (see ClientMemory.view).
+ */
+export const clientMemoryWindow: (handle: ClientMemoryHandle, offset: number, length: number) => ArrayBuffer = addon.clientMemoryWindow;
+
+/**
+ * Detaches `windows` (every one clientMemoryWindow made of this mapping),
+ * then unmaps. Idempotent. A forgotten mapping is unmapped once its handle
+ * and windows are collected.
+ */
+export const unmapClientMemory: (handle: ClientMemoryHandle, windows: readonly ArrayBuffer[]) => void = addon.unmapClientMemory;

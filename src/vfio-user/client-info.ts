@@ -55,19 +55,15 @@ export function clientInfo(c: VfioUserSession): ClientInfo {
   };
 }
 
-/** The address space's mappings, those of several pieces (over 1 GiB) told as the one the client made. */
+/** The address space's mappings, one per DMA_MAP the client made. */
 function dmaMappings(c: VfioUserSession): DmaMappingInfo[] {
   const out: DmaMappingInfo[] = [];
   const mappings = c.iommufd?.alive ? c.iommufd.ioas.list() : [];
-  let end = 0;
   for (const m of mappings) {
-    if (m.iova < end) continue; // a later piece of the last one
-    const size = c.pieced.get(m.iova) ?? m.length;
-    end = m.iova + size;
     out.push({
       iova: m.iova,
-      size,
-      backing: m.backing.memory === null ? 'message' : 'fd',
+      size: m.length,
+      backing: m.backing.reach === 'messages' ? 'message' : 'fd',
       readable: (m.prot & DmaProt.READ) !== 0,
       writable: (m.prot & DmaProt.WRITE) !== 0,
     });

@@ -32,9 +32,15 @@ export interface ResourceLimits {
   maxDmaMaps: number;
   /** how long a client may take to answer a DMA_READ/DMA_WRITE */
   dmaTimeoutMs: number;
+  /** DMA mappings of all clients together */
+  maxDmaMapsTotal: number;
+  /** bytes of one client's memory mapped into the daemon */
+  maxDmaBytes: number;
+  /** bytes of all clients' memory mapped into the daemon */
+  maxDmaBytesTotal: number;
   /** interrupt eventfds one client holds (SET_IRQS) */
   maxIrqFds: number;
-  /** fds held for all clients together: interrupt eventfds (and DMA memory fds) */
+  /** fds held for all clients together: interrupt eventfds, DMA memory fds */
   maxClientFds: number;
   /** clients connected to one device at once */
   maxDeviceClients: number;
@@ -65,6 +71,18 @@ export interface LimitSpec {
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
+const TiB = 1024 * 1024 * MiB;
+
+/** vm.max_map_count: how many memory mappings the process may have (65530 if unreadable). */
+function maxMapCount(): number {
+  try {
+    const n = Number(readFileSync('/proc/sys/vm/max_map_count', 'utf8').trim());
+    if (Number.isSafeInteger(n) && n > 0) return n;
+  } catch {
+    // not Linux's /proc: the kernel's default
+  }
+  return 65530;
+}
 
 /** This process's open-file limit (the soft one: Node raises it to the hard one at start); 1024 if unreadable. */
 function openFileLimit(): number {
@@ -117,6 +135,34 @@ export const LIMITS: { readonly [K in keyof ResourceLimits]: LimitSpec } = {
     default: 5_000,
     doc: 'milliseconds a client may take to answer a DMA_READ or DMA_WRITE; the access then fails with ETIMEDOUT',
   },
+  maxDmaMapsTotal: {
+    name: 'dma-maps-total',
+    unit: 'count',
+    scope: 'server',
+    min: 1,
+    max: 1 << 30,
+    default: Math.max(1, Math.floor(maxMapCount() / 4)),
+    defaultText: 'a quarter of vm.max_map_count',
+    doc: 'DMA mappings of all clients together; each one of memory mapped into the daemon is a memory map of its own, and vm.max_map_count of them would crash it; ENOSPC past it',
+  },
+  maxDmaBytes: {
+    name: 'dma-bytes',
+    unit: 'bytes',
+    scope: 'client',
+    min: 4 * KiB,
+    max: Number.MAX_SAFE_INTEGER,
+    default: TiB,
+    doc: "bytes of one client's memory mapped into the daemon (size-sealed memfds); ENOSPC past it",
+  },
+  maxDmaBytesTotal: {
+    name: 'dma-bytes-total',
+    unit: 'bytes',
+    scope: 'server',
+    min: 4 * KiB,
+    max: Number.MAX_SAFE_INTEGER,
+    default: 16 * TiB,
+    doc: "bytes of all clients' memory mapped into the daemon (its address space is 128 TiB); ENOSPC past it",
+  },
   maxIrqFds: {
     name: 'irq-fds',
     unit: 'count',
@@ -134,7 +180,7 @@ export const LIMITS: { readonly [K in keyof ResourceLimits]: LimitSpec } = {
     max: 1 << 30,
     default: Math.max(1, Math.floor(openFileLimit() / 2)),
     defaultText: 'half the open-file limit',
-    doc: 'file descriptors held for all clients together (interrupt eventfds); ENOSPC past it, so the daemon keeps fds for its own sockets',
+    doc: 'file descriptors held for all clients together (interrupt eventfds, fds of client memory reached by pread/pwrite); ENOSPC past it, so the daemon keeps fds for its own sockets',
   },
   maxDeviceClients: {
     name: 'device-clients',
@@ -188,7 +234,7 @@ export const DEFAULT_LIMITS: Readonly<ResourceLimits> = Object.freeze(
   Object.fromEntries(Object.entries(LIMITS).map(([k, spec]) => [k, spec.default])) as unknown as ResourceLimits,
 );
 
-const SUFFIX: Record<string, number> = { '': 1, K: KiB, M: MiB, G: 1024 * MiB, T: 1024 * 1024 * MiB };
+const SUFFIX: Record<string, number> = { '': 1, K: KiB, M: MiB, G: 1024 * MiB, T: TiB };
 
 /** The field a `--limit` name stands for, or undefined. */
 export function limitKey(name: string): keyof ResourceLimits | undefined {
@@ -264,9 +310,27 @@ export function limitsHelp(): string {
 }
 
 /** One client's budgets: its shares of the daemon's. */
-export interface ClientBudgets {
+export class ClientBudgets {
   /** interrupt eventfds held for the client (`irq-fds` inside `client-fds`) */
   readonly irqFds: Budget;
+  /** fds kept to reach its memory (the daemon's `client-fds` itself) */
+  readonly fds: Budget;
+  /** bytes of its memory mapped here (`dma-bytes` inside `dma-bytes-total`) */
+  readonly mappedBytes: Budget;
+  readonly #server: ServerBudgets;
+
+  /** @internal */
+  constructor(server: ServerBudgets, limits: ResourceLimits) {
+    this.#server = server;
+    this.irqFds = new Budget('irq-fds', limits.maxIrqFds, server.clientFds);
+    this.fds = server.clientFds;
+    this.mappedBytes = new Budget('dma-bytes', limits.maxDmaBytes, server.dmaBytes);
+  }
+
+  /** Its DMA mappings, `max` as negotiated (`dma-maps` inside `dma-maps-total`). */
+  dmaMaps(max: number): Budget {
+    return new Budget('dma-maps', max, this.#server.dmaMaps);
+  }
 }
 
 /**
@@ -276,12 +340,18 @@ export interface ClientBudgets {
 export class ServerBudgets {
   /** fds held for all clients together */
   readonly clientFds: Budget;
+  /** DMA mappings of all clients together */
+  readonly dmaMaps: Budget;
+  /** bytes of client memory mapped here, all clients together */
+  readonly dmaBytes: Budget;
   /** clients connected to the server */
   readonly clients: Budget;
   readonly #deviceClients = new WeakMap<object, Budget>();
 
   constructor(private readonly limits: ResourceLimits) {
     this.clientFds = new Budget('client-fds', limits.maxClientFds);
+    this.dmaMaps = new Budget('dma-maps-total', limits.maxDmaMapsTotal);
+    this.dmaBytes = new Budget('dma-bytes-total', limits.maxDmaBytesTotal);
     this.clients = new Budget('clients', limits.maxClients, null, 'EUSERS');
   }
 
@@ -294,6 +364,6 @@ export class ServerBudgets {
 
   /** A new client's budgets. */
   client(): ClientBudgets {
-    return { irqFds: new Budget('irq-fds', this.limits.maxIrqFds, this.clientFds) };
+    return new ClientBudgets(this, this.limits);
   }
 }

@@ -39,7 +39,7 @@ import { copyFrame, type Frame, type FramingError } from './framer.js';
 import type { Request, Session } from './handlers/handler.js';
 import { HEADER_SIZE, isCommand, hasErrorFlag, wantsNoReply } from './header.js';
 import { IrqNotifiers } from './irq-notifiers.js';
-import type { ClientBudgets } from './limits.js';
+import { ServerBudgets, type ClientBudgets } from './limits.js';
 import type { RegionAccess } from './messages.js';
 import type { Negotiated, ServerLimits } from './negotiation.js';
 import { commandName, maxMessageSizeFor } from './protocol.js';
@@ -81,7 +81,7 @@ export interface SessionOptions {
   /** Who connected (the command may be filled in later). */
   identity: ClientIdentity;
   limits: ServerLimits;
-  /** The client's budgets (its shares of the server's); unbounded when absent. */
+  /** The client's budgets (its shares of the server's); when absent, its own at the limits' values. */
   budgets?: ClientBudgets;
   log: ServerLog;
   /** Called once, after teardown completed. */
@@ -104,7 +104,7 @@ export class VfioUserSession implements Session {
   shape: SessionDeviceShape | null = null;
   dma: DmaChannel | null = null;
   readonly notifiers: IrqNotifiers;
-  readonly pieced = new Map<number, number>();
+  readonly budgets: ClientBudgets;
   readonly access: RegionAccess = { offset: 0, region: 0, count: 0, data: EMPTY };
   readonly decode: DecodeContext;
 
@@ -155,9 +155,10 @@ export class VfioUserSession implements Session {
     this.identity = options.identity;
     this.file = options.file;
     this.limits = options.limits;
+    this.budgets = options.budgets ?? new ServerBudgets(options.limits).client();
     this.notifiers = new IrqNotifiers({
       onTrigger: (index, vector) => this.#signalled(index, vector),
-      ...(options.budgets === undefined ? {} : { budget: options.budgets.irqFds }),
+      budget: this.budgets.irqFds,
       onFull: () =>
         options.log.warn("vfio-user client's interrupt eventfd is full: its interrupts are coalesced", {
           device: this.file.device.name,
@@ -216,7 +217,7 @@ export class VfioUserSession implements Session {
   // ---- Session ---------------------------------------------------------------
 
   async establish(negotiated: Negotiated): Promise<number | null> {
-    const ctx = new IommufdContext({ maxMappings: negotiated.maxDmaMaps });
+    const ctx = new IommufdContext({ mappings: this.budgets.dmaMaps(negotiated.maxDmaMaps) });
     this.iommufd = ctx;
     await this.file.bindIommufd(ctx);
     const shape = await SessionDeviceShape.load(this.file);
@@ -318,6 +319,10 @@ export class VfioUserSession implements Session {
 
   endAfterReply(): void {
     this.#endAfterReply = true;
+  }
+
+  notice(msg: string, fields: Record<string, unknown> = {}): void {
+    this.#log.info(msg, { device: this.file.device.name, client: this.id, pid: this.identity.pid, clientCommand: this.identity.command, ...fields });
   }
 
   // ---- receiving ------------------------------------------------------------

@@ -26,6 +26,7 @@ describe('Daemon.stop', () => {
         serve: async () => {},
         socketPath: () => undefined,
         clients: () => [],
+        clientDetails: () => [],
         dropClient: () => Promise.resolve(false),
         watchRequests: () => ({ asked: () => false, close: () => {} }),
         close: () => new Promise<void>(() => {}),

@@ -34,8 +34,12 @@ test('map validates its arguments', () => {
   assert.throws(() => as.map(0, 8192, page()), isCode('EINVAL'), 'longer than the backing');
   assert.throws(() => as.map(0, 4096, page(), { offset: 1 }), isCode('EINVAL'));
   assert.throws(() => as.map(0, 4096, page(), { prot: 4 }), isCode('EINVAL'));
-  const noAccess: DmaBacking = { size: 4096, memory: null, release() {} };
+  const noAccess: DmaBacking = { size: 4096, reach: 'messages', release() {} };
   assert.throws(() => as.map(0, 4096, noAccess), isCode('EINVAL'));
+  const noView: DmaBacking = { size: 4096, reach: 'memory', readSync() {}, writeSync() {}, release() {} };
+  assert.throws(() => as.map(0, 4096, noView), isCode('EINVAL'), 'memory without views');
+  const noCopies: DmaBacking = { size: 4096, reach: 'file', release() {} };
+  assert.throws(() => as.map(0, 4096, noCopies), isCode('EINVAL'), 'a file without copies');
   as.map(0, 4096, page());
   as.map(4096, 4096, page());
   assert.throws(() => as.map(8192, 4096, page()), isCode('ENOSPC'));
@@ -97,7 +101,7 @@ test('message-backed mappings go through read/write; sync access and views are E
   const log: string[] = [];
   const backing: DmaBacking = {
     size: remote.length,
-    memory: null,
+    reach: 'messages',
     async read(off, dest) {
       log.push(`read ${off}+${dest.length}`);
       dest.set(remote.subarray(off, off + dest.length));

@@ -333,7 +333,7 @@ describe('DMA_MAP and DMA_UNMAP', () => {
       const a = await client.dmaMapMemory(0x10000, 0x4000);
       await client.dmaMapMessages(0x20000, new Uint8Array(0x1000));
       const ioas = [...bench.device.files][0]!.context!.ioas;
-      assert.deepEqual(ioas.list().map((m) => [m.iova, m.length, m.backing.memory === null]), [
+      assert.deepEqual(ioas.list().map((m) => [m.iova, m.length, m.backing.reach === 'messages']), [
         [0x10000, 0x4000, false],
         [0x20000, 0x1000, true],
       ]);

@@ -1,5 +1,6 @@
 /** `uvfio daemon` (and `npm start`): serve every parent until SIGINT/SIGTERM. */
 import { VfioError } from '../../base/errors.js';
+import { parseListenAddress } from '../../console/listen-address.js';
 import { Logger, logLevelFrom, stderrLogStyle } from '../../daemon/log.js';
 import { limitsHelp, parseLimits } from '../../vfio-user/limits.js';
 import { flag, str, strs, type Command } from '../args.js';
@@ -7,7 +8,9 @@ import { flag, str, strs, type Command } from '../args.js';
 export const daemonCommand: Command = {
   name: 'daemon',
   summary: 'serve devices (runs until SIGINT or SIGTERM)',
-  synopsis: ['daemon [--no-defaults] [--socket-group GROUP [--share-control]] [--shutdown-timeout MS] [--log-level LEVEL] [--log-format FORMAT] [--limit NAME=VALUE]...'],
+  synopsis: [
+    'daemon [--http [ADDR:]PORT] [--no-vnc] [--no-defaults] [--socket-group GROUP [--share-control]] [--shutdown-timeout MS] [--log-level LEVEL] [--log-format FORMAT] [--limit NAME=VALUE]...',
+  ],
   description: `Serve every parent: auto-start the definitions marked auto, put one
 vfio-user socket per device under RUNTIME_DIR/devices, answer the command
 line on RUNTIME_DIR/control.sock (mode 0600), and print each device's
@@ -28,12 +31,23 @@ user must be a member of the group. The control socket stays 0600, since
 whoever reaches it can start and stop devices, unless --share-control
 gives the group that too.
 
+Every display device (mdpy, mbochs) gets a read-only VNC server on
+127.0.0.1, on a port the system picks ("uvfio list -v" shows it). With
+--http the daemon also serves the web console: every device, its state and
+its screen, live; "uvfio console" prints its URL with the access token.
+
 Limits bound what a vfio-user client (a VMM, maybe a hostile one) may make
 the daemon hold; set them with --limit NAME=VALUE. A request past one fails
 with its errno and is logged naming the client. The limits:
 
 ${limitsHelp()}`,
   options: [
+    {
+      name: 'http',
+      value: '[ADDR:]PORT',
+      help: 'serve the web console on PORT (of 127.0.0.1 unless ADDR is given; 0 picks a free port)',
+    },
+    { name: 'no-vnc', help: 'serve no VNC (any local user can reach a loopback port)' },
     { name: 'no-defaults', help: 'do not define the default devices in a new store' },
     { name: 'shutdown-timeout', value: 'MS', help: 'how long to wait for clients at shutdown (default 5000)' },
     {
@@ -59,6 +73,7 @@ ${limitsHelp()}`,
   ],
   examples: [
     { command: 'uvfio daemon', says: 'serve the default devices; print their sockets and QEMU options' },
+    { command: 'uvfio daemon --http 8080', says: 'also serve the web console on 127.0.0.1:8080 ("uvfio console" prints its URL)' },
     { command: 'uvfio daemon --no-defaults --runtime-dir /tmp/uv', says: 'an empty daemon of its own, beside another one' },
     { command: 'uvfio daemon --socket-group kvm', says: "devices libvirt's QEMU (user libvirt-qemu, group kvm) can attach" },
     { command: 'uvfio daemon --limit dma-maps=1024 --limit data-xfer-size=256K', says: 'fewer DMA mappings per client, smaller transfers' },
@@ -81,6 +96,8 @@ ${limitsHelp()}`,
     if (level !== undefined && logLevelFrom(level) !== level) {
       throw new VfioError('EINVAL', `--log-level: ${JSON.stringify(level)} is not one of debug, info, warn, error`);
     }
+    const httpText = str(v, 'http');
+    const http = httpText === undefined ? undefined : parseListenAddress(httpText);
     // Loaded on demand: the other commands need none of the drivers or the server.
     const [{ runDaemon }, { builtinParents }, { resolveGroup }] = await Promise.all([
       import('../../daemon/daemon.js'),
@@ -93,6 +110,8 @@ ${limitsHelp()}`,
       log: new Logger(undefined, logLevelFrom(level), {}, stderrLogStyle(format)),
       parents: builtinParents(),
       seedDefaults: !flag(v, 'no-defaults'),
+      ...(http === undefined ? {} : { http }),
+      vnc: !flag(v, 'no-vnc'),
       shutdownTimeoutMs: timeout === undefined ? undefined : Number(timeout),
       limits,
       ...(socketGroup === undefined ? {} : { socketGroup, shareControl: flag(v, 'share-control') }),

@@ -1,6 +1,7 @@
 /** Every verb of the command line, in the order `uvfio --help` lists them. */
 import type { Command } from '../args.js';
 import { completionCommand } from './completion.js';
+import { consoleCommand } from './console.js';
 import { daemonCommand } from './daemon.js';
 import { defineCommand } from './define.js';
 import { helpCommand } from './help.js';
@@ -23,6 +24,7 @@ const verbs: Command[] = [
   stopCommand,
   modifyCommand,
   screenshotCommand,
+  consoleCommand,
   migrateCommand,
 ];
 verbs.push(helpCommand(verbs), completionCommand(verbs));

@@ -33,6 +33,11 @@ export interface DisplayPlane {
   offset: number;
 }
 
+/** Byte of each colour channel inside one pixel of `format` (what a viewer converts from). */
+export function channelOffsets(format: PixelFormat): { readonly r: number; readonly g: number; readonly b: number } {
+  return CHANNELS[format];
+}
+
 /** Bytes per pixel of `format`. */
 export function bytesPerPixel(format: PixelFormat): number {
   void format;

@@ -16,21 +16,11 @@ export const dmaUnmap: CommandHandler = (session, req) => {
   const ioas = session.iommufd!.ioas;
   if (u.all) {
     ioas.unmapAll();
-    session.pieced.clear();
   } else {
     if (u.address + u.size > BigInt(MAX_IOVA_END)) {
       throw new VfioError('ENOENT', `VFIO_USER_DMA_UNMAP: nothing is mapped beyond 2^53`);
     }
-    const iova = Number(u.address);
-    const end = iova + Number(u.size);
-    // A mapping of several pieces goes whole or not at all, like any other.
-    for (const [at, size] of session.pieced) {
-      if (at < end && iova < at + size && (at < iova || at + size > end)) {
-        throw new VfioError('EINVAL', `VFIO_USER_DMA_UNMAP: the range cuts the mapping at 0x${at.toString(16)}`);
-      }
-    }
-    ioas.unmap(iova, end - iova);
-    for (const at of session.pieced.keys()) if (at >= iova && at < end) session.pieced.delete(at);
+    ioas.unmap(Number(u.address), Number(u.size));
   }
   session.reply(req, encodeDmaUnmapReply(req.msgId, u));
 };

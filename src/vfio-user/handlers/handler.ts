@@ -17,6 +17,7 @@ import type { DmaChannel } from '../dma-channel.js';
 import type { SessionDeviceShape } from '../device-shape.js';
 import type { IrqNotifiers } from '../irq-notifiers.js';
 import type { RegionAccess } from '../messages.js';
+import type { ClientBudgets } from '../limits.js';
 import type { Negotiated, ServerLimits } from '../negotiation.js';
 
 /** One command as a handler sees it. */
@@ -48,12 +49,8 @@ export interface Session {
   readonly dma: DmaChannel | null;
   /** Interrupt eventfds handed to the device. */
   readonly notifiers: IrqNotifiers;
-  /**
-   * Mappings mapped in several pieces (more than 1 GiB): first IOVA → size.
-   * The address space sees the pieces; DMA_UNMAP must still take or leave
-   * each of these whole.
-   */
-  readonly pieced: Map<number, number>;
+  /** What the client may make the server hold (its shares of the daemon's budgets). */
+  readonly budgets: ClientBudgets;
   /** Reused by the region access handlers: decoding allocates nothing. */
   readonly access: RegionAccess;
 
@@ -82,6 +79,8 @@ export interface Session {
   takeFds(req: Request): number[];
   /** Ends the session once the reply to the current request is out (VERSION failures). */
   endAfterReply(): void;
+  /** Logs (info) something about this client worth an operator's eye, naming the device and the client. */
+  notice(msg: string, fields?: Record<string, unknown>): void;
 }
 
 /** A command handler (one per file in this folder). */
