@@ -123,7 +123,7 @@ export abstract class VfioPciDevice extends VfioDevice {
   readonly express: ExpressCapability | undefined;
 
   readonly #rom: Uint8Array | undefined;
-  readonly #backing: Array<MappedMemory | undefined> = new Array(PCI_NUM_BARS).fill(undefined);
+  readonly #backing = Array.from({ length: PCI_NUM_BARS }, (): MappedMemory | undefined => undefined);
   /** Config space as it came out of the constructor: the power-on state. */
   readonly #powerOn: Uint8Array;
   #onRelease: (() => void) | undefined;
