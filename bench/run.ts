@@ -107,7 +107,7 @@ function start(cmd: string, args: string[], ready: { line?: string; file?: strin
     };
     p.on('error', reject);
     p.on('exit', (code) => reject(new Error(`${cmd} ${args.join(' ')} exited early (${code})`)));
-    if (ready.line !== undefined) p.stdout!.on('data', (d: Buffer) => d.toString().includes(ready.line!) && done());
+    if (ready.line !== undefined) p.stdout.on('data', (d: Buffer) => d.toString().includes(ready.line!) && done());
     if (ready.file !== undefined) {
       const poll = setInterval(() => {
         if (existsSync(ready.file!)) {

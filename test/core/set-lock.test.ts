@@ -64,13 +64,14 @@ test('a token proves the hold only while held, and cannot be forged', async () =
   const lock = new SetLock();
   const other = new SetLock();
   let kept: SetLockToken | undefined;
-  lock.run((token) => {
+  const ran = lock.run((token) => {
     token.assertHolds(lock);
     assert.equal(lock.isHeldBy(token), true);
     assert.throws(() => token.assertHolds(other), /not held/);
     assert.throws(() => new SetLockToken(lock).assertHolds(lock), /not held/, 'a token made by hand proves nothing');
     kept = token;
   });
+  assert.equal(ran, undefined, 'a free lock ran it at once');
   assert.throws(() => kept!.assertHolds(lock), /not held/);
   assert.equal(Object.keys(lock).includes('holder'), false, 'the holder is not a public field');
 });
