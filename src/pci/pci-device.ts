@@ -20,7 +20,7 @@
 
 import { VfioDevice, type DeviceOptions, type RegionMmap } from '../core/device.js';
 import type { MigrationInfo } from '../core/device-migration.js';
-import { checkMigStreamStart, FieldReader, FieldWriter, MigStreamWriter, readMigStream } from '../core/migration-stream.js';
+import { checkMigStreamStart, FieldReader, FieldWriter, MigStreamWriter, readMigStream, readMigStreamInTurns, YIELD_EVERY } from '../core/migration-stream.js';
 import { VfioError } from '../base/errors.js';
 import {
   DeviceFlags,
@@ -133,7 +133,7 @@ export abstract class VfioPciDevice extends VfioDevice {
   readonly express: ExpressCapability | undefined;
 
   readonly #rom: Uint8Array | undefined;
-  readonly #backing: Array<MappedMemory | undefined> = new Array(PCI_NUM_BARS).fill(undefined);
+  readonly #backing = Array.from({ length: PCI_NUM_BARS }, (): MappedMemory | undefined => undefined);
   /** Memory handed over for backBar() to adopt, by BAR (PciDeviceOptions.barMemory). */
   readonly #handedOver: Array<MappedMemory | undefined>;
   /** Config space as it came out of the constructor: the power-on state. */
@@ -355,10 +355,11 @@ export abstract class VfioPciDevice extends VfioDevice {
 
   /**
    * Decodes and checks the driver's records of a stream (anything wrong:
-   * a VfioError) and returns what applies them. Nothing may change before
-   * the returned function runs.
+   * a VfioError) and returns what applies them (which may take turns of
+   * the event loop for large memory). Nothing may change before the
+   * returned function runs, and it must not fail.
    */
-  protected loadMigrationRecords(records: ReadonlyMap<number, Uint8Array>): () => void {
+  protected loadMigrationRecords(records: ReadonlyMap<number, Uint8Array>): () => void | Promise<void> {
     void records;
     return () => {};
   }
@@ -375,7 +376,7 @@ export abstract class VfioPciDevice extends VfioDevice {
    * client's interrupt wiring (PCI_WIRING_RECORD), and the driver leaves
    * out the memory its BARs share with clients.
    */
-  override migrationSave(stage: 'precopy' | 'stop-copy', precopied: boolean): Uint8Array {
+  override migrationSave(stage: 'precopy' | 'stop-copy', precopied: boolean): Uint8Array | Iterable<Uint8Array> {
     const spec = this.#spec();
     const w = new MigStreamWriter();
     if (stage === 'precopy' || !precopied) w.begin(spec);
@@ -383,18 +384,25 @@ export abstract class VfioPciDevice extends VfioDevice {
     w.record(PCI_FUNCTION_RECORD, this.#saveFunction());
     if (this.handover) w.record(PCI_WIRING_RECORD, this.irqs.saveWiring());
     this.saveMigrationRecords(w);
-    return w.end().take();
+    // Lazy records (video memory) are copied as the stream is read.
+    return w.end().pieces();
   }
 
   /**
    * Checks the whole stream, then applies the function's state, the
    * driver's records and (a takeover's stream, which must have it) the
-   * interrupt wiring.
+   * interrupt wiring. A large stream is checked and applied in turns of
+   * the event loop (the set stays locked: nothing of this device runs
+   * meanwhile, other devices do).
    */
-  override migrationLoad(stream: Uint8Array): void {
+  override migrationLoad(stream: Uint8Array): void | Promise<void> {
     const spec = this.#spec();
-    const tags = [PCI_FUNCTION_RECORD, ...(this.handover ? [PCI_WIRING_RECORD] : []), ...spec.tags];
-    const records = readMigStream(stream, { ...spec, tags });
+    const expect = { ...spec, tags: [PCI_FUNCTION_RECORD, ...(this.handover ? [PCI_WIRING_RECORD] : []), ...spec.tags] };
+    if (stream.length <= YIELD_EVERY) return this.#apply(spec, readMigStream(stream, expect));
+    return readMigStreamInTurns(stream, expect).then((records) => this.#apply(spec, records));
+  }
+
+  #apply(spec: PciMigrationSpec, records: ReadonlyMap<number, Uint8Array>): void | Promise<void> {
     const fn = records.get(PCI_FUNCTION_RECORD);
     if (fn === undefined) throw new VfioError('EBADMSG', `the ${spec.kind} migration stream has no PCI function record`);
     const wiring = records.get(PCI_WIRING_RECORD);
@@ -403,8 +411,8 @@ export abstract class VfioPciDevice extends VfioDevice {
     const applyWiring = wiring === undefined ? () => {} : this.irqs.checkWiring(wiring);
     const applyDriver = this.loadMigrationRecords(records);
     applyFunction();
-    applyDriver();
     applyWiring();
+    return applyDriver();
   }
 
   /** A stream of another kind, version or type is refused at its header. */

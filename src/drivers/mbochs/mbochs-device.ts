@@ -19,7 +19,7 @@
 import type { DeviceOptions } from '../../core/device.js';
 import { VfioError } from '../../base/errors.js';
 import { MigrationFlags, PciRegion, RegionFlags, RegionType, type DeviceInfo, type RegionInfo } from '../../base/uapi.js';
-import { FieldReader, FieldWriter, type MigStreamWriter } from '../../core/migration-stream.js';
+import { copyInTurns, FieldReader, FieldWriter, type MigStreamWriter } from '../../core/migration-stream.js';
 import type { MappedMemory } from '../../native/memory.js';
 import { VfioPciDevice, type PciDeviceOptions, type PciMigrationSpec } from '../../pci/pci-device.js';
 import type { DisplaySource } from '../display/display-source.js';
@@ -198,11 +198,11 @@ export class MbochsDevice extends VfioPciDevice implements DisplaySource {
     const e = this.edid.saveState();
     w.record(MBOCHS_STREAM.DISPI, d.take());
     w.record(MBOCHS_STREAM.EDID, new FieldWriter().u32(e.size).u32(e.link).bytes(e.blob).take());
-    // take() copies it: the stream holds a snapshot, not a view of live memory.
-    if (!this.handover) w.record(MBOCHS_STREAM.VRAM, this.#vram.bytes);
+    // Copied piece by piece as the stream is read: the device is stopped.
+    if (!this.handover) w.lazyRecord(MBOCHS_STREAM.VRAM, this.#vram.bytes);
   }
 
-  protected override loadMigrationRecords(records: ReadonlyMap<number, Uint8Array>): () => void {
+  protected override loadMigrationRecords(records: ReadonlyMap<number, Uint8Array>): () => Promise<void> {
     const need = (tag: number, what: string): Uint8Array => {
       const r = records.get(tag);
       if (r === undefined) throw new VfioError('EBADMSG', `the mbochs migration stream has no ${what}`);
@@ -225,7 +225,7 @@ export class MbochsDevice extends VfioPciDevice implements DisplaySource {
     return () => {
       this.dispi.restoreState(regs);
       this.edid.restoreState(edid);
-      if (vram !== null) this.#vram.bytes.set(vram);
+      return vram === null ? Promise.resolve() : copyInTurns(this.#vram.bytes, vram);
     };
   }
 }

@@ -25,7 +25,10 @@ export class SocketTransport implements Transport {
       onMessage: (frame) => this.onMessage(frame),
       ...(options.maxMessageSize !== undefined ? { maxMessageSize: options.maxMessageSize } : {}),
     });
-    socket.onData = (chunk, fds) => this.#onData(chunk, fds);
+    socket.onData = (chunk, fds) => this.#received(this.#framer.push(chunk, fds));
+    // The rest of a large message is read straight into the buffer it is put together in.
+    socket.nextRead = () => this.#framer.bodyRoom();
+    socket.onFilled = (n, fds) => this.#received(this.#framer.filled(n, fds));
     socket.onClose = (err) => {
       // A message cut short by the close may still hold fds.
       closeFds(this.#framer.close().fds);
@@ -48,7 +51,7 @@ export class SocketTransport implements Transport {
       closeFds(state.inbound.fds);
       throw err;
     }
-    transport.#onData(state.inbound.bytes, state.inbound.fds);
+    transport.#received(transport.#framer.push(state.inbound.bytes, state.inbound.fds));
     return transport;
   }
 
@@ -84,10 +87,12 @@ export class SocketTransport implements Transport {
 
   hold(): void {
     this.#socket.holdReceiveBuffer();
+    this.#framer.keepBody();
   }
 
   release(): void {
     this.#socket.releaseReceiveBuffer();
+    this.#framer.releaseBody();
   }
 
   setMaxMessageSize(bytes: number): void {
@@ -124,8 +129,8 @@ export class SocketTransport implements Transport {
     this.#socket.destroy();
   }
 
-  #onData(chunk: Uint8Array, fds: readonly number[]): void {
-    const unowned = this.#framer.push(chunk, fds);
+  // After the framer took bytes in: what nobody owns is closed, a broken stream told.
+  #received(unowned: number[]): void {
     if (unowned.length > 0) closeFds(unowned);
     if (this.#socket.closed) {
       // Closed by a message's handler mid-chunk: the rest is nobody's.

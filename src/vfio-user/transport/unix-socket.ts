@@ -12,8 +12,14 @@ const NO_FDS: readonly number[] = Object.freeze([]);
 
 /** Reads per readable event: enough to drain a burst, few enough that one busy peer cannot starve the others. */
 const MAX_READS_PER_EVENT = 16;
-/** Bytes one read may take at most: a 1 MiB message with its headers fits. */
-const RECEIVE_SIZE = 1024 * 1024 + 64 * 1024;
+/**
+ * Bytes one read of the shared buffer takes at most. A large message's
+ * body is read straight into its own buffer (nextRead), so this only
+ * bounds how many small messages one read can carry.
+ */
+const RECEIVE_SIZE = 64 * 1024;
+/** Bytes of the shared buffer read per readable event: a peer flooding small messages gets ~10,000 served, then the others' turn. */
+const EVENT_BYTES = 256 * 1024;
 /** Receive buffers kept for reuse after a holder let go of them. */
 const SPARES = 2;
 const EMPTY = new Uint8Array(0);
@@ -71,6 +77,14 @@ export class UnixSocket {
   onClose: CloseHandler = () => {};
   /** Called when queued writes have all reached the kernel. */
   onDrain: () => void = () => {};
+  /**
+   * Where the receiver wants the next read to go instead of the shared
+   * buffer (the rest of a large message it is putting together), or null.
+   * Bytes read there are told through onFilled, not onData.
+   */
+  nextRead: (() => Uint8Array | null) | null = null;
+  /** `n` bytes (with their fds, the receiver's now) were read into what nextRead gave. */
+  onFilled: (n: number, fds: readonly number[]) => void = (_n, fds) => closeFds(fds);
 
   readonly #fd: number;
   readonly #watcher: FdWatcher;
@@ -244,7 +258,7 @@ export class UnixSocket {
     this.#watch();
   }
 
-  /** The most one read takes (default and largest: 1 MiB + 64 KiB, so a 1 MiB message and its headers fit). */
+  /** The most one read of the shared buffer takes (default and largest: 64 KiB). */
   setReceiveBufferSize(max: number): void {
     if (!Number.isSafeInteger(max) || max < 1) {
       throw new VfioError('EINVAL', `receive buffer size must be a positive integer, not ${max}`);
@@ -313,7 +327,13 @@ export class UnixSocket {
   }
 
   #readSome(): void {
-    for (let i = 0; i < MAX_READS_PER_EVENT; i++) {
+    let budget = EVENT_BYTES;
+    for (let i = 0; i < MAX_READS_PER_EVENT && budget > 0; i++) {
+      const direct = this.nextRead === null ? null : this.nextRead();
+      if (direct !== null && direct.length > 0) {
+        if (!this.#readDirect(direct)) return;
+        continue;
+      }
       const rx = receiveBuffer();
       const size = this.#rxCap;
       let into = this.#into;
@@ -351,7 +371,27 @@ export class UnixSocket {
       // that are still there (a read stops after a write that carried fds)
       // raise another event.
       if (n < size) return;
+      budget -= n;
     }
+  }
+
+  /** One read into the receiver's own buffer; false when reading should stop for now. */
+  #readDirect(into: Uint8Array): boolean {
+    let n: number;
+    try {
+      n = recvmsg(this.#fd, into, this.#fdsIn);
+    } catch (err) {
+      this.#close(toVfioError(err));
+      return false;
+    }
+    if (n < 0) return false;
+    if (n === 0) {
+      this.#close(undefined);
+      return false;
+    }
+    const fds = this.#fdsIn.length === 0 ? NO_FDS : this.#fdsIn.splice(0);
+    this.onFilled(n, fds);
+    return !this.#closed && this.#reading && n === into.length;
   }
 
   #flush(): void {
