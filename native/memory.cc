@@ -185,12 +185,15 @@ napi_value MemoryFdInfo(napi_env env, napi_callback_info info) {
   struct statfs sfs;
   if (fstatfs(fd, &sfs) != 0) return ThrowErrno(env, errno, "fstatfs");
   int seals = fcntl(fd, F_GET_SEALS);
-  napi_create_array_with_length(env, 4, &out);
+  napi_create_array_with_length(env, 6, &out);
   napi_get_boolean(env, S_ISREG(st.st_mode), &v);
   napi_set_element(env, out, 0, v);
   napi_set_element(env, out, 1, Number(env, static_cast<double>(st.st_size)));
   napi_set_element(env, out, 2, Number(env, static_cast<double>(static_cast<uint32_t>(sfs.f_type))));
   napi_set_element(env, out, 3, Number(env, seals < 0 ? -1 : seals));
+  // Which file it is (two fds of one memfd are one file): doubles, exact below 2^53.
+  napi_set_element(env, out, 4, Number(env, static_cast<double>(st.st_dev)));
+  napi_set_element(env, out, 5, Number(env, static_cast<double>(st.st_ino)));
   return out;
 }
 

@@ -7,8 +7,9 @@
  *    seals by default) is mapped here, once, whatever its size: its pages
  *    cannot vanish (a hole punched in it reads as zeros), so a touch can
  *    never be SIGBUS. Reads and writes are copies; views are made on demand.
- *    Its fd is kept while mapped (counted like the next kind's), so that a
- *    daemon takeover can hand the same memory to the next process.
+ *    One fd of each such file is kept while something of it is mapped
+ *    (KeptFiles; counted like the next kind's fds), so that a daemon
+ *    takeover can hand the same memory to the next process.
  *  - any other file on tmpfs (a memfd without that seal, a file in
  *    /dev/shm) is reached with pread/pwrite on the fd, kept open: a page
  *    the client truncated away is an EFAULT for that one access. tmpfs
@@ -31,8 +32,92 @@ import type { DmaBacking } from './dma-backing.js';
 export interface FdBackingBudgets {
   /** bytes of client memory mapped into this process */
   mappedBytes?: Budget;
-  /** fds kept open to reach client memory with pread/pwrite */
+  /** fds kept open to reach client memory (pread/pwrite, and one per mapped file) */
   fds?: Budget;
+  /** the client's files kept for its mapped memory; one of its own per call when absent */
+  files?: KeptFiles;
+}
+
+/** A file KeptFiles keeps: shared by the mappings of it. */
+export class KeptFile {
+  /** mappings that hold it */
+  refs = 0;
+
+  constructor(
+    readonly dev: number,
+    readonly ino: number,
+    /** an fd of the file: the writable one if ever one came */
+    public fd: number,
+    public writable: boolean,
+  ) {}
+}
+
+/**
+ * The files of one client's mapped memory, one fd kept per file (by device
+ * and inode): QEMU sends its RAM's memfd with every DMA_MAP, and a takeover
+ * needs one fd of each file, not one per mapping. Each file kept counts as
+ * one fd in `budget`, from its first mapping to the release of its last.
+ */
+export class KeptFiles {
+  /** by inode; files of one inode number on several devices share a list */
+  readonly #byIno = new Map<number, KeptFile[]>();
+  #size = 0;
+
+  constructor(private readonly budget?: Budget) {}
+
+  /** Files kept. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /**
+   * Runs `map` (which maps memory of `fd`, of `file` as memoryFdInfo
+   * names it, and says whether the mapping could be writable) and keeps
+   * the fd for it: `fd` becomes the registry's once `map` succeeded
+   * (closed at once when its file is kept already through an fd as good).
+   * The budget is checked before `map` runs; when either throws, `fd`
+   * stays the caller's. release() the file once per successful keep().
+   */
+  keep<T>(fd: number, file: { dev: number; ino: number }, map: () => { made: T; writable: boolean }): { made: T; kept: KeptFile } {
+    const same = this.#byIno.get(file.ino);
+    const known = same?.find((k) => k.dev === file.dev);
+    if (known === undefined) this.budget?.take(1, 'DMA map: client memory fds');
+    let result: { made: T; writable: boolean };
+    try {
+      result = map();
+    } catch (err) {
+      if (known === undefined) this.budget?.release(1);
+      throw err;
+    }
+    let kept = known;
+    if (kept === undefined) {
+      kept = new KeptFile(file.dev, file.ino, fd, result.writable);
+      if (same === undefined) this.#byIno.set(file.ino, [kept]);
+      else same.push(kept);
+      this.#size++;
+    } else if (result.writable && !kept.writable) {
+      closeFds([kept.fd]);
+      kept.fd = fd;
+      kept.writable = true;
+    } else {
+      closeFds([fd]);
+    }
+    kept.refs++;
+    return { made: result.made, kept };
+  }
+
+  /** One mapping of `kept` is gone; the fd closes with the last. */
+  release(kept: KeptFile): void {
+    if (--kept.refs > 0) return;
+    const same = this.#byIno.get(kept.ino);
+    const at = same?.indexOf(kept) ?? -1;
+    if (at < 0) return;
+    same!.splice(at, 1);
+    if (same!.length === 0) this.#byIno.delete(kept.ino);
+    this.#size--;
+    closeFds([kept.fd]);
+    this.budget?.release(1);
+  }
 }
 
 /** Where `fdBacking` put a client's fd. */
@@ -68,14 +153,12 @@ export function fdBacking(fd: number, offset: number, size: number, writable: bo
       const fs = info.fsType === HUGETLBFS_MAGIC ? 'hugetlbfs' : `a file system of type 0x${info.fsType.toString(16)}`;
       return { backing: null, why: `the memory is on ${fs}, which is not reached through its fd` };
     }
-    budgets.fds?.take(1, 'DMA map: client memory fds');
     let backing: DmaBacking;
-    try {
-      const sealed = info.seals >= 0 && (info.seals & F_SEAL_SHRINK) !== 0;
-      backing = sealed ? MappedFdBacking.map(fd, offset, size, writable, budgets) : new FileBacking(fd, offset, size, budgets.fds);
-    } catch (err) {
-      budgets.fds?.release(1);
-      throw err;
+    if (info.seals >= 0 && (info.seals & F_SEAL_SHRINK) !== 0) {
+      backing = MappedFdBacking.map(fd, info, offset, size, writable, budgets);
+    } else {
+      budgets.fds?.take(1, 'DMA map: client memory fds');
+      backing = new FileBacking(fd, offset, size, budgets.fds);
     }
     kept = true;
     return { backing };
@@ -84,46 +167,52 @@ export function fdBacking(fd: number, offset: number, size: number, writable: bo
   }
 }
 
-/** A size-sealed memfd mapped here; its fd kept (and counted) until release(). */
+/** A size-sealed memfd mapped here; its file kept (KeptFiles) until release(). */
 export class MappedFdBacking implements DmaBacking {
   readonly reach = 'memory';
-  readonly file: { readonly fd: number; readonly offset: number };
   readonly #memory: ClientMemory;
-  readonly #budgets: FdBackingBudgets;
+  readonly #files: KeptFiles;
+  readonly #kept: KeptFile;
+  readonly #offset: number;
+  readonly #bytes: Budget | undefined;
 
-  private constructor(
-    memory: ClientMemory,
-    readonly size: number,
-    file: { fd: number; offset: number },
-    budgets: FdBackingBudgets,
-  ) {
+  private constructor(memory: ClientMemory, readonly size: number, files: KeptFiles, kept: KeptFile, offset: number, bytes: Budget | undefined) {
     this.#memory = memory;
-    this.file = file;
-    this.#budgets = budgets;
+    this.#files = files;
+    this.#kept = kept;
+    this.#offset = offset;
+    this.#bytes = bytes;
   }
 
   /**
    * Maps it, writable when the fd allows (so a driver's view never faults
    * on a store; the address space enforces what the client allowed),
    * read-only when it does not and no more was asked. The fd becomes the
-   * backing's once this returns (the caller counted it in `budgets.fds`);
-   * it stays the caller's when this throws.
+   * backing's (its KeptFiles') once this returns; it stays the caller's
+   * when this throws.
    */
-  static map(fd: number, offset: number, size: number, writable: boolean, budgets: FdBackingBudgets = {}): MappedFdBacking {
-    budgets.mappedBytes?.take(size, 'DMA map: bytes of client memory mapped');
+  static map(fd: number, file: { dev: number; ino: number }, offset: number, size: number, writable: boolean, budgets: FdBackingBudgets = {}): MappedFdBacking {
+    const bytes = budgets.mappedBytes;
+    bytes?.take(size, 'DMA map: bytes of client memory mapped');
     try {
-      let memory: ClientMemory;
-      try {
-        memory = ClientMemory.map(fd, offset, size, true);
-      } catch (err) {
-        if (writable) throw err;
-        memory = ClientMemory.map(fd, offset, size, false);
-      }
-      return new MappedFdBacking(memory, size, { fd, offset }, budgets);
+      const files = budgets.files ?? new KeptFiles(budgets.fds);
+      const { made, kept } = files.keep(fd, file, () => {
+        try {
+          return { made: ClientMemory.map(fd, offset, size, true), writable: true };
+        } catch (err) {
+          if (writable) throw err;
+          return { made: ClientMemory.map(fd, offset, size, false), writable: false };
+        }
+      });
+      return new MappedFdBacking(made, size, files, kept, offset, bytes);
     } catch (err) {
-      budgets.mappedBytes?.release(size);
+      bytes?.release(size);
       throw err;
     }
+  }
+
+  get file(): { fd: number; offset: number } | undefined {
+    return this.#memory.unmapped ? undefined : { fd: this.#kept.fd, offset: this.#offset };
   }
 
   readSync(offset: number, dest: Uint8Array): void {
@@ -141,9 +230,8 @@ export class MappedFdBacking implements DmaBacking {
   release(): void {
     if (this.#memory.unmapped) return;
     this.#memory.unmap();
-    closeFds([this.file.fd]);
-    this.#budgets.mappedBytes?.release(this.size);
-    this.#budgets.fds?.release(1);
+    this.#files.release(this.#kept);
+    this.#bytes?.release(this.size);
   }
 }
 

@@ -53,7 +53,7 @@ export interface NativeAddon {
   sealSize(fd: number): void;
   mmap(fd: number, offset: number, length: number, prot: { read: boolean; write: boolean }): ArrayBuffer;
   munmap(buffer: ArrayBuffer): void;
-  memoryFdInfo(fd: number): [boolean, number, number, number];
+  memoryFdInfo(fd: number): [boolean, number, number, number, number, number];
   mapClientMemory(fd: number, offset: number, length: number, writable: boolean): ClientMemoryHandle;
   clientMemoryRead(handle: ClientMemoryHandle, offset: number, dest: ArrayBufferView): void;
   clientMemoryWrite(handle: ClientMemoryHandle, offset: number, src: ArrayBufferView): void;

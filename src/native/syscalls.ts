@@ -154,12 +154,15 @@ export interface MemoryFdInfo {
   fsType: number;
   /** F_GET_SEALS; -1 when the file cannot carry seals (anything but a memfd) */
   seals: number;
+  /** st_dev and st_ino: which file it is (two fds of one memfd are one file) */
+  dev: number;
+  ino: number;
 }
 
 /** fstat, fstatfs and F_GET_SEALS of `fd` in one call. */
 export function memoryFdInfo(fd: number): MemoryFdInfo {
-  const [regular, size, fsType, seals] = addon.memoryFdInfo(fd);
-  return { regular, size, fsType, seals };
+  const [regular, size, fsType, seals, dev, ino] = addon.memoryFdInfo(fd);
+  return { regular, size, fsType, seals, dev, ino };
 }
 
 /** statfs f_type of tmpfs and shmem (memfd_create's files). */

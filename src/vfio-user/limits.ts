@@ -12,6 +12,7 @@
  * help text and the defaults to follow.
  */
 import { readFileSync } from 'node:fs';
+import { KeptFiles } from '../iommufd/fd-backing.js';
 import { Budget } from '../base/budget.js';
 import { VfioError } from '../base/errors.js';
 import { CapabilityDefault } from './protocol.js';
@@ -315,6 +316,8 @@ export class ClientBudgets {
   readonly irqFds: Budget;
   /** fds kept to reach its memory (the daemon's `client-fds` itself) */
   readonly fds: Budget;
+  /** the files of its mapped memory, one fd kept per file (in `fds`) */
+  readonly files: KeptFiles;
   /** bytes of its memory mapped here (`dma-bytes` inside `dma-bytes-total`) */
   readonly mappedBytes: Budget;
   readonly #server: ServerBudgets;
@@ -324,6 +327,7 @@ export class ClientBudgets {
     this.#server = server;
     this.irqFds = new Budget('irq-fds', limits.maxIrqFds, server.clientFds);
     this.fds = server.clientFds;
+    this.files = new KeptFiles(server.clientFds);
     this.mappedBytes = new Budget('dma-bytes', limits.maxDmaBytes, server.dmaBytes);
   }
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Budget, OverBudget } from '../../src/base/budget.js';
 import { VfioError } from '../../src/base/errors.js';
-import { fdBacking } from '../../src/iommufd/fd-backing.js';
+import { fdBacking, KeptFiles } from '../../src/iommufd/fd-backing.js';
 import { close, dup, eventfd, memfdCreate, memoryFdInfo, openFdCount, sealSize, TMPFS_MAGIC } from '../../src/native/index.js';
 
 const isCode = (code: string) => (e: unknown) => e instanceof VfioError && e.code === code;
@@ -126,4 +126,30 @@ describe('fdBacking', () => {
     assert.equal(fds.used, 0);
     for (const m of [big, a, u1, u2]) close(m.mine);
   });
+
+  it('KeptFiles: one fd kept per file however many mappings of it, counted once, closed with the last', () => {
+    const before = openFdCount();
+    const fds = new Budget('client-fds', 1);
+    const files = new KeptFiles(fds);
+    const { fd, mine } = memfd(1 << 20, true);
+    const maps = [0, 4096, 8192].map((at) => fdBacking(dup(fd), at, 4096, true, { fds, files }).backing!);
+    close(fd);
+    assert.equal(files.size, 1);
+    assert.equal(fds.used, 1, 'one fd counted for three mappings of one file');
+    assert.equal(openFdCount(), before + 2, 'the kept fd and the test\'s own');
+    assert.deepEqual(maps.map((b) => b.file?.offset), [0, 4096, 8192]);
+    assert.equal(new Set(maps.map((b) => b.file?.fd)).size, 1);
+    const other = memfd(4096, true);
+    assert.throws(() => fdBacking(other.fd, 0, 4096, true, { fds, files }), (e: unknown) => e instanceof OverBudget && e.limit === 'client-fds', 'a second file needs a second fd');
+    maps[0]!.release();
+    maps[1]!.release();
+    assert.equal(fds.used, 1);
+    maps[2]!.release();
+    assert.equal(fds.used, 0);
+    assert.equal(files.size, 0);
+    close(mine);
+    close(other.mine);
+    assert.equal(openFdCount(), before);
+  });
 });
+
