@@ -50,7 +50,7 @@ const START_BYTES = 4096;
 const MIN_RESUME_BUFFER = 64 * 1024;
 
 function newSession(kind: 'save' | 'resume'): Session {
-  return { kind, started: kind === 'save', chunks: [], buf: new Uint8Array(0), bytes: 0, precopied: false, initialUnread: 0 };
+  return { kind, started: kind === 'save', chunks: [], sources: [], buf: new Uint8Array(0), bytes: 0, precopied: false, initialUnread: 0 };
 }
 
 /** A stream being read (saving) or written (resuming). */
@@ -58,11 +58,13 @@ interface Session {
   kind: 'save' | 'resume';
   /** resuming: the driver accepted the stream's start (migrationCheckStart) */
   started: boolean;
-  /** saving: what is left to read, in order */
+  /** saving: pieces made and not read yet, in order */
   chunks: Uint8Array[];
+  /** saving: what makes the pieces after them, in order (eager stages are one piece) */
+  sources: Iterator<Uint8Array>[];
   /** resuming: what was written, in its first `bytes` bytes (grows by doubling) */
   buf: Uint8Array;
-  /** bytes held (to read, or written) */
+  /** resuming: bytes written */
   bytes: number;
   /** saving: whether the precopy stage ran */
   precopied: boolean;
@@ -125,29 +127,58 @@ export class DeviceMigration {
     if (s?.kind !== 'save' || !isSavingState(this.#state)) {
       throw new VfioError('EINVAL', `${this.device.name}: no migration data to read in ${migStateName(this.#state)}`);
     }
-    const n = Math.min(size, s.bytes);
-    const first = s.chunks[0];
-    if (first !== undefined && first.length >= n) {
-      // Within one chunk: a view, no copy (chunks are never written again).
-      s.chunks[0] = first.subarray(n);
-      if (s.chunks[0].length === 0) s.chunks.shift();
-      s.bytes -= n;
-      s.initialUnread = Math.max(0, s.initialUnread - n);
-      return first.subarray(0, n);
-    }
-    const out = new Uint8Array(n);
-    let at = 0;
-    while (at < n) {
-      const chunk = s.chunks[0]!;
-      const take = Math.min(chunk.length, n - at);
-      out.set(chunk.subarray(0, take), at);
-      at += take;
+    const parts: Uint8Array[] = [];
+    let got = 0;
+    while (got < size) {
+      const chunk = s.chunks[0];
+      if (chunk === undefined) {
+        if (!this.#pull(s)) break;
+        continue;
+      }
+      const take = Math.min(chunk.length, size - got);
+      parts.push(chunk.subarray(0, take));
       if (take === chunk.length) s.chunks.shift();
       else s.chunks[0] = chunk.subarray(take);
+      got += take;
     }
-    s.bytes -= n;
-    s.initialUnread = Math.max(0, s.initialUnread - n);
+    s.initialUnread = Math.max(0, s.initialUnread - got);
+    // Within one piece: a view, no copy (pieces are never written again).
+    if (parts.length === 1) return parts[0]!;
+    const out = new Uint8Array(got);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
     return out;
+  }
+
+  /**
+   * Makes the next piece of the saving stream (a lazy save produces them
+   * as they are read). False at the end. A driver that throws here has
+   * failed the save: ERROR.
+   */
+  #pull(s: Session): boolean {
+    for (;;) {
+      const source = s.sources[0];
+      if (source === undefined) return false;
+      let r: IteratorResult<Uint8Array>;
+      try {
+        r = source.next();
+      } catch (err) {
+        this.#state = MigState.ERROR;
+        this.#session = null;
+        throw err;
+      }
+      if (r.done === true) {
+        s.sources.shift();
+        continue;
+      }
+      if (r.value.length > 0) {
+        s.chunks.push(r.value);
+        return true;
+      }
+    }
   }
 
   /**
@@ -274,12 +305,12 @@ export class DeviceMigration {
   async #save(stage: 'precopy' | 'stop-copy'): Promise<void> {
     const s = this.#session!;
     const data = await this.device.migrationSave(stage, s.precopied);
-    if (!(data instanceof Uint8Array)) throw new TypeError(`${this.device.name}: migrationSave returned no bytes`);
-    if (data.length > 0) s.chunks.push(data);
-    s.bytes += data.length;
+    if (data instanceof Uint8Array) s.sources.push([data][Symbol.iterator]());
+    else if (data !== null && typeof data === 'object' && Symbol.iterator in data) s.sources.push(data[Symbol.iterator]());
+    else throw new TypeError(`${this.device.name}: migrationSave returned no bytes`);
     if (stage === 'precopy') {
       s.precopied = true;
-      s.initialUnread = data.length;
+      s.initialUnread = data instanceof Uint8Array ? data.length : 0;
     } else {
       s.initialUnread = 0;
     }

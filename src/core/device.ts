@@ -203,9 +203,11 @@ export abstract class VfioDevice {
    * when a PRE_COPY session begins (the device still runs: what will not
    * change), `stop-copy` once it is stopped in STOP_COPY (the rest; all of
    * it when `precopied` is false). Each stage runs once per session. A
-   * throw fails the arc and puts the device in ERROR.
+   * throw fails the arc and puts the device in ERROR. Large state may come
+   * as an iterable whose pieces are made as the stream is read (the core
+   * pulls one when a read needs it), so no single step copies it all.
    */
-  migrationSave(stage: 'precopy' | 'stop-copy', precopied: boolean): Uint8Array | Promise<Uint8Array> {
+  migrationSave(stage: 'precopy' | 'stop-copy', precopied: boolean): Uint8Array | Iterable<Uint8Array> | Promise<Uint8Array> {
     void stage;
     void precopied;
     throw new VfioError('ENOTTY', `${this.name}: this device cannot save its state`);

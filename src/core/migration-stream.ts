@@ -45,9 +45,18 @@ export interface MigStreamHeader {
   params: Uint8Array;
 }
 
+/** Bytes a lazy record copies out of its source per piece. */
+export const LAZY_PIECE = 1 << 20;
+
+/** A record written later, piece by piece, from memory it reads then. */
+interface LazyRecord {
+  tag: number;
+  source: Uint8Array;
+}
+
 /** Builds stream bytes: the magic and header, then records, then the end. */
 export class MigStreamWriter {
-  readonly #parts: Uint8Array[] = [];
+  readonly #parts: Array<Uint8Array | LazyRecord> = [];
   #records = 0;
 
   /** The magic and the header record: the first bytes of a stream. */
@@ -61,19 +70,27 @@ export class MigStreamWriter {
 
   /**
    * One record of the driver's (tags 2..0xfffe). The payload is kept by
-   * reference until take(), which copies it: a view of live memory is
-   * snapshotted there, not here.
+   * reference until take() or pieces() copies it: a view of live memory
+   * is read there, not here.
    */
   record(tag: number, payload: Uint8Array): this {
-    if (!Number.isInteger(tag) || tag < HEADER_TAG || tag > END_TAG) throw new RangeError(`record tag ${tag} is out of range`);
-    const head = new Uint8Array(RECORD_HEAD);
-    const view = new DataView(head.buffer);
-    view.setUint16(0, tag, true);
-    view.setUint32(4, payload.length, true);
+    const head = recordHead(tag, payload.length);
     const tail = new Uint8Array(RECORD_TAIL);
     new DataView(tail.buffer).setUint32(0, crc32(payload, crc32(head)), true);
     this.#parts.push(head, payload, tail);
     if (tag !== END_TAG && tag !== HEADER_TAG) this.#records++;
+    return this;
+  }
+
+  /**
+   * A record of a large memory (video memory): with pieces(), `source` is
+   * copied and checksummed LAZY_PIECE bytes at a time as the stream is
+   * read, so no step costs more than a piece; take() copies it whole.
+   */
+  lazyRecord(tag: number, source: Uint8Array): this {
+    recordHead(tag, source.length);
+    this.#parts.push({ tag, source });
+    this.#records++;
     return this;
   }
 
@@ -84,16 +101,49 @@ export class MigStreamWriter {
 
   /** The bytes written so far, as one array; the writer starts over. */
   take(): Uint8Array {
-    const total = this.#parts.reduce((n, p) => n + p.length, 0);
-    const out = new Uint8Array(total);
+    const pieces = [...this.pieces()];
+    const out = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
     let at = 0;
-    for (const p of this.#parts) {
+    for (const p of pieces) {
       out.set(p, at);
       at += p.length;
     }
-    this.#parts.length = 0;
     return out;
   }
+
+  /**
+   * The bytes written so far, as pieces made when they are asked for (a
+   * lazy record's, from its source as it is then); the writer starts over.
+   */
+  *pieces(): Generator<Uint8Array> {
+    const parts = this.#parts.splice(0);
+    for (const part of parts) {
+      if (part instanceof Uint8Array) {
+        yield part;
+        continue;
+      }
+      const head = recordHead(part.tag, part.source.length);
+      let crc = crc32(head);
+      yield head;
+      for (let at = 0; at < part.source.length; at += LAZY_PIECE) {
+        const piece = part.source.slice(at, at + LAZY_PIECE);
+        crc = crc32(piece, crc);
+        yield piece;
+      }
+      const tail = new Uint8Array(RECORD_TAIL);
+      new DataView(tail.buffer).setUint32(0, crc, true);
+      yield tail;
+    }
+  }
+}
+
+function recordHead(tag: number, length: number): Uint8Array {
+  if (!Number.isInteger(tag) || tag < HEADER_TAG || tag > END_TAG) throw new RangeError(`record tag ${tag} is out of range`);
+  const head = new Uint8Array(RECORD_HEAD);
+  const view = new DataView(head.buffer);
+  view.setUint16(0, tag, true);
+  view.setUint32(4, length, true);
+  return head;
 }
 
 /** What the reader expects: the kind, the version it reads, the parameters. */

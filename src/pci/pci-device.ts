@@ -336,14 +336,15 @@ export abstract class VfioPciDevice extends VfioDevice {
    * then the function's state (config space, MSI-X table and PBA), the
    * driver's records and the end.
    */
-  override migrationSave(stage: 'precopy' | 'stop-copy', precopied: boolean): Uint8Array {
+  override migrationSave(stage: 'precopy' | 'stop-copy', precopied: boolean): Uint8Array | Iterable<Uint8Array> {
     const spec = this.#spec();
     const w = new MigStreamWriter();
     if (stage === 'precopy' || !precopied) w.begin(spec);
     if (stage === 'precopy') return w.take();
     w.record(PCI_FUNCTION_RECORD, this.#saveFunction());
     this.saveMigrationRecords(w);
-    return w.end().take();
+    // Lazy records (video memory) are copied as the stream is read.
+    return w.end().pieces();
   }
 
   /** Checks the whole stream, then applies the function's state and the driver's records. */

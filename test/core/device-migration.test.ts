@@ -162,6 +162,53 @@ describe('device migration: arcs and driver hooks', () => {
   });
 });
 
+/** A device whose STOP_COPY state comes as pieces made when read (as video memory does). */
+class LazyDevice extends MigDevice {
+  made = 0;
+  failAt = -1;
+  override migrationSave(stage: 'precopy' | 'stop-copy'): Uint8Array | Iterable<Uint8Array> {
+    if (stage === 'precopy') return Uint8Array.of(0xaa);
+    const self = this;
+    return (function* () {
+      for (let i = 0; i < 4; i++) {
+        if (i === self.failAt) throw new Error('piece failed');
+        self.made++;
+        yield Uint8Array.of(i, i, i);
+      }
+    })();
+  }
+}
+
+describe('device migration: lazy saves', () => {
+  it('pieces are made as reads need them, not when STOP_COPY begins; reads cross pieces', async () => {
+    const core = new VfioCore();
+    const dev = new LazyDevice({ name: 'lazy', core });
+    dev.register();
+    const file = dev.openFile();
+    await file.bindIommufd(new IommufdContext());
+    await file.setMigrationState(STOP_COPY);
+    assert.equal(dev.made, 0, 'nothing copied by the SET');
+    assert.deepEqual([...(await file.migrationDataRead(2))], [0, 0]);
+    assert.equal(dev.made, 1);
+    assert.deepEqual([...(await file.migrationDataRead(4))], [0, 1, 1, 1]);
+    assert.deepEqual([...(await file.migrationDataRead(100))], [2, 2, 2, 3, 3, 3]);
+    assert.equal((await file.migrationDataRead(100)).length, 0);
+    assert.equal(dev.made, 4);
+  });
+
+  it('a piece that fails is a failed save: ERROR', async () => {
+    const core = new VfioCore();
+    const dev = new LazyDevice({ name: 'lazy-fail', core });
+    dev.failAt = 1;
+    dev.register();
+    const file = dev.openFile();
+    await file.bindIommufd(new IommufdContext());
+    await file.setMigrationState(STOP_COPY);
+    await assert.rejects(async () => file.migrationDataRead(100), /piece failed/);
+    assert.equal(await file.migrationState(), ERROR);
+  });
+});
+
 describe('device migration: data session limits and states', () => {
   it('reads only in the saving group, writes only while RESUMING, at most maxStreamBytes', async () => {
     const { file } = await setup({ maxStreamBytes: 10 });

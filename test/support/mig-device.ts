@@ -64,7 +64,7 @@ export class MigDevice extends TestDevice {
     });
   }
 
-  override migrationSave(stage: 'precopy' | 'stop-copy', precopied: boolean): Uint8Array | Promise<Uint8Array> {
+  override migrationSave(stage: 'precopy' | 'stop-copy', precopied: boolean): Uint8Array | Iterable<Uint8Array> | Promise<Uint8Array> {
     return this.guarded('migSave', () => {
       this.hooks.push(`save:${stage}:${precopied}`);
       this.#failing('save');

@@ -194,8 +194,8 @@ export class MbochsDevice extends VfioPciDevice implements DisplaySource {
     const e = this.edid.saveState();
     w.record(MBOCHS_STREAM.DISPI, d.take());
     w.record(MBOCHS_STREAM.EDID, new FieldWriter().u32(e.size).u32(e.link).bytes(e.blob).take());
-    // take() copies it: the stream holds a snapshot, not a view of live memory.
-    w.record(MBOCHS_STREAM.VRAM, this.#vram.bytes);
+    // Copied piece by piece as the stream is read: the device is stopped.
+    w.lazyRecord(MBOCHS_STREAM.VRAM, this.#vram.bytes);
   }
 
   protected override loadMigrationRecords(records: ReadonlyMap<number, Uint8Array>): () => void {

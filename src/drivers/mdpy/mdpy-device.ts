@@ -127,8 +127,8 @@ export class MdpyDevice extends VfioPciDevice implements DisplaySource {
   }
 
   protected override saveMigrationRecords(w: MigStreamWriter): void {
-    // take() copies it: the stream holds a snapshot, not a view of live memory.
-    w.record(MDPY_STREAM.FRAMEBUFFER, this.#fb.bytes);
+    // Copied piece by piece as the stream is read: the device is stopped.
+    w.lazyRecord(MDPY_STREAM.FRAMEBUFFER, this.#fb.bytes);
   }
 
   protected override loadMigrationRecords(records: ReadonlyMap<number, Uint8Array>): () => void {
