@@ -1,9 +1,10 @@
 /**
  * uvfio: the VFIO device framework in userspace, served over vfio-user.
  * The top-level entry gathers what a device author, an operator's tooling
- * or a VMM/test author needs; every layer is also its own subpath
- * (`uvfio/core`, `uvfio/iommufd`, `uvfio/vfio-user`, `uvfio/pci`,
- * `uvfio/mdev`, `uvfio/native`).
+ * or a VMM/test author needs; the layers a user builds on are also their
+ * own subpaths (`uvfio/core`, `uvfio/iommufd`, `uvfio/vfio-user`,
+ * `uvfio/pci`, `uvfio/mdev`). The native layer is not: its raw system
+ * calls (close, mmap...) are uvfio's own business.
  */
 export * from './core/index.js';
 export * from './iommufd/index.js';

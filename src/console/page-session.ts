@@ -78,9 +78,10 @@ export class PageSession {
     let msg: { t?: unknown; uuid?: unknown; id?: unknown; op?: unknown; args?: unknown };
     try {
       if (isBinary) throw new VfioError('EPROTO', 'the console takes JSON text messages only');
-      const parsed: unknown = JSON.parse(String(data));
+      // A text message arrives whole, as one Buffer (ws's default binaryType).
+      const parsed: unknown = JSON.parse((data as Buffer).toString('utf8'));
       if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new VfioError('EPROTO', 'a message must be a JSON object');
-      msg = parsed as typeof msg;
+      msg = parsed;
     } catch (err) {
       this.send({ t: 'error', error: errorOf(err instanceof SyntaxError ? new VfioError('EPROTO', 'a message is not valid JSON') : err) });
       return;

@@ -45,8 +45,9 @@ export const RGBA_FORMAT: Readonly<PixelFormat> = { ...XRGB8888_FORMAT, redShift
  * shifted channel inside the pixel.
  */
 export function checkPixelFormat(pf: PixelFormat): void {
-  if (pf.bitsPerPixel !== 8 && pf.bitsPerPixel !== 16 && pf.bitsPerPixel !== 32) {
-    throw new VfioError('EINVAL', `${pf.bitsPerPixel} bits per pixel is not one of 8, 16, 32`);
+  const bpp: number = pf.bitsPerPixel; // from the wire: any number, whatever the type says
+  if (bpp !== 8 && bpp !== 16 && bpp !== 32) {
+    throw new VfioError('EINVAL', `${bpp} bits per pixel is not one of 8, 16, 32`);
   }
   for (const [name, max, shift] of [
     ['red', pf.redMax, pf.redShift],

@@ -134,10 +134,10 @@ export class DeviceFile {
     return this.op(() => this.device.setIrqs(request));
   }
   regionRead(index: number, offset: number, dest: Uint8Array): void | Promise<void> {
-    return this.op(() => this.device.regionRead(index, offset, dest));
+    return this.dataOp(false, index, offset, dest);
   }
   regionWrite(index: number, offset: number, src: Uint8Array): void | Promise<void> {
-    return this.op(() => this.device.regionWrite(index, offset, src));
+    return this.dataOp(true, index, offset, src);
   }
   mmap(index: number): RegionMmap | Promise<RegionMmap> {
     return this.op(() => this.device.mmap(index));
@@ -222,6 +222,24 @@ export class DeviceFile {
   }
 
   // ---- internals ------------------------------------------------------------
+
+  // The data path: a free lock is taken without a closure or a token.
+  private dataOp(write: boolean, index: number, offset: number, bytes: Uint8Array): void | Promise<void> {
+    this.assertBound();
+    const lock = this.set().lock;
+    const device = this.device;
+    if (!lock.enter()) {
+      return lock.run(() => (write ? device.regionWrite(index, offset, bytes) : device.regionRead(index, offset, bytes)));
+    }
+    let result: void | Promise<void>;
+    try {
+      result = write ? device.regionWrite(index, offset, bytes) : device.regionRead(index, offset, bytes);
+    } catch (err) {
+      lock.leaveAfterThrow();
+      throw err;
+    }
+    return lock.leave(result);
+  }
 
   private op<T>(fn: (token: SetLockToken) => T | Promise<T>): T | Promise<T> {
     this.assertBound();

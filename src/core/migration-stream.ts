@@ -163,6 +163,39 @@ export interface MigStreamExpectation {
  * records, and changes its device only once all of them decoded.
  */
 export function readMigStream(stream: Uint8Array, expect: MigStreamExpectation): Map<number, Uint8Array> {
+  const walk = parseMigStream(stream, expect);
+  for (let r = walk.next(); ; r = walk.next()) if (r.done === true) return r.value;
+}
+
+/**
+ * readMigStream for a large stream: the same checks, giving the event loop
+ * a turn after each YIELD_EVERY bytes checksummed, so a 64 MiB stream does
+ * not hold the daemon for the whole of its check.
+ */
+export async function readMigStreamInTurns(stream: Uint8Array, expect: MigStreamExpectation): Promise<Map<number, Uint8Array>> {
+  const walk = parseMigStream(stream, expect);
+  for (let r = walk.next(); ; r = walk.next()) {
+    if (r.done === true) return r.value;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Bytes checksummed (or copied) between two turns of the event loop. */
+export const YIELD_EVERY = 4 << 20;
+
+/**
+ * Copies `src` into `dest` (same length), giving the event loop a turn
+ * after each YIELD_EVERY bytes: how a load puts back video memory.
+ */
+export async function copyInTurns(dest: Uint8Array, src: Uint8Array): Promise<void> {
+  for (let at = 0; at < src.length; at += YIELD_EVERY) {
+    if (at > 0) await new Promise((resolve) => setImmediate(resolve));
+    dest.set(src.subarray(at, at + YIELD_EVERY), at);
+  }
+}
+
+/** The parse, yielding where a turn may be given (after each YIELD_EVERY bytes checksummed). */
+function* parseMigStream(stream: Uint8Array, expect: MigStreamExpectation): Generator<void, Map<number, Uint8Array>> {
   const what = `${expect.kind} migration stream`;
   if (stream.length < MIG_STREAM_MAGIC.length) {
     if (stream.every((b, i) => b === MIG_STREAM_MAGIC[i])) {
@@ -187,7 +220,12 @@ export function readMigStream(stream: Uint8Array, expect: MigStreamExpectation):
     }
     const payload = stream.subarray(at + RECORD_HEAD, at + RECORD_HEAD + length);
     const crc = new DataView(stream.buffer, stream.byteOffset + at + RECORD_HEAD + length).getUint32(0, true);
-    if (crc32(payload, crc32(stream.subarray(at, at + RECORD_HEAD))) !== crc) {
+    let sum = crc32(stream.subarray(at, at + RECORD_HEAD));
+    for (let p = 0; p < length; p += YIELD_EVERY) {
+      sum = crc32(payload.subarray(p, p + YIELD_EVERY), sum);
+      if (p + YIELD_EVERY < length) yield;
+    }
+    if (sum !== crc) {
       throw new VfioError('EBADMSG', `the ${what} is damaged: record ${count} (tag ${tag}) fails its checksum`);
     }
     at += RECORD_HEAD + length + RECORD_TAIL;

@@ -9,7 +9,9 @@
  *
  * Synchronous ops take a fast path: when the lock is free they run at once
  * and their result is returned as is, with no promise and no microtask; the
- * token that proves the hold is their one allocation.
+ * token that proves the hold is their one allocation. Ops that need no
+ * token (a device's region reads and writes) take enter()/leave(), which
+ * allocate nothing at all.
  */
 import { isPromiseLike } from './maybe-async.js';
 
@@ -36,6 +38,8 @@ export class SetLock {
   // The token of the current holder, null when free. Only acquisition and
   // release change it, so a token proves a hold (SetLockToken.assertHolds).
   #holder: SetLockToken | null = null;
+  /** The holder while enter() holds the lock: never handed out, so never a stale proof. */
+  readonly #entered: SetLockToken = new SetLockToken(this);
   private readonly waiters: Waiter[] = [];
 
   /** True when nobody holds the lock and nobody waits for it. */
@@ -77,6 +81,32 @@ export class SetLock {
       return result;
     }
     return this.finishAsync(token, result);
+  }
+
+  /**
+   * Takes the lock at once if nobody holds it or waits for it, for a caller
+   * that needs no token; true when taken. The caller then runs its op and
+   * must end the hold with leave() (its result) or leaveAfterThrow().
+   * Allocates nothing: the hot path of region reads and writes.
+   */
+  enter(): boolean {
+    if (!this.idle) return false;
+    this.#holder = this.#entered;
+    return true;
+  }
+
+  /** Ends a hold taken by enter(): now for a value, once it settles for a promise (returned with its outcome unchanged). */
+  leave<T>(result: T | Promise<T>): T | Promise<T> {
+    if (!isPromiseLike(result)) {
+      this.release(this.#entered);
+      return result;
+    }
+    return this.finishAsync(this.#entered, result);
+  }
+
+  /** Ends a hold taken by enter() whose op threw. */
+  leaveAfterThrow(): void {
+    this.release(this.#entered);
   }
 
   /** Like run(), but always a promise: for callers that await anyway. */

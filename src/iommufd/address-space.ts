@@ -135,7 +135,7 @@ export class IoAddressSpace {
     this.assertLive();
     checkRange('unmap', iova, length);
     const end = iova + length;
-    let first = this.lowerBound(iova);
+    const first = this.lowerBound(iova);
     const prev = this.mappings[first - 1];
     if (prev && prev.iova + prev.length > iova) {
       throw new VfioError('EINVAL', `unmap: range starts inside the mapping at 0x${prev.iova.toString(16)}`);

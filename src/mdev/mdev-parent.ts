@@ -49,7 +49,8 @@ export class MdevParent {
     if (!Array.isArray(specs) || specs.length === 0) {
       throw new VfioError('EINVAL', `parent ${options.name}: at least one type is needed`);
     }
-    const types = specs.map((spec) => new MdevType(this, spec));
+    // Array.isArray widened the readonly array to any[]; it holds specs.
+    const types = (specs as readonly MdevTypeSpec[]).map((spec) => new MdevType(this, spec));
     const ids = new Set(types.map((t) => t.id));
     if (ids.size !== types.length) throw new VfioError('EINVAL', `parent ${options.name}: two types share an id`);
     this.types = types;

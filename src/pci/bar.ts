@@ -8,7 +8,7 @@
  */
 
 import { VfioError } from '../base/errors.js';
-import { ConfigSpace, PCI_COMMAND, PCI_HEADER } from './config-space.js';
+import { type ConfigSpace, PCI_COMMAND, PCI_HEADER } from './config-space.js';
 
 /** Low bits of a BAR (include/uapi/linux/pci_regs.h). */
 const PCI_BAR_BITS = {
@@ -162,7 +162,7 @@ function validate(bars: ReadonlyArray<BarDescriptor | undefined>): Array<BarDesc
   if (bars.length > PCI_NUM_BARS) {
     throw new VfioError('EINVAL', `a type-0 function has 6 BARs, not ${bars.length}`);
   }
-  const out: Array<BarDescriptor | undefined> = new Array(PCI_NUM_BARS).fill(undefined);
+  const out = Array.from({ length: PCI_NUM_BARS }, (): BarDescriptor | undefined => undefined);
   for (let i = 0; i < bars.length; i++) {
     const bar = bars[i];
     if (!bar) continue;

@@ -11,7 +11,7 @@
 
 import { VfioError } from '../base/errors.js';
 import type { Bars } from './bar.js';
-import { ConfigSpace, PCI_HEADER, PCI_HEADER_SIZE, PCI_STATUS } from './config-space.js';
+import { type ConfigSpace, PCI_HEADER, PCI_HEADER_SIZE, PCI_STATUS } from './config-space.js';
 import { MSIX_MAX_VECTORS, MsixTable } from './msix-table.js';
 
 /** Capability IDs (pci_regs.h PCI_CAP_ID_*). */

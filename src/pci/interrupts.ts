@@ -24,7 +24,7 @@
 import { VfioError } from '../base/errors.js';
 import { IrqInfoFlags, PciIrq, type EventNotifier, type IrqInfo, type SetIrqsRequest } from '../base/uapi.js';
 import type { MsiCapability, MsixCapability } from './capabilities.js';
-import { ConfigSpace, PCI_COMMAND, PCI_HEADER, PCI_STATUS } from './config-space.js';
+import { type ConfigSpace, PCI_COMMAND, PCI_HEADER, PCI_STATUS } from './config-space.js';
 
 /** A VFIO PCI interrupt index: INTx, MSI, MSI-X, ERR, REQ. */
 type IrqIndex = 0 | 1 | 2 | 3 | 4;

@@ -20,7 +20,7 @@
 
 import { VfioDevice, type DeviceOptions, type RegionMmap } from '../core/device.js';
 import type { MigrationInfo } from '../core/device-migration.js';
-import { checkMigStreamStart, FieldReader, FieldWriter, MigStreamWriter, readMigStream } from '../core/migration-stream.js';
+import { checkMigStreamStart, FieldReader, FieldWriter, MigStreamWriter, readMigStream, readMigStreamInTurns, YIELD_EVERY } from '../core/migration-stream.js';
 import { VfioError } from '../base/errors.js';
 import {
   DeviceFlags,
@@ -123,7 +123,7 @@ export abstract class VfioPciDevice extends VfioDevice {
   readonly express: ExpressCapability | undefined;
 
   readonly #rom: Uint8Array | undefined;
-  readonly #backing: Array<MappedMemory | undefined> = new Array(PCI_NUM_BARS).fill(undefined);
+  readonly #backing = Array.from({ length: PCI_NUM_BARS }, (): MappedMemory | undefined => undefined);
   /** Config space as it came out of the constructor: the power-on state. */
   readonly #powerOn: Uint8Array;
   #onRelease: (() => void) | undefined;
@@ -318,10 +318,11 @@ export abstract class VfioPciDevice extends VfioDevice {
 
   /**
    * Decodes and checks the driver's records of a stream (anything wrong:
-   * a VfioError) and returns what applies them. Nothing may change before
-   * the returned function runs.
+   * a VfioError) and returns what applies them (which may take turns of
+   * the event loop for large memory). Nothing may change before the
+   * returned function runs, and it must not fail.
    */
-  protected loadMigrationRecords(records: ReadonlyMap<number, Uint8Array>): () => void {
+  protected loadMigrationRecords(records: ReadonlyMap<number, Uint8Array>): () => void | Promise<void> {
     void records;
     return () => {};
   }
@@ -347,16 +348,26 @@ export abstract class VfioPciDevice extends VfioDevice {
     return w.end().pieces();
   }
 
-  /** Checks the whole stream, then applies the function's state and the driver's records. */
-  override migrationLoad(stream: Uint8Array): void {
+  /**
+   * Checks the whole stream, then applies the function's state and the
+   * driver's records. A large stream is checked and applied in turns of
+   * the event loop (the set stays locked: nothing of this device runs
+   * meanwhile, other devices do).
+   */
+  override migrationLoad(stream: Uint8Array): void | Promise<void> {
     const spec = this.#spec();
-    const records = readMigStream(stream, { ...spec, tags: [PCI_FUNCTION_RECORD, ...spec.tags] });
+    const expect = { ...spec, tags: [PCI_FUNCTION_RECORD, ...spec.tags] };
+    if (stream.length <= YIELD_EVERY) return this.#apply(spec, readMigStream(stream, expect));
+    return readMigStreamInTurns(stream, expect).then((records) => this.#apply(spec, records));
+  }
+
+  #apply(spec: PciMigrationSpec, records: ReadonlyMap<number, Uint8Array>): void | Promise<void> {
     const fn = records.get(PCI_FUNCTION_RECORD);
     if (fn === undefined) throw new VfioError('EBADMSG', `the ${spec.kind} migration stream has no PCI function record`);
     const applyFunction = this.#checkFunction(fn);
     const applyDriver = this.loadMigrationRecords(records);
     applyFunction();
-    applyDriver();
+    return applyDriver();
   }
 
   /** A stream of another kind, version or type is refused at its header. */

@@ -37,6 +37,8 @@ export function u64(b: Uint8Array, off: number): bigint {
  */
 export function u64n(b: Uint8Array, off: number): number {
   const hi = u32(b, off + 4);
+  // Below 2^32 the value stays an integer, not a double the engine would box.
+  if (hi === 0) return u32(b, off);
   if (hi > 0x1fffff) return -1;
   return hi * 0x1_0000_0000 + u32(b, off);
 }

@@ -307,8 +307,21 @@ export function decodeRegionAccess(
   r.region = region;
   r.count = count;
   // A read request has no data: skip the view (a subarray costs ~100 ns).
-  r.data = cmd === Command.REGION_WRITE ? body.subarray(Size.REGION_ACCESS) : NO_DATA;
+  r.data = cmd === Command.REGION_WRITE ? dataOf(body) : NO_DATA;
   return r;
+}
+
+// The data view of the last REGION_WRITE body, reused while bodies are the
+// same view (the framer reuses one for a message at the same place).
+let lastBody: Uint8Array | null = null;
+let lastData: Uint8Array = NO_DATA;
+
+function dataOf(body: Uint8Array): Uint8Array {
+  if (body !== lastBody || lastData.length !== body.length - Size.REGION_ACCESS) {
+    lastData = body.subarray(Size.REGION_ACCESS);
+    lastBody = body;
+  }
+  return lastData;
 }
 
 /**

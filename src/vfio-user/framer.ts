@@ -7,8 +7,10 @@
  * Lifetime of views: when a message lies whole inside one chunk, its body is
  * a view into that chunk (no copy). The socket reuses its receive buffer, so
  * `frame` and `frame.body` are valid only while `onMessage` runs; copy
- * (`copyFrame`) what must outlive the callback. Only a message split across
- * chunks is assembled into a buffer of its own.
+ * (`copyFrame`) what must outlive the callback, or call keepBody() in it.
+ * Only a message split across chunks is assembled into a buffer of its own:
+ * a large one is borrowed from the process's pool (buffer-pool.ts), and its
+ * rest can be read straight into it (bodyRoom(), filled()).
  *
  * File descriptors: on a Linux stream socket, SCM_RIGHTS rights ride on the
  * first byte of the sendmsg() that carried them, and a recvmsg() that picks
@@ -21,7 +23,11 @@
 import { VfioError } from '../base/errors.js';
 import { u16, u32 } from './buffer-reader.js';
 import { HEADER_SIZE, type MessageHeader } from './header.js';
+import { messageBuffers } from './buffer-pool.js';
 import { commandName, DEFAULT_MAX_MESSAGE_SIZE } from './protocol.js';
+
+/** A body cut by a chunk boundary is put together in a pooled buffer past this size, a buffer of its own below. */
+const POOLED_BODY = 16 * 1024;
 
 /** One whole message as the framer hands it over. */
 export interface Frame {
@@ -72,13 +78,24 @@ export class MessageFramer {
   // A header cut by a chunk boundary is staged here.
   private readonly hdr = new Uint8Array(HEADER_SIZE);
   private hdrLen = 0;
-  // A body cut by a chunk boundary is assembled here.
+  // A body cut by a chunk boundary is assembled here (a view of `assembly`
+  // when that is a pooled buffer).
   private partial: Uint8Array | null = null;
   private partialLen = 0;
+  private assembly: Uint8Array | null = null;
+  // The pooled buffer of the message being emitted, and of the last one
+  // whose receiver asked to keep its body (keepBody).
+  private emitting: Uint8Array | null = null;
+  private kept: Uint8Array | null = null;
   private cur: MessageHeader = { msgId: 0, cmd: 0, size: 0, flags: 0, errorNo: 0 };
   // fds of the message in progress (header or body still incomplete).
   private curFds: number[] = NO_FDS;
   private failure: FramingError | null = null;
+  // The last body view, reused for a message at the same place of the same
+  // chunk (a socket reuses its chunk view while reads keep their length).
+  private bodyView: Uint8Array = new Uint8Array(0);
+  private bodyViewOf: Uint8Array | null = null;
+  private bodyViewAt = -1;
   // One frame object, reused: it is only valid during the callback anyway.
   private readonly frame: Frame = {
     msgId: 0, cmd: 0, size: 0, flags: 0, errorNo: 0, body: new Uint8Array(0), fds: NO_FDS,
@@ -136,14 +153,8 @@ export class MessageFramer {
         if (this.partial !== null) {
           const n = Math.min(this.partial.length - this.partialLen, len - pos);
           this.partial.set(chunk.subarray(pos, pos + n), this.partialLen);
-          this.partialLen += n;
           pos += n;
-          if (this.partialLen === this.partial.length) {
-            const body = this.partial;
-            this.partial = null;
-            this.partialLen = 0;
-            this.emit(body, this.takeCurFds());
-          }
+          this.bodyFilled(n);
           continue;
         }
         // 2. Finish a header begun in an earlier chunk.
@@ -182,6 +193,49 @@ export class MessageFramer {
   }
 
   /**
+   * The rest of a body being put together, for a reader to receive straight
+   * into (then call filled()); null when no body is under way.
+   */
+  bodyRoom(): Uint8Array | null {
+    if (this.partial === null || this.failure !== null) return null;
+    return this.partial.subarray(this.partialLen);
+  }
+
+  /**
+   * `n` bytes (and the fds that came with them) were received straight into
+   * bodyRoom(). Like push(): emits the message once its body is whole and
+   * returns the fds the caller must close (no message starts in these bytes).
+   */
+  filled(n: number, fds: readonly number[] = NO_FDS): number[] {
+    const unowned = fds.length === 0 ? NO_FDS : fds.slice();
+    if (this.partial === null || this.failure !== null || n > this.partial.length - this.partialLen) return unowned;
+    try {
+      this.bodyFilled(n);
+    } catch (err) {
+      this.fail(new VfioError('EIO', 'the message handler threw', { cause: err }), this.cur);
+    }
+    return this.failure !== null ? this.collectAfterFailure(unowned) : unowned;
+  }
+
+  /**
+   * Called from onMessage: the body being delivered stays valid after the
+   * callback, until releaseBody(). (A body in the caller's chunk is the
+   * caller's to keep; this keeps a pooled one out of the pool.)
+   */
+  keepBody(): void {
+    if (this.emitting === null) return;
+    this.kept = this.emitting;
+    this.emitting = null;
+  }
+
+  /** The receiver is done with the body it kept. */
+  releaseBody(): void {
+    if (this.kept === null) return;
+    messageBuffers.give(this.kept);
+    this.kept = null;
+  }
+
+  /**
    * Ends the stream (peer closed or session torn down). Returns the fds of a
    * message that never arrived whole, for the caller to close, and resets
    * the framer. `truncated` tells whether the stream stopped mid-message.
@@ -190,8 +244,7 @@ export class MessageFramer {
     const truncated = this.hdrLen > 0 || this.partial !== null;
     const fds = this.takeCurFds();
     this.hdrLen = 0;
-    this.partial = null;
-    this.partialLen = 0;
+    this.dropPartial();
     return { fds, truncated };
   }
 
@@ -233,14 +286,52 @@ export class MessageFramer {
     const bodyLen = this.cur.size - HEADER_SIZE;
     const avail = chunk.length - pos;
     if (bodyLen <= avail) {
-      this.emit(chunk.subarray(pos, pos + bodyLen), this.takeCurFds());
+      let body = this.bodyView;
+      if (this.bodyViewOf !== chunk || this.bodyViewAt !== pos || body.length !== bodyLen) {
+        body = this.bodyView = chunk.subarray(pos, pos + bodyLen);
+        this.bodyViewOf = chunk;
+        this.bodyViewAt = pos;
+      }
+      this.emit(body, this.takeCurFds());
       return pos + bodyLen;
     }
-    // Split message: its body gets a buffer of its own, sized by the checked header.
-    this.partial = new Uint8Array(bodyLen);
+    // Split message: its body gets a buffer of its own, sized by the checked
+    // header (a large one borrowed, so a stream of large writes allocates none).
+    if (bodyLen > POOLED_BODY) {
+      this.assembly = messageBuffers.borrow(bodyLen);
+      this.partial = this.assembly.subarray(0, bodyLen);
+    } else {
+      this.partial = new Uint8Array(bodyLen);
+    }
     this.partial.set(chunk.subarray(pos), 0);
     this.partialLen = avail;
     return chunk.length;
+  }
+
+  // `n` more bytes of the body under way are in place: emit it when whole.
+  private bodyFilled(n: number): void {
+    this.partialLen += n;
+    if (this.partialLen < this.partial!.length) return;
+    const body = this.partial!;
+    const pooled = this.assembly;
+    this.partial = null;
+    this.partialLen = 0;
+    this.assembly = null;
+    this.emitting = pooled;
+    try {
+      this.emit(body, this.takeCurFds());
+    } finally {
+      // Not kept by the receiver: back to the pool.
+      if (this.emitting !== null) messageBuffers.give(this.emitting);
+      this.emitting = null;
+    }
+  }
+
+  private dropPartial(): void {
+    if (this.assembly !== null) messageBuffers.give(this.assembly);
+    this.assembly = null;
+    this.partial = null;
+    this.partialLen = 0;
   }
 
   private takeCurFds(): number[] {
@@ -265,8 +356,7 @@ export class MessageFramer {
   private fail(error: VfioError, header: MessageHeader): void {
     if (this.failure !== null) return;
     this.failure = { error, header: { ...header } };
-    this.partial = null;
-    this.partialLen = 0;
+    this.dropPartial();
     this.hdrLen = 0;
   }
 

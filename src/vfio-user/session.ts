@@ -29,7 +29,7 @@ import { IommufdContext } from '../iommufd/context.js';
 import { closeFds } from '../native/index.js';
 import { u32 } from './buffer-reader.js';
 import { readCommand, type ClientIdentity } from './client-identity.js';
-import { borrowReplyBuffer, returnReplyBuffer } from './reply-buffers.js';
+import { replyBuffers } from './buffer-pool.js';
 import type { DecodeContext } from './context.js';
 import { newCounters, type SessionCounters } from './counters.js';
 import { SessionDeviceShape } from './device-shape.js';
@@ -59,7 +59,7 @@ const EMPTY = new Uint8Array(0);
 const QUEUED_OVERHEAD = 128;
 /** A client that keeps sending while the session must keep reading it is dropped at this many times request-queue. */
 const QUEUE_HARD_FACTOR = 4;
-/** Reply buffers up to this size are the session's own; larger ones are borrowed per reply (reply-buffers.ts). */
+/** Reply buffers up to this size are the session's own; larger ones are borrowed per reply (buffer-pool.ts). */
 const OWN_REPLY_MAX = 16 * 1024;
 /** A client past its limits is logged at most once per this long (the rest are counted). */
 const LIMIT_LOG_INTERVAL_MS = 1_000;
@@ -275,7 +275,7 @@ export class VfioUserSession implements Session {
       buf = this.#ownReply;
     } else {
       if (this.#lentReply !== null && this.#lentReply.length < size) this.#giveBackReply();
-      buf = this.#lentReply ??= borrowReplyBuffer(size);
+      buf = this.#lentReply ??= replyBuffers.borrow(size);
     }
     if (buf !== this.#replyBuf) {
       this.#replyBuf = buf;
@@ -305,7 +305,7 @@ export class VfioUserSession implements Session {
 
   /** The borrowed reply buffer goes back; the views of it with it. */
   #giveBackReply(): void {
-    returnReplyBuffer(this.#lentReply!);
+    replyBuffers.give(this.#lentReply!);
     this.#lentReply = null;
     this.#replyBuf = this.#ownReply;
     this.#viewSize = this.#sliceStart = -1;

@@ -61,6 +61,7 @@ describe('man page', () => {
     const r = spawnSync('groff', ['-man', '-Tutf8', '-ww'], { input: page, encoding: 'utf8' });
     assert.equal(r.status, 0);
     assert.equal(r.stderr, '');
+    // eslint-disable-next-line no-control-regex -- groff's overstrike: a character, a backspace, the character again
     const text = r.stdout.replace(/.\x08/g, '');
     for (const c of COMMANDS) {
       assert.ok(text.includes(`uvfio ${c.name}`), c.name);

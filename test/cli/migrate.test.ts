@@ -9,8 +9,8 @@ import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { PciRegion } from '../../src/base/uapi.js';
-import { VfioUserClient } from '../../src/vfio-user/index.js';
+import { MigState, PciRegion } from '../../src/base/uapi.js';
+import { migrationState, setMigrationState, VfioUserClient } from '../../src/vfio-user/index.js';
 import { Daemon, fails, ok, okJson, sandbox, type Sandbox } from './harness.js';
 
 interface Dev {
@@ -118,6 +118,19 @@ describe('uvfio migrate', () => {
     assert.equal((await device(b, uuid))?.mdev_type, 'mtty-2');
     await ok(a, ['stop', '-u', uuid]);
     await ok(b, ['stop', '-u', uuid]);
+  });
+
+  it('a move that fails after the destination device was started removes that device again', async () => {
+    const uuid = (await ok(a, ['start', '-p', 'mtty', '-t', 'mtty-1'])).trim();
+    // Another client holds the source in STOP_COPY: the move's PRE_COPY is an arc the uAPI refuses.
+    await withClient((await device(a, uuid))!.socket!, async (c) => {
+      await setMigrationState(c, MigState.STOP_COPY);
+      assert.match(await fails(a, ['migrate', '-u', uuid, '--to', b.runtimeDir]), /source → PRE_COPY/);
+      assert.equal(await device(b, uuid), undefined, 'the device started for the move is gone');
+      assert.equal(await migrationState(c), MigState.RUNNING, 'the source was taken back to RUNNING');
+    });
+    assert.equal((await device(a, uuid))?.active, true);
+    await ok(a, ['stop', '-u', uuid]);
   });
 
   it('the daemon\'s op against a destination that refuses the state: the error names the step, the source runs on', async () => {

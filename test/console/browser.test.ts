@@ -94,7 +94,7 @@ describe('web console in Chromium, and a VNC viewer', () => {
     const listed = await okJson<Listed[]>(sb, ['list']);
     assert.deepEqual(listed.map((d) => [d.uuid, d.mdev_type]), [[uuid, 'mdpy-vga']]);
     assert.match(listed[0]!.vnc!, /^127\.0\.0\.1:\d+$/);
-    assert.equal(await row.$eval('td:nth-child(6)', (td) => td.textContent), listed[0]!.vnc);
+    assert.equal(await (await row.$('td:nth-child(6)'))?.textContent(), listed[0]!.vnc);
     await page.waitForSelector(`canvas[data-uuid="${uuid}"][data-signal="yes"]`, { timeout: 15_000 });
   });
 

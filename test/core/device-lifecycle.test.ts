@@ -9,7 +9,7 @@ function fastCore(): VfioCore {
   return new VfioCore({ requestBackoffMs: () => 1 });
 }
 
-function rejectsWith(p: Promise<unknown> | unknown, code: string): Promise<void> {
+function rejectsWith(p: unknown, code: string): Promise<void> {
   return assert.rejects(Promise.resolve().then(() => p), (e: unknown) => e instanceof VfioError && e.code === code);
 }
 function throwsWith(fn: () => unknown, code: string): void {

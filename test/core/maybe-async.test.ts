@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { inspect } from 'node:util';
 import { after, isPromiseLike } from '../../src/core/maybe-async.js';
 
 /** A thenable that is not a native promise, as another library may return. */
@@ -10,7 +11,7 @@ function thenable<T>(value: T): PromiseLike<T> {
 test('isPromiseLike: promises and thenables are, plain values (even objects, null, undefined) are not', () => {
   assert.equal(isPromiseLike(Promise.resolve(1)), true);
   assert.equal(isPromiseLike(thenable(1)), true);
-  for (const v of [undefined, null, 0, 'then', new Uint8Array(4), { then: 1 }, {}]) assert.equal(isPromiseLike(v), false, String(v));
+  for (const v of [undefined, null, 0, 'then', new Uint8Array(4), { then: 1 }, {}]) assert.equal(isPromiseLike(v), false, inspect(v));
 });
 
 test('after: a plain value goes on at once, a promise or thenable through a native promise', async () => {

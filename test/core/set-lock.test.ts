@@ -64,13 +64,50 @@ test('a token proves the hold only while held, and cannot be forged', async () =
   const lock = new SetLock();
   const other = new SetLock();
   let kept: SetLockToken | undefined;
-  lock.run((token) => {
+  const ran = lock.run((token) => {
     token.assertHolds(lock);
     assert.equal(lock.isHeldBy(token), true);
     assert.throws(() => token.assertHolds(other), /not held/);
     assert.throws(() => new SetLockToken(lock).assertHolds(lock), /not held/, 'a token made by hand proves nothing');
     kept = token;
   });
+  assert.equal(ran, undefined, 'a free lock ran it at once');
   assert.throws(() => kept!.assertHolds(lock), /not held/);
   assert.equal(Object.keys(lock).includes('holder'), false, 'the holder is not a public field');
+});
+
+test('enter()/leave(): a free lock taken with no token; others queue behind it and run after', async () => {
+  const lock = new SetLock();
+  assert.equal(lock.enter(), true);
+  assert.equal(lock.idle, false);
+  assert.equal(lock.enter(), false, 'held: a second enter() does not take it');
+  const order: string[] = [];
+  const queued = lock.run(() => void order.push('queued'));
+  assert.equal(lock.leave(42), 42, 'a value goes back as it is');
+  await queued;
+  assert.deepEqual(order, ['queued']);
+  assert.equal(lock.idle, true);
+
+  // A promise holds the lock until it settles, and keeps its outcome.
+  assert.equal(lock.enter(), true);
+  let resolve!: (v: string) => void;
+  const held = lock.leave(new Promise<string>((r) => (resolve = r)));
+  const behind = lock.run(() => void order.push('behind'));
+  await Promise.resolve();
+  assert.deepEqual(order, ['queued'], 'waits for the promise');
+  resolve('done');
+  assert.equal(await held, 'done');
+  await behind;
+  assert.deepEqual(order, ['queued', 'behind']);
+
+  // An op that threw gives the lock back.
+  assert.equal(lock.enter(), true);
+  lock.leaveAfterThrow();
+  assert.equal(lock.idle, true);
+  // While anyone waits, enter() does not jump the queue.
+  assert.equal(lock.enter(), true);
+  const waiting = lock.run(() => 'w');
+  lock.leave(undefined);
+  assert.equal(lock.enter(), false, 'the waiter goes first');
+  assert.equal(await waiting, 'w');
 });

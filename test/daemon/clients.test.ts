@@ -134,7 +134,7 @@ describe('uvfio daemon with a vfio-user client attached', () => {
     const { socket } = await okJson<{ socket: string }>(sb, ['start', '-u', U, '-p', 'mtty', '-t', 'mtty-1']);
     const [none] = await okJson<Array<{ clients: ClientJson[] }>>(sb, ['list']);
     assert.deepEqual(none!.clients, []);
-    assert.match(await ok(sb, ['list', '-v']), /\n  Clients: none\n$/);
+    assert.match(await ok(sb, ['list', '-v']), /\n {2}Clients: none\n$/);
     const { client } = await attach(socket);
     void client;
     const [dev] = await okJson<Array<{ clients: ClientJson[] }>>(sb, ['list']);
@@ -149,8 +149,8 @@ describe('uvfio daemon with a vfio-user client attached', () => {
   it('SIGTERM: who holds a device is logged; a client that ignores REQ is named and dropped after --shutdown-timeout; the daemon exits 0', async () => {
     const { sb, daemon } = await setup(['--shutdown-timeout', '1500']);
     await ok(sb, ['start', '-u', U, '-p', 'mtty', '-t', 'mtty-2']);
-    const [{ socket }] = await okJson<Array<{ socket: string }>>(sb, ['list']);
-    const { client, req } = await attach(socket!);
+    const socket = (await okJson<Array<{ socket: string }>>(sb, ['list']))[0]!.socket;
+    const { client, req } = await attach(socket);
     const closed = new Promise<void>((resolve) => {
       client.onClose = () => resolve();
     });
@@ -164,6 +164,6 @@ describe('uvfio daemon with a vfio-user client attached', () => {
     assert.deepEqual(held?.clients, [describeUs()], JSON.stringify(daemon.logs));
     const warned = daemon.logs.find((l) => l.msg === 'clients did not let go in time: dropping them');
     assert.deepEqual([warned?.level, warned?.clients], ['warn', [describeUs()]], JSON.stringify(daemon.logs));
-    assert.equal(existsSync(socket!), false);
+    assert.equal(existsSync(socket), false);
   });
 });

@@ -59,7 +59,7 @@ describe('uvfio daemon: process lifecycle', () => {
       const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('exit', (c, s) => r([c, s])));
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no 'daemon starting' line: ${stderr}`)), 15_000);
-        child.stderr!.on('data', (b: Buffer) => {
+        child.stderr.on('data', (b: Buffer) => {
           stderr += b.toString();
           if (stderr.includes('"daemon starting"')) {
             clearTimeout(timer);

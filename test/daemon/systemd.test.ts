@@ -171,7 +171,7 @@ describe('contrib/systemd', () => {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
-    daemon.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    daemon.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     cleanups.push(() => daemon.kill('SIGKILL'));
     await manager.next((s) => s.startsWith('READY=1'));
     assert.match(stderr, /^\S+ \S+ info  daemon starting pid=\d+ /m);

@@ -33,7 +33,7 @@ test('mbochs driver: available_instances follow one 256 MiB pool shared by every
   assert.deepEqual(available(), [64, 16, 4]);
   const large = await bus.create(uuidOf(1), 'mbochs-large');
   assert.ok(large.device instanceof MbochsDevice);
-  assert.equal((large.device as MbochsDevice).memoryBytes, 64 * MB);
+  assert.equal(large.device.memoryBytes, 64 * MB);
   await bus.create(uuidOf(2), 'mbochs-medium');
   assert.deepEqual(available(), [44, 11, 2]);
   assert.equal(driver.pool.used, 80 * MB);

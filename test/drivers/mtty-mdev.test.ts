@@ -39,7 +39,7 @@ test('available_instances of both types follow the one pool', async () => {
   const { bus, parent, driver } = setup();
   const two = await bus.create(uuidOf(1), 'mtty-2');
   assert.ok(two.device instanceof MttyDevice);
-  assert.equal((two.device as MttyDevice).ports, 2);
+  assert.equal(two.device.ports, 2);
   assert.deepEqual(available(parent), [22, 11]);
   const one = await bus.create(uuidOf(2), 'mtty-1');
   assert.equal((one.device as MttyDevice).ports, 1);

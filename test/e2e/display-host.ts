@@ -27,8 +27,8 @@ import { MdevBus } from '../../src/mdev/index.js';
 import { VfioUserServer } from '../../src/vfio-user/server.js';
 import { buildEdid } from '../../src/drivers/display/edid.js';
 import { screenshotDevice } from '../../src/drivers/display/find-display.js';
-import { EDID_BLOB_OFFSET, EDID_REG, LINK_STATE, MbochsDevice, MbochsDriver } from '../../src/drivers/mbochs/index.js';
-import { MdpyDevice, MdpyDriver } from '../../src/drivers/mdpy/index.js';
+import { EDID_BLOB_OFFSET, EDID_REG, LINK_STATE, type MbochsDevice, MbochsDriver } from '../../src/drivers/mbochs/index.js';
+import { type MdpyDevice, MdpyDriver } from '../../src/drivers/mdpy/index.js';
 import { decodePng } from '../drivers/display-png-decode.js';
 
 const [socketDir, shotDir, runsDir, token] = process.argv.slice(2);
@@ -87,7 +87,7 @@ function compare(png: ReturnType<typeof decodePng>, want: (x: number, y: number)
 /** Screenshots `uuid` until it shows `want` at `w`x`h` or the window closes; true on a match. */
 async function check(what: string, uuid: string, w: number, h: number, want: (x: number, y: number) => Rgb): Promise<boolean> {
   const deadline = Date.now() + MATCH_WINDOW_MS;
-  let last = 'no screenshot taken';
+  let last: string;
   for (let n = 1; ; n++) {
     const path = join(shotDir!, `${what}.png`);
     try {

@@ -106,7 +106,7 @@ describe('hostile: freeze by a full blocking eventfd', () => {
   });
 
   it('uvfio stop signals REQ into it: the control socket and the bystander keep answering', async () => {
-    const { h, c, fd } = await attack(PciIrq.REQ);
+    const { h, c } = await attack(PciIrq.REQ);
     let stopped: Promise<{ code: number | null }> | undefined;
     await h.underAttack(async () => {
       stopped = uvfio(h.sb, ['stop', '-u', h.attacker.uuid], 30_000);

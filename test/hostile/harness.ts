@@ -95,7 +95,7 @@ class ServerProcess implements Target {
       return { proc, ready: await proc.waitFor((l) => l.msg === 'daemon ready', 15_000) };
     } catch (err) {
       proc.kill();
-      throw new Error(`${(err as Error).message}\nlogs: ${JSON.stringify(proc.logs)}`);
+      throw new Error(`${(err as Error).message}\nlogs: ${JSON.stringify(proc.logs)}`, { cause: err });
     }
   }
 

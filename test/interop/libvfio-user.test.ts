@@ -53,7 +53,7 @@ async function serve(name: string): Promise<VfioUserClient> {
   const child = spawn(SERVER!, [path], { stdio: ['ignore', 'ignore', 'pipe'] });
   children.push(child);
   let log = '';
-  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (log += d.toString()));
   for (let i = 0; i < 200 && !existsSync(path); i++) {
     if (child.exitCode !== null) throw new Error(`the server exited (${child.exitCode}): ${log}`);
     await new Promise((r) => setTimeout(r, 25));

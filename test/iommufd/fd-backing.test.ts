@@ -56,6 +56,7 @@ describe('fdBacking', () => {
     assert.ok(reach.backing !== null);
     const b = reach.backing;
     assert.equal(b.reach, 'file');
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- only its absence is looked at
     assert.equal(b.view, undefined, 'no views of memory that may vanish');
     b.writeSync!(60_000, Uint8Array.of(9, 8));
     const seen = new Uint8Array(2);

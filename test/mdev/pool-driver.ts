@@ -157,7 +157,7 @@ export class PoolDriver implements MdevDriver {
 
   probe(info: MdevProbeInfo): Promise<VfioDevice> {
     // The pool share is taken before the first await, as the bus requires.
-    let share: PoolShare | null = null;
+    let share: PoolShare | null;
     try {
       share = this.pool?.take(portsOf(info.type), info.type.id) ?? null;
     } catch (err) {

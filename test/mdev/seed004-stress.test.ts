@@ -5,8 +5,8 @@
  */
 import { test } from 'node:test';
 import { runStress, type StressOptions, type StressSubject } from './seed004-harness.js';
-import { PoolDevice, PoolDriver } from './pool-driver.js';
-import { MttyDevice, MttyDriver } from '../../src/drivers/mtty/index.js';
+import { type PoolDevice, PoolDriver } from './pool-driver.js';
+import { type MttyDevice, MttyDriver } from '../../src/drivers/mtty/index.js';
 import type { VfioDevice } from '../../src/core/index.js';
 
 const SEED = Number(process.env.STRESS_SEED ?? 4004);

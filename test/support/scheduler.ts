@@ -9,7 +9,7 @@
  * Every promise in the code under test must settle through microtasks or
  * through point(): a real timer or I/O would escape the scheduler.
  */
-import { Prng } from './prng.js';
+import type { Prng } from './prng.js';
 
 interface Parked {
   label: string;

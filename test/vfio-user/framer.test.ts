@@ -128,6 +128,52 @@ describe('framer', () => {
     }
   });
 
+  it('lets the rest of a large body be received straight into its buffer (bodyRoom, filled)', () => {
+    const data = new Uint8Array(300_000).map((_, i) => (i * 13) & 0xff);
+    const m = encodeRegionWrite(4, 0, 2, data);
+    const bodies: Uint8Array[] = [];
+    const f = new MessageFramer({ onMessage: (fr) => void bodies.push(fr.body.slice()) });
+    assert.equal(f.bodyRoom(), null, 'no body under way');
+    assert.deepEqual(f.push(m.subarray(0, 1000)), []);
+    let rest = m.subarray(1000);
+    while (rest.length > 0) {
+      const room = f.bodyRoom()!;
+      const n = Math.min(room.length, 70_000);
+      room.set(rest.subarray(0, n));
+      assert.deepEqual(f.filled(n, n === rest.length ? [] : []), []);
+      rest = rest.subarray(n);
+    }
+    assert.equal(f.bodyRoom(), null);
+    assert.equal(bodies.length, 1);
+    assert.deepEqual(bodies[0]!.subarray(16), data);
+    assert.deepEqual(f.filled(10, [77]), [77], 'bytes with no body under way: the fds come back');
+  });
+
+  it('a large body put together in a pooled buffer stays as it was while kept, and goes back to the pool after', () => {
+    const a = encodeRegionWrite(1, 0, 2, new Uint8Array(100_000).fill(1));
+    const b = encodeRegionWrite(2, 0, 2, new Uint8Array(100_000).fill(2));
+    let keep = true;
+    const seen: Uint8Array[] = [];
+    const f = new MessageFramer({
+      onMessage: (fr) => {
+        seen.push(fr.body);
+        if (keep) f.keepBody();
+      },
+    });
+    const feed = (m: Uint8Array): void => {
+      f.push(m.subarray(0, 50_000));
+      f.push(m.subarray(50_000));
+    };
+    feed(a);
+    keep = false;
+    feed(b);
+    assert.ok(seen[0]!.subarray(16).every((x) => x === 1), 'the kept body was not reused for the next one');
+    assert.notEqual(seen[0]!.buffer, seen[1]!.buffer);
+    f.releaseBody();
+    feed(b);
+    assert.ok(seen[2]!.subarray(16).every((x) => x === 2));
+  });
+
   it('emits a view into the chunk when the message is whole (zero copy)', () => {
     const m = encodeRegionWrite(1, 0, 0, new Uint8Array([1, 2, 3, 4]));
     let seen: Uint8Array | undefined;

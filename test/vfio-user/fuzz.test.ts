@@ -59,7 +59,7 @@ function mutated(r: Rng): { bytes: Uint8Array; fds: number } {
   for (let i = 0; i < n; i++) {
     switch (r.int(8)) {
       case 0: // flip a bit
-        b[r.int(b.length)] ^= 1 << r.int(8);
+        b[r.int(b.length)]! ^= 1 << r.int(8);
         break;
       case 1: // an interesting value in a body field
         put32(b, 16 + 4 * r.int(Math.max(1, (b.length - 16) >> 2)), r.pick(INTERESTING));

@@ -51,7 +51,7 @@ describe('client disconnection', () => {
     const child = spawn(process.execPath, [join(here, 'kill-client.js'), bench.path(), 'twin'], { stdio: ['ignore', 'pipe', 'inherit'] });
     const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
     await new Promise<void>((resolve, reject) => {
-      child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+      child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
       child.on('error', reject);
       setTimeout(() => reject(new Error('the client process never got ready')), 10_000).unref();
     });

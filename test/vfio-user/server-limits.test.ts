@@ -17,7 +17,7 @@ import {
   MemoryTransport,
   type ServerLog,
 } from '../../src/vfio-user/index.js';
-import { borrowReplyBuffer, returnReplyBuffer } from '../../src/vfio-user/reply-buffers.js';
+import { BufferPool } from '../../src/vfio-user/buffer-pool.js';
 import { until } from '../support/until.js';
 import { BAR2_SIZE } from './fixture-device.js';
 import { MemoryPeer } from './memory-peer.js';
@@ -163,21 +163,20 @@ describe('what a client can make the server queue', () => {
 });
 
 describe('reply buffers', () => {
-  it('a large reply buffer is lent and given back; the process keeps two', () => {
-    // Empty the pool of what earlier sessions gave back.
-    borrowReplyBuffer(1 << 20);
-    borrowReplyBuffer(1 << 20);
-    const a = borrowReplyBuffer(1 << 20);
-    const b = borrowReplyBuffer(1 << 20);
-    const c = borrowReplyBuffer(1 << 20);
+  it('a pool lends buffers and keeps the two largest given back', () => {
+    const pool = new BufferPool(2);
+    const small = pool.borrow(1000);
+    const a = pool.borrow(1 << 20);
+    const b = pool.borrow(1 << 20);
+    const c = pool.borrow(1 << 20);
     assert.ok(a !== b && b !== c && a.length >= 1 << 20);
-    returnReplyBuffer(a);
-    returnReplyBuffer(b);
-    returnReplyBuffer(c);
-    const again = [borrowReplyBuffer(1 << 20), borrowReplyBuffer(1 << 20), borrowReplyBuffer(1 << 20)];
-    assert.equal(again.filter((x) => x === a || x === b || x === c).length, 2);
-    assert.ok(borrowReplyBuffer(2 << 20).length >= 2 << 20, 'a larger request gets a larger buffer');
-    for (const x of again) returnReplyBuffer(x);
+    pool.give(small);
+    pool.give(a);
+    pool.give(b);
+    pool.give(c);
+    const again = [pool.borrow(1 << 20), pool.borrow(1 << 20), pool.borrow(1 << 20)];
+    assert.equal(again.filter((x) => x === a || x === b || x === c).length, 2, 'the small one made room');
+    assert.ok(pool.borrow(2 << 20).length >= 2 << 20, 'a larger request gets a larger buffer');
   });
 
   it('sessions answering large reads share the lent buffers: 2 clients read 64 KiB at once, each gets its own bytes', async () => {

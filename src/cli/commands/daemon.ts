@@ -115,7 +115,7 @@ ${limitsHelp()}`,
       shutdownTimeoutMs: timeout === undefined ? undefined : Number(timeout),
       limits,
       ...(socketGroup === undefined ? {} : { socketGroup, shareControl: flag(v, 'share-control') }),
-      print: ctx.print,
+      print: (text) => ctx.print(text),
     });
     if (code !== 0) ctx.fail([]);
     // Everything is closed; should some handle linger anyway, it must not keep a stopped daemon alive.

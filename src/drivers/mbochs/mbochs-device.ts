@@ -19,7 +19,7 @@
 import type { DeviceOptions } from '../../core/device.js';
 import { VfioError } from '../../base/errors.js';
 import { MigrationFlags, PciRegion, RegionFlags, RegionType, type DeviceInfo, type RegionInfo } from '../../base/uapi.js';
-import { FieldReader, FieldWriter, type MigStreamWriter } from '../../core/migration-stream.js';
+import { copyInTurns, FieldReader, FieldWriter, type MigStreamWriter } from '../../core/migration-stream.js';
 import type { MappedMemory } from '../../native/memory.js';
 import { VfioPciDevice, type PciMigrationSpec } from '../../pci/pci-device.js';
 import type { DisplaySource } from '../display/display-source.js';
@@ -198,7 +198,7 @@ export class MbochsDevice extends VfioPciDevice implements DisplaySource {
     w.lazyRecord(MBOCHS_STREAM.VRAM, this.#vram.bytes);
   }
 
-  protected override loadMigrationRecords(records: ReadonlyMap<number, Uint8Array>): () => void {
+  protected override loadMigrationRecords(records: ReadonlyMap<number, Uint8Array>): () => Promise<void> {
     const need = (tag: number, what: string): Uint8Array => {
       const r = records.get(tag);
       if (r === undefined) throw new VfioError('EBADMSG', `the mbochs migration stream has no ${what}`);
@@ -221,7 +221,7 @@ export class MbochsDevice extends VfioPciDevice implements DisplaySource {
     return () => {
       this.dispi.restoreState(regs);
       this.edid.restoreState(edid);
-      this.#vram.bytes.set(vram);
+      return copyInTurns(this.#vram.bytes, vram);
     };
   }
 }

@@ -16,7 +16,7 @@
 import type { DeviceOptions } from '../../core/device.js';
 import { VfioError } from '../../base/errors.js';
 import { MigrationFlags, PciRegion, type RegionInfo } from '../../base/uapi.js';
-import { FieldWriter, type MigStreamWriter } from '../../core/migration-stream.js';
+import { copyInTurns, FieldWriter, type MigStreamWriter } from '../../core/migration-stream.js';
 import type { MappedMemory } from '../../native/memory.js';
 import { VfioPciDevice, type PciMigrationSpec } from '../../pci/pci-device.js';
 import type { DisplaySource } from '../display/display-source.js';
@@ -131,13 +131,13 @@ export class MdpyDevice extends VfioPciDevice implements DisplaySource {
     w.lazyRecord(MDPY_STREAM.FRAMEBUFFER, this.#fb.bytes);
   }
 
-  protected override loadMigrationRecords(records: ReadonlyMap<number, Uint8Array>): () => void {
+  protected override loadMigrationRecords(records: ReadonlyMap<number, Uint8Array>): () => Promise<void> {
     const fb = records.get(MDPY_STREAM.FRAMEBUFFER);
     if (fb === undefined) throw new VfioError('EBADMSG', 'the mdpy migration stream has no framebuffer');
     if (fb.length !== this.#fb.bytes.length) {
       throw new VfioError('EBADMSG', `the mdpy migration stream's framebuffer has ${fb.length} bytes, BAR0 ${this.#fb.bytes.length}`);
     }
-    return () => this.#fb.bytes.set(fb);
+    return () => copyInTurns(this.#fb.bytes, fb);
   }
 
   /** Line y gets grey level y * 255 / height in every byte (mdpy_reset). */

@@ -103,7 +103,7 @@ export class ClientChannel {
       } catch (err) {
         clearTimeout(timer);
         this.#pending.delete(id);
-        reject(err as VfioError);
+        reject(err);
       }
     });
   }

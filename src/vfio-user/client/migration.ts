@@ -145,13 +145,12 @@ export async function migrate(src: MigrationPeer, dst: MigrationPeer, options: M
   const rounds = (srcFlags & MigrationFlags.PRE_COPY) !== 0 ? Math.max(0, options.precopyRounds ?? 1) : 0;
   const stats: MigrationStats = { precopyBytes: 0, stopCopyBytes: 0, precopyRounds: 0, downtimeMs: 0, totalMs: 0 };
   await step('the destination → RESUMING', dst.setState(MigState.RESUMING));
-  let stoppedAt = 0;
   try {
     if (rounds > 0) {
       await step('the source → PRE_COPY', src.setState(MigState.PRE_COPY));
       for (; stats.precopyRounds < rounds; stats.precopyRounds++) stats.precopyBytes += await pump(src, dst, chunk, 'PRE_COPY');
     }
-    stoppedAt = performance.now();
+    const stoppedAt = performance.now();
     await step('the source → STOP_COPY', src.setState(MigState.STOP_COPY));
     stats.stopCopyBytes = await pump(src, dst, chunk, 'STOP_COPY');
     await step('the destination → STOP (loading the stream)', dst.setState(MigState.STOP));

@@ -148,10 +148,14 @@ export class MemoryTransport implements Transport {
   }
 
   hold(): void {
-    // Every delivered message has bytes of its own: nothing to keep.
+    // Pushed chunks are copies of their own; a large body put together from
+    // several is in a pooled buffer the framer keeps out of the pool.
+    this.#framer.keepBody();
   }
 
-  release(): void {}
+  release(): void {
+    this.#framer.releaseBody();
+  }
 
   setMaxMessageSize(bytes: number): void {
     this.#framer.setMaxMessageSize(bytes);

@@ -25,7 +25,10 @@ export class SocketTransport implements Transport {
       onMessage: (frame) => this.onMessage(frame),
       ...(options.maxMessageSize !== undefined ? { maxMessageSize: options.maxMessageSize } : {}),
     });
-    socket.onData = (chunk, fds) => this.#onData(chunk, fds);
+    socket.onData = (chunk, fds) => this.#received(this.#framer.push(chunk, fds));
+    // The rest of a large message is read straight into the buffer it is put together in.
+    socket.nextRead = () => this.#framer.bodyRoom();
+    socket.onFilled = (n, fds) => this.#received(this.#framer.filled(n, fds));
     socket.onClose = (err) => {
       // A message cut short by the close may still hold fds.
       closeFds(this.#framer.close().fds);
@@ -66,10 +69,12 @@ export class SocketTransport implements Transport {
 
   hold(): void {
     this.#socket.holdReceiveBuffer();
+    this.#framer.keepBody();
   }
 
   release(): void {
     this.#socket.releaseReceiveBuffer();
+    this.#framer.releaseBody();
   }
 
   setMaxMessageSize(bytes: number): void {
@@ -96,8 +101,8 @@ export class SocketTransport implements Transport {
     this.#socket.destroy();
   }
 
-  #onData(chunk: Uint8Array, fds: readonly number[]): void {
-    const unowned = this.#framer.push(chunk, fds);
+  // After the framer took bytes in: what nobody owns is closed, a broken stream told.
+  #received(unowned: number[]): void {
     if (unowned.length > 0) closeFds(unowned);
     if (this.#socket.closed) {
       // Closed by a message's handler mid-chunk: the rest is nobody's.

@@ -71,6 +71,14 @@ export class UnixSocket {
   onClose: CloseHandler = () => {};
   /** Called when queued writes have all reached the kernel. */
   onDrain: () => void = () => {};
+  /**
+   * Where the receiver wants the next read to go instead of the shared
+   * buffer (the rest of a large message it is putting together), or null.
+   * Bytes read there are told through onFilled, not onData.
+   */
+  nextRead: (() => Uint8Array | null) | null = null;
+  /** `n` bytes (with their fds, the receiver's now) were read into what nextRead gave. */
+  onFilled: (n: number, fds: readonly number[]) => void = (_n, fds) => closeFds(fds);
 
   readonly #fd: number;
   readonly #watcher: FdWatcher;
@@ -269,6 +277,11 @@ export class UnixSocket {
 
   #readSome(): void {
     for (let i = 0; i < MAX_READS_PER_EVENT; i++) {
+      const direct = this.nextRead === null ? null : this.nextRead();
+      if (direct !== null && direct.length > 0) {
+        if (!this.#readDirect(direct)) return;
+        continue;
+      }
       const rx = receiveBuffer();
       const size = this.#rxCap;
       let into = this.#into;
@@ -307,6 +320,25 @@ export class UnixSocket {
       // raise another event.
       if (n < size) return;
     }
+  }
+
+  /** One read into the receiver's own buffer; false when reading should stop for now. */
+  #readDirect(into: Uint8Array): boolean {
+    let n: number;
+    try {
+      n = recvmsg(this.#fd, into, this.#fdsIn);
+    } catch (err) {
+      this.#close(toVfioError(err));
+      return false;
+    }
+    if (n < 0) return false;
+    if (n === 0) {
+      this.#close(undefined);
+      return false;
+    }
+    const fds = this.#fdsIn.length === 0 ? NO_FDS : this.#fdsIn.splice(0);
+    this.onFilled(n, fds);
+    return !this.#closed && this.#reading && n === into.length;
   }
 
   #flush(): void {

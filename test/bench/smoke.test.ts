@@ -1,0 +1,44 @@
+/**
+ * `npm run bench` kept alive: every row of the benchmark runs once with
+ * small counts (BENCH_SMOKE=1: nothing is written to BENCHMARKS.md). It
+ * checks that each measurement comes out a number, not how fast: timings
+ * are not tests on a shared machine.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const RUN = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
+const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+
+const ROWS = [
+  '4-byte REGION_READ, median (us)',
+  '4-byte REGION_READ, p99 (us)',
+  '4-byte REGION_READ, ops/s',
+  '4-byte REGION_WRITE, median (us)',
+  '4-byte REGION_WRITE, p99 (us)',
+  '32 KiB REGION_WRITE, MiB/s',
+  '1 MiB REGION_READ, MiB/s',
+  '1 MiB REGION_WRITE, MiB/s',
+  'posted 4-byte writes, ops/s',
+  '4 clients on 4 devices, aggregate ops/s',
+  'interrupt latency, mtty INTx, median (us)',
+  'interrupt latency, mtty INTx, p99 (us)',
+];
+
+describe('bench smoke', () => {
+  it('npm run bench measures every row', { skip: !(have('gcc') && have('taskset')) && 'gcc and taskset are needed' }, () => {
+    assert.ok(existsSync(RUN));
+    const r = spawnSync(process.execPath, [RUN], { env: { ...process.env, BENCH_SMOKE: '1' }, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    for (const name of ROWS) {
+      const line = r.stdout.split('\n').find((l) => l.startsWith(`| ${name} |`));
+      assert.ok(line !== undefined, `the table has ${name}:\n${r.stdout}`);
+      const [, , raw, uv, ratio] = line.split('|').map((c) => c.trim().replace(/,/g, ''));
+      for (const v of [raw, uv, ratio]) assert.ok(Number.isFinite(Number(v)) && Number(v) > 0, `${name}: ${line}`);
+    }
+    assert.match(r.stdout, /100 devices \+ 100 idle clients \(MiB\) \| \| \d+\.\d/);
+  });
+});
