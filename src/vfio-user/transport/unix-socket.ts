@@ -12,8 +12,14 @@ const NO_FDS: readonly number[] = Object.freeze([]);
 
 /** Reads per readable event: enough to drain a burst, few enough that one busy peer cannot starve the others. */
 const MAX_READS_PER_EVENT = 16;
-/** Bytes one read may take at most: a 1 MiB message with its headers fits. */
-const RECEIVE_SIZE = 1024 * 1024 + 64 * 1024;
+/**
+ * Bytes one read of the shared buffer takes at most. A large message's
+ * body is read straight into its own buffer (nextRead), so this only
+ * bounds how many small messages one read can carry.
+ */
+const RECEIVE_SIZE = 64 * 1024;
+/** Bytes of the shared buffer read per readable event: a peer flooding small messages gets ~10,000 served, then the others' turn. */
+const EVENT_BYTES = 256 * 1024;
 /** Receive buffers kept for reuse after a holder let go of them. */
 const SPARES = 2;
 const EMPTY = new Uint8Array(0);
@@ -207,7 +213,7 @@ export class UnixSocket {
     this.#watch();
   }
 
-  /** The most one read takes (default and largest: 1 MiB + 64 KiB, so a 1 MiB message and its headers fit). */
+  /** The most one read of the shared buffer takes (default and largest: 64 KiB). */
   setReceiveBufferSize(max: number): void {
     if (!Number.isSafeInteger(max) || max < 1) {
       throw new VfioError('EINVAL', `receive buffer size must be a positive integer, not ${max}`);
@@ -276,7 +282,8 @@ export class UnixSocket {
   }
 
   #readSome(): void {
-    for (let i = 0; i < MAX_READS_PER_EVENT; i++) {
+    let budget = EVENT_BYTES;
+    for (let i = 0; i < MAX_READS_PER_EVENT && budget > 0; i++) {
       const direct = this.nextRead === null ? null : this.nextRead();
       if (direct !== null && direct.length > 0) {
         if (!this.#readDirect(direct)) return;
@@ -319,6 +326,7 @@ export class UnixSocket {
       // that are still there (a read stops after a write that carried fds)
       // raise another event.
       if (n < size) return;
+      budget -= n;
     }
   }
 
