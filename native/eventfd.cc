@@ -62,8 +62,11 @@ struct Writer {
   uint64_t seen = 0;
 };
 
-std::mutex registry_lock;
-std::condition_variable wake_watchdog;
+// Never destroyed: the watchdog runs until the process exits, and a
+// condition variable destroyed at exit while it waits on it would hang
+// the exit for good.
+std::mutex& registry_lock = *new std::mutex();
+std::condition_variable& wake_watchdog = *new std::condition_variable();
 std::vector<Writer*>& Writers() {
   static auto* writers = new std::vector<Writer*>();
   return *writers;

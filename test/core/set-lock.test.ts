@@ -107,7 +107,7 @@ test('enter()/leave(): a free lock taken with no token; others queue behind it a
   // While anyone waits, enter() does not jump the queue.
   assert.equal(lock.enter(), true);
   const waiting = lock.run(() => 'w');
-  lock.leave(undefined);
+  assert.equal(lock.leave(undefined), undefined, 'a value goes back as it came');
   assert.equal(lock.enter(), false, 'the waiter goes first');
   assert.equal(await waiting, 'w');
 });

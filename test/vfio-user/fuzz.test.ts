@@ -14,9 +14,12 @@
  * Set UVFIO_FUZZ_SEED / UVFIO_FUZZ_CASES / UVFIO_FUZZ_SESSION_CASES to explore.
  */
 import assert from 'node:assert/strict';
-import { openSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { ftruncateSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { closeFds, dup, EventFd, MappedMemory, openFdCount } from '../../src/native/index.js';
+import { closeFds, dup, EventFd, eventfd, eventfdWrite, MappedMemory, memfdCreate, openFdCount, sealSize } from '../../src/native/index.js';
 import {
   Command,
   DEFAULT_MAX_MESSAGE_SIZE,
@@ -163,6 +166,10 @@ describe('fuzz', () => {
     kinds.push({ fd: memory.fd, close: () => memory.close() });
     const devNull = openSync('/dev/null', 'r');
     kinds.push({ fd: devNull, close: () => closeFds([devNull]) });
+    // What a hostile client passes: a blocking eventfd with its counter full,
+    // a pipe, a memfd it shrinks and grows as the cases go, a huge sparse one.
+    const hostile = hostileFds();
+    kinds.push(...hostile.kinds);
     const r = prng(SEED ^ 0x5e55);
     const counts = { answered: 0, ended: 0, broken: 0, replies: 0 };
     let peer = MemoryPeer.attached(bench.server, bench.device);
@@ -173,6 +180,7 @@ describe('fuzz', () => {
         // A message whose msg_size lies may swallow the probe: then silence is no failure.
         const honest = msgs.every((m) => new DataView(m.bytes.buffer, m.bytes.byteOffset).getUint32(4, true) === m.bytes.length);
         bench.device.asyncOps = r.int(4) === 0;
+        if (r.int(8) === 0) hostile.reshape(r);
         for (const chunk of chunks(r, concat(msgs.map((m) => m.bytes)))) {
           const fds = Array.from({ length: r.next() < 0.3 ? 1 + r.int(3) : 0 }, () => dup(r.pick(kinds).fd));
           peer.transport.push(chunk, fds);
@@ -208,6 +216,29 @@ describe('fuzz', () => {
 });
 
 const PROBE_ID = 0xfffe;
+
+/**
+ * The fds a hostile client hands over: a blocking eventfd whose counter it
+ * filled (a write to it would block), a pipe (a FIFO opened read-write), a
+ * memfd without seals that `reshape` truncates or grows (touching a page
+ * it cut off through a mapping would be SIGBUS), and a sealed sparse memfd
+ * of 2 TiB.
+ */
+function hostileFds(): { kinds: { fd: number; close: () => void }[]; reshape: (r: Rng) => void } {
+  const full = eventfd(0, { nonblock: false });
+  eventfdWrite(full, 2n ** 64n - 2n);
+  const dir = mkdtempSync(join(tmpdir(), 'uvfio-fz-'));
+  execFileSync('mkfifo', [join(dir, 'pipe')]);
+  const pipe = openSync(join(dir, 'pipe'), 'r+');
+  rmSync(dir, { recursive: true, force: true });
+  const shrinking = memfdCreate('shrinking', 8192);
+  const huge = memfdCreate('huge', 2 * 1024 ** 4);
+  sealSize(huge);
+  return {
+    kinds: [full, pipe, shrinking, huge].map((fd) => ({ fd, close: () => closeFds([fd]) })),
+    reshape: (r) => ftruncateSync(shrinking, r.pick([0, 100, 4096, 8192, 65536])),
+  };
+}
 
 /** Waits for the probe's answer, counting the other replies; stops at a hang-up or after `ms`. */
 async function probe(peer: MemoryPeer, ms: number): Promise<{ answered: boolean; hungUp: boolean; replies: number }> {
