@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -124,3 +125,22 @@ function within<T>(p: Promise<T>, ms: number): Promise<T> {
     clearTimeout(timer),
   );
 }
+
+test('a process that signalled an eventfd still exits once its watchdog sleeps', async () => {
+  // The watchdog sleeps after ~1 s without a write; a process ending after
+  // that used to hang in exit (its condition variable was destroyed while
+  // the watchdog waited on it), so a daemon never finished its SIGTERM.
+  const native = new URL('../../src/native/index.js', import.meta.url).href;
+  const script = `
+    import { eventfd, eventfdSignal, close } from ${JSON.stringify(native)};
+    const fd = eventfd(0, { nonblock: true });
+    if (eventfdSignal(fd) !== 0) process.exit(3);
+    setTimeout(() => close(fd), 1500);
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+  clearTimeout(timer);
+  assert.equal(signal, null, 'the process had to be killed: it hung on its way out');
+  assert.equal(code, 0);
+});
