@@ -54,6 +54,8 @@ describe('limits table', () => {
     });
     assert.deepEqual(parseLimits(['data-xfer-size=2M']), { maxDataXferSize: 2 * 1024 * 1024 });
     assert.deepEqual(parseLimits(['data-xfer-size=8192']), { maxDataXferSize: 8192 });
+    // Every wait a client can impose is one of the limits: the command-line read's too.
+    assert.deepEqual(parseLimits(['version-timeout=100', 'cmdline-timeout=250']), { versionTimeoutMs: 100, cmdlineTimeoutMs: 250 });
   });
 
   it('refuses unknown names, malformed values and values out of range, naming the argument', () => {
