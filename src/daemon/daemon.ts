@@ -213,9 +213,16 @@ export class Daemon {
           adopting,
         );
         committed = true;
+        const resuming = performance.now();
         await takenOver.resume();
         adopting.clear();
-        log.info('takeover: serving', { from: takenOver.fromPid, devices: takenOver.devices.length, frozenMs: takenOver.frozenMs });
+        log.info('takeover: serving', {
+          from: takenOver.fromPid,
+          devices: takenOver.devices.length,
+          frozenMs: takenOver.frozenMs,
+          loadMs: takenOver.loadMs,
+          resumeMs: Math.round((performance.now() - resuming) * 10) / 10,
+        });
         control = await ControlServer.adopt(takenOver.controlFd, controlOptions);
         for (const m of takenOver.devices) await shown.add(m.device);
       } else {

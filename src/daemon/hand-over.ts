@@ -145,24 +145,29 @@ export class HandOver {
         })),
       };
       await channel.send(inventory, fds);
+      // Our own files are bound before the freeze: the pause is only the stop, save and export.
+      for (const m of mdevs) files.push(await HandoverFile.open(m.device));
       await channel.expect('freeze', left());
+      const t0 = performance.now();
       frozen = true;
       const quiet = await within(server.freeze().then(() => true), left());
       if (quiet === undefined) throw new VfioError('ETIMEDOUT', 'the clients did not go idle in time for the takeover');
+      const t1 = performance.now();
       const devices: DeviceState[] = [];
       const stateFds: number[] = [];
-      for (const m of mdevs) {
-        const file = await HandoverFile.open(m.device);
-        files.push(file);
-        const stream = await file.save();
+      for (const [i, m] of mdevs.entries()) {
+        const stream = await files[i]!.save();
         const first = stateFds.length;
         const own: number[] = [];
         const serving = server.exportDevice(m.device, own);
         stateFds.push(...own);
         devices.push({ uuid: m.uuid, stream, serving, fds: [first, own.length] });
       }
+      const t2 = performance.now();
       await channel.send({ op: 'state', devices }, stateFds);
+      const t3 = performance.now();
       await channel.expect('commit', left());
+      const t4 = performance.now();
       // THE COMMIT POINT: from here on nothing of this process serves again.
       committed = true;
       this.o.release(hello.pid);
@@ -170,7 +175,13 @@ export class HandOver {
       await channel.send({ op: 'released' }).catch((err: unknown) => {
         log.error('takeover: the new daemon went away after the commit', { error: toVfioError(err) });
       });
-      log.info('takeover: handed over', { to: hello.pid, ms: Date.now() - started, devices: mdevs.length });
+      const ms = (t: number) => Math.round(t * 10) / 10;
+      log.info('takeover: handed over', {
+        to: hello.pid,
+        ms: Date.now() - started,
+        devices: mdevs.length,
+        phases: { freezeMs: ms(t1 - t0), saveMs: ms(t2 - t1), sendMs: ms(t3 - t2), commitWaitMs: ms(t4 - t3), releaseMs: ms(performance.now() - t4) },
+      });
       this.o.done(hello.pid);
     } catch (err) {
       if (committed) throw err;

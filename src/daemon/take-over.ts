@@ -60,6 +60,8 @@ export interface TakenOver {
   resume(): Promise<void>;
   /** ms from the freeze asked to the commit answered */
   frozenMs: number;
+  /** ms of it spent here loading and adopting */
+  loadMs: number;
 }
 
 /**
@@ -96,6 +98,7 @@ export async function takeOver(o: TakeOverOptions, creating: Set<string>): Promi
     const asked = Date.now();
     await channel.send({ op: 'freeze' });
     const { message: state, fds: stateFds } = await channel.expect('state', o.timeoutMs);
+    const gotState = Date.now();
     await o.server.freeze();
     const byUuid = new Map(devices.map((m, i) => [m.uuid, i]));
     const left = new Set(stateFds.keys());
@@ -114,10 +117,12 @@ export async function takeOver(o: TakeOverOptions, creating: Set<string>): Promi
       closeFds([...left].map((k) => stateFds[k]!));
     }
     if (o.inject === 'exit') process.exit(9);
+    const committing = Date.now();
     // `hang`: no commit; what comes is the serving daemon giving up.
     if (o.inject !== 'hang') await channel.send({ op: 'commit' });
     await channel.expect('released', o.inject === 'hang' ? 3_600_000 : o.timeoutMs);
     const frozenMs = Date.now() - asked;
+    const loadMs = committing - gotState;
     channel.close();
     return {
       fromPid: inventory.pid,
@@ -125,6 +130,7 @@ export async function takeOver(o: TakeOverOptions, creating: Set<string>): Promi
       takeoverFd: listeners[1]!,
       devices,
       frozenMs,
+      loadMs,
       resume: async () => {
         for (const f of files) await f.resume();
         o.server.thaw();

@@ -13,7 +13,7 @@ export const daemonCommand: Command = {
   name: 'daemon',
   summary: 'serve devices (runs until SIGINT or SIGTERM)',
   synopsis: [
-    'daemon [--http [ADDR:]PORT] [--no-vnc] [--no-defaults] [--socket-group GROUP [--share-control]] [--shutdown-timeout MS] [--log-level LEVEL] [--log-format FORMAT] [--limit NAME=VALUE]...',
+    'daemon [--http [ADDR:]PORT] [--no-vnc] [--no-defaults] [--mbochs-mem MIB] [--socket-group GROUP [--share-control]] [--shutdown-timeout MS] [--log-level LEVEL] [--log-format FORMAT] [--limit NAME=VALUE]...',
     'daemon --takeover [--detach] [OPTIONS AS ABOVE]',
   ],
   description: `Serve every parent: auto-start the definitions marked auto, put one
@@ -69,6 +69,7 @@ ${limitsHelp()}`,
     },
     { name: 'no-vnc', help: 'serve no VNC (any local user can reach a loopback port)' },
     { name: 'no-defaults', help: 'do not define the default devices in a new store' },
+    { name: 'mbochs-mem', value: 'MIB', help: "mbochs's video memory pool in MiB, shared by its devices (the kernel sample's mem=; default 256)" },
     { name: 'shutdown-timeout', value: 'MS', help: 'how long to wait for clients at shutdown (default 5000)' },
     {
       name: 'log-level',
@@ -112,6 +113,10 @@ ${limitsHelp()}`,
       throw new VfioError('EINVAL', `--shutdown-timeout: ${JSON.stringify(timeout)} is not a number of milliseconds`);
     }
     const limits = parseLimits(strs(v, 'limit'));
+    const mbochsMem = str(v, 'mbochs-mem');
+    if (mbochsMem !== undefined && !/^[1-9]\d{0,6}$/.test(mbochsMem)) {
+      throw new VfioError('EINVAL', `--mbochs-mem: ${JSON.stringify(mbochsMem)} is not a number of MiB`);
+    }
     const format = str(v, 'log-format') ?? (process.env.UVFIO_LOG_FORMAT || 'auto');
     if (format !== 'auto' && format !== 'human' && format !== 'json') {
       throw new VfioError('EINVAL', `--log-format: ${JSON.stringify(format)} is not one of auto, human, json`);
@@ -151,7 +156,7 @@ ${limitsHelp()}`,
       onReady: () => tellReady(process.env.UVFIO_READY_FD),
       paths: ctx.paths,
       log: new Logger(undefined, logLevelFrom(level), {}, stderrLogStyle(format)),
-      parents: builtinParents(),
+      parents: builtinParents({ mbochsPoolBytes: mbochsMem === undefined ? undefined : Number(mbochsMem) * 1024 * 1024 }),
       seedDefaults: !flag(v, 'no-defaults'),
       ...(http === undefined ? {} : { http }),
       vnc: !flag(v, 'no-vnc'),
