@@ -16,6 +16,7 @@ import type { DeviceSet } from './device-set.js';
 import type { SetLockToken } from './set-lock.js';
 import type { DeviceInfo, FeatureRequest, IrqInfo, MigStateValue, PrecopyInfo, RegionInfo, SetIrqsRequest } from '../base/uapi.js';
 import { migrationOf } from './device-migration.js';
+import { after } from './maybe-async.js';
 import type { VfioGroup } from './group.js';
 import type { IommufdContext } from '../iommufd/context.js';
 import type { DmaAccess } from '../iommufd/address-space.js';
@@ -336,6 +337,5 @@ export class DeviceFile {
  */
 function resetDevice(device: VfioDevice, token: SetLockToken): void | Promise<void> {
   const done = (): void | Promise<void> => device[RECORD].migration?.backToRunning(token);
-  const r = device.reset();
-  return r instanceof Promise ? r.then(done) : done();
+  return after(device.reset(), done);
 }

@@ -193,6 +193,30 @@ export abstract class VfioDevice {
     throw new VfioError('EINVAL', `${this.name}: region ${index} cannot be mmapped`);
   }
 
+  /**
+   * What `size` bytes at `offset` of region `index` are, in the driver's
+   * words (`port0 LCR`, `COMMAND`), for `uvfio trace`, as a read or (`write`)
+   * a write sees them; undefined when they have no name. Called only while
+   * someone traces, just after the access: it must read state, never change it.
+   */
+  describeAccess(index: number, offset: number, size: number, write: boolean): string | undefined {
+    void index;
+    void offset;
+    void size;
+    void write;
+    return undefined;
+  }
+
+  /** How traces name region `index` (`BAR0`, `config` for PCI). */
+  regionName(index: number): string {
+    return `region${index}`;
+  }
+
+  /** How traces name irq index `index` (`INTX`, `MSI` for PCI). */
+  irqName(index: number): string {
+    return `irq${index}`;
+  }
+
   /** VFIO_DEVICE_RESET, and each device's part of a set-wide hot reset. */
   reset(): void | Promise<void> {
     throw new VfioError('ENOTTY', `${this.name}: this device cannot be reset`);

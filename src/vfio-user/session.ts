@@ -70,13 +70,6 @@ const OWN_REPLY_MAX = 16 * 1024;
 /** A client past its limits is logged at most once per this long (the rest are counted). */
 const LIMIT_LOG_INTERVAL_MS = 1_000;
 
-/**
- * How long VERSION and teardown wait at most for the client's command line
- * to be read (so a bound client's is known, and no read outlives its
- * session); a read stuck longer finishes in the background.
- */
-const COMMAND_WAIT_MS = 1000;
-
 let nextSessionId = 1;
 
 export interface SessionOptions {
@@ -150,7 +143,12 @@ export class VfioUserSession implements Session {
   #closing: Promise<void> | null = null;
   /** Why the session ends, once something decided it should. */
   #endReason: string | null = null;
-  /** The read of the client's command line, settled or given up on within COMMAND_WAIT_MS. */
+  /**
+   * The read of the client's command line, settled or given up on within
+   * cmdline-timeout: VERSION and teardown wait for it (so a bound client's
+   * is known, and no read outlives its session); a read stuck longer
+   * finishes in the background.
+   */
   readonly #commandRead: Promise<void>;
   /** The command being traced (only while someone subscribes). */
   #trace: MessageTrace | null = null;
@@ -211,7 +209,7 @@ export class VfioUserSession implements Session {
       void this.close(`no VFIO_USER_VERSION within ${deadline} ms`);
     }, Math.max(0, this.#versionDeadline - Date.now()));
     this.#versionTimer.unref();
-    this.#commandRead = this.identity.command === null ? within(readCommand(this.identity), COMMAND_WAIT_MS) : Promise.resolve();
+    this.#commandRead = this.identity.command === null ? within(readCommand(this.identity), this.limits.cmdlineTimeoutMs) : Promise.resolve();
     if (sessionChannel.hasSubscribers) {
       const { pid, uid, gid } = this.identity;
       sessionChannel.publish({ event: 'opened', device: this.file.device.name, client: this.id, pid, uid, gid, connectedAt: this.connectedAt });
