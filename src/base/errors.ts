@@ -48,7 +48,7 @@ const NAME_BY_NUMBER = new Map<number, ErrnoName>(
 );
 
 /** Errno name for a number, or undefined when uvfio does not know it. */
-function errnoName(errno: number): ErrnoName | undefined {
+export function errnoName(errno: number): ErrnoName | undefined {
   return NAME_BY_NUMBER.get(errno);
 }
 

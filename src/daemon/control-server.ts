@@ -14,12 +14,16 @@ import { CONTROL_PROTOCOL_VERSION, LineDecoder, encodeLine, type ControlEvent, t
 export interface ControlCall {
   /** Sends an event line before the response; dropped unless the request asked for events. */
   emit(event: unknown): void;
+  /** The request asked for events (`"events":true`). */
+  readonly events: boolean;
+  /** Bytes written to the connection that its reader has not taken yet. */
+  backlog(): number;
   /** Aborted when the connection the request came on closes. */
   readonly signal: AbortSignal;
 }
 
 /** A call for code run outside any connection: events go nowhere, nothing aborts. */
-export const NO_CALL: ControlCall = { emit: () => {}, signal: new AbortController().signal };
+export const NO_CALL: ControlCall = { emit: () => {}, events: false, backlog: () => 0, signal: new AbortController().signal };
 
 export interface ControlServerOptions {
   /** Socket path; created with mode 0600. */
@@ -170,6 +174,8 @@ export class ControlServer {
       emit: (event) => {
         if (events) this.reply(socket, { id, event });
       },
+      events,
+      backlog: () => socket.writableLength,
       signal,
     };
     try {

@@ -14,6 +14,7 @@ import { VfioUserServer, type DeviceServingState } from '../vfio-user/server.js'
 import { INTERRUPT_CHANNEL, type InterruptTrace } from '../vfio-user/trace.js';
 import type { Logger } from './log.js';
 import type { DeviceClient } from './protocol.js';
+import { TraceFeed, type TraceSink, type TraceTap } from './trace-feed.js';
 
 /** Which clients of a device were sent a release request (REQ), since the watch began. */
 export interface RequestWatch {
@@ -35,6 +36,8 @@ export interface DeviceServer {
   dropClient(id: number, reason: string): Promise<boolean>;
   /** Notes which clients of device `name` are asked to let go from now on. */
   watchRequests(name: string): RequestWatch;
+  /** Feeds `sink` what every client of device `name` does (see trace-feed.ts); EUSERS past MAX_TRACES. */
+  trace(name: string, sink: TraceSink, start?: number): TraceTap;
   /**
    * Stops listening and drops every client connection, which closes their
    * device files: what forces a device's unregistration to finish.
@@ -61,6 +64,7 @@ export function createVfioUserServer(core: VfioCore, socketDir: string, log: Log
   // is on its socket before `start` answers.
   const server = new VfioUserServer({ core, socketDir, follow: false, log, limits });
   const watches = new Set<{ device: string; asked: Set<number> }>();
+  const feed = new TraceFeed(core);
   // Subscribed only while a watch is open: with no subscriber, signalling
   // an interrupt builds no trace object.
   const onInterrupt = (message: unknown): void => {
@@ -92,6 +96,7 @@ export function createVfioUserServer(core: VfioCore, socketDir: string, log: Log
         },
       };
     },
+    trace: (name, sink, start) => feed.tap(name, sink, start),
     close: () => server.close(),
     takeover: server,
   };

@@ -426,6 +426,11 @@ export class VfioUserSession implements Session {
     this.#sendReply(message, fds);
   }
 
+  replyParts(req: Request, head: Uint8Array, body: Uint8Array): void {
+    if (wantsNoReply(req.flags)) return;
+    this.#sendReply(head, undefined, body);
+  }
+
   replyEmpty(req: Request): void {
     if (wantsNoReply(req.flags)) return;
     writeEmptyReply(this.#errBuf, req.msgId, req.cmd);
@@ -761,16 +766,18 @@ export class VfioUserSession implements Session {
 
   // ---- counting and tracing -------------------------------------------------
 
-  /** Every reply leaves here: counted, and copied for the trace when one is being made. */
-  #sendReply(message: Uint8Array, fds?: readonly number[]): void {
+  /** Every reply leaves here (`body` after `message`, when given): counted, and copied for the trace when one is being made. */
+  #sendReply(message: Uint8Array, fds?: readonly number[], body?: Uint8Array): void {
     this.counters.repliesOut++;
-    this.counters.bytesOut += message.length;
+    this.counters.bytesOut += message.length + (body?.length ?? 0);
     const trace = this.#trace;
     if (trace !== null) {
-      trace.reply = message.slice(HEADER_SIZE);
+      const payload = message.subarray(HEADER_SIZE);
+      trace.reply = body === undefined ? payload.slice() : concat(payload, body);
       if (hasErrorFlag(u32(message, 8))) trace.errno = u32(message, 12);
     }
-    this.#transport.send(message, fds);
+    if (body === undefined) this.#transport.send(message, fds);
+    else this.#transport.send2(message, body, fds);
     if (!this.#repliesWaiting && this.#transport.pendingBytes > this.limits.replyQueueBytes) {
       this.#repliesWaiting = true;
       this.#updateReading();
@@ -807,6 +814,14 @@ export class VfioUserSession implements Session {
       interruptChannel.publish({ device: this.file.device.name, client: this.id, index, vector });
     }
   }
+}
+
+/** `a` then `b` in one new buffer. */
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
 }
 
 /** `p`, or nothing after `ms`: whichever comes first. Never rejects. */

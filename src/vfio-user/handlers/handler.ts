@@ -64,6 +64,11 @@ export interface Session {
 
   /** Sends `message` as the reply to `req` (unless it asked for none), with `fds` that stay the caller's. */
   reply(req: Request, message: Uint8Array, fds?: readonly number[]): void;
+  /**
+   * Sends `head` then `body` as the reply to `req` (unless it asked for
+   * none), without joining them: a large read straight from device memory.
+   */
+  replyParts(req: Request, head: Uint8Array, body: Uint8Array): void;
   /** A header-only success reply. */
   replyEmpty(req: Request): void;
   /**
