@@ -243,6 +243,22 @@ describe('region access', () => {
     assert.deepEqual(bench.device.calls, ['read']);
   });
 
+  it('a large write to device memory is received straight into it; one out of range is refused and lands nowhere', async () => {
+    const mem = bench.device.bar2.bytes;
+    mem.fill(0);
+    const data = new Uint8Array(BAR2_SIZE - 0x10).map((_, i) => (i * 29 + 1) & 0xff);
+    bench.device.calls.length = 0;
+    await client.regionWrite(PciRegion.BAR2, 0x10, data);
+    assert.deepEqual(mem.subarray(0x10), data);
+    assert.ok(bench.device.calls.includes('memory-write'), bench.device.calls.join());
+    assert.ok(!bench.device.calls.includes('write'), 'regionWrite did not run: the data landed in place');
+    mem.fill(0);
+    await assert.rejects(client.regionWrite(PciRegion.BAR2, 0x20, data), rejects('EINVAL'));
+    assert.ok(mem.every((b) => b === 0), 'nothing of the refused write landed');
+    // The session goes on.
+    assert.deepEqual([...(await client.regionRead(PciRegion.BAR0, 0, 2))], [0, 0]);
+  });
+
   it('out of range, a missing region, or more than max_data_xfer_size: EINVAL', async () => {
     await assert.rejects(client.regionRead(PciRegion.BAR0, BAR0_SIZE - 2, 4), rejects('EINVAL'));
     await assert.rejects(client.regionWrite(PciRegion.CONFIG, 256, bytes(1)), rejects('EINVAL'));

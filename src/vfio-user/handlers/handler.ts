@@ -29,6 +29,12 @@ export interface Request {
   body: Uint8Array;
   /** fds that came with the command; see Session.takeFds */
   fds: number[];
+  /**
+   * A REGION_WRITE's data already received into the device's memory (the
+   * session placed it, having checked the write): `body` then holds only
+   * the access struct.
+   */
+  placed?: Uint8Array | null;
 }
 
 /** The state a handler works with: its client's session. */
