@@ -48,7 +48,7 @@ const NAME_BY_NUMBER = new Map<number, ErrnoName>(
 );
 
 /** Errno name for a number, or undefined when uvfio does not know it. */
-function errnoName(errno: number): ErrnoName | undefined {
+export function errnoName(errno: number): ErrnoName | undefined {
   return NAME_BY_NUMBER.get(errno);
 }
 
@@ -72,6 +72,11 @@ export class VfioError extends Error {
   static fromErrno(errno: number, message: string): VfioError {
     return new VfioError(errnoName(errno) ?? 'EIO', message);
   }
+}
+
+/** True when `name` is an errno name uvfio knows (one received from a peer, say). */
+export function isErrnoName(name: unknown): name is ErrnoName {
+  return typeof name === 'string' && Object.hasOwn(ERRNO, name);
 }
 
 /** True when `err` is a VfioError with the given code (or any code when omitted). */

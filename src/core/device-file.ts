@@ -16,6 +16,7 @@ import type { DeviceSet } from './device-set.js';
 import type { SetLockToken } from './set-lock.js';
 import type { DeviceInfo, FeatureRequest, IrqInfo, MigStateValue, PrecopyInfo, RegionInfo, SetIrqsRequest } from '../base/uapi.js';
 import { migrationOf } from './device-migration.js';
+import { after } from './maybe-async.js';
 import type { VfioGroup } from './group.js';
 import type { IommufdContext } from '../iommufd/context.js';
 import type { DmaAccess } from '../iommufd/address-space.js';
@@ -142,6 +143,25 @@ export class DeviceFile {
   }
   regionWrite(index: number, offset: number, src: Uint8Array): void | Promise<void> {
     return this.dataOp(true, index, offset, src);
+  }
+  /**
+   * The device's memory behind an access (VfioDevice.regionMemory), or null:
+   * the device has none there, or the set lock is held (the access then
+   * waits its turn through regionRead/regionWrite).
+   */
+  regionMemory(index: number, offset: number, count: number, write: boolean): Uint8Array | null {
+    this.assertBound();
+    const lock = this.set().lock;
+    if (!lock.enter()) return null;
+    let memory: Uint8Array | null;
+    try {
+      memory = this.device.regionMemory(index, offset, count, write);
+    } catch (err) {
+      lock.leaveAfterThrow();
+      throw err;
+    }
+    // Not a promise: leave() releases at once and gives it back as is.
+    return lock.leave(memory) as Uint8Array | null;
   }
   mmap(index: number): RegionMmap | Promise<RegionMmap> {
     return this.op(() => this.device.mmap(index));
@@ -336,6 +356,5 @@ export class DeviceFile {
  */
 function resetDevice(device: VfioDevice, token: SetLockToken): void | Promise<void> {
   const done = (): void | Promise<void> => device[RECORD].migration?.backToRunning(token);
-  const r = device.reset();
-  return r instanceof Promise ? r.then(done) : done();
+  return after(device.reset(), done);
 }

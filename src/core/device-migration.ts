@@ -30,6 +30,7 @@ import { MigState, type MigStateValue, type PrecopyInfo } from '../base/uapi.js'
 import type { VfioDevice } from './device.js';
 import { RECORD } from './device-record.js';
 import { checkMigrationFlags, isRunningState, isSavingState, migStateName, nextMigState } from './migration-fsm.js';
+import { after } from './maybe-async.js';
 import type { SetLockToken } from './set-lock.js';
 
 /** What a device declares about its migration (VfioDevice.migrationInfo). */
@@ -251,9 +252,7 @@ export class DeviceMigration {
       this.#stopped = false;
       this.#state = MigState.RUNNING;
     };
-    const r = this.device.migrationStart();
-    if (r instanceof Promise) return r.then(started);
-    started();
+    return after(this.device.migrationStart(), started);
   }
 
   // ---- internals --------------------------------------------------------------

@@ -188,9 +188,52 @@ export abstract class VfioDevice {
     throw new VfioError('EINVAL', `${this.name}: region ${index} cannot be written`);
   }
 
+  /**
+   * [offset, offset+count) of region `index` as the device's own bytes, when
+   * reading it (`write` false) or writing it (`write` true) is a plain copy
+   * with no side effect and nothing to check beyond the range: memory like a
+   * BAR the client could map. A transport then sends a large read straight
+   * from it and receives a large write straight into it, instead of calling
+   * regionRead/regionWrite (one copy fewer). Such a write lands as its bytes
+   * arrive, over turns of the event loop and outside the set lock, as the
+   * client's own stores through a mapping would. null (the default) when
+   * the ops must run. Called under the set lock.
+   */
+  regionMemory(index: number, offset: number, count: number, write: boolean): Uint8Array | null {
+    void index;
+    void offset;
+    void count;
+    void write;
+    return null;
+  }
+
   /** Where the mmap-able parts of region `index` live (regions flagged MMAP). */
   mmap(index: number): RegionMmap {
     throw new VfioError('EINVAL', `${this.name}: region ${index} cannot be mmapped`);
+  }
+
+  /**
+   * What `size` bytes at `offset` of region `index` are, in the driver's
+   * words (`port0 LCR`, `COMMAND`), for `uvfio trace`, as a read or (`write`)
+   * a write sees them; undefined when they have no name. Called only while
+   * someone traces, just after the access: it must read state, never change it.
+   */
+  describeAccess(index: number, offset: number, size: number, write: boolean): string | undefined {
+    void index;
+    void offset;
+    void size;
+    void write;
+    return undefined;
+  }
+
+  /** How traces name region `index` (`BAR0`, `config` for PCI). */
+  regionName(index: number): string {
+    return `region${index}`;
+  }
+
+  /** How traces name irq index `index` (`INTX`, `MSI` for PCI). */
+  irqName(index: number): string {
+    return `irq${index}`;
   }
 
   /** VFIO_DEVICE_RESET, and each device's part of a set-wide hot reset. */

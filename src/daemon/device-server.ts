@@ -10,10 +10,11 @@ import type { VfioDevice } from '../core/device.js';
 import type { VfioCore } from '../core/vfio-core.js';
 import type { ClientInfo } from '../vfio-user/client-info.js';
 import type { ResourceLimits } from '../vfio-user/limits.js';
-import { VfioUserServer } from '../vfio-user/server.js';
+import { VfioUserServer, type DeviceServingState } from '../vfio-user/server.js';
 import { INTERRUPT_CHANNEL, type InterruptTrace } from '../vfio-user/trace.js';
 import type { Logger } from './log.js';
 import type { DeviceClient } from './protocol.js';
+import { TraceFeed, type TraceSink, type TraceTap } from './trace-feed.js';
 
 /** Which clients of a device were sent a release request (REQ), since the watch began. */
 export interface RequestWatch {
@@ -35,11 +36,23 @@ export interface DeviceServer {
   dropClient(id: number, reason: string): Promise<boolean>;
   /** Notes which clients of device `name` are asked to let go from now on. */
   watchRequests(name: string): RequestWatch;
+  /** Feeds `sink` what every client of device `name` does (see trace-feed.ts); EUSERS past MAX_TRACES. */
+  trace(name: string, sink: TraceSink, start?: number): TraceTap;
   /**
    * Stops listening and drops every client connection, which closes their
    * device files: what forces a device's unregistration to finish.
    */
   close(): Promise<void>;
+  /** What a daemon takeover needs of the server (see VfioUserServer); absent: the daemon cannot be taken over. */
+  readonly takeover?: TakeoverSeam;
+}
+
+/** The vfio-user server's takeover seam: freeze, export, adopt, thaw. */
+export interface TakeoverSeam {
+  freeze(): Promise<void>;
+  thaw(): void;
+  exportDevice(device: VfioDevice, fds: number[]): DeviceServingState;
+  adoptDevice(device: VfioDevice, state: DeviceServingState, fds: readonly number[]): Promise<void>;
 }
 
 /**
@@ -51,6 +64,7 @@ export function createVfioUserServer(core: VfioCore, socketDir: string, log: Log
   // is on its socket before `start` answers.
   const server = new VfioUserServer({ core, socketDir, follow: false, log, limits });
   const watches = new Set<{ device: string; asked: Set<number> }>();
+  const feed = new TraceFeed(core);
   // Subscribed only while a watch is open: with no subscriber, signalling
   // an interrupt builds no trace object.
   const onInterrupt = (message: unknown): void => {
@@ -82,6 +96,8 @@ export function createVfioUserServer(core: VfioCore, socketDir: string, log: Log
         },
       };
     },
+    trace: (name, sink, start) => feed.tap(name, sink, start),
     close: () => server.close(),
+    takeover: server,
   };
 }

@@ -22,6 +22,7 @@
 import { VfioError, type ErrnoName } from '../base/errors.js';
 import type { ClientInfo } from '../vfio-user/client-info.js';
 import type { ConfigJson, MdevAttr, StartMode } from './definition.js';
+import type { TraceEvent, TraceHeader, TraceSummary } from './trace-record.js';
 
 export const CONTROL_PROTOCOL_VERSION = 1;
 
@@ -136,6 +137,12 @@ export interface ControlOps {
     /** Bytes moved before and after the source stopped; its downtime and the whole move, in ms. */
     result: { precopyBytes: number; stopCopyBytes: number; precopyRounds: number; downtimeMs: number; totalMs: number };
   };
+  trace: {
+    /** Needs `"events":true`: the header, then every event, until the device stops or the connection closes. */
+    args: { uuid: string };
+    result: TraceSummary;
+    event: TraceHeader | TraceEvent;
+  };
   modify: {
     args: {
       uuid: string;
@@ -159,7 +166,7 @@ export type ResultOf<O extends ControlOp> = ControlOps[O]['result'];
 /** The events an operation may send before its response (never, for most). */
 export type EventOf<O extends ControlOp> = ControlOps[O] extends { event: infer E } ? E : never;
 
-export const CONTROL_OPS: readonly ControlOp[] = ['ping', 'console', 'types', 'list', 'define', 'undefine', 'start', 'stop', 'modify', 'screenshot', 'migrate'];
+export const CONTROL_OPS: readonly ControlOp[] = ['ping', 'console', 'types', 'list', 'define', 'undefine', 'start', 'stop', 'modify', 'screenshot', 'migrate', 'trace'];
 
 export interface ControlRequest<O extends ControlOp = ControlOp> {
   v: number;

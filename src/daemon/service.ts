@@ -12,6 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { isAbsolute } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { VfioError } from '../base/errors.js';
 import { screenshotDevice } from '../drivers/display/find-display.js';
 import { migrateDevice } from './migrate.js';
@@ -34,6 +35,8 @@ import { describeClient } from './describe-client.js';
 import { awaitRelease } from './release.js';
 import { CONTROL_OPS, type ArgsOf, type ControlOp, type DeviceClient, type MdevInfo, type ResultOf, type TypeInfo } from './protocol.js';
 import type { DefinitionStore } from './store.js';
+import { TRACE_BACKLOG_BYTES } from './trace-feed.js';
+import { TRACE_FORMAT } from './trace-record.js';
 
 export interface MdevServiceOptions {
   store: DefinitionStore;
@@ -46,7 +49,7 @@ export interface MdevServiceOptions {
 }
 
 /** What the service needs of the device server. */
-export type ServedDevices = Pick<DeviceServer, 'socketPath' | 'clients' | 'dropClient' | 'watchRequests'>;
+export type ServedDevices = Pick<DeviceServer, 'socketPath' | 'clients' | 'dropClient' | 'watchRequests' | 'trace'>;
 
 /** Operations the daemon answers itself, not the service. */
 type DaemonOp = 'ping' | 'console';
@@ -61,6 +64,7 @@ const SPECS: Record<Exclude<ControlOp, DaemonOp>, ArgSpec> = {
   stop: { uuid: 'string', timeoutMs: 'index?', force: 'boolean?' },
   screenshot: { uuid: 'string', path: 'string' },
   migrate: { uuid: 'string', socket: 'string', precopyRounds: 'index?' },
+  trace: { uuid: 'string' },
   modify: {
     uuid: 'string',
     parent: 'string?',
@@ -116,6 +120,8 @@ export class MdevService {
         return this.screenshot(a);
       case 'migrate':
         return this.migrate(a);
+      case 'trace':
+        return this.trace(a, call);
     }
   }
 
@@ -130,6 +136,56 @@ export class MdevService {
     const stats = await migrateDevice(this.bus.core, { uuid, socket: a.socket, precopyRounds: a.precopyRounds });
     this.log?.info('device state migrated', { uuid, to: a.socket, ...stats });
     return { ...stats };
+  }
+
+  /**
+   * Streams what every client of a running device does, as events of
+   * `call` (a header line, then trace-record.ts's events), until the device
+   * stops or the caller hangs up; then answers how many were sent and
+   * dropped. ENODEV when it is not running or not served, EINVAL without
+   * events, EUSERS when too many traces run.
+   */
+  async trace(a: ArgsOf<'trace'>, call: ControlCall = NO_CALL): Promise<ResultOf<'trace'>> {
+    const uuid = normalizeUuid(a.uuid);
+    if (!call.events) throw new VfioError('EINVAL', 'trace sends its lines as events: the request must ask for them');
+    const mdev = this.bus.device(uuid);
+    if (!mdev || !this.server || this.server.socketPath(uuid) === undefined) throw new VfioError('ENODEV', `${uuid} is not running`);
+    const start = performance.now();
+    const tap = this.server.trace(uuid, { emit: (e) => call.emit(e), backlog: () => call.backlog() }, start);
+    let reason = 'the reader hung up';
+    try {
+      const info = this.runningInfo(mdev);
+      call.emit({
+        type: 'trace',
+        format: TRACE_FORMAT,
+        uuid,
+        parent: info.parent,
+        mdevType: info.mdevType,
+        attrs: info.attrs,
+        startedAt: new Date(Date.now() - (performance.now() - start)).toISOString(),
+        backlogLimit: TRACE_BACKLOG_BYTES,
+      });
+      this.log?.info('trace started', { uuid });
+      await new Promise<void>((resolve) => {
+        const gone = (m: MdevDevice) => {
+          if (m.uuid !== uuid) return;
+          reason = 'the device stopped';
+          done();
+        };
+        const done = () => {
+          this.bus.off('removing', gone);
+          call.signal.removeEventListener('abort', done);
+          resolve();
+        };
+        if (call.signal.aborted) return done();
+        this.bus.on('removing', gone);
+        call.signal.addEventListener('abort', done);
+      });
+    } finally {
+      tap.close();
+    }
+    this.log?.info('trace ended', { uuid, events: tap.events, dropped: tap.dropped, reason });
+    return { events: tap.events, dropped: tap.dropped, reason };
   }
 
   /**

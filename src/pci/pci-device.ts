@@ -49,6 +49,7 @@ import {
 } from './capabilities.js';
 import { ConfigSpace, PCI_HEADER, PCI_STATUS, type Type0HeaderOptions } from './config-space.js';
 import { PciInterrupts } from './interrupts.js';
+import { configFields, msixTableName, nameAccess, type RegisterField } from './register-names.js';
 
 /** Record tag of the function's own state in a migration stream (drivers use 16 and up). */
 export const PCI_FUNCTION_RECORD = 2;
@@ -139,6 +140,8 @@ export abstract class VfioPciDevice extends VfioDevice {
   /** Config space as it came out of the constructor: the power-on state. */
   readonly #powerOn: Uint8Array;
   #onRelease: (() => void) | undefined;
+  /** Config space's named fields, made at the first trace that needs them. */
+  #configNames: RegisterField[] | undefined;
 
   constructor(options: PciDeviceOptions) {
     super(options);
@@ -229,6 +232,19 @@ export abstract class VfioPciDevice extends VfioDevice {
   }
 
   /**
+   * What `size` bytes at `offset` of BAR `bar` are, in the driver's words
+   * (`port0 LCR`), for traces; the MSI-X table and PBA are named already.
+   * Read state only (see VfioDevice.describeAccess).
+   */
+  protected barRegisterName(bar: number, offset: number, size: number, write: boolean): string | undefined {
+    void bar;
+    void offset;
+    void size;
+    void write;
+    return undefined;
+  }
+
+  /**
    * The driver's part of a function reset (VFIO_DEVICE_RESET, hot reset,
    * FLR): put its own state back to power-on. Config space, capabilities
    * and interrupts are reset already when it runs.
@@ -292,6 +308,40 @@ export abstract class VfioPciDevice extends VfioDevice {
     const region = checkRegion(this.name, index);
     if (region === PciRegion.CONFIG) return this.config.writeBytes(offset, src);
     this.#barAccess(region, offset, src, true);
+  }
+
+  /** A memory BAR's bytes (not the MSI-X table or PBA: those are registers), or the ROM's for a read. */
+  override regionMemory(index: number, offset: number, count: number, write: boolean): Uint8Array | null {
+    if (index === PciRegion.ROM && !write && this.#rom) {
+      this.#checkRange(index, offset, count, this.#rom.length);
+      return this.#rom.subarray(offset, offset + count);
+    }
+    const memory = index >= 0 && index < PCI_NUM_BARS ? this.#backing[index] : undefined;
+    if (!memory) return null;
+    this.#checkRange(index, offset, count, this.bars.size(index));
+    if (this.#msixPart(index, offset, count) !== null) return null;
+    return memory.bytes.subarray(offset, offset + count);
+  }
+
+  override describeAccess(index: number, offset: number, size: number, write: boolean): string | undefined {
+    if (index === PciRegion.CONFIG) return nameAccess((this.#configNames ??= configFields(this.config, this.msi)), offset, size);
+    if (index >= PCI_NUM_BARS) return undefined;
+    const msix = this.msix;
+    switch (msix?.claims(index, offset, size)) {
+      case 'table':
+        return msixTableName(offset - msix.tableOffset, size);
+      case 'pba':
+        return `MSIX PBA+${offset - msix.pbaOffset}`;
+    }
+    return this.barRegisterName(index, offset, size, write);
+  }
+
+  override regionName(index: number): string {
+    return REGION_NAMES[index] ?? super.regionName(index);
+  }
+
+  override irqName(index: number): string {
+    return IRQ_NAMES[index] ?? super.irqName(index);
   }
 
   override mmap(index: number): RegionMmap {
@@ -536,6 +586,11 @@ export abstract class VfioPciDevice extends VfioDevice {
     return out;
   }
 }
+
+/** Region names of the VFIO PCI layout, by index, as traces show them. */
+const REGION_NAMES = ['BAR0', 'BAR1', 'BAR2', 'BAR3', 'BAR4', 'BAR5', 'ROM', 'config', 'VGA'];
+/** Irq index names of the VFIO PCI layout. */
+const IRQ_NAMES = ['INTX', 'MSI', 'MSIX', 'ERR', 'REQ'];
 
 function checkRegion(name: string, index: number): number {
   if (!Number.isInteger(index) || index < 0 || index >= PciRegion.NUM) {

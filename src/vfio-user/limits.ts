@@ -49,6 +49,8 @@ export interface ResourceLimits {
   maxClients: number;
   /** how long a client has, from connecting, to complete VFIO_USER_VERSION */
   versionTimeoutMs: number;
+  /** how long VERSION and teardown wait for the client's command line to be read */
+  cmdlineTimeoutMs: number;
   /** reply bytes waiting for one client to read them */
   replyQueueBytes: number;
   /** command bytes received from one client and waiting their turn */
@@ -209,6 +211,15 @@ export const LIMITS: { readonly [K in keyof ResourceLimits]: LimitSpec } = {
     max: 3_600_000,
     default: 5_000,
     doc: 'milliseconds a client has, from connecting, to complete VFIO_USER_VERSION before it is dropped (one that has not is also dropped at once when its device goes away)',
+  },
+  cmdlineTimeoutMs: {
+    name: 'cmdline-timeout',
+    unit: 'ms',
+    scope: 'client',
+    min: 1,
+    max: 60_000,
+    default: 1_000,
+    doc: "milliseconds VERSION and teardown wait for the client's command line (/proc/PID/cmdline, which its process can make slow to read) to be read; past it they go on and the client is shown without one",
   },
   replyQueueBytes: {
     name: 'reply-queue',

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VfioCore, VfioError, type DeviceFile } from '../../src/core/index.js';
 import { IommufdContext, MemoryBacking } from '../../src/iommufd/index.js';
+import { isPromiseLike } from '../../src/core/maybe-async.js';
 import { TestDevice } from '../support/test-device.js';
 
 function isCode(code: string) {
@@ -212,4 +213,32 @@ test('core.openFile opens by name, ENODEV for unknown names', async () => {
   assert.equal(f.device, dev);
   await f.close();
   assert.throws(() => core.openFile('nope'), isCode('ENODEV'));
+});
+
+test('a reset that answers with a thenable (not a native promise) holds the set until it settles', async () => {
+  const core = new VfioCore({ requestBackoffMs: () => 1 });
+  const ctx = new IommufdContext();
+  let finish: (() => void) | undefined;
+  class ThenableReset extends TestDevice {
+    override reset(): void | Promise<void> {
+      this.calls.push('reset begins');
+      const settled = new Promise<void>((resolve) => (finish = resolve)).then(() => void this.calls.push('reset ends'));
+      // What another library's promise looks like to the core: only a then().
+      return { then: (ok: () => void, fail: (e: unknown) => void) => settled.then(ok, fail) } as unknown as Promise<void>;
+    }
+  }
+  const dev = new ThenableReset({ name: 'thenable', core });
+  dev.register();
+  const f = dev.openFile();
+  await f.bindIommufd(ctx);
+  const reset = f.reset();
+  assert.ok(isPromiseLike(reset), 'the reset is still running, so the op is pending');
+  const read = f.regionRead(0, 0, new Uint8Array(1));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(dev.calls.at(-1), 'reset begins', 'the read waits for the reset');
+  finish!();
+  await reset;
+  await read;
+  assert.deepEqual(dev.calls.slice(-3), ['reset begins', 'reset ends', 'read']);
+  await f.close();
 });

@@ -39,6 +39,7 @@ beforeEach(() => {
     clients: () => [],
     dropClient: () => Promise.resolve(false),
     watchRequests: () => ({ asked: () => false, close: () => {} }),
+    trace: () => ({ events: 0, dropped: 0, close: () => {} }),
   };
   svc = new MdevService({ store, bus, server });
 });

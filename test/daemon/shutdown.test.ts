@@ -29,6 +29,7 @@ describe('Daemon.stop', () => {
         clientDetails: () => [],
         dropClient: () => Promise.resolve(false),
         watchRequests: () => ({ asked: () => false, close: () => {} }),
+        trace: () => ({ events: 0, dropped: 0, close: () => {} }),
         close: () => new Promise<void>(() => {}),
       }),
       shutdownTimeoutMs: 50,

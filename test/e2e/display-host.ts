@@ -16,6 +16,12 @@
  * and answers the guest (see test/e2e/guest/*-test.sh): mbochs by renaming
  * the monitor in its EDID region, mdpy by a word after the frame in BAR0.
  *
+ * It also serves the web console (loopback, a port of its own) over the same
+ * devices; once the mbochs screenshot matched, a headless Chromium opens the
+ * console and compares the canvas of the mbochs device with that screenshot,
+ * pixel for pixel, and the host prints
+ *     HOST-CONSOLE-MATCH mbochs ...    or    HOST-CONSOLE-MISMATCH mbochs ...
+ *
  * Serves until SIGTERM or SIGINT. Warnings go to stderr, where the runner
  * counts them as failures.
  */
@@ -25,6 +31,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { VfioCore } from '../../src/core/index.js';
 import { MdevBus } from '../../src/mdev/index.js';
 import { VfioUserServer } from '../../src/vfio-user/server.js';
+import { ConsoleServer } from '../../src/console/console-server.js';
+import { parseListenAddress } from '../../src/console/listen-address.js';
+import { Screens } from '../../src/console/screens.js';
+import { MdevService } from '../../src/daemon/service.js';
+import { DefinitionStore } from '../../src/daemon/store.js';
+import { canvasPixels, launchBrowser } from '../console/browser.js';
 import { buildEdid } from '../../src/drivers/display/edid.js';
 import { screenshotDevice } from '../../src/drivers/display/find-display.js';
 import { EDID_BLOB_OFFSET, EDID_REG, LINK_STATE, type MbochsDevice, MbochsDriver } from '../../src/drivers/mbochs/index.js';
@@ -44,6 +56,7 @@ const MBOCHS_UUID = 'b0c5b0c5-0000-4000-8000-000000000001';
 const MDPY_UUID = 'b0c5b0c5-0000-4000-8000-000000000002';
 
 type Rgb = readonly [number, number, number];
+type Image = { width: number; height: number; rgb: Uint8Array };
 
 /** test/e2e/guest/mbochs-test.sh's quadrants. */
 function mbochsExpected(w: number, h: number): (x: number, y: number) => Rgb {
@@ -66,8 +79,8 @@ function mdpyExpected(w: number, h: number): (x: number, y: number) => Rgb {
   };
 }
 
-/** Mismatching pixels of a PNG against the expectation, and the first few of them. */
-function compare(png: ReturnType<typeof decodePng>, want: (x: number, y: number) => Rgb): { bad: number; first: string[] } {
+/** Mismatching pixels of an image (a PNG, a canvas) against the expectation, and the first few of them. */
+function compare(png: Image, want: (x: number, y: number) => Rgb): { bad: number; first: string[] } {
   let bad = 0;
   const first: string[] = [];
   for (let y = 0; y < png.height; y++) {
@@ -84,8 +97,8 @@ function compare(png: ReturnType<typeof decodePng>, want: (x: number, y: number)
   return { bad, first };
 }
 
-/** Screenshots `uuid` until it shows `want` at `w`x`h` or the window closes; true on a match. */
-async function check(what: string, uuid: string, w: number, h: number, want: (x: number, y: number) => Rgb): Promise<boolean> {
+/** Screenshots `uuid` until it shows `want` at `w`x`h` or the window closes; the matching screenshot, or undefined. */
+async function check(what: string, uuid: string, w: number, h: number, want: (x: number, y: number) => Rgb): Promise<Image | undefined> {
   const deadline = Date.now() + MATCH_WINDOW_MS;
   let last: string;
   for (let n = 1; ; n++) {
@@ -99,7 +112,7 @@ async function check(what: string, uuid: string, w: number, h: number, want: (x:
         const { bad, first } = compare(png, want);
         if (bad === 0) {
           console.log(`HOST-MATCH ${what} ${w}x${h} stride=${plane.stride} offset=${plane.offset} after ${n} screenshot(s): ${path}`);
-          return true;
+          return png;
         }
         last = `${bad} of ${w * h} pixels differ: ${first.join('; ')}`;
       }
@@ -108,10 +121,53 @@ async function check(what: string, uuid: string, w: number, h: number, want: (x:
     }
     if (Date.now() > deadline) {
       console.log(`HOST-MISMATCH ${what} after ${n} screenshot(s): ${last}`);
-      return false;
+      return undefined;
     }
     await sleep(250);
   }
+}
+
+/** The pixels of an image as an expectation. */
+function pixelsOf(img: Image): (x: number, y: number) => Rgb {
+  return (x, y) => {
+    const i = (y * img.width + x) * 3;
+    return [img.rgb[i]!, img.rgb[i + 1]!, img.rgb[i + 2]!];
+  };
+}
+
+/** Opens the web console in Chromium until the canvas of `uuid` equals uvfio's screenshot `shot`, pixel for pixel; true on a match. */
+async function checkConsole(what: string, uuid: string, shot: Image): Promise<boolean> {
+  const { width: w, height: h } = shot;
+  const want = pixelsOf(shot);
+  const browser = await launchBrowser();
+  let last: string;
+  try {
+    const page = await browser.context.newPage();
+    await page.goto(web.url);
+    await page.waitForSelector(`canvas[data-uuid="${uuid}"][data-signal="yes"]`, { timeout: MATCH_WINDOW_MS });
+    const deadline = Date.now() + MATCH_WINDOW_MS;
+    for (let n = 1; ; n++) {
+      const shown = await canvasPixels(page, uuid);
+      if (shown.width !== w || shown.height !== h) {
+        last = `the canvas is ${shown.width}x${shown.height}, the guest drew ${w}x${h}`;
+      } else {
+        const { bad, first } = compare(shown, want);
+        if (bad === 0) {
+          console.log(`HOST-CONSOLE-MATCH ${what} ${w}x${h}: the canvas equals uvfio's screenshot, after ${n} look(s) at the page`);
+          return true;
+        }
+        last = `${bad} of ${w * h} pixels differ from the screenshot: ${first.join('; ')}`;
+      }
+      if (Date.now() > deadline) break;
+      await sleep(250);
+    }
+  } catch (err) {
+    last = (err as Error).message.split('\n')[0]!;
+  } finally {
+    await browser.close();
+  }
+  console.log(`HOST-CONSOLE-MISMATCH ${what}: ${last}`);
+  return false;
 }
 
 /** Renames the mbochs monitor, following the EDID update protocol in one turn. */
@@ -143,9 +199,25 @@ bus.registerParent({ name: 'mbochs', driver: new MbochsDriver() });
 bus.registerParent({ name: 'mdpy', driver: new MdpyDriver() });
 const mbochs = (await bus.create(MBOCHS_UUID, 'mbochs-small')).device as MbochsDevice;
 const mdpy = (await bus.create(MDPY_UUID, 'mdpy-vga')).device as MdpyDevice;
+// The web console over the same devices, with the daemon's own parts.
+const warnOnly = {
+  debug: () => {},
+  info: () => {},
+  warn: (msg: string, fields?: object) => console.error(`warning: ${msg} ${JSON.stringify(fields ?? {})}`),
+  error: (msg: string, fields?: object) => console.error(`error: ${msg} ${JSON.stringify(fields ?? {})}`),
+};
+const screens = new Screens({ core, log: warnOnly, vnc: false });
+const web = await ConsoleServer.listen({
+  address: parseListenAddress('0'),
+  service: new MdevService({ store: DefinitionStore.open(':memory:'), bus }),
+  screens,
+  log: warnOnly,
+});
 console.log(`ready ${[MBOCHS_UUID, MDPY_UUID].map((u) => server.socketPath(u)).join(',')}`);
 
 async function stop(): Promise<void> {
+  await web.close();
+  await screens.close();
   await server.close();
   for (const mdev of bus.devices()) await bus.remove(mdev.uuid);
   process.exit(0);
@@ -174,8 +246,13 @@ for (;;) {
     handled.add(which!);
     const w = Number(ws);
     const h = Number(hs);
-    if (which === 'MBOCHS') answerMbochs(mbochs, await check('mbochs', MBOCHS_UUID, w, h, mbochsExpected(w, h)), w, h);
-    else answerMdpy(mdpy, await check('mdpy', MDPY_UUID, w, h, mdpyExpected(w, h)));
+    if (which === 'MBOCHS') {
+      // The guest's picture stays until it hears back: the console is checked before the answer.
+      const shot = await check('mbochs', MBOCHS_UUID, w, h, mbochsExpected(w, h));
+      answerMbochs(mbochs, shot !== undefined && (await checkConsole('mbochs', MBOCHS_UUID, shot)), w, h);
+    } else {
+      answerMdpy(mdpy, (await check('mdpy', MDPY_UUID, w, h, mdpyExpected(w, h))) !== undefined);
+    }
   }
   await sleep(200);
 }

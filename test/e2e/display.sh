@@ -8,9 +8,11 @@
 # 3. the guest runs test/e2e/guest/mdpy-test.sh (draws through BAR0 with
 #    devmem) and test/e2e/guest/mbochs-test.sh (the bochs DRM driver binds,
 #    the pattern goes through /dev/fb0); after each drawing the host takes
-#    screenshots until the pixels match, and tells the guest.
+#    screenshots until the pixels match (for mbochs, then also the web
+#    console's canvas in a headless Chromium), and tells the guest.
 #
-# Exits 0 when the guest passed and the host matched both screens.
+# Exits 0 when the guest passed and the host matched both screens and the
+# console's mbochs canvas.
 # Environment: UVFIO_SHARED, E2E_TIMEOUT (default 300), E2E_NO_BUILD=1,
 # E2E_KEEP=1 (keeps the work directory with the PNGs and logs), and
 # whatever boot-with-vfio-user.sh takes.
@@ -77,6 +79,7 @@ cat "$WORK/host.out" >&2
 for what in mdpy mbochs; do
     grep -q "^HOST-MATCH $what " "$WORK/host.out" || { log "the host never matched the $what screen"; [ "$rc" = 0 ] && rc=1; }
 done
+grep -q "^HOST-CONSOLE-MATCH mbochs " "$WORK/host.out" || { log "the web console never showed the mbochs screen"; [ "$rc" = 0 ] && rc=1; }
 if [ -s "$WORK/host.err" ]; then
     log "---- host stderr ----"
     cat "$WORK/host.err" >&2
@@ -88,6 +91,6 @@ if [ "$rc" != 0 ]; then
     cat "$WORK/boot.err" >&2
     log "FAIL (rc=$rc)"
 else
-    log "PASS: mdpy and mbochs screens match what the guest drew"
+    log "PASS: mdpy and mbochs screens (and the console's mbochs canvas) match what the guest drew"
 fi
 exit "$rc"

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Budget, OverBudget } from '../../src/base/budget.js';
 import { ERRNO } from '../../src/base/errors.js';
-import { PciIrq } from '../../src/base/uapi.js';
+import { PciIrq, PciRegion } from '../../src/base/uapi.js';
 import { closeFds, eventfd } from '../../src/native/index.js';
 import {
   Command,
@@ -19,6 +19,7 @@ import {
   LIMITS,
   limitsHelp,
   parseLimits,
+  encodeRegionRead,
   encodeSetIrqs,
 } from '../../src/vfio-user/index.js';
 import { startServer } from './server-harness.js';
@@ -53,6 +54,8 @@ describe('limits table', () => {
     });
     assert.deepEqual(parseLimits(['data-xfer-size=2M']), { maxDataXferSize: 2 * 1024 * 1024 });
     assert.deepEqual(parseLimits(['data-xfer-size=8192']), { maxDataXferSize: 8192 });
+    // Every wait a client can impose is one of the limits: the command-line read's too.
+    assert.deepEqual(parseLimits(['version-timeout=100', 'cmdline-timeout=250']), { versionTimeoutMs: 100, cmdlineTimeoutMs: 250 });
   });
 
   it('refuses unknown names, malformed values and values out of range, naming the argument', () => {
@@ -111,6 +114,24 @@ describe('the server advertises and enforces the table', () => {
       assert.equal(c.serverCapabilities.maxMsgFds, 4);
       assert.equal(c.serverCapabilities.maxDataXferSize, 65536);
       assert.equal(c.serverCapabilities.maxDmaMaps, 7);
+      c.close();
+    } finally {
+      await bench.close();
+    }
+  });
+
+  it('a transfer of max_data_xfer_size passes and one byte more is EINVAL; max_dma_maps mappings pass and one more is ENOSPC', async () => {
+    const bench = startServer({ limits: { maxDataXferSize: 8192, maxDmaMaps: 3 } });
+    try {
+      const c = await bench.connect();
+      // What the client was told is what it gets.
+      const { maxDataXferSize, maxDmaMaps } = c.serverCapabilities;
+      assert.deepEqual([maxDataXferSize, maxDmaMaps], [8192, 3]);
+      const read = async (count: number) => (await c.request(Command.REGION_READ, encodeRegionRead(0, 0, PciRegion.BAR2, count).subarray(16))).errorNo;
+      assert.equal(await read(maxDataXferSize), 0);
+      assert.equal(await read(maxDataXferSize + 1), ERRNO.EINVAL);
+      for (let i = 0; i < maxDmaMaps; i++) await c.dmaMapMessages(i * 4096, new Uint8Array(4096));
+      await assert.rejects(c.dmaMapMessages(maxDmaMaps * 4096, new Uint8Array(4096)), (e: Error & { code?: string }) => e.code === 'ENOSPC');
       c.close();
     } finally {
       await bench.close();

@@ -9,7 +9,9 @@ import { listCommand } from './list.js';
 import { migrateCommand } from './migrate.js';
 import { modifyCommand } from './modify.js';
 import { screenshotCommand } from './screenshot.js';
+import { replayCommand } from './replay.js';
 import { startCommand } from './start.js';
+import { traceCommand } from './trace.js';
 import { stopCommand } from './stop.js';
 import { typesCommand } from './types.js';
 import { undefineCommand } from './undefine.js';
@@ -26,6 +28,8 @@ const verbs: Command[] = [
   screenshotCommand,
   consoleCommand,
   migrateCommand,
+  traceCommand,
+  replayCommand,
 ];
 verbs.push(helpCommand(verbs), completionCommand(verbs));
 

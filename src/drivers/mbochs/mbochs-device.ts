@@ -25,7 +25,8 @@ import { VfioPciDevice, type PciDeviceOptions, type PciMigrationSpec } from '../
 import type { DisplaySource } from '../display/display-source.js';
 import { offerFramebuffer } from '../display/framebuffer-region.js';
 import type { DisplayPlane } from '../display/plane.js';
-import { DISPI_MMIO_OFFSET, DISPI_MMIO_SIZE, DispiRegisters } from './dispi.js';
+import { nameAccess, type RegisterField } from '../../pci/register-names.js';
+import { DISPI_INDEX, DISPI_MMIO_OFFSET, DISPI_MMIO_SIZE, DispiRegisters } from './dispi.js';
 import { EDID_BLOB_MAX, EDID_REGION_SIZE, EdidRegion } from './edid-region.js';
 
 const MBOCHS_PCI = {
@@ -168,6 +169,19 @@ export class MbochsDevice extends VfioPciDevice implements DisplaySource {
     if (isDispi(offset)) this.dispi.writeMmio(offset - DISPI_MMIO_OFFSET, src);
   }
 
+  /** `dispi XRES`, `EDID+0x10`, `VGA ports+4` in BAR2. */
+  protected override barRegisterName(bar: number, offset: number, size: number): string | undefined {
+    if (bar !== 2) return undefined;
+    if (isDispi(offset)) return nameAccess(DISPI_FIELDS, offset, size);
+    if (offset < EDID_BLOB_MAX) return `EDID+0x${offset.toString(16)}`;
+    if (offset >= VGA_PORTS && offset < DISPI_MMIO_OFFSET) return `VGA ports+0x${(offset - VGA_PORTS).toString(16)}`;
+    return undefined;
+  }
+
+  override regionName(index: number): string {
+    return index === MBOCHS_EDID_REGION ? 'EDID region' : super.regionName(index);
+  }
+
   protected override resetFunction(): void {
     this.dispi.reset();
   }
@@ -229,6 +243,14 @@ export class MbochsDevice extends VfioPciDevice implements DisplaySource {
     };
   }
 }
+
+/** Where BAR2's VGA ports start (0x400: blanking only). */
+const VGA_PORTS = 0x400;
+
+/** The dispi registers, named as bochs names them, at their BAR2 offsets. */
+const DISPI_FIELDS: readonly RegisterField[] = Object.entries(DISPI_INDEX)
+  .map(([name, index]) => ({ offset: DISPI_MMIO_OFFSET + 2 * index, size: 2, name: `dispi ${name}` }))
+  .sort((a, b) => a.offset - b.offset);
 
 function isDispi(offset: number): boolean {
   return offset >= DISPI_MMIO_OFFSET && offset < DISPI_MMIO_OFFSET + DISPI_MMIO_SIZE;

@@ -90,6 +90,15 @@ export class MttyDevice extends VfioPciDevice {
     for (let i = 0; i < src.length; i++) uart.write(offset + i, src[i]!);
   }
 
+  /** `port0 LCR`: the port, then each register the access touches. */
+  protected override barRegisterName(bar: number, offset: number, size: number, write: boolean): string | undefined {
+    const uart = this.uarts[bar];
+    if (uart === undefined || offset >= UART_REG_COUNT) return undefined;
+    const names: string[] = [];
+    for (let i = 0; i < size && offset + i < UART_REG_COUNT; i++) names.push(uart.registerName(offset + i, write));
+    return `port${bar} ${names.join(',')}`;
+  }
+
   // ---- migration: STOP_COPY, P2P and PRE_COPY, as the kernel's mtty ---------
   //
   // PRE_COPY sends the header (kind, version, port count) while the card

@@ -70,6 +70,9 @@ export const UART_MSR = {
   DCD: 0x80,
 } as const;
 
+/** Names of the registers whose name does not depend on direction or DLAB, by offset. */
+const REGISTER_NAMES: Record<number, string> = { 3: 'LCR', 4: 'MCR', 5: 'LSR', 6: 'MSR', 7: 'SCR' };
+
 /** Depth of the FIFO when FIFOs are enabled. */
 export const UART_FIFO_SIZE = 16;
 
@@ -149,6 +152,24 @@ export class Uart16550 {
   /** Bytes waiting in the FIFO. */
   get pendingBytes(): number {
     return this.#count;
+  }
+
+  /**
+   * The register at `offset` as serial_reg.h names it for a read or
+   * (`write`) a write, with the divisor latch as LCR's DLAB bit selects now.
+   */
+  registerName(offset: number, write: boolean): string {
+    const dlab = (this.#lcr & UART_LCR.DLAB) !== 0;
+    switch (offset) {
+      case UART_REG.RX:
+        return dlab ? 'DLL' : write ? 'THR' : 'RBR';
+      case UART_REG.IER:
+        return dlab ? 'DLM' : 'IER';
+      case UART_REG.IIR:
+        return write ? 'FCR' : 'IIR';
+      default:
+        return REGISTER_NAMES[offset] ?? `reg${offset}`;
+    }
   }
 
   /** Power-on state: FIFO empty and disabled, no interrupt enabled, 9600 8N1 divisor. */

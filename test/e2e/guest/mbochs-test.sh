@@ -96,7 +96,7 @@ while [ "$i" -lt "$MBOCHS_HOLD" ]; do
         name=$(tr -cd 'a-z-' < "$c/edid")
         case "$name" in
             *uvfio-done*) say "the host saw the pattern"; exit 0 ;;
-            *uvfio-fail*) fail "the host's screenshot did not show the pattern" ;;
+            *uvfio-fail*) fail "the host's screenshot (or the web console's canvas) did not show the pattern" ;;
         esac
     done
     sleep 1
