@@ -56,6 +56,8 @@ export interface Request {
   indirect?: boolean;
   /** Split the data over buffers of this many bytes (default one buffer). */
   segment?: number;
+  /** Where the data goes in guest memory (an offset; default the slot's own DATA_SLOT bytes). */
+  buffer?: number;
 }
 
 export interface Completion {
@@ -216,7 +218,7 @@ export class VirtioGuest {
     this.#view.setBigUint64(header + 8, BigInt(r.sector ?? 0), true);
     const status = LAYOUT.STATUS + slot;
     this.mem[status] = 0xff;
-    const data = LAYOUT.DATA + LAYOUT.DATA_SLOT * slot;
+    const data = r.buffer ?? LAYOUT.DATA + LAYOUT.DATA_SLOT * slot;
     const dataLen = r.data?.length ?? r.readLength ?? 0;
     if (r.data) this.mem.set(r.data, data);
     else this.mem.fill(0xee, data, data + dataLen);
