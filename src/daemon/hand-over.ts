@@ -155,8 +155,10 @@ export class HandOver {
       const t1 = performance.now();
       const devices: DeviceState[] = [];
       const stateFds: number[] = [];
+      // Devices are independent: their streams are made side by side.
+      const streams = await Promise.all(files.map((f) => f.save()));
       for (const [i, m] of mdevs.entries()) {
-        const stream = await files[i]!.save();
+        const stream = streams[i]!;
         const first = stateFds.length;
         const own: number[] = [];
         const serving = server.exportDevice(m.device, own);
