@@ -36,4 +36,9 @@ export class BenchDevice extends VfioDevice {
   override regionWrite(_index: number, offset: number, src: Uint8Array): void {
     this.mem.set(src, offset);
   }
+
+  /** Region 0 is plain memory: large reads leave from it, large writes land in it. */
+  override regionMemory(index: number, offset: number, count: number): Uint8Array | null {
+    return index === 0 && offset + count <= BENCH_REGION_SIZE ? this.mem.subarray(offset, offset + count) : null;
+  }
 }

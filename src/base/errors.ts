@@ -74,6 +74,11 @@ export class VfioError extends Error {
   }
 }
 
+/** True when `name` is an errno name uvfio knows (one received from a peer, say). */
+export function isErrnoName(name: unknown): name is ErrnoName {
+  return typeof name === 'string' && Object.hasOwn(ERRNO, name);
+}
+
 /** True when `err` is a VfioError with the given code (or any code when omitted). */
 export function isVfioError(err: unknown, code?: ErrnoName): err is VfioError {
   return err instanceof VfioError && (code === undefined || err.code === code);

@@ -144,6 +144,25 @@ export class DeviceFile {
   regionWrite(index: number, offset: number, src: Uint8Array): void | Promise<void> {
     return this.dataOp(true, index, offset, src);
   }
+  /**
+   * The device's memory behind an access (VfioDevice.regionMemory), or null:
+   * the device has none there, or the set lock is held (the access then
+   * waits its turn through regionRead/regionWrite).
+   */
+  regionMemory(index: number, offset: number, count: number, write: boolean): Uint8Array | null {
+    this.assertBound();
+    const lock = this.set().lock;
+    if (!lock.enter()) return null;
+    let memory: Uint8Array | null;
+    try {
+      memory = this.device.regionMemory(index, offset, count, write);
+    } catch (err) {
+      lock.leaveAfterThrow();
+      throw err;
+    }
+    // Not a promise: leave() releases at once and gives it back as is.
+    return lock.leave(memory) as Uint8Array | null;
+  }
   mmap(index: number): RegionMmap | Promise<RegionMmap> {
     return this.op(() => this.device.mmap(index));
   }

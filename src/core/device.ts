@@ -188,6 +188,25 @@ export abstract class VfioDevice {
     throw new VfioError('EINVAL', `${this.name}: region ${index} cannot be written`);
   }
 
+  /**
+   * [offset, offset+count) of region `index` as the device's own bytes, when
+   * reading it (`write` false) or writing it (`write` true) is a plain copy
+   * with no side effect and nothing to check beyond the range: memory like a
+   * BAR the client could map. A transport then sends a large read straight
+   * from it and receives a large write straight into it, instead of calling
+   * regionRead/regionWrite (one copy fewer). Such a write lands as its bytes
+   * arrive, over turns of the event loop and outside the set lock, as the
+   * client's own stores through a mapping would. null (the default) when
+   * the ops must run. Called under the set lock.
+   */
+  regionMemory(index: number, offset: number, count: number, write: boolean): Uint8Array | null {
+    void index;
+    void offset;
+    void count;
+    void write;
+    return null;
+  }
+
   /** Where the mmap-able parts of region `index` live (regions flagged MMAP). */
   mmap(index: number): RegionMmap {
     throw new VfioError('EINVAL', `${this.name}: region ${index} cannot be mmapped`);

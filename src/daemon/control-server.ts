@@ -5,7 +5,8 @@
  */
 import { chmodSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { VfioError, toVfioError } from '../base/errors.js';
+import { VfioError, isVfioError, toVfioError } from '../base/errors.js';
+import { closeFds, listenUnix } from '../native/index.js';
 import type { Logger } from './log.js';
 import { CONTROL_PROTOCOL_VERSION, LineDecoder, encodeLine, type ControlEvent, type ControlResponse } from './protocol.js';
 
@@ -39,34 +40,67 @@ export class ControlServer {
     private readonly server: Server,
     readonly path: string,
     private readonly options: ControlServerOptions,
+    private readonly listenFd: number,
   ) {
     server.on('connection', (socket) => this.accept(socket));
   }
 
   /**
-   * Listens on `options.path`. A socket file left by a daemon that died is
-   * replaced; one a live daemon answers on is EADDRINUSE.
+   * Listens on `options.path` (mode 0600). A socket file left by a daemon
+   * that died is replaced; one a live daemon answers on is EADDRINUSE.
    */
   static async listen(options: ControlServerOptions): Promise<ControlServer> {
-    const server = createServer({ allowHalfOpen: false });
-    const self = new ControlServer(server, options.path, options);
     // Bind first, and look at a file in the way only when bind() fails: of
     // two daemons starting at once, the one that binds second then finds
     // the first alive. Probing first would let both see no daemon, and
     // the second unlink the first's fresh socket.
+    let fd: number;
     try {
-      await listenPrivate(server, options.path);
+      fd = listenUnix(options.path);
     } catch (err) {
-      if ((err as { code?: unknown }).code !== 'EADDRINUSE') throw listenError(err, options.path);
+      if (!isVfioError(err, 'EADDRINUSE')) throw listenError(err, options.path);
       await removeStaleSocket(options.path);
-      // net.Server may listen again after a failed listen().
-      await listenPrivate(server, options.path).catch((again: unknown) => {
+      try {
+        fd = listenUnix(options.path);
+      } catch (again) {
         throw listenError(again, options.path);
-      });
+      }
     }
     chmodSync(options.path, 0o600);
+    return ControlServer.adopt(fd, options);
+  }
+
+  /**
+   * Serves on a listening socket: ours (listen()) or the one a daemon
+   * taking over was handed. Takes ownership of `fd`. Node did not bind
+   * it, so closing it never unlinks the path: a daemon handing over
+   * stops listening (stopListening()) while the next one listens there.
+   */
+  static async adopt(fd: number, options: ControlServerOptions): Promise<ControlServer> {
+    const server = createServer({ allowHalfOpen: false });
+    const self = new ControlServer(server, options.path, options, fd);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ fd }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    }).catch((err: unknown) => {
+      closeFds([fd]);
+      throw listenError(err, options.path);
+    });
     server.on('error', (err) => options.log.error('control socket error', { error: err }));
     return self;
+  }
+
+  /** The listening socket (a takeover hands a duplicate on). */
+  get fd(): number {
+    return this.listenFd;
+  }
+
+  /** Stops accepting, leaving the socket file (the next daemon listens on it) and the connections there are. */
+  stopListening(): void {
+    this.server.close();
   }
 
   /** Stops accepting, ends every connection and removes the socket file. */
@@ -162,27 +196,6 @@ export class ControlServer {
 
 function failure(id: number, err: VfioError): ControlResponse {
   return { id, ok: false, error: { code: err.code, message: err.message } };
-}
-
-/**
- * server.listen(path) with the socket made 0600 from the start: bind()
- * runs inside listen(), synchronously, so a umask set around that call
- * alone covers the moment between bind() and any chmod(), and is never
- * left changed across an await (it is process-wide).
- */
-function listenPrivate(server: Server, path: string): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    const umask = process.umask(0o177);
-    try {
-      server.listen(path, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    } finally {
-      process.umask(umask);
-    }
-  });
 }
 
 function listenError(err: unknown, path: string): VfioError {

@@ -29,7 +29,9 @@ import { ConsoleServer } from '../console/console-server.js';
 import type { ListenAddress } from '../console/listen-address.js';
 import { Screens } from '../console/screens.js';
 import { MdevBus } from '../mdev/index.js';
-import { ControlServer } from './control-server.js';
+import { ControlServer, type ControlCall } from './control-server.js';
+import { HandOver, type HandOverOptions } from './hand-over.js';
+import { takeOver, TakeoverFailed, type InjectedFailure, type TakenOver } from './take-over.js';
 import { createVfioUserServer, type DeviceServer } from './device-server.js';
 import type { Logger } from './log.js';
 import type { BuiltinParent } from './parents.js';
@@ -80,7 +82,16 @@ export interface DaemonOptions {
   http?: ListenAddress;
   /** Serve each display device over VNC on loopback. Default true. */
   vnc?: boolean;
+  /** Take over from the daemon serving these directories (`--takeover`) instead of starting afresh. */
+  takeover?: boolean;
+  /** How long each side of a takeover waits for the other. Default 10 s. */
+  takeoverTimeoutMs?: number;
+  /** Tests only: fail a takeover at one point (env UVFIO_TAKEOVER_FAIL). */
+  injectTakeoverFailure?: InjectedFailure | undefined;
 }
+
+/** How long each side of a takeover waits for the other by default. */
+export const DEFAULT_TAKEOVER_TIMEOUT_MS = 10_000;
 
 export class Daemon {
   private stopping: Promise<void> | null = null;
@@ -100,7 +111,13 @@ export class Daemon {
     readonly console: ConsoleServer | undefined,
   ) {}
 
-  /** Brings everything up; on failure, whatever was brought up is taken down again. */
+  /**
+   * Brings everything up; on failure, whatever was brought up is taken
+   * down again. With `takeover`, takes over from the daemon serving the
+   * same runtime directory instead (see take-over.ts): a failure before
+   * the commit leaves that daemon serving, and this process must then exit
+   * without closing anything by hand (its error says so: `committed` false).
+   */
   static async start(options: DaemonOptions): Promise<Daemon> {
     const { paths, log, socketGroup: group } = options;
     if (options.shareControl && !group) throw new VfioError('EINVAL', '--share-control shares the control socket with --socket-group: name the group');
@@ -112,21 +129,26 @@ export class Daemon {
       ensurePrivateDir(paths.socketDir);
     }
     ensurePrivateDir(paths.stateDir);
-    // The control socket comes first: it is what tells us no other daemon
-    // serves this runtime directory, before we touch its device sockets.
     let service: MdevService | undefined;
     let webConsole: ConsoleServer | undefined;
-    const control = await ControlServer.listen({
+    /** A takeover is under way here (handing over): requests wait it out. */
+    let handingOver = false;
+    const controlOptions = {
       path: paths.controlSocket,
       log,
-      handle: (op, args, call) => {
+      handle: (op: string, args: unknown, call: ControlCall) => {
         if (op === 'ping') return Promise.resolve({ pid: process.pid, runtimeDir: paths.runtimeDir, stateDir: paths.stateDir });
         if (!service) return Promise.reject(new VfioError('EAGAIN', 'the daemon is still starting; try again in a moment'));
+        if (handingOver) return Promise.reject(new VfioError('EAGAIN', 'the daemon is being replaced (a takeover); try again in a moment'));
         if (op === 'console') return Promise.resolve().then(() => consoleInfo(webConsole));
         return service.handle(op, args, call);
       },
-    });
-    if (group && options.shareControl) {
+    };
+    // The control socket comes first: it is what tells us no other daemon
+    // serves this runtime directory, before we touch its device sockets.
+    // A takeover gets it from the daemon it replaces, at the commit.
+    let control = options.takeover ? undefined : await ControlServer.listen(controlOptions);
+    if (control && group && options.shareControl) {
       try {
         shareSocket(paths.controlSocket, group);
       } catch (err) {
@@ -134,7 +156,7 @@ export class Daemon {
         throw err;
       }
     }
-    log.info('daemon starting', {
+    log.info(options.takeover ? 'daemon starting: taking over' : 'daemon starting', {
       pid: process.pid,
       runtimeDir: paths.runtimeDir,
       stateDir: paths.stateDir,
@@ -150,16 +172,21 @@ export class Daemon {
         mode: blocked.mode.toString(8).padStart(4, '0'),
       });
     }
-    removeStaleSockets(paths.socketDir, log);
+    if (!options.takeover) removeStaleSockets(paths.socketDir, log);
     let store: DefinitionStore | undefined;
     let deviceServer: DeviceServer | undefined;
     let screens: Screens | undefined;
+    let handOver: HandOver | undefined;
+    let committed = false;
     try {
       store = DefinitionStore.open(paths.dbFile);
       const core = new VfioCore();
       const server = (deviceServer = (options.createDeviceServer ?? createVfioUserServer)(core, paths.socketDir, log, options.limits ?? {}));
       const shown = (screens = new Screens({ core, log, vnc: options.vnc ?? true }));
+      /** Devices a takeover makes: their sockets and sessions are adopted, not served anew. */
+      const adopting = new Set<string>();
       const serve = async (device: VfioDevice): Promise<void> => {
+        if (adopting.has(device.name)) return;
         await server.serve(device);
         const socket = server.socketPath(device.name);
         if (group && socket !== undefined) shareSocket(socket, group);
@@ -171,12 +198,36 @@ export class Daemon {
         bus.registerParent(p);
         log.info('parent registered', { parent: p.name, types: bus.parent(p.name)!.types.map((t) => t.id) });
       }
-      if (options.seedDefaults ?? true) {
+      if ((options.seedDefaults ?? true) && !options.takeover) {
         const seeded = store.seedOnce(() => defaultDefinitions(options.parents));
         if (seeded) log.info('new store: defined the default devices', { db: paths.dbFile });
       }
       const svc = new MdevService({ store, bus, server, vncAddress: (uuid) => shown.vncAddress(uuid), log });
-      await svc.autostart();
+      const notifier = options.notifier ?? SystemdNotifier.fromEnv(log);
+      let takenOver: TakenOver | undefined;
+      if (options.takeover) {
+        const seam = server.takeover;
+        if (!seam) throw new VfioError('EOPNOTSUPP', 'this device server cannot take over');
+        takenOver = await takeOver(
+          { path: paths.takeoverSocket, bus, server: seam, log, timeoutMs: options.takeoverTimeoutMs ?? DEFAULT_TAKEOVER_TIMEOUT_MS, inject: options.injectTakeoverFailure },
+          adopting,
+        );
+        committed = true;
+        const resuming = performance.now();
+        await takenOver.resume();
+        adopting.clear();
+        log.info('takeover: serving', {
+          from: takenOver.fromPid,
+          devices: takenOver.devices.length,
+          frozenMs: takenOver.frozenMs,
+          loadMs: takenOver.loadMs,
+          resumeMs: Math.round((performance.now() - resuming) * 10) / 10,
+        });
+        control = await ControlServer.adopt(takenOver.controlFd, controlOptions);
+        for (const m of takenOver.devices) await shown.add(m.device);
+      } else {
+        await svc.autostart();
+      }
       if (options.http) {
         webConsole = await ConsoleServer.listen({
           address: options.http,
@@ -187,23 +238,62 @@ export class Daemon {
         });
       }
       service = svc;
-      const notifier = options.notifier ?? SystemdNotifier.fromEnv(log);
-      const daemon = new Daemon(paths, core, bus, svc, store, server, control, log, options.shutdownTimeoutMs ?? 5_000, notifier, shown, webConsole);
+      const daemon = new Daemon(paths, core, bus, svc, store, server, control!, log, options.shutdownTimeoutMs ?? 5_000, notifier, shown, webConsole);
+      const seam = server.takeover;
+      if (seam) {
+        const handOverOptions: HandOverOptions = {
+          path: paths.takeoverSocket,
+          bus,
+          server: seam,
+          controlFd: () => daemon.control.fd,
+          log,
+          timeoutMs: options.takeoverTimeoutMs ?? DEFAULT_TAKEOVER_TIMEOUT_MS,
+          setBusy: (on) => (handingOver = on),
+          release: (pid) => daemon.release(pid),
+          done: (pid) => daemon.handedOverTo(pid),
+        };
+        handOver = takenOver ? HandOver.adopt(takenOver.takeoverFd, handOverOptions) : HandOver.listen(handOverOptions);
+        daemon.handOver = handOver;
+      }
       daemon.printSummary(options.print ?? ((text) => process.stdout.write(text)));
-      log.info('daemon ready', { control: paths.controlSocket, devices: bus.devices().length });
+      log.info('daemon ready', { control: paths.controlSocket, devices: bus.devices().length, ...(takenOver ? { tookOverFrom: takenOver.fromPid } : {}) });
       notifier.ready(daemon.statusLine());
       const tell = () => notifier.status(daemon.statusLine());
       bus.on('created', tell);
       bus.on('removed', tell);
       return daemon;
     } catch (err) {
-      await control.close().catch(() => {});
+      if (options.takeover && !committed) {
+        // Everything here is a duplicate of what the serving daemon still
+        // serves with: the caller exits, closing nothing by hand.
+        throw new TakeoverFailed(toVfioError(err));
+      }
+      handOver?.close();
+      await control?.close().catch(() => {});
       await webConsole?.close().catch(() => {});
       await screens?.close().catch(() => {});
       await deviceServer?.close().catch(() => {});
       store?.close();
       throw err;
     }
+  }
+
+  /** Settles once this daemon handed over to another (the process then exits 0); see hand-over.ts. */
+  #handedOverTo: (pid: number) => void = () => {};
+  readonly handedOver: Promise<number> = new Promise((resolve) => (this.#handedOverTo = resolve));
+  private handOver: HandOver | undefined;
+
+  /** The commit of a takeover: stop listening everywhere, leaving every socket file to the next daemon. */
+  private release(pid: number): void {
+    this.control.stopListening();
+    void this.console?.close().catch(() => {});
+    void this.screens.close().catch(() => {});
+    this.notifier.mainPid(pid, `handed over to pid ${pid}`);
+  }
+
+  private handedOverTo(pid: number): void {
+    this.log.info('daemon handed over: exiting', { to: pid });
+    this.#handedOverTo(pid);
   }
 
   /** Takes everything down (see the file's comment). Calling it again returns the same promise. */
@@ -216,6 +306,7 @@ export class Daemon {
     const log = this.log;
     log.info('daemon stopping', { reason, devices: this.bus.devices().length });
     this.notifier.stopping(`stopping (${reason}): removing ${plural(this.bus.devices().length, 'device')}`);
+    this.handOver?.close();
     await this.control.close();
     await this.console?.close();
     await this.screens.close();
@@ -314,11 +405,17 @@ function defaultDefinitions(parents: BuiltinParent[]): MdevDefinition[] {
 export interface RunDaemonOptions extends DaemonOptions {
   /** Signals that stop the daemon. Default SIGINT and SIGTERM. */
   signals?: NodeJS.Signals[];
+  /** Called once the daemon serves (after "daemon ready"). */
+  onReady?: () => void;
+  /** Called once the daemon handed over to another: exit now, closing nothing (the CLI's process.exit(0)). */
+  onHandedOver?: () => void;
 }
 
 /**
  * Runs a daemon until a stop signal, and resolves with the exit status: 0
  * after a clean stop. A second signal during shutdown exits at once (1).
+ * It resolves 0 too once the daemon handed over to another (a takeover):
+ * the caller must then exit at once, closing nothing.
  */
 export async function runDaemon(options: RunDaemonOptions): Promise<number> {
   // Node prints process warnings (the bus reports overridden driver errors
@@ -344,8 +441,15 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
     for (const s of signals) process.off(s, onSignal);
     throw err;
   }
+  options.onReady?.();
   return new Promise<number>((resolve) => {
     let signalled = false;
+    // Handed over: everything is the next daemon's; exit without closing anything.
+    void daemon.handedOver.then(() => {
+      for (const s of signals) process.off(s, onSignal);
+      options.onHandedOver?.();
+      resolve(0);
+    });
     handle = (signal) => {
       if (signalled) {
         options.log.warn('second signal: exiting without waiting', { signal });

@@ -10,7 +10,7 @@ import type { VfioDevice } from '../core/device.js';
 import type { VfioCore } from '../core/vfio-core.js';
 import type { ClientInfo } from '../vfio-user/client-info.js';
 import type { ResourceLimits } from '../vfio-user/limits.js';
-import { VfioUserServer } from '../vfio-user/server.js';
+import { VfioUserServer, type DeviceServingState } from '../vfio-user/server.js';
 import { INTERRUPT_CHANNEL, type InterruptTrace } from '../vfio-user/trace.js';
 import type { Logger } from './log.js';
 import type { DeviceClient } from './protocol.js';
@@ -43,6 +43,16 @@ export interface DeviceServer {
    * device files: what forces a device's unregistration to finish.
    */
   close(): Promise<void>;
+  /** What a daemon takeover needs of the server (see VfioUserServer); absent: the daemon cannot be taken over. */
+  readonly takeover?: TakeoverSeam;
+}
+
+/** The vfio-user server's takeover seam: freeze, export, adopt, thaw. */
+export interface TakeoverSeam {
+  freeze(): Promise<void>;
+  thaw(): void;
+  exportDevice(device: VfioDevice, fds: number[]): DeviceServingState;
+  adoptDevice(device: VfioDevice, state: DeviceServingState, fds: readonly number[]): Promise<void>;
 }
 
 /**
@@ -88,5 +98,6 @@ export function createVfioUserServer(core: VfioCore, socketDir: string, log: Log
     },
     trace: (name, sink, start) => feed.tap(name, sink, start),
     close: () => server.close(),
+    takeover: server,
   };
 }

@@ -13,12 +13,18 @@ export interface BuiltinParent extends MdevParentOptions {
   defaultType?: string;
 }
 
+/** What the parents are built with (the kernel samples' module parameters). */
+export interface ParentParams {
+  /** mbochs's video memory pool, bytes (mbochs.ko's `mem`); default 256 MiB. */
+  mbochsPoolBytes?: number | undefined;
+}
+
 /** Every parent uvfio ships, freshly built (drivers keep per-parent state: mtty's ports, mbochs's memory). */
-export function builtinParents(): BuiltinParent[] {
+export function builtinParents(params: ParentParams = {}): BuiltinParent[] {
   return [
     { name: 'mtty', driver: new MttyDriver(), defaultType: 'mtty-1' },
     // The defaults are usable desktops: 1024x768, and up to 1920x1440 in 16 MiB.
     { name: 'mdpy', driver: new MdpyDriver(), defaultType: 'mdpy-xga' },
-    { name: 'mbochs', driver: new MbochsDriver(), defaultType: 'mbochs-medium' },
+    { name: 'mbochs', driver: new MbochsDriver(params.mbochsPoolBytes === undefined ? {} : { poolBytes: params.mbochsPoolBytes }), defaultType: 'mbochs-medium' },
   ];
 }

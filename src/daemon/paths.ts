@@ -15,6 +15,8 @@ export interface DaemonPaths {
   stateDir: string;
   /** The command line's socket (mode 0600). */
   controlSocket: string;
+  /** Where a daemon taking over reaches the one serving (mode 0600). */
+  takeoverSocket: string;
   /** One vfio-user socket per device lives here, named `<uuid>.sock`. */
   socketDir: string;
   /** The definitions database. */
@@ -66,6 +68,7 @@ export function resolvePaths(options: PathOptions = {}): DaemonPaths {
     runtimeDir,
     stateDir,
     controlSocket: join(runtimeDir, 'control.sock'),
+    takeoverSocket: join(runtimeDir, 'takeover.sock'),
     socketDir: join(runtimeDir, 'devices'),
     dbFile: join(stateDir, 'uvfio.db'),
   };

@@ -39,6 +39,14 @@ export class SystemdNotifier {
     this.send(`STOPPING=1\nSTATUS=${oneLine(status)}\n`);
   }
 
+  /**
+   * Another process is the service from now on (a takeover): sent by the
+   * main process, the one systemd listens to (NotifyAccess=main).
+   */
+  mainPid(pid: number, status: string): void {
+    this.send(`MAINPID=${pid}\nSTATUS=${oneLine(status)}\n`);
+  }
+
   /** A new status line. */
   status(status: string): void {
     this.send(`STATUS=${oneLine(status)}\n`);

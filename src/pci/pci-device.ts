@@ -309,6 +309,19 @@ export abstract class VfioPciDevice extends VfioDevice {
     this.#barAccess(region, offset, src, true);
   }
 
+  /** A memory BAR's bytes (not the MSI-X table or PBA: those are registers), or the ROM's for a read. */
+  override regionMemory(index: number, offset: number, count: number, write: boolean): Uint8Array | null {
+    if (index === PciRegion.ROM && !write && this.#rom) {
+      this.#checkRange(index, offset, count, this.#rom.length);
+      return this.#rom.subarray(offset, offset + count);
+    }
+    const memory = index >= 0 && index < PCI_NUM_BARS ? this.#backing[index] : undefined;
+    if (!memory) return null;
+    this.#checkRange(index, offset, count, this.bars.size(index));
+    if (this.#msixPart(index, offset, count) !== null) return null;
+    return memory.bytes.subarray(offset, offset + count);
+  }
+
   override describeAccess(index: number, offset: number, size: number, write: boolean): string | undefined {
     if (index === PciRegion.CONFIG) return nameAccess((this.#configNames ??= configFields(this.config, this.msi)), offset, size);
     if (index >= PCI_NUM_BARS) return undefined;

@@ -294,20 +294,37 @@ export function decodeRegionAccess(
   ctx?: DecodeContext,
   out?: RegionAccess,
 ): RegionAccess {
-  requireBytes(cmd, body, 0, Size.REGION_ACCESS);
   noFds(cmd, fds);
+  const r = accessOf(cmd, body, body.length, ctx, out);
+  // A read request has no data: skip the view (a subarray costs ~100 ns).
+  r.data = cmd === Command.REGION_WRITE ? dataOf(body) : NO_DATA;
+  return r;
+}
+
+/**
+ * A REGION_WRITE known by its first 16 body bytes (`head`) while its data
+ * is still arriving: checked as decodeRegionAccess checks the whole body of
+ * `bodyLength` bytes, `data` left empty. For receiving the data in place.
+ */
+export function decodeRegionWriteHead(head: Uint8Array, bodyLength: number, ctx: DecodeContext, out: RegionAccess): RegionAccess {
+  const r = accessOf(Command.REGION_WRITE, head, bodyLength, ctx, out);
+  r.data = NO_DATA;
+  return r;
+}
+
+function accessOf(cmd: number, body: Uint8Array, bodyLength: number, ctx: DecodeContext | undefined, out: RegionAccess | undefined): RegionAccess {
+  requireBytes(cmd, body, 0, Size.REGION_ACCESS);
   const offset = u64n(body, 0);
   const region = u32(body, 8);
   const count = u32(body, 12);
   if (count > maxXfer(ctx)) throw invalid(cmd, `count ${count} exceeds max_data_xfer_size ${maxXfer(ctx)}`);
-  exactLength(cmd, body, cmd === Command.REGION_WRITE ? Size.REGION_ACCESS + count : Size.REGION_ACCESS);
+  const expected = cmd === Command.REGION_WRITE ? Size.REGION_ACCESS + count : Size.REGION_ACCESS;
+  if (bodyLength !== expected) throw malformed(cmd, `body is ${bodyLength} bytes, expected ${expected}`);
   checkRegionRange(cmd, ctx, region, offset, count);
   const r = out ?? { offset: 0, region: 0, count: 0, data: NO_DATA };
   r.offset = offset;
   r.region = region;
   r.count = count;
-  // A read request has no data: skip the view (a subarray costs ~100 ns).
-  r.data = cmd === Command.REGION_WRITE ? dataOf(body) : NO_DATA;
   return r;
 }
 

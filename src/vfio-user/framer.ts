@@ -10,7 +10,9 @@
  * (`copyFrame`) what must outlive the callback, or call keepBody() in it.
  * Only a message split across chunks is assembled into a buffer of its own:
  * a large one is borrowed from the process's pool (buffer-pool.ts), and its
- * rest can be read straight into it (bodyRoom(), filled()).
+ * rest can be read straight into it (bodyRoom(), filled()). The receiver
+ * may instead name where the rest of a large body goes (FramerOptions.place:
+ * a write's data, straight into device memory).
  *
  * File descriptors: on a Linux stream socket, SCM_RIGHTS rights ride on the
  * first byte of the sendmsg() that carried them, and a recvmsg() that picks
@@ -28,6 +30,8 @@ import { commandName, DEFAULT_MAX_MESSAGE_SIZE } from './protocol.js';
 
 /** A body cut by a chunk boundary is put together in a pooled buffer past this size, a buffer of its own below. */
 const POOLED_BODY = 16 * 1024;
+/** Body bytes a receiver sees before it decides where the rest of a large body goes (FramerOptions.place). */
+export const PLACE_HEAD = 16;
 
 /** One whole message as the framer hands it over. */
 export interface Frame {
@@ -45,6 +49,11 @@ export interface Frame {
    * message.
    */
   fds: number[];
+  /**
+   * The rest of a body the receiver had put in place (FramerOptions.place),
+   * now there: `body` then holds only its first PLACE_HEAD bytes.
+   */
+  placed?: Uint8Array | null;
 }
 
 /** Why a stream was given up: the session must end (after an error reply, if wanted). */
@@ -60,19 +69,33 @@ export interface FramerOptions {
   onMessage: (frame: Frame) => void;
   /** Largest msg_size accepted, header included. Default: 1 MiB of data plus headers. */
   maxMessageSize?: number;
+  /**
+   * Where the rest of a large body cut by a chunk boundary goes, if not
+   * into a buffer of the framer's: asked with the accepted header and the
+   * body's first PLACE_HEAD bytes (when they came with the header and no
+   * fds did), it returns a view of exactly the body's remaining length, or
+   * null. The message is then delivered with `placed` set to that view.
+   */
+  place?: (header: MessageHeader, head: Uint8Array) => Uint8Array | null;
 }
 
 const NO_FDS: number[] = [];
 Object.freeze(NO_FDS);
 
-/** A copy of `frame` that may outlive the callback (body copied, fds array copied). */
+/** A copy of `frame` that may outlive the callback (body copied, a placed rest copied back behind it, fds array copied). */
 export function copyFrame(frame: Frame): Frame {
-  return { ...frame, body: frame.body.slice(), fds: frame.fds.slice() };
+  const placed = frame.placed ?? null;
+  if (placed === null) return { ...frame, body: frame.body.slice(), fds: frame.fds.slice() };
+  const body = new Uint8Array(frame.body.length + placed.length);
+  body.set(frame.body, 0);
+  body.set(placed, frame.body.length);
+  return { ...frame, body, placed: null, fds: frame.fds.slice() };
 }
 
 /** Cuts one socket's byte stream into whole messages and gives each fd one owner (see the file comment). */
 export class MessageFramer {
   private readonly onMessage: (frame: Frame) => void;
+  private readonly place: FramerOptions['place'];
   private maxSize: number;
 
   // A header cut by a chunk boundary is staged here.
@@ -83,6 +106,9 @@ export class MessageFramer {
   private partial: Uint8Array | null = null;
   private partialLen = 0;
   private assembly: Uint8Array | null = null;
+  // The first body bytes of a message whose rest is received in place
+  // (`partial` is then the receiver's view).
+  private placedHead: Uint8Array | null = null;
   // The pooled buffer of the message being emitted, and of the last one
   // whose receiver asked to keep its body (keepBody).
   private emitting: Uint8Array | null = null;
@@ -98,11 +124,12 @@ export class MessageFramer {
   private bodyViewAt = -1;
   // One frame object, reused: it is only valid during the callback anyway.
   private readonly frame: Frame = {
-    msgId: 0, cmd: 0, size: 0, flags: 0, errorNo: 0, body: new Uint8Array(0), fds: NO_FDS,
+    msgId: 0, cmd: 0, size: 0, flags: 0, errorNo: 0, body: new Uint8Array(0), fds: NO_FDS, placed: null,
   };
 
   constructor(options: FramerOptions) {
     this.onMessage = options.onMessage;
+    this.place = options.place;
     this.maxSize = MessageFramer.checkLimit(options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE);
   }
 
@@ -141,7 +168,8 @@ export class MessageFramer {
    */
   unfinished(): { bytes: Uint8Array; fds: readonly number[] } {
     if (this.partial !== null) {
-      const bytes = new Uint8Array(HEADER_SIZE + this.partialLen);
+      const head = this.placedHead ?? new Uint8Array(0);
+      const bytes = new Uint8Array(HEADER_SIZE + head.length + this.partialLen);
       const h = this.cur;
       const view = new DataView(bytes.buffer);
       view.setUint16(0, h.msgId, true);
@@ -149,7 +177,8 @@ export class MessageFramer {
       view.setUint32(4, h.size, true);
       view.setUint32(8, h.flags, true);
       view.setUint32(12, h.errorNo, true);
-      bytes.set(this.partial.subarray(0, this.partialLen), HEADER_SIZE);
+      bytes.set(head, HEADER_SIZE);
+      bytes.set(this.partial.subarray(0, this.partialLen), HEADER_SIZE + head.length);
       return { bytes, fds: this.curFds };
     }
     return { bytes: this.hdr.slice(0, this.hdrLen), fds: this.curFds };
@@ -314,8 +343,18 @@ export class MessageFramer {
         this.bodyViewOf = chunk;
         this.bodyViewAt = pos;
       }
-      this.emit(body, this.takeCurFds());
+      this.emit(body, this.takeCurFds(), null);
       return pos + bodyLen;
+    }
+    if (bodyLen > POOLED_BODY && avail >= PLACE_HEAD && this.curFds.length === 0 && this.place !== undefined) {
+      const into = this.place(this.cur, chunk.subarray(pos, pos + PLACE_HEAD));
+      if (into !== null && into.length === bodyLen - PLACE_HEAD) {
+        this.placedHead = chunk.slice(pos, pos + PLACE_HEAD);
+        this.partial = into;
+        into.set(chunk.subarray(pos + PLACE_HEAD), 0);
+        this.partialLen = avail - PLACE_HEAD;
+        return chunk.length;
+      }
     }
     // Split message: its body gets a buffer of its own, sized by the checked
     // header (a large one borrowed, so a stream of large writes allocates none).
@@ -334,14 +373,17 @@ export class MessageFramer {
   private bodyFilled(n: number): void {
     this.partialLen += n;
     if (this.partialLen < this.partial!.length) return;
-    const body = this.partial!;
+    const head = this.placedHead;
+    const body = head ?? this.partial!;
+    const placed = head === null ? null : this.partial;
     const pooled = this.assembly;
     this.partial = null;
     this.partialLen = 0;
     this.assembly = null;
+    this.placedHead = null;
     this.emitting = pooled;
     try {
-      this.emit(body, this.takeCurFds());
+      this.emit(body, this.takeCurFds(), placed);
     } finally {
       // Not kept by the receiver: back to the pool.
       if (this.emitting !== null) messageBuffers.give(this.emitting);
@@ -352,6 +394,7 @@ export class MessageFramer {
   private dropPartial(): void {
     if (this.assembly !== null) messageBuffers.give(this.assembly);
     this.assembly = null;
+    this.placedHead = null;
     this.partial = null;
     this.partialLen = 0;
   }
@@ -362,7 +405,7 @@ export class MessageFramer {
     return fds;
   }
 
-  private emit(body: Uint8Array, fds: number[]): void {
+  private emit(body: Uint8Array, fds: number[], placed: Uint8Array | null): void {
     const f = this.frame;
     const h = this.cur;
     f.msgId = h.msgId;
@@ -372,6 +415,7 @@ export class MessageFramer {
     f.errorNo = h.errorNo;
     f.body = body;
     f.fds = fds;
+    f.placed = placed;
     this.onMessage(f);
   }
 

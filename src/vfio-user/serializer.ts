@@ -307,7 +307,8 @@ export function encodeRegionWrite(msgId: number, offset: number, region: number,
 /**
  * Hot path: writes the header and access struct of a REGION_READ reply of
  * `count` bytes into `buf` and returns 32, the offset where the data goes.
- * The whole message is `32 + count` bytes; `buf` must hold that many.
+ * The whole message is `32 + count` bytes: `buf` holds them all, or only the
+ * 32 when the data is sent after it from elsewhere.
  */
 export function writeRegionReadReplyHeader(buf: Uint8Array, msgId: number, offset: number, region: number, count: number): number {
   const o = writeHeader(buf, 0, msgId, Command.REGION_READ, HEADER_SIZE + Size.REGION_ACCESS + count, HeaderFlags.TYPE_REPLY);

@@ -41,12 +41,13 @@ import { dispatch } from './dispatch.js';
 import { DmaChannel } from './dma-channel.js';
 import { copyFrame, type Frame, type FramingError } from './framer.js';
 import type { Request, Session } from './handlers/handler.js';
-import { HEADER_SIZE, isCommand, hasErrorFlag, wantsNoReply } from './header.js';
+import { checkCommand, HEADER_SIZE, isCommand, hasErrorFlag, wantsNoReply, type MessageHeader } from './header.js';
+import { decodeRegionWriteHead } from './decoder.js';
 import { IrqNotifiers } from './irq-notifiers.js';
 import { ServerBudgets, type ClientBudgets } from './limits.js';
 import type { RegionAccess } from './messages.js';
 import type { Negotiated, ServerLimits } from './negotiation.js';
-import { commandName, maxMessageSizeFor } from './protocol.js';
+import { Command, commandName, maxMessageSizeFor } from './protocol.js';
 import { writeEmptyReply, writeErrorReply } from './serializer.js';
 import { negotiatedFromState, negotiatedToState, type SessionState, type SocketState } from './session-state.js';
 import { interruptChannel, messageChannel, sessionChannel, type DmaOwner, type InterruptTrace, type MessageTrace } from './trace.js';
@@ -121,7 +122,7 @@ export class VfioUserSession implements Session {
   #twinPeerFd: number | null = null;
 
   /** The request being served, reused (commands are served one at a time). */
-  readonly #req: Request = { msgId: 0, cmd: 0, flags: 0, body: EMPTY, fds: NO_FDS };
+  readonly #req: Request = { msgId: 0, cmd: 0, flags: 0, body: EMPTY, fds: NO_FDS, placed: null };
   #queue: Frame[] = [];
   #queuedBytes = 0;
   #busy = false;
@@ -197,6 +198,7 @@ export class VfioUserSession implements Session {
     this.#transport.onBroken = (failure) => this.#onBroken(failure);
     this.#transport.onClose = (err) => void this.#teardown(err);
     this.#transport.onDrain = () => this.#repliesLeft();
+    this.#transport.placeBody = (header, head) => this.#placeWrite(header, head);
     const deadline = this.limits.versionTimeoutMs;
     this.#versionDeadline = options.versionDeadline ?? Date.now() + deadline;
     this.#versionTimer = setTimeout(() => {
@@ -429,6 +431,11 @@ export class VfioUserSession implements Session {
     this.#sendReply(message, fds);
   }
 
+  replyParts(req: Request, head: Uint8Array, body: Uint8Array): void {
+    if (wantsNoReply(req.flags)) return;
+    this.#sendReply(head, undefined, body);
+  }
+
   replyEmpty(req: Request): void {
     if (wantsNoReply(req.flags)) return;
     writeEmptyReply(this.#errBuf, req.msgId, req.cmd);
@@ -523,7 +530,28 @@ export class VfioUserSession implements Session {
     req.flags = frame.flags;
     req.body = frame.body;
     req.fds = frame.fds;
+    req.placed = frame.placed ?? null;
     this.#run(req, true);
+  }
+
+  /**
+   * Where a large REGION_WRITE's data may be received: straight into the
+   * device's memory (VfioDevice.regionMemory), when the write would be
+   * served at once (nothing running or queued, not frozen), passes every
+   * check its handler makes, and nobody traces (a trace keeps whole
+   * requests). Null otherwise: it then arrives whole and is served as usual.
+   */
+  #placeWrite(header: MessageHeader, head: Uint8Array): Uint8Array | null {
+    if (header.cmd !== Command.REGION_WRITE || this.negotiated === null || messageChannel.hasSubscribers) return null;
+    if (this.#busy || this.#queue.length > 0 || this.#repliesWaiting || this.#frozen || this.#closed || this.#endAfterReply) return null;
+    try {
+      checkCommand(header.msgId, header.cmd, header.flags, 'server');
+      const a = decodeRegionWriteHead(head, header.size - HEADER_SIZE, this.decode, this.access);
+      return this.file.regionMemory(a.region, a.offset, a.count, true);
+    } catch {
+      // Refused the ordinary way once it arrived.
+      return null;
+    }
   }
 
   #enqueue(frame: Frame): void {
@@ -648,6 +676,7 @@ export class VfioUserSession implements Session {
       req.fds = NO_FDS;
     }
     req.body = EMPTY;
+    req.placed = null;
     // The reply left (or its unsent tail was copied): the buffer can go.
     if (this.#lentReply !== null) this.#giveBackReply();
     if (this.#endAfterReply && !this.#closed) this.#end();
@@ -764,16 +793,18 @@ export class VfioUserSession implements Session {
 
   // ---- counting and tracing -------------------------------------------------
 
-  /** Every reply leaves here: counted, and copied for the trace when one is being made. */
-  #sendReply(message: Uint8Array, fds?: readonly number[]): void {
+  /** Every reply leaves here (`body` after `message`, when given): counted, and copied for the trace when one is being made. */
+  #sendReply(message: Uint8Array, fds?: readonly number[], body?: Uint8Array): void {
     this.counters.repliesOut++;
-    this.counters.bytesOut += message.length;
+    this.counters.bytesOut += message.length + (body?.length ?? 0);
     const trace = this.#trace;
     if (trace !== null) {
-      trace.reply = message.slice(HEADER_SIZE);
+      const payload = message.subarray(HEADER_SIZE);
+      trace.reply = body === undefined ? payload.slice() : concat(payload, body);
       if (hasErrorFlag(u32(message, 8))) trace.errno = u32(message, 12);
     }
-    this.#transport.send(message, fds);
+    if (body === undefined) this.#transport.send(message, fds);
+    else this.#transport.send2(message, body, fds);
     if (!this.#repliesWaiting && this.#transport.pendingBytes > this.limits.replyQueueBytes) {
       this.#repliesWaiting = true;
       this.#updateReading();
@@ -814,6 +845,14 @@ export class VfioUserSession implements Session {
     if (this.#trace !== null) this.#traceRaised.push(event);
     else interruptChannel.publish(event);
   }
+}
+
+/** `a` then `b` in one new buffer. */
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
 }
 
 /** `p`, or nothing after `ms`: whichever comes first. Never rejects. */

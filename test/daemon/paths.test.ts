@@ -9,6 +9,7 @@ describe('runtime and state directories', () => {
       runtimeDir: '/run/uvfio',
       stateDir: '/var/lib/uvfio',
       controlSocket: '/run/uvfio/control.sock',
+      takeoverSocket: '/run/uvfio/takeover.sock',
       socketDir: '/run/uvfio/devices',
       dbFile: '/var/lib/uvfio/uvfio.db',
     });

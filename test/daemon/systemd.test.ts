@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { notifyDatagram } from '../../src/native/notify.js';
+import { until } from '../support/until.js';
 import { Daemon, MAIN, ok, okJson, sandbox, type Sandbox } from '../cli/harness.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -105,6 +106,38 @@ describe('systemd notification', { skip: !python && 'python3 is not installed' }
     assert.equal(await manager.next((s) => s.startsWith('STOPPING=1')), 'STOPPING=1\nSTATUS=stopping (SIGTERM): removing 0 devices\n');
   });
 
+  it("the unit's ExecReload (a takeover, --detach) returns once the new daemon serves; the old one names it MAINPID first", async () => {
+    const sb = setup();
+    const address = join(sb.dir, 'notify');
+    const manager = await Manager.listen(address);
+    cleanups.push(() => manager.close());
+    sb.env.NOTIFY_SOCKET = address;
+    const old = await Daemon.start(sb, ['--no-defaults']);
+    cleanups.push(() => old.kill());
+    await ok(sb, ['start', '-p', 'mtty', '-t', 'mtty-1']);
+    const [reload] = unitValues('ExecReload');
+    const args = reload!.split(' ');
+    assert.equal(args[0], 'uvfio');
+    const r = spawnSync(process.execPath, [MAIN, ...args.slice(1), '--no-defaults'], { env: sb.env, stdio: 'ignore', timeout: 20_000 });
+    assert.equal(r.status, 0, 'the reload command returns 0, leaving the new daemon running');
+    const handed = await manager.next((s) => s.startsWith('MAINPID='));
+    const pid = Number(/^MAINPID=(\d+)\n/.exec(handed)![1]);
+    cleanups.push(() => {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    });
+    assert.notEqual(pid, old.child.pid);
+    const ready = await manager.next((s) => s.startsWith('READY=1') && s.includes(`MAINPID=${pid}`));
+    assert.ok(manager.messages.indexOf(handed) < manager.messages.indexOf(ready), 'systemd hears of the new main PID from the old one (NotifyAccess=main) before the new one speaks');
+    await until(() => old.child.exitCode !== null, 'the old daemon to exit', 10_000);
+    assert.equal(old.child.exitCode, 0, 'the old daemon exited 0 by itself');
+    assert.equal((await okJson<unknown[]>(sb, ['list'])).length, 1, 'the new daemon serves the device');
+    process.kill(pid, 'SIGTERM');
+  });
+
   it('an abstract NOTIFY_SOCKET (@name) works too; a socket nobody listens on is ECONNREFUSED', async () => {
     const name = `@uvfio-test-${process.pid}-${Date.now()}`;
     const manager = await Manager.listen(name);
@@ -131,7 +164,7 @@ describe('contrib/systemd', () => {
     const bin = join(sb.dir, 'uvfio');
     writeFileSync(bin, `#!/bin/sh\nexec '${process.execPath}' '${MAIN}' "$@"\n`, { mode: 0o755 });
     const unit = join(sb.dir, 'uvfio.service');
-    writeFileSync(unit, readFileSync(UNIT, 'utf8').replace(/^ExecStart=uvfio /m, `ExecStart=${bin} `));
+    writeFileSync(unit, readFileSync(UNIT, 'utf8').replace(/^ExecStart=uvfio /m, `ExecStart=${bin} `).replace(/^ExecReload=uvfio /m, `ExecReload=${bin} `));
     const r = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8', env: { ...process.env, MANPATH: `${join(ROOT, 'man')}:` }, timeout: 30_000 });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stderr, '');

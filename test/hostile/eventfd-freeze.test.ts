@@ -74,11 +74,12 @@ async function deliveredAgain(h: Hostile, c: VfioUserClient, fd: number): Promis
 }
 
 describe('hostile: freeze by a full blocking eventfd', () => {
-  it('a loopback trigger (SET_IRQS DATA_NONE) into it blocks nothing; the interrupt is coalesced, then delivered again', async () => {
+  it('a loopback trigger (SET_IRQS DATA_NONE or DATA_BOOL) into it blocks nothing; the interrupt is coalesced, then delivered again', async () => {
     const { h, c, fd } = await attack(PciIrq.MSI);
     await h.underAttack(async () => {
       for (let i = 0; i < 20; i++) {
-        await within(c.setIrqs(PciIrq.MSI, 0, 1, 'trigger', 'none'), 2_000, 'the trigger is answered');
+        // The DATA_BOOL|TRIGGER, and DATA_NONE, in turn.
+        await within(c.setIrqs(PciIrq.MSI, 0, 1, 'trigger', i % 2 === 0 ? [true] : 'none'), 2_000, 'the trigger is answered');
         await sleep(75);
       }
     });

@@ -218,6 +218,25 @@ test('BAR accesses reach the driver, backed memory or MSI-X; outside a BAR is EI
   await dev.unregister();
 });
 
+test('regionMemory: the bytes of a backed BAR (not its MSI-X parts) and of the ROM for reads; null elsewhere', async () => {
+  const { dev, file } = await setup();
+  dev.bar2.bytes.set([1, 2, 3], 0x100);
+  const view = file.regionMemory(2, 0x100, 3, false)!;
+  assert.deepEqual([...view], [1, 2, 3]);
+  file.regionMemory(2, 0x100, 3, true)!.set([7, 8, 9]);
+  assert.deepEqual([...dev.bar2.bytes.subarray(0x100, 0x103)], [7, 8, 9], 'a view of the memory itself');
+  assert.ok(file.regionMemory(1, 0x1000, 16, true) !== null, 'BAR1 memory beside its MSI-X table');
+  assert.equal(file.regionMemory(1, 16, 16, false), null, 'the MSI-X table is registers');
+  assert.equal(file.regionMemory(1, 0x800, 8, true), null, 'the PBA is registers');
+  assert.equal(file.regionMemory(0, 0, 4, false), null, 'BAR0 is the driver\'s registers');
+  assert.equal(file.regionMemory(PciRegion.CONFIG, 0, 4, false), null);
+  assert.deepEqual([...file.regionMemory(PciRegion.ROM, 0, 2, false)!], [0x55, 0xaa]);
+  assert.equal(file.regionMemory(PciRegion.ROM, 0, 2, true), null, 'the ROM is not written');
+  assert.throws(() => file.regionMemory(2, 65535, 2, false), isCode('EINVAL'), 'past the BAR');
+  await file.close();
+  await dev.unregister();
+});
+
 test('mmap hands out the fd of a backed BAR; other regions are EINVAL', async () => {
   const { dev, file } = await setup();
   assert.deepEqual(await file.mmap(1), { fd: dev.bar1.fd, offset: 0 });

@@ -205,6 +205,13 @@ export class FixtureDevice extends VfioDevice {
     });
   }
 
+  /** BAR2 is plain shared memory: large reads leave from it, large writes land in it. */
+  override regionMemory(index: number, offset: number, count: number, write: boolean): Uint8Array | null {
+    if (index !== PciRegion.BAR2 || offset + count > this.bar2.bytes.length) return null;
+    this.calls.push(write ? 'memory-write' : 'memory-read');
+    return this.bar2.bytes.subarray(offset, offset + count);
+  }
+
   #bytes(index: number): Uint8Array {
     if (index === PciRegion.BAR0) return this.bar0;
     if (index === PciRegion.BAR2) return this.bar2.bytes;

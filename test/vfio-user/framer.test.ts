@@ -149,6 +149,65 @@ describe('framer', () => {
     assert.deepEqual(f.filled(10, [77]), [77], 'bytes with no body under way: the fds come back');
   });
 
+  it('puts the rest of a large body where place() says, asked once with the header and the first 16 body bytes', () => {
+    const data = new Uint8Array(100_000).map((_, i) => (i * 11 + 3) & 0xff);
+    const m = encodeRegionWrite(5, 0x40, 2, data);
+    const dest = new Uint8Array(data.length);
+    const asked: Array<{ cmd: number; size: number; head: number[] }> = [];
+    const frames: Array<{ body: number[]; placed: Uint8Array | null | undefined }> = [];
+    const f = new MessageFramer({
+      onMessage: (fr) => void frames.push({ body: [...fr.body], placed: fr.placed }),
+      place: (h, head) => {
+        asked.push({ cmd: h.cmd, size: h.size, head: [...head] });
+        return dest;
+      },
+    });
+    f.push(m.subarray(0, 20_000));
+    assert.deepEqual(asked, [{ cmd: Command.REGION_WRITE, size: m.length, head: [...m.subarray(16, 32)] }]);
+    // Taken over mid-way: the unfinished message is its bytes as they came.
+    assert.deepEqual(f.unfinished().bytes, m.subarray(0, 20_000));
+    const room = f.bodyRoom()!;
+    assert.equal(room.buffer, dest.buffer, 'the rest is received straight into place');
+    room.set(m.subarray(20_000, 50_000));
+    f.filled(30_000);
+    f.push(m.subarray(50_000));
+    assert.equal(frames.length, 1);
+    assert.deepEqual(frames[0]!.body, [...m.subarray(16, 32)], 'the body is the access struct');
+    assert.equal(frames[0]!.placed, dest);
+    assert.deepEqual(dest, data);
+    assert.equal(asked.length, 1);
+  });
+
+  it('does not place a body that is whole in its chunk, small, carries fds, or that place() declines', () => {
+    const big = encodeRegionWrite(6, 0, 2, new Uint8Array(40_000).fill(9));
+    const small = encodeRegionWrite(7, 0, 2, new Uint8Array(8000).fill(8));
+    let asked = 0;
+    const rec = new Recorder({ place: () => (asked++, null) });
+    rec.push(big);
+    rec.push(small.subarray(0, 100));
+    rec.push(small.subarray(100));
+    assert.equal(asked, 0);
+    rec.push(big.subarray(0, 1000), [42]);
+    rec.push(big.subarray(1000));
+    assert.equal(asked, 0, 'a message with fds is never placed');
+    rec.push(big.subarray(0, 1000));
+    rec.push(big.subarray(1000));
+    assert.equal(asked, 1);
+    assert.equal(rec.frames.length, 4);
+    for (const fr of rec.frames) assert.equal(fr.placed ?? null, null);
+    assert.deepEqual(rec.frames[3]!.body, big.subarray(16), 'declined: put together as usual');
+  });
+
+  it('copyFrame puts a placed rest back behind the body', () => {
+    const data = new Uint8Array(30_000).map((_, i) => i & 0xff);
+    const m = encodeRegionWrite(8, 0, 2, data);
+    const rec = new Recorder({ place: () => new Uint8Array(data.length) });
+    rec.push(m.subarray(0, 5000));
+    rec.push(m.subarray(5000));
+    assert.deepEqual(rec.frames[0]!.body, m.subarray(16));
+    assert.equal(rec.frames[0]!.placed, null);
+  });
+
   it('a large body put together in a pooled buffer stays as it was while kept, and goes back to the pool after', () => {
     const a = encodeRegionWrite(1, 0, 2, new Uint8Array(100_000).fill(1));
     const b = encodeRegionWrite(2, 0, 2, new Uint8Array(100_000).fill(2));

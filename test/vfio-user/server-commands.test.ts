@@ -221,6 +221,44 @@ describe('region access', () => {
     assert.equal(r.length, BAR2_SIZE);
   });
 
+  it('a large read of device memory leaves straight from it; a small one, or one while the set lock is held, goes through regionRead', async () => {
+    const mem = bench.device.bar2.bytes;
+    for (let i = 0; i < BAR2_SIZE; i++) mem[i] = (i * 13 + 5) & 0xff;
+    bench.device.calls.length = 0;
+    assert.deepEqual(await client.regionRead(PciRegion.BAR2, 0x100, 32 * 1024), mem.slice(0x100, 0x100 + 32 * 1024));
+    assert.deepEqual(bench.device.calls, ['memory-read']);
+    bench.device.calls.length = 0;
+    assert.deepEqual(await client.regionRead(PciRegion.BAR2, 0x100, 4096), mem.slice(0x100, 0x1100));
+    assert.deepEqual(bench.device.calls, ['read']);
+    // Another file of the set holds the lock: the read waits its turn as an op.
+    const lock = bench.device.devSet!.lock;
+    let release!: () => void;
+    const held = lock.runAsync(() => new Promise<void>((r) => (release = r)));
+    bench.device.calls.length = 0;
+    const reading = client.regionRead(PciRegion.BAR2, 0, 32 * 1024);
+    await tick();
+    release();
+    await held;
+    assert.deepEqual(await reading, mem.slice(0, 32 * 1024));
+    assert.deepEqual(bench.device.calls, ['read']);
+  });
+
+  it('a large write to device memory is received straight into it; one out of range is refused and lands nowhere', async () => {
+    const mem = bench.device.bar2.bytes;
+    mem.fill(0);
+    const data = new Uint8Array(BAR2_SIZE - 0x10).map((_, i) => (i * 29 + 1) & 0xff);
+    bench.device.calls.length = 0;
+    await client.regionWrite(PciRegion.BAR2, 0x10, data);
+    assert.deepEqual(mem.subarray(0x10), data);
+    assert.ok(bench.device.calls.includes('memory-write'), bench.device.calls.join());
+    assert.ok(!bench.device.calls.includes('write'), 'regionWrite did not run: the data landed in place');
+    mem.fill(0);
+    await assert.rejects(client.regionWrite(PciRegion.BAR2, 0x20, data), rejects('EINVAL'));
+    assert.ok(mem.every((b) => b === 0), 'nothing of the refused write landed');
+    // The session goes on.
+    assert.deepEqual([...(await client.regionRead(PciRegion.BAR0, 0, 2))], [0, 0]);
+  });
+
   it('out of range, a missing region, or more than max_data_xfer_size: EINVAL', async () => {
     await assert.rejects(client.regionRead(PciRegion.BAR0, BAR0_SIZE - 2, 4), rejects('EINVAL'));
     await assert.rejects(client.regionWrite(PciRegion.CONFIG, 256, bytes(1)), rejects('EINVAL'));

@@ -29,6 +29,12 @@ export interface Request {
   body: Uint8Array;
   /** fds that came with the command; see Session.takeFds */
   fds: number[];
+  /**
+   * A REGION_WRITE's data already received into the device's memory (the
+   * session placed it, having checked the write): `body` then holds only
+   * the access struct.
+   */
+  placed?: Uint8Array | null;
 }
 
 /** The state a handler works with: its client's session. */
@@ -64,6 +70,11 @@ export interface Session {
 
   /** Sends `message` as the reply to `req` (unless it asked for none), with `fds` that stay the caller's. */
   reply(req: Request, message: Uint8Array, fds?: readonly number[]): void;
+  /**
+   * Sends `head` then `body` as the reply to `req` (unless it asked for
+   * none), without joining them: a large read straight from device memory.
+   */
+  replyParts(req: Request, head: Uint8Array, body: Uint8Array): void;
   /** A header-only success reply. */
   replyEmpty(req: Request): void;
   /**

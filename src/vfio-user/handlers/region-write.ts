@@ -1,16 +1,25 @@
 /**
  * VFIO_USER_REGION_WRITE: the device takes the data as a view of the
  * received message (no copy); the 32-byte reply reuses the reply buffer.
- * Posted writes (NO_REPLY, as QEMU sends them) get no reply.
+ * Posted writes (NO_REPLY, as QEMU sends them) get no reply. A large write
+ * to plain device memory may have been received straight into it (the
+ * session placed it: Request.placed): it has landed, only the reply is left.
  */
-import { decodeRegionAccess } from '../decoder.js';
-import { Command } from '../protocol.js';
+import { u32 } from '../buffer-reader.js';
+import { decodeRegionAccess, decodeRegionWriteHead } from '../decoder.js';
+import { Command, Size } from '../protocol.js';
 import { writeRegionWriteReply } from '../serializer.js';
 import type { CommandHandler } from './handler.js';
 
 const SIZE = 32;
 
 export const regionWrite: CommandHandler = (session, req) => {
+  if (req.placed != null) {
+    const a = decodeRegionWriteHead(req.body, Size.REGION_ACCESS + u32(req.body, 12), session.decode, session.access);
+    writeRegionWriteReply(session.replyBuffer(SIZE), req.msgId, a.offset, a.region, a.count);
+    session.reply(req, session.replyView(SIZE));
+    return;
+  }
   const a = decodeRegionAccess(Command.REGION_WRITE, req.body, req.fds, session.decode, session.access);
   const { offset, region, count } = a;
   const result = session.file.regionWrite(region, offset, a.data);

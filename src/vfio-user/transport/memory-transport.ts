@@ -23,6 +23,7 @@ export class MemoryTransport implements Transport {
   onBroken: Transport['onBroken'] = () => {};
   onClose: Transport['onClose'] = () => {};
   onDrain: Transport['onDrain'] = () => {};
+  placeBody: Transport['placeBody'] = null;
 
   /**
    * The peer's side: each message the owner sent (a copy) with duplicates
@@ -46,6 +47,7 @@ export class MemoryTransport implements Transport {
   constructor(options: { maxMessageSize?: number } = {}) {
     this.#framer = new MessageFramer({
       onMessage: (frame) => this.onMessage(frame),
+      place: (header, head) => (this.placeBody === null ? null : this.placeBody(header, head)),
       ...(options.maxMessageSize !== undefined ? { maxMessageSize: options.maxMessageSize } : {}),
     });
   }

@@ -13,6 +13,7 @@ export class SocketTransport implements Transport {
   onBroken: Transport['onBroken'] = () => {};
   onClose: Transport['onClose'] = () => {};
   onDrain: Transport['onDrain'] = () => {};
+  placeBody: Transport['placeBody'] = null;
 
   readonly #socket: UnixSocket;
   readonly #framer: MessageFramer;
@@ -23,6 +24,7 @@ export class SocketTransport implements Transport {
     this.#socket = socket;
     this.#framer = new MessageFramer({
       onMessage: (frame) => this.onMessage(frame),
+      place: (header, head) => (this.placeBody === null ? null : this.placeBody(header, head)),
       ...(options.maxMessageSize !== undefined ? { maxMessageSize: options.maxMessageSize } : {}),
     });
     socket.onData = (chunk, fds) => this.#received(this.#framer.push(chunk, fds));

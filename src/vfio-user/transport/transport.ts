@@ -12,6 +12,7 @@
  */
 import type { VfioError } from '../../base/errors.js';
 import type { Frame, FramingError } from '../framer.js';
+import type { MessageHeader } from '../header.js';
 
 /**
  * What a daemon takeover moves of a transport to the next process (see
@@ -45,6 +46,12 @@ export interface Transport {
   onClose: (err?: VfioError) => void;
   /** Everything sent has left (pendingBytes went back to 0). */
   onDrain: () => void;
+  /**
+   * Where the rest of a large message may be received instead of a buffer
+   * of the transport's (the data of a write, straight into device memory):
+   * see FramerOptions.place. Null: never.
+   */
+  placeBody: ((header: MessageHeader, head: Uint8Array) => Uint8Array | null) | null;
 
   /** True once closed, whoever closed it. */
   readonly closed: boolean;

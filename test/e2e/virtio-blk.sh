@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The virtio-blk e2e (part of `npm run test:e2e`): uvfio's virtio-blk serves
+# a raw disk image to a real guest, whose own virtio_blk driver reads and
+# writes it; once with guest RAM shared (share=on: the daemon maps guest
+# memory from QEMU's fds) and once with private RAM (E2E_SHARE=off: every
+# DMA is a DMA_READ/DMA_WRITE message).
+#
+# For each mode:
+# 1. a 32 MiB image of known bytes (the "canary") in the QEMU chroot;
+# 2. the daemon up; a device defined on the virtio-blk parent with the image
+#    as its `path` attribute, started, and `uvfio list -v` must show it;
+# 3. the guest (test/e2e/guest/virtio-blk-test.sh) checks the driver binds,
+#    reads the canary, writes a 16 MiB pattern at 4 MiB with O_DIRECT and
+#    fsync plus the last sector, reads both back;
+# 4. the host checks the image is byte for byte the canary with exactly
+#    those writes; the device stops, the daemon exits 0 and logged no
+#    warning.
+#
+# Environment: VBLK_SHARES (default "on off"), VBLK_DEVICE=qemu (the same
+# guest test against QEMU's built-in virtio-blk-pci, no daemon: checks the
+# test itself), VBLK_TYPE (the virtio-blk type; default: the parent's
+# first), UVFIO_SHARED, E2E_TIMEOUT (default 300), E2E_NO_BUILD=1, E2E_KEEP=1,
+# and what boot-with-vfio-user.sh takes.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+SHARED=${UVFIO_SHARED:-$(cd "$ROOT/.." && pwd)/shared}
+E2E=$SHARED/e2e
+export E2E_TIMEOUT=${E2E_TIMEOUT:-300}
+SHARES=${VBLK_SHARES:-on off}
+DEVICE=${VBLK_DEVICE:-uvfio}
+IMG_MIB=32 SEEK_MIB=4 PATTERN_MIB=16
+
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+log() { printf '[e2e virtio-blk %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+T0=$(now)
+
+[ -x "$E2E/setup.sh" ] || { log "no $E2E/setup.sh: set UVFIO_SHARED"; exit 2; }
+[ "$(id -u)" = 0 ] || { log "must run as root (the QEMU chroot needs it)"; exit 2; }
+case "$DEVICE" in uvfio | qemu) ;; *) log "VBLK_DEVICE must be uvfio or qemu"; exit 2 ;; esac
+
+WORK=$(mktemp -d /tmp/uvfio-e2e-vblk.XXXXXX)
+CHROOT=${E2E_DIR:-/opt/e2e}/root
+# The image lives in the chroot, where QEMU's own device (VBLK_DEVICE=qemu) finds it too.
+IMGDIR=/e2e/vblk-$$
+UVFIO="node $ROOT/dist/src/cli/main.js"
+SERVER_PID=""
+# shellcheck source=test/e2e/lib.sh
+. "$ROOT/test/e2e/lib.sh"
+cleanup() {
+    uvfio_kill
+    rm -rf "${CHROOT:?}$IMGDIR"
+    if [ -n "${E2E_KEEP:-}" ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+e2e_prepare
+
+# What the guest writes, what the image holds before, and after.
+mkdir -p "$WORK/overlay/e2e" "$CHROOT$IMGDIR"
+IMG=$CHROOT$IMGDIR/disk.img
+e2e_gen uvfio-vblk-canary $((IMG_MIB << 20)) "$WORK/canary.img"
+e2e_gen uvfio-vblk-pattern $((PATTERN_MIB << 20)) "$WORK/overlay/e2e/pattern.bin"
+e2e_gen uvfio-vblk-tail 512 "$WORK/overlay/e2e/tail.bin"
+cp "$WORK/canary.img" "$WORK/expected.img"
+dd if="$WORK/overlay/e2e/pattern.bin" of="$WORK/expected.img" bs=1M seek=$SEEK_MIB conv=notrunc status=none
+dd if="$WORK/overlay/e2e/tail.bin" of="$WORK/expected.img" bs=512 seek=$(((IMG_MIB << 11) - 1)) conv=notrunc status=none
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+cp "$ROOT/test/e2e/guest/virtio-blk-lib.sh" "$WORK/overlay/e2e/"
+cat > "$WORK/overlay/e2e/virtio-blk.env" <<ENV
+VBLK_PCI=
+VBLK_BYTES=$((IMG_MIB << 20))
+VBLK_SEEK_MIB=$SEEK_MIB
+VBLK_CANARY_SHA256=$(head -c 1048576 "$WORK/canary.img" | sha256sum | cut -d' ' -f1)
+VBLK_PATTERN_SHA256=$(sha "$WORK/overlay/e2e/pattern.bin")
+VBLK_TAIL_SHA256=$(sha "$WORK/overlay/e2e/tail.bin")
+ENV
+
+# run_mode SHARE: one boot; status 0 when the guest and every host check passed.
+run_mode() {
+    local share=$1 rc=0 u="" sock=none qargs="" t
+    t=$(now)
+    cp "$WORK/canary.img" "$IMG"
+    if [ "$DEVICE" = uvfio ]; then
+        uvfio_up || { log "the uvfio daemon did not come up"; return 2; }
+        uvfio_vblk "$IMG" || return 2
+        u=$VBLK_UUID sock=$VBLK_SOCKET
+        $UVFIO list -v -u "$u" > "$WORK/list-$share.txt" 2>&1
+        grep -qF "$IMG" "$WORK/list-$share.txt" || { cat "$WORK/list-$share.txt" >&2; log "uvfio list -v does not show $IMG"; rc=1; }
+    else
+        qargs="-drive file=$IMGDIR/disk.img,if=none,id=d0,format=raw -device virtio-blk-pci,drive=d0,disable-legacy=on"
+    fi
+    E2E_SHARE=$share E2E_QUIET=1 E2E_LOG="$WORK/console-$share.log" E2E_OVERLAY="$WORK/overlay" \
+        E2E_QEMU_ARGS="${E2E_QEMU_ARGS:-} $qargs" \
+        "$E2E/boot-with-vfio-user.sh" "$sock" "$ROOT/test/e2e/guest/virtio-blk-test.sh" 2> "$WORK/boot-$share.err" || rc=$?
+    grep -E '^(VBLK|E2E-(PASS|FAIL))' "$WORK/console-$share.log" | sed "s/^/  [share=$share] /" >&2 || true
+    if [ "$rc" = 0 ]; then
+        if cmp "$IMG" "$WORK/expected.img" > "$WORK/cmp-$share.txt" 2>&1; then
+            log "share=$share: the image holds exactly the canary and the guest's writes"
+        else
+            log "share=$share: the image is not what the guest wrote: $(head -1 "$WORK/cmp-$share.txt")"
+            rc=1
+        fi
+    fi
+    if [ "$DEVICE" = uvfio ]; then
+        $UVFIO stop -u "$u" || { log "uvfio stop failed"; [ "$rc" = 0 ] && rc=1; }
+        uvfio_down || { log "the daemon did not exit 0 on SIGTERM"; [ "$rc" = 0 ] && rc=1; }
+        if uvfio_warnings > "$WORK/warn-$share.txt"; then
+            log "share=$share: the daemon logged warnings or errors:"; cat "$WORK/warn-$share.txt" >&2
+            [ "$rc" = 0 ] && rc=1
+        fi
+        rm -rf "$WORK/run" "$WORK/state"
+    fi
+    if [ "$rc" != 0 ]; then
+        log "---- console (share=$share) ----"; cat "$WORK/console-$share.log" >&2
+        log "---- boot ----"; cat "$WORK/boot-$share.err" >&2
+        [ "$DEVICE" = uvfio ] && { log "---- daemon ----"; tail -n 40 "$WORK/server.err" >&2; }
+    fi
+    log "share=$share: $([ "$rc" = 0 ] && echo PASS || echo "FAIL rc=$rc") in $(since "$t")s"
+    return "$rc"
+}
+
+rc=0
+for share in $SHARES; do
+    run_mode "$share" || { r=$?; [ "$rc" = 0 ] && rc=$r; }
+done
+if [ "$rc" = 0 ]; then
+    log "PASS: the guest's virtio_blk on $DEVICE's virtio-blk, share=${SHARES// /,} (total $(since "$T0")s)"
+else
+    log "FAIL (rc=$rc, total $(since "$T0")s)"
+fi
+exit "$rc"
