@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { PciRegion, VfioCore } from '../../src/core/index.js';
+import { PciIrq, PciRegion, VfioCore } from '../../src/core/index.js';
 import { MttyDevice } from '../../src/drivers/mtty/mtty-device.js';
 import { MAX_TRACES, TRACE_BACKLOG_BYTES, TraceFeed } from '../../src/daemon/trace-feed.js';
 import type { TraceEvent, TraceMessage } from '../../src/daemon/trace-record.js';
@@ -120,6 +120,21 @@ describe('TraceFeed', () => {
       client.close();
       await fixture.unregister();
     }
+  });
+
+  it('an interrupt a command raises comes after that command', async () => {
+    const client = await VfioUserClient.connect(server.socketPath(card.name)!);
+    await client.setIrqEventfds(PciIrq.INTX, 0, 1);
+    await client.regionWrite(0, 1, Uint8Array.of(0x00));
+    const got: TraceEvent[] = [];
+    const tap = new TraceFeed(core).tap(card.name, { emit: (e) => got.push(e), backlog: () => 0 });
+    await client.regionWrite(0, 1, Uint8Array.of(0x02)); // IER THRI: THR is empty, so the line rises at once
+    tap.close();
+    client.close();
+    assert.deepEqual(
+      got.map((e) => (e.type === 'message' ? `${e.cmd} ${e.register}` : e.type === 'interrupt' ? `interrupt ${e.irq}` : e.type)),
+      ['REGION_WRITE port0 IER', 'interrupt INTX'],
+    );
   });
 
   it(`at most ${MAX_TRACES} taps at once: EUSERS past it`, () => {
