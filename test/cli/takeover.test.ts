@@ -157,6 +157,28 @@ describe('uvfio daemon --takeover', () => {
     }
   });
 
+  it('MSI through the eventfd the new daemon adopted, the UART as it was', async () => {
+    const sb = box();
+    const old = await start(sb);
+    await ok(sb, ['start', '-p', 'mtty', '-t', 'mtty-1']);
+    const client = await VfioUserClient.connect((await list(sb))[0]!.socket!);
+    try {
+      const msi = await client.setIrqEventfds(PciIrq.MSI, 0, 1);
+      await client.regionWrite(PciRegion.BAR0, UART_REG.IER, Uint8Array.of(UART_IER.RDI));
+      await client.regionWrite(PciRegion.BAR0, UART_REG.TX, Uint8Array.of(0x61));
+      assert.equal(await msi.line(0).next(), 1n, 'MSI from the old daemon');
+      assert.deepEqual([...(await client.regionRead(PciRegion.BAR0, UART_REG.RX, 1))], [0x61]);
+      await start(sb, ['--takeover']);
+      assert.equal(await exited(old), 0);
+      const next = msi.line(0).next();
+      await client.regionWrite(PciRegion.BAR0, UART_REG.TX, Uint8Array.of(0x62));
+      assert.equal(await next, 1n, 'MSI from the new daemon');
+      assert.deepEqual([...(await client.regionRead(PciRegion.BAR0, UART_REG.RX, 1))], [0x62]);
+    } finally {
+      client.close();
+    }
+  });
+
   for (const [inject, what] of [
     ['adopt', 'fails while adopting (injected)'],
     ['exit', 'is killed just before the commit'],
