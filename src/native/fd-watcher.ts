@@ -9,9 +9,11 @@ export const READABLE = 1;
 export const WRITABLE = 2;
 
 /**
- * Watches one fd (a uv_poll_t; level-triggered). The callback runs as a
- * normal Node I/O callback: a throw becomes an uncaught exception, and
- * nextTicks and microtasks run right after it. On a poll error it receives
+ * Watches one fd (a uv_poll_t; level-triggered). The callback runs from
+ * the loop's poll phase: a throw becomes an uncaught exception, and the
+ * nextTicks and microtasks it leaves run in the same turn of the loop,
+ * before any setImmediate and before the loop waits again (after the other
+ * I/O callbacks of that turn: no callback scope is opened per call). On a poll error it receives
  * the events it watches, so the owner meets the real error in its syscall.
  *
  * An active watcher keeps the process alive (unless unref'd) and cannot be

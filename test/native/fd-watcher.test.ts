@@ -79,25 +79,29 @@ test('a stopped watcher nobody closed is freed by GC, releasing its fd', async (
   close(fd);
 });
 
-test('microtasks and nextTicks run right after the callback', async () => {
-  const fd = eventfd(0, { nonblock: true });
+test('microtasks and nextTicks run in the turn of the callback, before any setImmediate, with no other event to come', async () => {
+  const fds = [eventfd(0, { nonblock: true }), eventfd(0, { nonblock: true })];
   const order: string[] = [];
-  const w = new FdWatcher(fd, () => {
-    eventfdRead(fd);
-    w.stop();
-    order.push('callback');
-    void Promise.resolve().then(() => order.push('microtask'));
-    process.nextTick(() => order.push('tick'));
-    setImmediate(() => order.push('immediate'));
-  });
-  w.start(READABLE);
-  eventfdWrite(fd);
-  await until(() => order.length === 4, 'all four');
-  assert.equal(order[0], 'callback');
-  assert.deepEqual(order.slice(1, 3).sort(), ['microtask', 'tick']);
-  assert.equal(order[3], 'immediate', 'both ran before the loop moved on');
-  w.close();
-  close(fd);
+  const watchers = fds.map(
+    (fd, i) =>
+      new FdWatcher(fd, () => {
+        eventfdRead(fd);
+        watchers[i]!.stop();
+        order.push(`callback${i}`);
+        void Promise.resolve().then(() => order.push(`microtask${i}`));
+        process.nextTick(() => order.push(`tick${i}`));
+        setImmediate(() => order.push(`immediate${i}`));
+      }),
+  );
+  for (const w of watchers) w.start(READABLE);
+  // Both ready in one turn of the loop: both callbacks run in its poll phase.
+  for (const fd of fds) eventfdWrite(fd);
+  await until(() => order.length === 8, 'all eight');
+  assert.deepEqual(order.slice(0, 6).sort(), ['callback0', 'callback1', 'microtask0', 'microtask1', 'tick0', 'tick1']);
+  for (const i of [0, 1]) assert.ok(order.indexOf(`callback${i}`) < Math.min(order.indexOf(`microtask${i}`), order.indexOf(`tick${i}`)));
+  assert.deepEqual(order.slice(6).sort(), ['immediate0', 'immediate1'], 'ticks and microtasks ran before the loop moved on');
+  for (const w of watchers) w.close();
+  for (const fd of fds) close(fd);
 });
 
 test('a throw in the callback is an uncaught exception', () => {
