@@ -24,7 +24,7 @@
 # Environment: VB_MIB (256), VB_ROUNDS (5), VB_RR_SECS (2), VB_RR_OPS
 # (200000), VB_RR_JOBS (4; empty: depth 1 only), VB_CONTROL (1; empty: no
 # control disk), VB_SHARES ("on off"), VBLK_TYPE (the virtio-blk type;
-# default: the parent's first), VB_DEVICE=qemu (a third QEMU
+# default: the parent's read-write one), VB_DEVICE=qemu (a third QEMU
 # virtio-blk-pci in uvfio's place: checks the bench itself), UVFIO_SHARED,
 # E2E_TIMEOUT (default 900), E2E_NO_BUILD=1, E2E_KEEP=1.
 # Where other e2e runs share the machine: `flock /work/e2e.lock npm run bench:virtio`.

@@ -15,14 +15,20 @@
 // still in progress one look later: it sends the writing thread a signal
 // whose handler jumps out of the write. A write blocks only while the
 // counter is full, so a write cut short (like EAGAIN) means the reader
-// already has a wakeup pending. The watchdog sleeps while no write has
-// happened for kIdleLooks looks.
+// already has a wakeup pending. A write still in progress on a thread
+// that is runnable, not asleep, was only preempted (a busy host can keep
+// a thread off the CPU for many looks): it is left alone, since cutting
+// it short would call a counter full that is not, and could lose the
+// interrupt. The watchdog sleeps while no write has happened for
+// kIdleLooks looks.
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -51,6 +57,8 @@ int GuardSignal() { return SIGRTMIN + 7; }
 // One thread that signals eventfds (the main thread, a worker).
 struct Writer {
   pthread_t thread;
+  // Its kernel thread id, for /proc/self/task/TID/stat.
+  pid_t tid;
   // Odd while a write is in progress; only this thread changes it.
   std::atomic<uint64_t> seq{0};
   // The write the watchdog wants cut short (a value of seq).
@@ -85,6 +93,26 @@ void OnGuard(int, siginfo_t* info, void*) {
   siglongjmp(w->jump, 1);
 }
 
+// True when thread `tid` of this process is asleep (state S or D, as a
+// write to a full blocking eventfd is), false when it runs or waits for a
+// CPU (R) or its state cannot be read. Read from /proc only for a write
+// seen in progress at two looks, so never on the fast path.
+bool Asleep(pid_t tid) {
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(tid));
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  // "TID (comm) STATE ...": comm may hold spaces and parentheses, so the
+  // state follows the last ')'.
+  const char* paren = strrchr(buf, ')');
+  if (paren == nullptr || paren[1] != ' ') return false;
+  return paren[2] == 'S' || paren[2] == 'D';
+}
+
 void Watchdog() {
   int idle = 0;
   std::unique_lock<std::mutex> lock(registry_lock);
@@ -93,8 +121,8 @@ void Watchdog() {
     for (Writer* w : Writers()) {
       uint64_t s = w->seq.load(std::memory_order_acquire);
       if (s != w->seen) moved = true;
-      // In progress, and the same write as one look ago: cut it short.
-      if ((s & 1) != 0 && s == w->seen) {
+      // In progress, the same write as one look ago, and asleep in it: cut it short.
+      if ((s & 1) != 0 && s == w->seen && Asleep(w->tid)) {
         w->cut.store(s, std::memory_order_relaxed);
         union sigval v;
         v.sival_ptr = w;
@@ -177,6 +205,7 @@ struct ThreadWriter {
     if (int err = pthread_sigmask(SIG_UNBLOCK, &set, nullptr)) return error = err;
     writer = new Writer();
     writer->thread = pthread_self();
+    writer->tid = static_cast<pid_t>(syscall(SYS_gettid));
     Writers().push_back(writer);
     return error = 0;
   }

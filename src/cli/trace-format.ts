@@ -6,6 +6,7 @@
  *     0.012345 c3 > REGION_WRITE BAR0+0x3/1 port0 LCR = 0x80  ok 4.1us
  *     0.012400 c3 > REGION_READ config+0x4/2 COMMAND -> 0x0107  ok 2.0us
  *     0.013002 c3 < interrupt MSI[0]
+ *     0.013100 c3 < DMA write 0x7f000/512
  */
 import type { TraceEvent, TraceHeader, TraceMessage } from '../daemon/trace-record.js';
 
@@ -31,6 +32,8 @@ export function traceLine(e: TraceEvent): string {
             : `gone: ${e.reason}`;
       return `${t} c${e.client} ${what}`;
     }
+    case 'dma':
+      return `${t} c${e.client} < DMA ${e.op} ${e.iova}/${e.length}`;
     case 'dropped':
       return `${t} -- ${e.count} event${e.count === 1 ? '' : 's'} dropped: this reader fell behind`;
   }

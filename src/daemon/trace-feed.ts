@@ -1,7 +1,7 @@
 /**
  * The daemon's side of `uvfio trace`: taps on the vfio-user server's trace
- * channels (trace.ts), one per reader, each fed the events of one device
- * as trace lines. The channels are subscribed only while a tap is open, so
+ * channels (trace.ts) and the DMA channel (dma-trace.ts), one per reader,
+ * each fed the events of one device as trace lines. The channels are subscribed only while a tap is open, so
  * a daemon nobody traces builds no trace object and names no register.
  *
  * Bounded: a reader that does not keep up must not grow the daemon. Each
@@ -14,15 +14,17 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
 import { VfioError } from '../base/errors.js';
 import type { VfioCore } from '../core/vfio-core.js';
+import { DMA_CHANNEL, type DmaTrace } from '../iommufd/dma-trace.js';
 import {
   INTERRUPT_CHANNEL,
   MESSAGE_CHANNEL,
   SESSION_CHANNEL,
+  type DmaOwner,
   type InterruptTrace,
   type MessageTrace,
   type SessionTrace,
 } from '../vfio-user/trace.js';
-import { interruptRecord, messageRecord, sessionRecord, type TraceEvent } from './trace-record.js';
+import { dmaRecord, interruptRecord, messageRecord, sessionRecord, type TraceEvent } from './trace-record.js';
 
 /** Bytes of trace lines one reader may leave unread in the daemon before events are dropped. */
 export const TRACE_BACKLOG_BYTES = 4 * 1024 * 1024;
@@ -66,6 +68,11 @@ export class TraceFeed {
   readonly #onInterrupt = (i: unknown) =>
     this.#each((i as InterruptTrace).device, (tap, t) => interruptRecord(i as InterruptTrace, t, this.#core.device(tap.device)));
 
+  readonly #onDma = (d: unknown) => {
+    const owner = (d as DmaTrace).owner as DmaOwner | undefined;
+    if (owner?.device !== undefined) this.#each(owner.device, (_tap, t) => dmaRecord(d as DmaTrace, owner.client, t));
+  };
+
   constructor(core: VfioCore) {
     this.#core = core;
   }
@@ -92,12 +99,14 @@ export class TraceFeed {
         unsubscribe(MESSAGE_CHANNEL, this.#onMessage);
         unsubscribe(SESSION_CHANNEL, this.#onSession);
         unsubscribe(INTERRUPT_CHANNEL, this.#onInterrupt);
+        unsubscribe(DMA_CHANNEL, this.#onDma);
       },
     };
     if (this.#taps.size === 0) {
       subscribe(MESSAGE_CHANNEL, this.#onMessage);
       subscribe(SESSION_CHANNEL, this.#onSession);
       subscribe(INTERRUPT_CHANNEL, this.#onInterrupt);
+      subscribe(DMA_CHANNEL, this.#onDma);
     }
     this.#taps.add(tap);
     return tap;

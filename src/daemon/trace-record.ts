@@ -4,7 +4,7 @@
  * every command each client sent with its decoded fields, the register it
  * touched where the driver names it, the reply and its errno, the
  * server-side latency; sessions opening and closing; interrupts the device
- * raised; events dropped because the reader fell behind.
+ * raised and DMA it did; events dropped because the reader fell behind.
  *
  * Payloads are base64 up to PAYLOAD_INLINE_MAX bytes, so a recorded
  * session can be sent again byte for byte; a larger one is only its size
@@ -13,7 +13,9 @@
  */
 import { createHash } from 'node:crypto';
 import { errnoName } from '../base/errors.js';
+import { IrqSetFlags } from '../base/uapi.js';
 import type { VfioDevice } from '../core/device.js';
+import type { DmaTrace } from '../iommufd/dma-trace.js';
 import { u32, u64, u64n } from '../vfio-user/buffer-reader.js';
 import { Command, Size } from '../vfio-user/protocol.js';
 import type { InterruptTrace, MessageTrace, SessionTrace } from '../vfio-user/trace.js';
@@ -96,6 +98,17 @@ export interface TraceInterrupt {
   vector: number;
 }
 
+/** DMA the device did to the client's memory (a view: a window it keeps on it). */
+export interface TraceDma {
+  type: 'dma';
+  t: number;
+  client: number;
+  from: 'server';
+  op: 'read' | 'write' | 'view';
+  iova: string;
+  length: number;
+}
+
 /** Events the daemon dropped because the reader did not keep up. */
 export interface TraceDropped {
   type: 'dropped';
@@ -103,7 +116,7 @@ export interface TraceDropped {
   count: number;
 }
 
-export type TraceEvent = TraceMessage | TraceSession | TraceInterrupt | TraceDropped;
+export type TraceEvent = TraceMessage | TraceSession | TraceInterrupt | TraceDma | TraceDropped;
 export type TraceLine = TraceHeader | TraceEvent;
 
 /** How a trace ended (the `trace` request's result). */
@@ -190,6 +203,10 @@ export function interruptRecord(i: InterruptTrace, t: number, device: VfioDevice
   };
 }
 
+export function dmaRecord(d: DmaTrace, client: number, t: number): TraceDma {
+  return { type: 'dma', t, client, from: 'server', op: d.op, iova: hex(d.iova), length: d.length };
+}
+
 /** A driver's naming hook must not break the trace: a throw is no name. */
 function describe(device: VfioDevice, region: number, offset: number, count: number, write: boolean): string | undefined {
   try {
@@ -225,7 +242,13 @@ function decodeFields(m: MessageTrace, device: VfioDevice | undefined): Record<s
       return { index: u32(b, 8), irq: device?.irqName(u32(b, 8)) ?? `irq${u32(b, 8)}` };
     case Command.DEVICE_SET_IRQS:
       if (!has(Size.IRQ_SET)) break;
-      return { flags: u32(b, 4), index: u32(b, 8), irq: device?.irqName(u32(b, 8)) ?? `irq${u32(b, 8)}`, start: u32(b, 12), count: u32(b, 16) };
+      return {
+        action: flagName(u32(b, 4), IrqSetFlags.ACTION_TYPE_MASK, 'ACTION_'),
+        data: flagName(u32(b, 4), IrqSetFlags.DATA_TYPE_MASK, 'DATA_'),
+        irq: device?.irqName(u32(b, 8)) ?? `irq${u32(b, 8)}`,
+        start: u32(b, 12),
+        count: u32(b, 16),
+      };
     case Command.REGION_READ:
     case Command.REGION_WRITE: {
       if (!has(Size.REGION_ACCESS)) break;
@@ -249,6 +272,13 @@ function decodeFields(m: MessageTrace, device: VfioDevice | undefined): Record<s
       return {};
   }
   return { malformed: `${b.length} bytes are too few for ${commandSpelling(m.cmd)}` };
+}
+
+/** `unmask` for the ACTION_UNMASK bit of `flags` within `mask`: the uapi's name, lower case. */
+function flagName(flags: number, mask: number, prefix: string): string {
+  const bits = flags & mask;
+  const entry = Object.entries(IrqSetFlags).find(([k, v]) => k.startsWith(prefix) && !k.endsWith('_TYPE_MASK') && v === bits);
+  return entry === undefined ? hex(bits) : entry[0].slice(prefix.length).toLowerCase();
 }
 
 function hex(n: bigint | number): string {

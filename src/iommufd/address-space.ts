@@ -10,6 +10,7 @@ import { VfioError } from '../base/errors.js';
 import { DmaProt } from '../base/uapi.js';
 import type { DmaBacking } from './dma-backing.js';
 import { DirtyLog } from './dirty-log.js';
+import { dmaChannel } from './dma-trace.js';
 
 /** Largest IOVA end uvfio accepts: every address stays an exact JS number. */
 export const MAX_IOVA_END = 2 ** 53;
@@ -64,6 +65,8 @@ export class IoAddressSpace {
   private readonly mappings: DmaMapping[] = [];
   private readonly accesses = new Set<DmaAccess>();
   private destroyed = false;
+  /** Who this address space belongs to, as DMA traces name it (dma-trace.ts); set by its owner. */
+  traceOwner: unknown = undefined;
   /** What every mapping is counted against. */
   readonly budget: Budget;
 
@@ -348,23 +351,29 @@ export class DmaAccess {
   }
 
   read(iova: number, dest: Uint8Array): Promise<void> {
-    return this.live().read(iova, dest);
+    const done = this.live().read(iova, dest);
+    if (dmaChannel.hasSubscribers) this.traced(done, 'read', iova, dest.byteLength);
+    return done;
   }
   write(iova: number, src: Uint8Array): Promise<void> {
     const done = this.live().write(iova, src);
     this.dirty.wrote(iova, src.byteLength);
+    if (dmaChannel.hasSubscribers) this.traced(done, 'write', iova, src.byteLength);
     return done;
   }
   readSync(iova: number, dest: Uint8Array): void {
     this.live().readSync(iova, dest);
+    if (dmaChannel.hasSubscribers) this.publish('read', iova, dest.byteLength);
   }
   writeSync(iova: number, src: Uint8Array): void {
     this.live().writeSync(iova, src);
     this.dirty.wrote(iova, src.byteLength);
+    if (dmaChannel.hasSubscribers) this.publish('write', iova, src.byteLength);
   }
   view(iova: number, length: number, prot: number): Uint8Array {
     const v = this.live().view(iova, length, prot);
     if ((prot & DmaProt.WRITE) !== 0) this.dirty.viewed(iova, length);
+    if (dmaChannel.hasSubscribers) this.publish('view', iova, length);
     return v;
   }
 
@@ -388,5 +397,18 @@ export class DmaAccess {
   private live(): IoAddressSpace {
     if (!this.ioas) throw new VfioError('ENODEV', 'this DMA access was detached');
     return this.ioas;
+  }
+
+  /** Publishes an asynchronous access once it succeeded (a failed one did no DMA). */
+  private traced(done: Promise<void>, op: 'read' | 'write', iova: number, length: number): void {
+    const owner = this.ioas?.traceOwner;
+    done.then(
+      () => dmaChannel.publish({ owner, op, iova, length }),
+      () => {},
+    );
+  }
+
+  private publish(op: 'read' | 'write' | 'view', iova: number, length: number): void {
+    dmaChannel.publish({ owner: this.ioas?.traceOwner, op, iova, length });
   }
 }

@@ -11,3 +11,4 @@ export {
 } from './address-space.js';
 export { MemoryBacking, type DmaBacking, type DmaReach } from './dma-backing.js';
 export { DirtyLog, MAX_LOG_RANGES, MIN_DIRTY_PAGE, bitmapBytes, type DirtyRange } from './dirty-log.js';
+export { DMA_CHANNEL, dmaChannel, type DmaTrace } from './dma-trace.js';

@@ -15,19 +15,23 @@ export interface RegisterField {
 
 /**
  * The names of the fields `[offset, offset + size)` touches, joined by
- * commas; a field entered past its start is `NAME+k`. Undefined when it
- * touches none. `fields` must be in offset order.
+ * commas (`FIRST..LAST` past four); a field entered past its start is
+ * `NAME+k`. Undefined when it touches none. `fields` must be in offset order.
  */
 export function nameAccess(fields: readonly RegisterField[], offset: number, size: number): string | undefined {
-  let names: string | undefined;
+  const names: string[] = [];
   for (const f of fields) {
     if (f.offset >= offset + size) break;
     if (f.offset + f.size <= offset) continue;
-    const name = offset > f.offset ? `${f.name}+${offset - f.offset}` : f.name;
-    names = names === undefined ? name : `${names},${name}`;
+    names.push(offset > f.offset ? `${f.name}+${offset - f.offset}` : f.name);
   }
-  return names;
+  if (names.length === 0) return undefined;
+  // A dump of the whole header is no register: name its ends.
+  return names.length > MAX_NAMES ? `${names[0]}..${names[names.length - 1]}` : names.join(',');
 }
+
+/** More fields than this in one access are named by the first and last. */
+const MAX_NAMES = 4;
 
 /** Builds fields from `[name, size]` pairs laid end to end from `base` (a null name is a gap). */
 export function fieldsFrom(base: number, layout: ReadonlyArray<readonly [string | null, number]>, prefix = ''): RegisterField[] {

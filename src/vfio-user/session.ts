@@ -50,7 +50,7 @@ import type { Negotiated, ServerLimits } from './negotiation.js';
 import { Command, commandName, maxMessageSizeFor } from './protocol.js';
 import { writeEmptyReply, writeErrorReply } from './serializer.js';
 import { negotiatedFromState, negotiatedToState, type SessionState, type SocketState } from './session-state.js';
-import { interruptChannel, messageChannel, sessionChannel, type MessageTrace } from './trace.js';
+import { interruptChannel, messageChannel, sessionChannel, type DmaOwner, type InterruptTrace, type MessageTrace } from './trace.js';
 import { SocketTransport } from './transport/socket-transport.js';
 import type { Transport, TransportHandover } from './transport/transport.js';
 
@@ -154,6 +154,8 @@ export class VfioUserSession implements Session {
   /** The command being traced (only while someone subscribes). */
   #trace: MessageTrace | null = null;
   #traceStart = 0n;
+  /** Interrupts the traced command raised, published after it. */
+  #traceRaised: InterruptTrace[] = [];
 
   /** The session's own reply buffer (at most OWN_REPLY_MAX). */
   #ownReply = new Uint8Array(256);
@@ -389,6 +391,7 @@ export class VfioUserSession implements Session {
    */
   async #bind(negotiated: Negotiated, twin: () => void): Promise<void> {
     const ctx = new IommufdContext({ mappings: this.budgets.dmaMaps(negotiated.maxDmaMaps) });
+    ctx.ioas.traceOwner = { device: this.file.device.name, client: this.id } satisfies DmaOwner;
     this.iommufd = ctx;
     await this.file.bindIommufd(ctx);
     const shape = await SessionDeviceShape.load(this.file);
@@ -830,13 +833,17 @@ export class VfioUserSession implements Session {
     this.#trace = null;
     trace.latencyNs = Number(hrtime.bigint() - this.#traceStart);
     if (messageChannel.hasSubscribers) messageChannel.publish(trace);
+    if (this.#traceRaised.length === 0) return;
+    for (const event of this.#traceRaised.splice(0)) interruptChannel.publish(event);
   }
 
   #signalled(index: number, vector: number): void {
     this.counters.interrupts++;
-    if (interruptChannel.hasSubscribers) {
-      interruptChannel.publish({ device: this.file.device.name, client: this.id, index, vector });
-    }
+    if (!interruptChannel.hasSubscribers) return;
+    const event = { device: this.file.device.name, client: this.id, index, vector };
+    // Raised by the command being traced: published after it, cause before effect.
+    if (this.#trace !== null) this.#traceRaised.push(event);
+    else interruptChannel.publish(event);
   }
 }
 

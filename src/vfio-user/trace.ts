@@ -1,6 +1,7 @@
 /**
  * Trace points of the vfio-user server, as `node:diagnostics_channel`
- * channels: what `uvfio trace` and other observers subscribe to. A channel
+ * channels: what `uvfio trace` and other observers subscribe to (with
+ * the DMA channel of ../iommufd/dma-trace.ts, whose owners are DmaOwner). A channel
  * costs one `hasSubscribers` check per event while nobody listens; the
  * objects below (and the byte copies in them) are made only while someone
  * does. Subscribers run synchronously on the server's path: keep them quick,
@@ -86,7 +87,12 @@ export interface SessionClosedTrace {
 /** What SESSION_CHANNEL publishes. */
 export type SessionTrace = SessionOpenedTrace | SessionBoundTrace | SessionClosedTrace;
 
-/** An interrupt a device signalled to a client's eventfd (SET_IRQS ACTION_TRIGGER). */
+/**
+ * An interrupt a device signalled to a client's eventfd (SET_IRQS
+ * ACTION_TRIGGER). One raised while that client's command is served (and
+ * traced) is published just after the command's MessageTrace: cause, then
+ * effect. (DMA the command does is published as it happens, so before it.)
+ */
 export interface InterruptTrace {
   device: string;
   client: number;
@@ -94,6 +100,15 @@ export interface InterruptTrace {
   index: number;
   /** the vector (sub-index) within it */
   vector: number;
+}
+
+/**
+ * The owner a session gives its address space (IoAddressSpace.traceOwner):
+ * how the DMA channel of ../iommufd/dma-trace.ts names the device and client.
+ */
+export interface DmaOwner {
+  device: string;
+  client: number;
 }
 
 /** The channels themselves (the server publishes; anyone may subscribe by name). */

@@ -99,6 +99,13 @@ describe('uvfio trace and replay', () => {
     assert.equal(clean.code, 0, clean.stdout + clean.stderr);
     assert.match(clean.stdout, new RegExp(`^${messages.length} replies, no difference`, 'm'));
 
+    // Against a two-port card: the same answers on port 0, and it says what it ran against.
+    const other = await uvfio(sb, ['replay', file, '--type', 'mtty-2', '--json'], 30_000);
+    assert.equal(other.code, 0, other.stdout + other.stderr);
+    const outcome = JSON.parse(other.stdout) as { device: string; replies: number; difference?: unknown; notes: string[] };
+    assert.deepEqual([outcome.device, outcome.replies, outcome.difference], ['mtty/mtty-2', messages.length, undefined]);
+    assert.ok(outcome.notes.includes('replayed against mtty/mtty-2, recorded on mtty/mtty-1'));
+
     // One reply changed: the scratch register read back 5a, not a5.
     const scr = messages.indexOf(reads[0]!);
     const forged = lines.map((l) => {

@@ -44,20 +44,21 @@ uvfio_down() {
 
 # uvfio_kill: for an EXIT trap; SIGTERM, then SIGKILL after 5 s.
 uvfio_kill() {
-    [ -n "${SERVER_PID:-}" ] && kill -0 "$SERVER_PID" 2>/dev/null || return 0
+    [ -n "${SERVER_PID:-}" ] && kill -0 "$SERVER_PID" 2>/dev/null || { SERVER_PID=""; return 0; }
     kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || return 0; sleep 0.1; done
+    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || { SERVER_PID=""; return 0; }; sleep 0.1; done
     kill -KILL "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
 }
 
 # uvfio_vblk IMAGE: defines a device on the virtio-blk parent (type VBLK_TYPE,
-# or the parent's first) with IMAGE as its `path`, starts it and sets
+# or its read-write type, or its first) with IMAGE as its `path`, starts it and sets
 # VBLK_UUID and VBLK_SOCKET.
 uvfio_vblk() {
     local type=${VBLK_TYPE:-}
     [ -n "$type" ] || type=$($UVFIO types -p virtio-blk --json | node -e '
         const t = JSON.parse(require("fs").readFileSync(0, "utf8"));
-        console.log((Array.isArray(t) ? t : t.types ?? [])[0]?.type ?? "")')
+        console.log((t.find((x) => x.mdev_type.endsWith("-rw")) ?? t[0])?.mdev_type ?? "")')
     [ -n "$type" ] || { log "the daemon has no virtio-blk type"; return 1; }
     VBLK_UUID=$($UVFIO define -p virtio-blk -t "$type") &&
         $UVFIO modify -u "$VBLK_UUID" --addattr path --value "$1" > /dev/null &&

@@ -14,8 +14,12 @@
 #    found through sysfs, bytes loop back through each port, driven by
 #    interrupts. QEMU runs as another user in that group, as libvirt runs
 #    it, and `uvfio list --json` must show it attached with that uid;
-# 4. after the guest is gone, `uvfio stop` removes both cards, and the
-#    daemon exits cleanly on SIGTERM.
+# 4. both cards are traced (`uvfio trace --json`) from before the guest
+#    boots; after the guest is gone, `uvfio stop` removes both cards (which
+#    ends the traces), test/e2e/uart-probe.ts checks each trace holds the
+#    8250 driver's register accesses in order and the looped-back bytes,
+#    `uvfio replay` runs each against a fresh card with no difference, and
+#    the daemon exits cleanly on SIGTERM.
 #
 # Exits 0 when the guest passed, non-zero otherwise (also on a server that
 # never came up, a guest that hung, or a server that logged an error).
@@ -107,6 +111,17 @@ sockets=$($UVFIO list --json | node -e '
     if (socks.some((s) => !s)) { console.error("a started card has no socket"); process.exit(1); }
     console.log(socks.join(","));' "$u1" "$u2") || { log "uvfio list --json gave no sockets"; exit 2; }
 log "daemon up, cards $u1 (mtty-1) and $u2 (mtty-2) in $(since "$t")s: $sockets"
+# Both cards traced from before the guest boots (uvfio trace --json): what
+# its 8250 driver did is checked, then replayed, once the guest is gone.
+TRACE_PIDS=""
+for u in "$u1" "$u2"; do
+    $UVFIO trace -u "$u" --json -o "$WORK/$u.trace" 2> "$WORK/$u.trace.err" &
+    TRACE_PIDS="$TRACE_PIDS $!"
+done
+for _ in $(seq 100); do
+    [ "$(grep -c '"msg":"trace started"' "$WORK/server.err")" -ge 2 ] && break
+    sleep 0.1
+done
 
 # --- 4. guest, its QEMU as another user in the socket group ---------------------
 # boot-with-vfio-user.sh runs QEMU in its chroot as root, finding it through
@@ -154,6 +169,16 @@ if kill -0 "$SERVER_PID" 2>/dev/null; then
     $UVFIO stop -u "$u1" && $UVFIO stop -u "$u2" || { log "uvfio stop failed"; [ "$rc" = 0 ] && rc=1; }
     left=$($UVFIO list -p mtty --json | node -e 'console.log(JSON.parse(require("fs").readFileSync(0, "utf8")).length)')
     [ "$left" = 0 ] || { log "$left cards still listed after stop"; [ "$rc" = 0 ] && rc=1; }
+    # Stopping the cards ended their traces: the driver's probe must be in
+    # them, in order, and a fresh card must answer them the same.
+    for p in $TRACE_PIDS; do wait "$p" || { log "uvfio trace exited $?"; [ "$rc" = 0 ] && rc=1; }; done
+    n=1
+    for u in "$u1" "$u2"; do
+        cat "$WORK/$u.trace.err" >&2
+        node "$ROOT/dist/test/e2e/uart-probe.js" "$WORK/$u.trace" "$n" >&2 || { log "mtty-$n: the trace does not show the 8250 probe"; [ "$rc" = 0 ] && rc=1; }
+        $UVFIO replay "$WORK/$u.trace" >&2 || { log "mtty-$n: replay of the guest's trace found a difference"; [ "$rc" = 0 ] && rc=1; }
+        n=$((n + 1))
+    done
     kill -TERM "$SERVER_PID"
     drc=0; wait "$SERVER_PID" || drc=$?
     SERVER_PID=""

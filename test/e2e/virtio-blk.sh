@@ -16,10 +16,14 @@
 #    those writes; the device stops, the daemon exits 0 and logged no
 #    warning.
 #
-# Environment: VBLK_SHARES (default "on off"), VBLK_DEVICE=qemu (the same
+# Then a third boot (share=on) with the read-only type: the guest sees a
+# read-only disk, reads the canary, its write is refused, and the image is
+# the canary still.
+#
+# Environment: VBLK_MODES (default "on off ro"), VBLK_DEVICE=qemu (the same
 # guest test against QEMU's built-in virtio-blk-pci, no daemon: checks the
 # test itself), VBLK_TYPE (the virtio-blk type; default: the parent's
-# first), UVFIO_SHARED, E2E_TIMEOUT (default 300), E2E_NO_BUILD=1, E2E_KEEP=1,
+# read-write one), UVFIO_SHARED, E2E_TIMEOUT (default 300), E2E_NO_BUILD=1, E2E_KEEP=1,
 # and what boot-with-vfio-user.sh takes.
 set -euo pipefail
 
@@ -27,7 +31,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SHARED=${UVFIO_SHARED:-$(cd "$ROOT/.." && pwd)/shared}
 E2E=$SHARED/e2e
 export E2E_TIMEOUT=${E2E_TIMEOUT:-300}
-SHARES=${VBLK_SHARES:-on off}
+MODES=${VBLK_MODES:-on off ro}
 DEVICE=${VBLK_DEVICE:-uvfio}
 IMG_MIB=32 SEEK_MIB=4 PATTERN_MIB=16
 
@@ -68,7 +72,7 @@ dd if="$WORK/overlay/e2e/pattern.bin" of="$WORK/expected.img" bs=1M seek=$SEEK_M
 dd if="$WORK/overlay/e2e/tail.bin" of="$WORK/expected.img" bs=512 seek=$(((IMG_MIB << 11) - 1)) conv=notrunc status=none
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 cp "$ROOT/test/e2e/guest/virtio-blk-lib.sh" "$WORK/overlay/e2e/"
-cat > "$WORK/overlay/e2e/virtio-blk.env" <<ENV
+cat > "$WORK/virtio-blk.env" <<ENV
 VBLK_PCI=
 VBLK_BYTES=$((IMG_MIB << 20))
 VBLK_SEEK_MIB=$SEEK_MIB
@@ -77,56 +81,59 @@ VBLK_PATTERN_SHA256=$(sha "$WORK/overlay/e2e/pattern.bin")
 VBLK_TAIL_SHA256=$(sha "$WORK/overlay/e2e/tail.bin")
 ENV
 
-# run_mode SHARE: one boot; status 0 when the guest and every host check passed.
+# run_mode MODE: one boot (MODE: on, off, or ro: a read-only disk, share=on);
+# status 0 when the guest and every host check passed.
 run_mode() {
-    local share=$1 rc=0 u="" sock=none qargs="" t
+    local mode=$1 share=$1 ro=0 rc=0 u="" sock=none qargs="" t expected=$WORK/expected.img label="share=$1"
     t=$(now)
+    if [ "$mode" = ro ]; then share=on ro=1 expected=$WORK/canary.img label="read-only, share=on"; fi
     cp "$WORK/canary.img" "$IMG"
+    { cat "$WORK/virtio-blk.env"; echo "VBLK_RO=$ro"; } > "$WORK/overlay/e2e/virtio-blk.env"
     if [ "$DEVICE" = uvfio ]; then
-        uvfio_up || { log "the uvfio daemon did not come up"; return 2; }
-        uvfio_vblk "$IMG" || return 2
+        uvfio_up || { log "the uvfio daemon did not come up"; uvfio_kill; return 2; }
+        VBLK_TYPE=${VBLK_TYPE:-$([ "$ro" = 1 ] && echo virtio-blk-ro)} uvfio_vblk "$IMG" || { uvfio_kill; return 2; }
         u=$VBLK_UUID sock=$VBLK_SOCKET
-        $UVFIO list -v -u "$u" > "$WORK/list-$share.txt" 2>&1
-        grep -qF "$IMG" "$WORK/list-$share.txt" || { cat "$WORK/list-$share.txt" >&2; log "uvfio list -v does not show $IMG"; rc=1; }
+        $UVFIO list -v -u "$u" > "$WORK/list-$mode.txt" 2>&1
+        grep -qF "$IMG" "$WORK/list-$mode.txt" || { cat "$WORK/list-$mode.txt" >&2; log "uvfio list -v does not show $IMG"; rc=1; }
     else
-        qargs="-drive file=$IMGDIR/disk.img,if=none,id=d0,format=raw -device virtio-blk-pci,drive=d0,disable-legacy=on"
+        qargs="-drive file=$IMGDIR/disk.img,if=none,id=d0,format=raw,readonly=$([ "$ro" = 1 ] && echo on || echo off) -device virtio-blk-pci,drive=d0,disable-legacy=on"
     fi
-    E2E_SHARE=$share E2E_QUIET=1 E2E_LOG="$WORK/console-$share.log" E2E_OVERLAY="$WORK/overlay" \
+    E2E_SHARE=$share E2E_QUIET=1 E2E_LOG="$WORK/console-$mode.log" E2E_OVERLAY="$WORK/overlay" \
         E2E_QEMU_ARGS="${E2E_QEMU_ARGS:-} $qargs" \
-        "$E2E/boot-with-vfio-user.sh" "$sock" "$ROOT/test/e2e/guest/virtio-blk-test.sh" 2> "$WORK/boot-$share.err" || rc=$?
-    grep -E '^(VBLK|E2E-(PASS|FAIL))' "$WORK/console-$share.log" | sed "s/^/  [share=$share] /" >&2 || true
+        "$E2E/boot-with-vfio-user.sh" "$sock" "$ROOT/test/e2e/guest/virtio-blk-test.sh" 2> "$WORK/boot-$mode.err" || rc=$?
+    grep -E '^(VBLK|E2E-(PASS|FAIL))' "$WORK/console-$mode.log" | sed "s/^/  [$label] /" >&2 || true
     if [ "$rc" = 0 ]; then
-        if cmp "$IMG" "$WORK/expected.img" > "$WORK/cmp-$share.txt" 2>&1; then
-            log "share=$share: the image holds exactly the canary and the guest's writes"
+        if cmp "$IMG" "$expected" > "$WORK/cmp-$mode.txt" 2>&1; then
+            log "$label: the image is byte for byte what it should be"
         else
-            log "share=$share: the image is not what the guest wrote: $(head -1 "$WORK/cmp-$share.txt")"
+            log "$label: the image is not what the guest wrote: $(head -1 "$WORK/cmp-$mode.txt")"
             rc=1
         fi
     fi
     if [ "$DEVICE" = uvfio ]; then
         $UVFIO stop -u "$u" || { log "uvfio stop failed"; [ "$rc" = 0 ] && rc=1; }
         uvfio_down || { log "the daemon did not exit 0 on SIGTERM"; [ "$rc" = 0 ] && rc=1; }
-        if uvfio_warnings > "$WORK/warn-$share.txt"; then
-            log "share=$share: the daemon logged warnings or errors:"; cat "$WORK/warn-$share.txt" >&2
+        if uvfio_warnings > "$WORK/warn-$mode.txt"; then
+            log "$label: the daemon logged warnings or errors:"; cat "$WORK/warn-$mode.txt" >&2
             [ "$rc" = 0 ] && rc=1
         fi
         rm -rf "$WORK/run" "$WORK/state"
     fi
     if [ "$rc" != 0 ]; then
-        log "---- console (share=$share) ----"; cat "$WORK/console-$share.log" >&2
-        log "---- boot ----"; cat "$WORK/boot-$share.err" >&2
+        log "---- console ($label) ----"; cat "$WORK/console-$mode.log" >&2
+        log "---- boot ----"; cat "$WORK/boot-$mode.err" >&2
         [ "$DEVICE" = uvfio ] && { log "---- daemon ----"; tail -n 40 "$WORK/server.err" >&2; }
     fi
-    log "share=$share: $([ "$rc" = 0 ] && echo PASS || echo "FAIL rc=$rc") in $(since "$t")s"
+    log "$label: $([ "$rc" = 0 ] && echo PASS || echo "FAIL rc=$rc") in $(since "$t")s"
     return "$rc"
 }
 
 rc=0
-for share in $SHARES; do
-    run_mode "$share" || { r=$?; [ "$rc" = 0 ] && rc=$r; }
+for mode in $MODES; do
+    run_mode "$mode" || { r=$?; [ "$rc" = 0 ] && rc=$r; }
 done
 if [ "$rc" = 0 ]; then
-    log "PASS: the guest's virtio_blk on $DEVICE's virtio-blk, share=${SHARES// /,} (total $(since "$T0")s)"
+    log "PASS: the guest's virtio_blk on $DEVICE's virtio-blk: ${MODES// /, } (total $(since "$T0")s)"
 else
     log "FAIL (rc=$rc, total $(since "$T0")s)"
 fi

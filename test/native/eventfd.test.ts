@@ -144,3 +144,41 @@ test('a process that signalled an eventfd still exits once its watchdog sleeps',
   assert.equal(signal, null, 'the process had to be killed: it hung on its way out');
   assert.equal(code, 0);
 });
+
+test('eventfdSignal: a write whose thread was only preempted is not cut short', async () => {
+  // The watchdog cuts short a write it finds in progress at two looks
+  // (2 ms apart). On a busy host the writing thread can be kept off the
+  // CPU that long in the middle of a write that never blocks: cutting it
+  // then called a counter full that was not (and could lose the
+  // interrupt). Here three busy loops share CPU 0 with a process that
+  // signals a nonblocking eventfd, drained often, for 3 s: every signal
+  // must be DELIVERED (the old watchdog cut ~70 of ~350,000 short).
+  const native = new URL('../../src/native/index.js', import.meta.url).href;
+  const script = `
+    import { eventfd, eventfdSignal, eventfdRead, close } from ${JSON.stringify(native)};
+    const fd = eventfd(0, { nonblock: true });
+    let n = 0, other = 0;
+    for (const end = Date.now() + 3000; Date.now() < end; eventfdRead(fd)) {
+      for (let i = 0; i < 1000; i++, n++) if (eventfdSignal(fd) !== 0) other++;
+    }
+    close(fd);
+    console.log(JSON.stringify({ n, other }));
+  `;
+  const hogs = [0, 1, 2].map(() => spawn('taskset', ['-c', '0', process.execPath, '-e', 'for (;;);'], { stdio: 'ignore' }));
+  try {
+    const child = spawn('taskset', ['-c', '0', process.execPath, '--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const [code] = (await once(child, 'exit')) as [number | null];
+    clearTimeout(timer);
+    assert.equal(code, 0);
+    const { n, other } = JSON.parse(out) as { n: number; other: number };
+    assert.ok(n > 10_000, `only ${n} signals in 3 s`);
+    assert.equal(other, 0, `${other} of ${n} signals to a nonblocking eventfd far from full were not DELIVERED`);
+  } finally {
+    for (const h of hogs) h.kill('SIGKILL');
+  }
+});

@@ -93,5 +93,8 @@ describe('register names', () => {
     assert.equal(nameAccess(fields, 1, 2), 'A+1,B');
     assert.equal(nameAccess(fields, 4, 4), undefined);
     assert.equal(nameAccess(fields, 10, 1), 'C+2');
+    const many = Array.from({ length: 6 }, (_, i) => ({ offset: i, size: 1, name: `R${i}` }));
+    assert.equal(nameAccess(many, 0, 4), 'R0,R1,R2,R3');
+    assert.equal(nameAccess(many, 0, 6), 'R0..R5', 'a dump names its ends');
   });
 });

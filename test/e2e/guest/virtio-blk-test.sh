@@ -7,8 +7,10 @@
 # fsync (a FLUSH), plus one 512-byte sector at the very end, and read both
 # back with O_DIRECT. The host then checks the image byte for byte.
 #
+# With VBLK_RO=1 the disk must be read-only, and a write must be refused.
+#
 # /e2e/virtio-blk.env sets: VBLK_PCI (BDF, or empty: the only 1af4:1042),
-# VBLK_BYTES (image size), VBLK_SEEK_MIB, VBLK_CANARY_SHA256 (of the
+# VBLK_RO (0 or 1), VBLK_BYTES (image size), VBLK_SEEK_MIB, VBLK_CANARY_SHA256 (of the
 # image's first MiB), VBLK_PATTERN_SHA256, VBLK_TAIL_SHA256 (of
 # /e2e/tail.bin, the last sector's new content).
 . /e2e/virtio-blk.env
@@ -28,13 +30,22 @@ say "$disk: driver virtio_blk on virtio-pci, $(cat "/sys/block/$disk/size") sect
     "max_segments=$(cat $q/max_segments) max_sectors_kb=$(cat $q/max_sectors_kb) ro=$(cat "/sys/block/$disk/ro")" \
     "serial='$(cat "/sys/block/$disk/serial" 2>/dev/null)' mq=$(ls "/sys/block/$disk/mq" | wc -l)"
 [ "$(cat "/sys/block/$disk/size")" = $((VBLK_BYTES / 512)) ] || fail "$disk: $(cat "/sys/block/$disk/size") sectors, the image has $((VBLK_BYTES / 512))"
-[ "$(cat "/sys/block/$disk/ro")" = 0 ] || fail "$disk is read-only"
-grep -q "virtio" "/proc/interrupts" && grep "virtio" /proc/interrupts | sed 's/^ */VBLK irq: /'
+[ "$(cat "/sys/block/$disk/ro")" = "$VBLK_RO" ] || fail "$disk: ro=$(cat "/sys/block/$disk/ro"), the device should give $VBLK_RO"
+grep "virtio" /proc/interrupts | sed 's/^ */VBLK irq: /'
 
 # READ of what the host wrote.
 got=$(dd if="$dev" bs=1M count=1 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)
 [ "$got" = "$VBLK_CANARY_SHA256" ] || fail "first MiB reads as $got, the host wrote $VBLK_CANARY_SHA256"
 say "first MiB as the host wrote it"
+
+if [ "$VBLK_RO" = 1 ]; then
+    # A read-only disk: the kernel refuses the write; the host checks nothing changed.
+    out=$(dd if=/e2e/pattern.bin of="$dev" bs=1M count=1 seek="$VBLK_SEEK_MIB" oflag=direct conv=fsync,notrunc 2>&1) &&
+        fail "a write to the read-only $disk succeeded: $out"
+    say "read-only: the write was refused ($(echo "$out" | head -n 1))"
+    echo "VBLK-GUEST-DONE read-only"
+    exit 0
+fi
 
 # WRITE: the pattern with O_DIRECT in 1 MiB requests, then fsync (FLUSH).
 n=$(($(wc -c < /e2e/pattern.bin) / 1048576))
