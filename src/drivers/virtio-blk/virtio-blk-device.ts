@@ -158,7 +158,8 @@ export class VirtioBlkDevice extends VirtioPciDevice {
     const at = Number(position);
     await this.#gate.take(length);
     try {
-      const buf = new Uint8Array(length);
+      // Not zeroed: it reaches guest memory or the file only once wholly filled.
+      const buf: Uint8Array = Buffer.allocUnsafe(length);
       if (write) {
         await chain.read(HEADER_BYTES, buf);
         return await this.#io(async () => {
