@@ -235,8 +235,10 @@ describe('region access', () => {
     let release!: () => void;
     const held = lock.runAsync(() => new Promise<void>((r) => (release = r)));
     bench.device.calls.length = 0;
+    const received = (): number => bench.server.clients()[0]!.counters.messagesIn;
+    const before = received();
     const reading = client.regionRead(PciRegion.BAR2, 0, 32 * 1024);
-    await tick();
+    await until(() => received() > before, 'the read reached the server');
     release();
     await held;
     assert.deepEqual(await reading, mem.slice(0, 32 * 1024));
