@@ -256,6 +256,38 @@ describe('uvfio daemon --takeover', () => {
     assert.deepEqual(await list(sb), before, 'the old daemon serves on');
   });
 
+  it('two takeovers started at once: each one either serves or is refused with EBUSY; one daemon serves the same devices after', async () => {
+    const sb = box();
+    const old = await start(sb);
+    await ok(sb, ['start', '-p', 'mtty', '-t', 'mtty-1']);
+    const before = await list(sb);
+    const racers = [0, 1].map(() => spawn(process.execPath, [MAIN, 'daemon', '--no-defaults', '--takeover'], { env: sb.env, stdio: ['ignore', 'ignore', 'pipe'] }));
+    const outcomes = racers.map(
+      (c) =>
+        new Promise<{ code: number | null; stderr: string }>((resolve) => {
+          let stderr = '';
+          c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+          c.on('exit', (code) => resolve({ code, stderr }));
+        }),
+    );
+    try {
+      assert.equal(await exited(old, 15_000), 0, 'the old daemon handed over to one of them');
+      // A loser exits 1 with EBUSY; a winner serves until stopped (or hands over to the other in turn).
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const running = racers.filter((c) => c.exitCode === null);
+      assert.equal(running.length, 1, 'exactly one daemon serves');
+      for (const [i, c] of racers.entries()) {
+        if (c.exitCode === null) continue;
+        const o = await outcomes[i]!;
+        if (o.code === 1) assert.match(o.stderr, /uvfio: takeover failed \(EBUSY\)/);
+        else assert.equal(o.code, 0, `a racer that took over and then handed over exits 0 (${o.stderr})`);
+      }
+      assert.deepEqual(await list(sb), before);
+    } finally {
+      for (const c of racers) c.kill('SIGKILL');
+    }
+  });
+
   it('with no daemon running, --takeover fails with one line', async () => {
     const sb = box();
     const r = await uvfio(sb, ['daemon', '--no-defaults', '--takeover']);
