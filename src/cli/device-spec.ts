@@ -17,6 +17,8 @@ export function deviceSpecOptions(help: { parent: string; jsonfile: string; json
     typeOpt('its type'),
     jsonfileOpt(help.jsonfile),
     jsonOpt(help.json),
+    { name: 'addattr', value: 'NAME', help: 'with --value: a vendor attribute of the device (virtio-blk: path)' },
+    { name: 'value', value: 'VALUE', help: 'the value of --addattr' },
   ];
 }
 
@@ -25,6 +27,8 @@ export interface DeviceSpecArgs {
   parent?: string;
   type?: string;
   config?: ConfigJson;
+  addattr?: string;
+  value?: string;
 }
 
 /** The request arguments for the options given (the JSON file read and checked here). */
@@ -35,6 +39,8 @@ export function deviceSpecArgs(v: Values): DeviceSpecArgs {
     parent: str(v, 'parent'),
     type: str(v, 'type'),
     config: jsonfile === undefined ? undefined : readJsonFile(jsonfile),
+    addattr: str(v, 'addattr'),
+    value: str(v, 'value'),
   });
 }
 

@@ -305,6 +305,8 @@ export class Daemon {
   private async shutdown(reason: string): Promise<void> {
     const log = this.log;
     log.info('daemon stopping', { reason, devices: this.bus.devices().length });
+    // A takeover under way ends first: called off, we stop as usual; committed, the process exits.
+    await this.handOver?.idle();
     this.notifier.stopping(`stopping (${reason}): removing ${plural(this.bus.devices().length, 'device')}`);
     this.handOver?.close();
     await this.control.close();

@@ -57,6 +57,7 @@ export interface HandOverOptions {
 
 export class HandOver {
   #busy = false;
+  #idle: Array<() => void> = [];
 
   private constructor(
     private readonly listener: UnixServer,
@@ -80,6 +81,11 @@ export class HandOver {
 
   get fd(): number {
     return this.listener.fd;
+  }
+
+  /** Resolves once no takeover is under way (one that commits never lets it resolve: the process exits). */
+  idle(): Promise<void> {
+    return this.#busy ? new Promise((resolve) => this.#idle.push(resolve)) : Promise.resolve();
   }
 
   /** Stops listening; the socket file goes unless `keepFile` (a successor listens on it). */
@@ -198,6 +204,7 @@ export class HandOver {
       if (frozen) server.thaw();
       this.#busy = false;
       this.o.setBusy(false);
+      for (const resolve of this.#idle.splice(0)) resolve();
     }
   }
 }

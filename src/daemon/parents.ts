@@ -6,6 +6,7 @@
 import { MbochsDriver } from '../drivers/mbochs/index.js';
 import { MdpyDriver } from '../drivers/mdpy/index.js';
 import { MttyDriver } from '../drivers/mtty/index.js';
+import { VirtioBlkDriver } from '../drivers/virtio-blk/index.js';
 import type { MdevParentOptions } from '../mdev/index.js';
 
 export interface BuiltinParent extends MdevParentOptions {
@@ -26,5 +27,7 @@ export function builtinParents(params: ParentParams = {}): BuiltinParent[] {
     // The defaults are usable desktops: 1024x768, and up to 1920x1440 in 16 MiB.
     { name: 'mdpy', driver: new MdpyDriver(), defaultType: 'mdpy-xga' },
     { name: 'mbochs', driver: new MbochsDriver(params.mbochsPoolBytes === undefined ? {} : { poolBytes: params.mbochsPoolBytes }), defaultType: 'mbochs-medium' },
+    // No default device: each needs the image it serves (attribute path).
+    { name: 'virtio-blk', driver: new VirtioBlkDriver() },
   ];
 }

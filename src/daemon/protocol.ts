@@ -99,7 +99,8 @@ export interface ControlOps {
     result: { devices: MdevInfo[]; problems: string[] };
   };
   define: {
-    args: { uuid?: string; parent?: string; type?: string; auto?: boolean; config?: ConfigJson };
+    /** `addattr` with `value`: the definition's one attribute (more with modify). */
+    args: { uuid?: string; parent?: string; type?: string; auto?: boolean; addattr?: string; value?: string; config?: ConfigJson };
     /** `generated`: the UUID was made up here (mdevctl then prints it). */
     result: { device: MdevInfo; generated: boolean };
   };
@@ -108,7 +109,8 @@ export interface ControlOps {
     result: { removed: Array<{ uuid: string; parent: string }> };
   };
   start: {
-    args: { uuid?: string; parent?: string; type?: string; config?: ConfigJson };
+    /** `addattr` with `value`: an attribute of a transient device (started from --parent and --type). */
+    args: { uuid?: string; parent?: string; type?: string; addattr?: string; value?: string; config?: ConfigJson };
     result: { device: MdevInfo; generated: boolean };
   };
   stop: {

@@ -25,6 +25,7 @@ import {
   attrsToRecord,
   deleteAttr,
   parseConfig,
+  type MdevAttr,
   type MdevConfig,
   type MdevDefinition,
 } from './definition.js';
@@ -57,9 +58,9 @@ type DaemonOp = 'ping' | 'console';
 const SPECS: Record<Exclude<ControlOp, DaemonOp>, ArgSpec> = {
   types: { parent: 'string?' },
   list: { defined: 'boolean?', uuid: 'string?', parent: 'string?' },
-  define: { uuid: 'string?', parent: 'string?', type: 'string?', auto: 'boolean?', config: 'object?' },
+  define: { uuid: 'string?', parent: 'string?', type: 'string?', auto: 'boolean?', addattr: 'string?', value: 'text?', config: 'object?' },
   undefine: { uuid: 'string', parent: 'string?' },
-  start: { uuid: 'string?', parent: 'string?', type: 'string?', config: 'object?' },
+  start: { uuid: 'string?', parent: 'string?', type: 'string?', addattr: 'string?', value: 'text?', config: 'object?' },
   stop: { uuid: 'string', timeoutMs: 'index?', force: 'boolean?' },
   screenshot: { uuid: 'string', path: 'string' },
   migrate: { uuid: 'string', socket: 'string', precopyRounds: 'index?' },
@@ -243,8 +244,10 @@ export class MdevService {
     const generated = a.uuid === undefined;
     const uuid = generated ? randomUUID() : normalizeUuid(a.uuid);
     let def: MdevDefinition;
+    const attrs = attrArg(a);
     if (a.config !== undefined) {
       if (a.type !== undefined) throw new VfioError('EINVAL', '--type cannot be given with --jsonfile: the file names the type');
+      if (attrs.length > 0) throw new VfioError('EINVAL', '--addattr cannot be given with --jsonfile: the file\'s "attrs" say them');
       if (a.auto) throw new VfioError('EINVAL', '--auto cannot be given with --jsonfile: the file\'s "start" says it');
       if (a.parent === undefined) throw new VfioError('EINVAL', '--parent is needed to define a device from --jsonfile');
       def = { uuid, parent: a.parent, ...this.configArg(a.config) };
@@ -255,7 +258,7 @@ export class MdevService {
       if (parent === undefined) throw new VfioError('EINVAL', `no parent given for ${uuid} (--parent), and it is not running`);
       if (mdevType === undefined) throw new VfioError('EINVAL', `no type given for ${uuid} (--type)`);
       const same = running && running.parent.name === parent && running.type.id === mdevType;
-      def = { uuid, parent, mdevType, start: a.auto ? 'auto' : 'manual', attrs: same ? this.runningInfo(running).attrs : [] };
+      def = { uuid, parent, mdevType, start: a.auto ? 'auto' : 'manual', attrs: attrs.length > 0 ? attrs : same ? this.runningInfo(running).attrs : [] };
     }
     this.typeOf(def.parent, def.mdevType);
     this.store.insert(def);
@@ -278,12 +281,17 @@ export class MdevService {
     const generated = a.uuid === undefined;
     const uuid = generated ? randomUUID() : normalizeUuid(a.uuid);
     let target: MdevDefinition | undefined;
+    const attrs = attrArg(a);
     if (a.config !== undefined) {
       if (a.type !== undefined) throw new VfioError('EINVAL', '--type cannot be given with --jsonfile: the file names the type');
+      if (attrs.length > 0) throw new VfioError('EINVAL', '--addattr cannot be given with --jsonfile: the file\'s "attrs" say them');
       if (a.parent === undefined) throw new VfioError('EINVAL', '--parent is needed to start a device from --jsonfile');
       target = { uuid, parent: a.parent, ...this.configArg(a.config) };
     } else {
       if (!generated) target = this.definitionToStart(uuid, a.parent, a.type);
+      if (target !== undefined && attrs.length > 0) {
+        throw new VfioError('EINVAL', `${uuid} is defined: its attributes are the definition's (change them with modify --addattr)`);
+      }
       if (target === undefined) {
         if (a.parent === undefined || a.type === undefined) {
           throw new VfioError(
@@ -291,7 +299,7 @@ export class MdevService {
             `${generated ? 'a new device' : `${uuid} is not defined, so it`} needs --parent and --type to start`,
           );
         }
-        target = { uuid, parent: a.parent, mdevType: a.type, start: 'manual', attrs: [] };
+        target = { uuid, parent: a.parent, mdevType: a.type, start: 'manual', attrs };
       }
     }
     const mdev = await this.bus.create(uuid, this.typeOf(target.parent, target.mdevType), attrsToRecord(target.attrs, uuid));
@@ -502,4 +510,12 @@ function checkModifyOptions(a: ArgsOf<'modify'>): void {
   if (a.index !== undefined && a.addattr === undefined && !a.delattr) {
     throw new VfioError('EINVAL', '--index goes with --addattr or --delattr');
   }
+}
+
+/** define's and start's one attribute (--addattr NAME --value VALUE), as a list of attributes. */
+function attrArg(a: { addattr?: string; value?: string }): MdevAttr[] {
+  if (a.addattr === undefined && a.value === undefined) return [];
+  if (a.addattr === undefined) throw new VfioError('EINVAL', '--value goes with --addattr');
+  if (a.value === undefined) throw new VfioError('EINVAL', '--addattr needs --value');
+  return [{ name: a.addattr, value: a.value }];
 }

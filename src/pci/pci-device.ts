@@ -80,8 +80,8 @@ export interface PciCapabilityOptions {
   msix?: MsixOptions;
   /** A PCI Express endpoint (4 KiB config space); `flr` advertises Function Level Reset. */
   express?: Omit<ExpressOptions, 'onFlr'> & { flr?: boolean };
-  /** Bytes of a vendor-specific capability, after its 3-byte header. */
-  vendor?: Uint8Array;
+  /** Bytes of a vendor-specific capability, after its 3-byte header; several (virtio's) as a list, chained in order. */
+  vendor?: Uint8Array | readonly Uint8Array[];
 }
 
 /** The expansion ROM: its size (a power of two, 2 KiB and up) and contents. */
@@ -168,7 +168,8 @@ export abstract class VfioPciDevice extends VfioDevice {
     } else {
       this.express = undefined;
     }
-    if (caps.vendor) list.addVendorSpecific(caps.vendor);
+    const vendor = caps.vendor instanceof Uint8Array ? [caps.vendor] : (caps.vendor ?? []);
+    for (const data of vendor) list.addVendorSpecific(data);
     this.irqs = new PciInterrupts({
       config: cs,
       msi: this.msi,

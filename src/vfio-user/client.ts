@@ -86,7 +86,7 @@ export interface VfioUserClientOptions {
   twinSocket?: boolean;
   /** How long a reply may take (default 5000 ms; 0 waits forever). */
   timeoutMs?: number;
-  /** Layout of DMA_READ/WRITE data; default QEMU's for a 0.0 proposal, the spec's otherwise. */
+  /** Layout of DMA_READ/WRITE data; default the spec's (what QEMU 11.1 speaks too, though it proposes 0.0). */
   dmaLayout?: DmaLayout;
 }
 
@@ -189,7 +189,7 @@ export class VfioUserClient {
       const ownTwin = twinFd;
       twinFd = null; // UnixSocket takes it, and closes it if its constructor throws
       const twin = ownTwin === null ? null : new ClientChannel(new SocketTransport(new UnixSocket(ownTwin), { maxMessageSize: maxMessageSizeFor(maxXfer) }), { timeoutMs });
-      const layout = options.dmaLayout ?? (proposed.minor === 0 ? 'qemu' : 'spec');
+      const layout = options.dmaLayout ?? 'spec';
       return new VfioUserClient(main, twin, { major: reply.major, minor: reply.minor }, server, layout, maxXfer);
     } finally {
       closeFds(frame.fds);

@@ -15,8 +15,10 @@
  *  - counter full, fd made blocking again (a write had to be cut short,
  *    which costs the event loop that long): coalesced too, and every
  *    interrupt of that client is then deferred for a while (50 ms, doubling
- *    up to 5 s while it keeps happening): each notifier signalled meanwhile
- *    is signalled once when the while ends. So a client can cost the loop
+ *    up to 5 s while it keeps happening): each notifier signalled meanwhile,
+ *    and the one cut short (the watchdog also cuts short a write whose thread
+ *    was merely preempted, which may not have reached the counter), is
+ *    signalled once when the while ends. So a client can cost the loop
  *    at most one cut-short write per while, however many eventfds it has.
  */
 import { readlinkSync } from 'node:fs';
@@ -177,8 +179,14 @@ export class EventfdNotifier implements EventNotifier {
     }
     if (r === EventfdSignal.DELIVERED) return;
     this.coalesced++;
-    if (r === EventfdSignal.BLOCKED) this.#gate?.blocked();
-    else this.#gate?.full();
+    if (r === EventfdSignal.BLOCKED) {
+      this.#gate?.blocked();
+      // A write cut short may never have reached the counter (the thread
+      // was only preempted, on a busy host): signalled again when the while ends.
+      this.#gate?.defer(this);
+    } else {
+      this.#gate?.full();
+    }
   }
 
   close(): void {

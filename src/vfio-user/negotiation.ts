@@ -24,9 +24,12 @@ export interface ServerLimits extends ResourceLimits {
   /** set up a twin socket for a client that supports one */
   twinSocket: boolean;
   /**
-   * Layout of DMA_READ/DMA_WRITE data. 'auto': QEMU's (data at body offset
-   * 12) for clients that propose version 0.0, as QEMU 10.1 to 11.1 do; the
-   * spec's (offset 16) for every other minor (SPDK 0.1, libvfio-user 0.2).
+   * Layout of DMA_READ/DMA_WRITE data. 'auto': the spec's (data at body
+   * offset 16) for every client: QEMU 11.1.3, which proposes version 0.0,
+   * was measured live (a guest's virtio-blk over DMA messages) to read and
+   * write its data there too. 'qemu' (offset 12, after a 32-bit count, as
+   * QEMU's source declared the struct when its client was merged) stays
+   * for a client built that way.
    */
   dmaLayout: 'auto' | DmaLayout;
 }
@@ -95,7 +98,7 @@ export function negotiate(client: VersionMessage, limits: ServerLimits): Negotia
     clientMaxMsgFds: theirs.maxMsgFds,
     maxDmaMaps,
     twinSocket,
-    dmaLayout: limits.dmaLayout === 'auto' ? (client.minor === 0 ? 'qemu' : 'spec') : limits.dmaLayout,
+    dmaLayout: limits.dmaLayout === 'auto' ? 'spec' : limits.dmaLayout,
     writeMultiple: theirs.writeMultiple,
     // Without pgsizes in the proposal, the spec's default: 4 KiB pages.
     dmaPageSize: lowestBit(reply.pgsizes ?? CapabilityDefault.PGSIZES),

@@ -50,7 +50,7 @@ import type { Negotiated, ServerLimits } from './negotiation.js';
 import { Command, commandName, maxMessageSizeFor } from './protocol.js';
 import { writeEmptyReply, writeErrorReply } from './serializer.js';
 import { negotiatedFromState, negotiatedToState, type SessionState, type SocketState } from './session-state.js';
-import { interruptChannel, messageChannel, sessionChannel, type DmaOwner, type InterruptTrace, type MessageTrace } from './trace.js';
+import { interruptChannel, messageChannel, sessionChannel, type DmaOwner, type MessageTrace } from './trace.js';
 import { SocketTransport } from './transport/socket-transport.js';
 import type { Transport, TransportHandover } from './transport/transport.js';
 
@@ -154,8 +154,8 @@ export class VfioUserSession implements Session {
   /** The command being traced (only while someone subscribes). */
   #trace: MessageTrace | null = null;
   #traceStart = 0n;
-  /** Interrupts the traced command raised, published after it. */
-  #traceRaised: InterruptTrace[] = [];
+  /** What the traced command caused (interrupts, its session bound), published after it. */
+  #traceAfter: Array<() => void> = [];
 
   /** The session's own reply buffer (at most OWN_REPLY_MAX). */
   #ownReply = new Uint8Array(256);
@@ -377,7 +377,10 @@ export class VfioUserSession implements Session {
     const theirs = this.#twinPeerFd;
     this.#twinPeerFd = null;
     if (sessionChannel.hasSubscribers) {
-      sessionChannel.publish({ event: 'bound', device: this.file.device.name, client: this.id, version: negotiated.version, capabilities: negotiated.reply });
+      const bound = { event: 'bound', device: this.file.device.name, client: this.id, version: negotiated.version, capabilities: negotiated.reply } as const;
+      // VERSION bound the session: told after the VERSION it answers, when that is traced.
+      if (this.#trace !== null) this.#traceAfter.push(() => sessionChannel.publish(bound));
+      else sessionChannel.publish(bound);
     }
     return theirs;
   }
@@ -833,8 +836,8 @@ export class VfioUserSession implements Session {
     this.#trace = null;
     trace.latencyNs = Number(hrtime.bigint() - this.#traceStart);
     if (messageChannel.hasSubscribers) messageChannel.publish(trace);
-    if (this.#traceRaised.length === 0) return;
-    for (const event of this.#traceRaised.splice(0)) interruptChannel.publish(event);
+    if (this.#traceAfter.length === 0) return;
+    for (const publish of this.#traceAfter.splice(0)) publish();
   }
 
   #signalled(index: number, vector: number): void {
@@ -842,7 +845,7 @@ export class VfioUserSession implements Session {
     if (!interruptChannel.hasSubscribers) return;
     const event = { device: this.file.device.name, client: this.id, index, vector };
     // Raised by the command being traced: published after it, cause before effect.
-    if (this.#trace !== null) this.#traceRaised.push(event);
+    if (this.#trace !== null) this.#traceAfter.push(() => interruptChannel.publish(event));
     else interruptChannel.publish(event);
   }
 }

@@ -1,6 +1,7 @@
 /**
  * `npm run bench` kept alive: every row of the benchmark runs once with
- * small counts (BENCH_SMOKE=1: nothing is written to BENCHMARKS.md). It
+ * small counts (BENCH_SMOKE=1: nothing is written to BENCHMARKS.md); and
+ * bench/takeover.js, one takeover of its small setup. It
  * checks that each measurement comes out a number, not how fast: timings
  * are not tests on a shared machine.
  */
@@ -11,6 +12,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const RUN = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
+const TAKEOVER = fileURLToPath(new URL('../../bench/takeover.js', import.meta.url));
 const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
 const ROWS = [
@@ -40,5 +42,13 @@ describe('bench smoke', () => {
       for (const v of [raw, uv, ratio]) assert.ok(Number.isFinite(Number(v)) && Number(v) > 0, `${name}: ${line}`);
     }
     assert.match(r.stdout, /100 devices \+ 100 idle clients \(MiB\) \| \| \d+\.\d/);
+  });
+
+  it('bench/takeover.js measures a pause for the 3-device setup', () => {
+    const r = spawnSync(process.execPath, [TAKEOVER, '1'], { env: { ...process.env, BENCH_SMOKE: '1' }, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const m = /setup=3-devices devices=3 clients=3 rounds=1 pause_ms_median=(\d+\.\d) .*freeze_to_commit_ms_median=(\d+)/.exec(r.stdout);
+    assert.ok(m, r.stdout);
+    assert.ok(Number(m[1]) > 0 && Number(m[2]) > 0, r.stdout);
   });
 });

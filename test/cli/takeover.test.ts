@@ -24,6 +24,7 @@ interface Dev {
   mdev_type: string;
   socket?: string;
   vnc?: string;
+  clients?: unknown[];
 }
 
 const daemons: Daemon[] = [];
@@ -157,6 +158,28 @@ describe('uvfio daemon --takeover', () => {
     }
   });
 
+  it('MSI through the eventfd the new daemon adopted, the UART as it was', async () => {
+    const sb = box();
+    const old = await start(sb);
+    await ok(sb, ['start', '-p', 'mtty', '-t', 'mtty-1']);
+    const client = await VfioUserClient.connect((await list(sb))[0]!.socket!);
+    try {
+      const msi = await client.setIrqEventfds(PciIrq.MSI, 0, 1);
+      await client.regionWrite(PciRegion.BAR0, UART_REG.IER, Uint8Array.of(UART_IER.RDI));
+      await client.regionWrite(PciRegion.BAR0, UART_REG.TX, Uint8Array.of(0x61));
+      assert.equal(await msi.line(0).next(), 1n, 'MSI from the old daemon');
+      assert.deepEqual([...(await client.regionRead(PciRegion.BAR0, UART_REG.RX, 1))], [0x61]);
+      await start(sb, ['--takeover']);
+      assert.equal(await exited(old), 0);
+      const next = msi.line(0).next();
+      await client.regionWrite(PciRegion.BAR0, UART_REG.TX, Uint8Array.of(0x62));
+      assert.equal(await next, 1n, 'MSI from the new daemon');
+      assert.deepEqual([...(await client.regionRead(PciRegion.BAR0, UART_REG.RX, 1))], [0x62]);
+    } finally {
+      client.close();
+    }
+  });
+
   for (const [inject, what] of [
     ['adopt', 'fails while adopting (injected)'],
     ['exit', 'is killed just before the commit'],
@@ -171,6 +194,13 @@ describe('uvfio daemon --takeover', () => {
       try {
         await client.regionWrite(PciRegion.BAR0, SCR, Uint8Array.of(0x11));
         const r = uvfio({ ...sb, env: { ...sb.env, UVFIO_TAKEOVER_FAIL: inject } }, ['daemon', '--no-defaults', '--takeover'], 20_000);
+        // While the old daemon waits frozen for a commit that never comes, a new client connects: it waits in the backlog.
+        let late: Promise<VfioUserClient> | undefined;
+        if (inject === 'hang') {
+          await old.waitFor((l) => l.msg === 'takeover: handing over', 10_000);
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          late = VfioUserClient.connect(before[0]!.socket!, { timeoutMs: 10_000 });
+        }
         const done = await r;
         if (inject === 'adopt') {
           assert.equal(done.code, 1);
@@ -186,6 +216,12 @@ describe('uvfio daemon --takeover', () => {
         assert.deepEqual([...(await client.regionRead(PciRegion.BAR0, SCR, 1))], [0x11], 'and serves the same client');
         await client.regionWrite(PciRegion.BAR0, SCR, Uint8Array.of(0x22));
         assert.deepEqual([...(await client.regionRead(PciRegion.BAR0, SCR, 1))], [0x22]);
+        if (late) {
+          const c = await late;
+          assert.deepEqual([...(await c.regionRead(PciRegion.BAR0, SCR, 1))], [0x22], 'the client that connected meanwhile is served');
+          c.close();
+          for (let i = 0; i < 50 && (await list(sb))[0]!.clients!.length !== 1; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+        }
         assert.deepEqual(await list(sb), before);
         // And can still be taken over.
         await start(sb, ['--takeover']);
@@ -218,6 +254,38 @@ describe('uvfio daemon --takeover', () => {
     }
     await old.waitFor((l) => l.msg === 'takeover called off: serving on', 5000);
     assert.deepEqual(await list(sb), before, 'the old daemon serves on');
+  });
+
+  it('two takeovers started at once: each one either serves or is refused with EBUSY; one daemon serves the same devices after', async () => {
+    const sb = box();
+    const old = await start(sb);
+    await ok(sb, ['start', '-p', 'mtty', '-t', 'mtty-1']);
+    const before = await list(sb);
+    const racers = [0, 1].map(() => spawn(process.execPath, [MAIN, 'daemon', '--no-defaults', '--takeover'], { env: sb.env, stdio: ['ignore', 'ignore', 'pipe'] }));
+    const outcomes = racers.map(
+      (c) =>
+        new Promise<{ code: number | null; stderr: string }>((resolve) => {
+          let stderr = '';
+          c.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+          c.on('exit', (code) => resolve({ code, stderr }));
+        }),
+    );
+    try {
+      assert.equal(await exited(old, 15_000), 0, 'the old daemon handed over to one of them');
+      // A loser exits 1 with EBUSY; a winner serves until stopped (or hands over to the other in turn).
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const running = racers.filter((c) => c.exitCode === null);
+      assert.equal(running.length, 1, 'exactly one daemon serves');
+      for (const [i, c] of racers.entries()) {
+        if (c.exitCode === null) continue;
+        const o = await outcomes[i]!;
+        if (o.code === 1) assert.match(o.stderr, /uvfio: takeover failed \(EBUSY\)/);
+        else assert.equal(o.code, 0, `a racer that took over and then handed over exits 0 (${o.stderr})`);
+      }
+      assert.deepEqual(await list(sb), before);
+    } finally {
+      for (const c of racers) c.kill('SIGKILL');
+    }
   });
 
   it('with no daemon running, --takeover fails with one line', async () => {

@@ -121,7 +121,7 @@ describe('console server: state and requests', () => {
     const state = (await res.json()) as { types: Array<{ parent: string; type: string; availableInstances: number }>; devices: unknown[] };
     assert.deepEqual(
       [...new Set(state.types.map((t) => t.parent))],
-      ['mtty', 'mdpy', 'mbochs'],
+      ['mtty', 'mdpy', 'mbochs', 'virtio-blk'],
     );
     assert.ok(state.types.every((t) => t.availableInstances > 0));
     assert.deepEqual(state.devices, []);

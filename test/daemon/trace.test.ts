@@ -6,13 +6,14 @@
  * card, unmodified and with one reply changed.
  */
 import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { PciIrq, PciRegion } from '../../src/base/uapi.js';
 import type { TraceHeader, TraceInterrupt, TraceLine, TraceMessage, TraceSession } from '../../src/daemon/trace-record.js';
 import { VfioUserClient } from '../../src/vfio-user/client.js';
-import { Daemon, okJson, sandbox, uvfio, type Sandbox } from '../cli/harness.js';
+import { Daemon, MAIN, okJson, sandbox, uvfio, type Sandbox } from '../cli/harness.js';
 import { until } from '../support/until.js';
 
 const U = '7ace0000-1b4b-45ef-ad62-de05be9171df';
@@ -23,7 +24,16 @@ after(() => {
   for (const s of sandboxes) s.remove();
 });
 
-/** What a guest's 8250 driver does first: divisor, 8N1, interrupts, scratch, then a look at IIR and config space. */
+/** A daemon of its own, left behind by no test. */
+async function daemonUp(): Promise<{ sb: Sandbox; daemon: Daemon }> {
+  const sb = sandbox();
+  sandboxes.push(sb);
+  const daemon = await Daemon.start(sb, ['--no-defaults']);
+  daemons.push(daemon);
+  return { sb, daemon };
+}
+
+/** A driver's first accesses: divisor, 8N1, interrupts, the scratch register, then a look at IIR and config space. */
 async function drive(client: VfioUserClient): Promise<void> {
   const w = (offset: number, value: number) => client.regionWrite(0, offset, Uint8Array.of(value));
   await client.setIrqEventfds(PciIrq.INTX, 0, 1);
@@ -42,10 +52,7 @@ async function drive(client: VfioUserClient): Promise<void> {
 
 describe('uvfio trace and replay', () => {
   it('traces every message with register names, as JSON lines and human lines; replay finds no difference, then the one injected', async () => {
-    const sb = sandbox();
-    sandboxes.push(sb);
-    const daemon = await Daemon.start(sb, ['--no-defaults']);
-    daemons.push(daemon);
+    const { sb, daemon } = await daemonUp();
     const { socket } = await okJson<{ socket: string }>(sb, ['start', '-u', U, '-p', 'mtty', '-t', 'mtty-1']);
     const file = join(sb.dir, 'probe.trace');
     const jsonTrace = uvfio(sb, ['trace', '-u', U, '--json', '-o', file], 30_000);
@@ -86,6 +93,8 @@ describe('uvfio trace and replay', () => {
     assert.deepEqual([set.fields.irq, set.fds], ['INTX', 1]);
     const sessions = lines.filter((l): l is TraceSession => l.type === 'session').map((s) => s.event);
     assert.deepEqual(sessions, ['opened', 'bound', 'closed']);
+    const boundAt = lines.findIndex((l) => l.type === 'session' && l.event === 'bound');
+    assert.equal(lines[boundAt - 1], messages[0], 'bound comes right after the VERSION that bound it');
     const irqs = lines.filter((l): l is TraceInterrupt => l.type === 'interrupt');
     assert.ok(irqs.length > 0 && irqs.every((i) => i.irq === 'INTX' && i.from === 'server'), 'IER THRI raised INTx, and the trace shows it');
 
@@ -127,11 +136,25 @@ describe('uvfio trace and replay', () => {
     assert.ok(daemon.logs.some((l) => l.msg === 'trace ended' && l.reason === 'the device stopped'));
   });
 
+  it('trace into a pipe its reader closed ends quietly, saying so', async () => {
+    const { sb, daemon } = await daemonUp();
+    const { socket } = await okJson<{ socket: string }>(sb, ['start', '-u', U, '-p', 'mtty', '-t', 'mtty-1']);
+    const child = spawn(process.execPath, [MAIN, 'trace', '-u', U], { env: sb.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    await until(() => daemon.logs.some((l) => l.msg === 'trace started'), 'the trace to start', 10_000);
+    child.stdout.destroy(); // `uvfio trace | head -0`
+    const client = await VfioUserClient.connect(socket);
+    for (let i = 0; i < 20 && child.exitCode === null; i++) await client.regionRead(0, 5, 1);
+    client.close();
+    assert.equal(await exited, 0, stderr);
+    assert.match(stderr, /^uvfio: trace 7ace0000-\S+: \d+ events; the output was closed$/m);
+    await until(() => daemon.logs.some((l) => l.msg === 'trace ended'), 'the daemon to end the trace', 10_000);
+  });
+
   it('trace of a device that is not running fails in one line; replay of a file that is not a JSON trace says how to record one', async () => {
-    const sb = sandbox();
-    sandboxes.push(sb);
-    const daemon = await Daemon.start(sb, ['--no-defaults']);
-    daemons.push(daemon);
+    const { sb } = await daemonUp();
     const r = await uvfio(sb, ['trace', '-u', U]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^uvfio: 7ace0000-\S+ is not running\n$/);

@@ -121,7 +121,7 @@ describe('DMA through mapped memory', () => {
 describe('DMA through messages', () => {
   for (const mode of [
     { name: 'main socket, spec layout', options: {} },
-    { name: 'main socket, QEMU layout (0.0)', options: { version: { major: 0, minor: 0 } } },
+    { name: "main socket, QEMU's proposal (0.0)", options: { version: { major: 0, minor: 0 } } },
     { name: 'twin socket', options: { twinSocket: true } },
   ]) {
     it(`the device reaches memory the server cannot map (${mode.name})`, async () => {
@@ -192,22 +192,22 @@ describe('DMA through messages', () => {
     c.close();
   });
 
-  it("QEMU's layout on the wire: count u32 at 8, data at 12, header-only DMA_WRITE reply", async () => {
+  it("QEMU's proposal (0.0) gets the spec's layout, as QEMU 11.1.3 speaks it live: count u64 at 8, data at 16", async () => {
     const peer = await rawWithMapping(0x1000n, QEMU_PROPOSAL, 0);
     const dma = bench.device.dma!;
     const writing = dma.write(0x1010, new Uint8Array([0xa1, 0xa2, 0xa3]));
     const w = (await peer.next())!;
     assert.deepEqual([w.cmd, w.size, w.body.length], [Command.DMA_WRITE, 32 + 3, 16 + 3]);
     const v = new DataView(w.body.buffer, w.body.byteOffset);
-    assert.deepEqual([Number(v.getBigUint64(0, true)), v.getUint32(8, true)], [0x1010, 3]);
-    assert.deepEqual([...w.body.subarray(12, 15)], [0xa1, 0xa2, 0xa3]);
+    assert.deepEqual([Number(v.getBigUint64(0, true)), Number(v.getBigUint64(8, true))], [0x1010, 3]);
+    assert.deepEqual([...w.body.subarray(16, 19)], [0xa1, 0xa2, 0xa3]);
     peer.write(encodeEmptyReply(w.msgId, Command.DMA_WRITE));
     await writing;
     const dest = new Uint8Array(2);
     const reading = dma.read(0x1020, dest);
     const r = (await peer.next())!;
     assert.deepEqual([r.cmd, r.size], [Command.DMA_READ, 32]);
-    peer.write(encodeDmaReadReply(r.msgId, 0x1020n, new Uint8Array([0xc1, 0xc2]), 'qemu'));
+    peer.write(encodeDmaReadReply(r.msgId, 0x1020n, new Uint8Array([0xc1, 0xc2]), 'spec'));
     await reading;
     assert.deepEqual([...dest], [0xc1, 0xc2]);
     peer.close();

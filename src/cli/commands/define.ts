@@ -6,7 +6,7 @@ export const defineCommand: Command = {
   name: 'define',
   summary: 'define a persistent device',
   synopsis: [
-    'define [-u UUID] -p PARENT (-t TYPE [-a] | --jsonfile FILE) [--json]',
+    'define [-u UUID] -p PARENT (-t TYPE [-a] [--addattr NAME --value VALUE] | --jsonfile FILE) [--json]',
     'define -u UUID                     (a running device, as it runs)',
   ],
   description: `Store a device definition. Without --uuid one is generated and printed.
@@ -23,6 +23,7 @@ attributes. Running devices are not affected. Works without a daemon.`,
   examples: [
     { command: 'uvfio define -p mtty -t mtty-2 --auto', says: 'a persistent two-port card the daemon starts at every start; prints its UUID' },
     { command: 'uvfio define -p mtty --jsonfile dev.json', says: "a new device from an mdevctl configuration file" },
+    { command: 'uvfio define -p virtio-blk -t virtio-blk-rw --addattr path --value /srv/disk.img', says: 'a disk serving a raw image; more attributes with modify --addattr' },
   ],
   async run(ctx, v) {
     const result = await ctx.call('define', { ...deviceSpecArgs(v), ...given({ auto: flag(v, 'auto') }) });

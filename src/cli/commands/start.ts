@@ -7,7 +7,7 @@ export const startCommand: Command = {
   summary: 'start a defined device, or a transient one',
   synopsis: [
     'start -u UUID [-p PARENT]                  (a defined device)',
-    'start [-u UUID] -p PARENT -t TYPE           (a transient device)',
+    'start [-u UUID] -p PARENT -t TYPE [--addattr NAME --value VALUE]   (a transient device)',
     'start [-u UUID] -p PARENT --jsonfile FILE   (a transient device from a file)',
   ],
   description: `Start a device and serve it on its own socket (see "uvfio list"). A UUID
@@ -22,6 +22,7 @@ Without --uuid one is generated and printed.`,
   examples: [
     { command: 'uvfio start -p mtty -t mtty-1', says: 'a transient one-port serial card; prints its new UUID' },
     { command: 'uvfio start -u UUID', says: 'start a defined device' },
+    { command: 'uvfio start -p virtio-blk -t virtio-blk-ro --addattr path --value /srv/disk.img', says: 'a transient read-only disk serving an image' },
   ],
   async run(ctx, v) {
     printDefinedOrStarted(ctx, v, await ctx.call('start', deviceSpecArgs(v)));

@@ -47,8 +47,17 @@ Nothing is recorded, and nothing costs, while nobody traces.`,
     }
     let events = 0;
     let dropped = 0;
-    const write = (line: string) => writeSync(fd, `${line}\n`);
     const summary = (reason: string) => ctx.say(`trace ${uuid}: ${events} events${dropped > 0 ? `, ${dropped} dropped` : ''}; ${reason}`);
+    const write = (line: string) => {
+      try {
+        writeSync(fd, `${line}\n`);
+      } catch (err) {
+        // `uvfio trace | head`: the reader has what it wanted.
+        if ((err as { code?: string }).code !== 'EPIPE') throw err;
+        summary('the output was closed');
+        process.exit(0);
+      }
+    };
     // Ctrl-C is the usual end: what was written stays, and says so.
     const interrupted = () => {
       summary('interrupted');
