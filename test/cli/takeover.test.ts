@@ -266,7 +266,7 @@ describe('uvfio daemon --takeover', () => {
       (c) =>
         new Promise<{ code: number | null; stderr: string }>((resolve) => {
           let stderr = '';
-          c.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+          c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
           c.on('exit', (code) => resolve({ code, stderr }));
         }),
     );
