@@ -84,20 +84,22 @@ ENV
 # run_mode MODE: one boot (MODE: on, off, or ro: a read-only disk, share=on);
 # status 0 when the guest and every host check passed.
 run_mode() {
-    local mode=$1 share=$1 ro=0 rc=0 u="" sock=none qargs="" t expected=$WORK/expected.img label="share=$1"
+    local mode=$1 share=$1 ro=0 rc=0 u="" sock=none qargs="" serial="" t expected=$WORK/expected.img label="share=$1"
     t=$(now)
     if [ "$mode" = ro ]; then share=on ro=1 expected=$WORK/canary.img label="read-only, share=on"; fi
     cp "$WORK/canary.img" "$IMG"
-    { cat "$WORK/virtio-blk.env"; echo "VBLK_RO=$ro"; } > "$WORK/overlay/e2e/virtio-blk.env"
     if [ "$DEVICE" = uvfio ]; then
         uvfio_up || { log "the uvfio daemon did not come up"; uvfio_kill; return 2; }
         VBLK_TYPE=${VBLK_TYPE:-$([ "$ro" = 1 ] && echo virtio-blk-ro)} uvfio_vblk "$IMG" || { uvfio_kill; return 2; }
         u=$VBLK_UUID sock=$VBLK_SOCKET
         $UVFIO list -v -u "$u" > "$WORK/list-$mode.txt" 2>&1
         grep -qF "$IMG" "$WORK/list-$mode.txt" || { cat "$WORK/list-$mode.txt" >&2; log "uvfio list -v does not show $IMG"; rc=1; }
+        # GET_ID: the device's name, dashes removed, 20 bytes at most.
+        serial=$(echo "$u" | tr -d - | cut -c1-20)
     else
         qargs="-drive file=$IMGDIR/disk.img,if=none,id=d0,format=raw,readonly=$([ "$ro" = 1 ] && echo on || echo off) -device virtio-blk-pci,drive=d0,disable-legacy=on"
     fi
+    { cat "$WORK/virtio-blk.env"; echo "VBLK_RO=$ro"; echo "VBLK_SERIAL=$serial"; } > "$WORK/overlay/e2e/virtio-blk.env"
     E2E_SHARE=$share E2E_QUIET=1 E2E_LOG="$WORK/console-$mode.log" E2E_OVERLAY="$WORK/overlay" \
         E2E_QEMU_ARGS="${E2E_QEMU_ARGS:-} $qargs" \
         "$E2E/boot-with-vfio-user.sh" "$sock" "$ROOT/test/e2e/guest/virtio-blk-test.sh" 2> "$WORK/boot-$mode.err" || rc=$?

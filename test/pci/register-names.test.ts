@@ -2,13 +2,17 @@
  * What `uvfio trace` calls the registers an access touches: config space
  * fields (header and capabilities), the MSI-X table, and the names drivers
  * give their BARs (mtty's UART registers as DLAB selects them, mbochs's
- * dispi registers).
+ * dispi registers, virtio's common configuration).
  */
 import { strict as assert } from 'node:assert';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { PciRegion, VfioCore } from '../../src/core/index.js';
 import { MbochsDevice } from '../../src/drivers/mbochs/index.js';
 import { createMttyDevice } from '../../src/drivers/mtty/mtty-device.js';
+import { FileBackend, VirtioBlkDevice } from '../../src/drivers/virtio-blk/index.js';
 import { nameAccess } from '../../src/pci/index.js';
 
 const CONFIG = PciRegion.CONFIG;
@@ -80,6 +84,28 @@ describe('register names', () => {
       assert.equal(dev.describeAccess(0, 0x1000, 4, true), undefined, 'video memory has no registers');
     } finally {
       dev.release();
+    }
+  });
+
+  it('virtio: common configuration fields, ISR, device configuration and notifications in BAR0', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'uvfio-names-'));
+    const image = join(dir, 'disk.img');
+    writeFileSync(image, new Uint8Array(4096));
+    const backend = await FileBackend.open(image, true);
+    const dev = new VirtioBlkDevice({ name: 'names-vblk', core: new VfioCore(), backend });
+    try {
+      const name = (offset: number, size: number) => dev.describeAccess(0, offset, size, true);
+      assert.equal(name(0x0000, 4), 'common DEVICE_FEATURE_SELECT');
+      assert.equal(name(0x0014, 1), 'common DEVICE_STATUS');
+      assert.equal(name(0x0016, 2), 'common QUEUE_SELECT');
+      assert.equal(name(0x0020, 4), 'common QUEUE_DESC');
+      assert.equal(name(0x0024, 4), 'common QUEUE_DESC+4');
+      assert.equal(name(0x1000, 1), 'ISR');
+      assert.equal(name(0x2014, 4), 'device+0x14');
+      assert.equal(name(0x3004, 2), 'notify queue 1');
+    } finally {
+      dev.release();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

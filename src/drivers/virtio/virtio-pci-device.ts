@@ -32,6 +32,7 @@
 import type { DeviceOptions } from '../../core/device.js';
 import { VfioError } from '../../base/errors.js';
 import { VfioPciDevice } from '../../pci/pci-device.js';
+import { fieldsFrom, nameAccess } from '../../pci/register-names.js';
 import type { DescriptorChain } from './descriptor-chain.js';
 import {
   COMMON_CFG,
@@ -63,6 +64,30 @@ export const VIRTIO_BAR = {
 } as const;
 
 const REGION_SIZE = 0x1000;
+
+/** struct virtio_pci_common_cfg's fields as traces name them (`common QUEUE_DESC`). */
+const COMMON_FIELDS = fieldsFrom(
+  COMMON_CFG.DEVICE_FEATURE_SELECT,
+  [
+    ['DEVICE_FEATURE_SELECT', 4],
+    ['DEVICE_FEATURE', 4],
+    ['DRIVER_FEATURE_SELECT', 4],
+    ['DRIVER_FEATURE', 4],
+    ['MSIX_CONFIG', 2],
+    ['NUM_QUEUES', 2],
+    ['DEVICE_STATUS', 1],
+    ['CONFIG_GENERATION', 1],
+    ['QUEUE_SELECT', 2],
+    ['QUEUE_SIZE', 2],
+    ['QUEUE_MSIX_VECTOR', 2],
+    ['QUEUE_ENABLE', 2],
+    ['QUEUE_NOTIFY_OFF', 2],
+    ['QUEUE_DESC', 8],
+    ['QUEUE_DRIVER', 8],
+    ['QUEUE_DEVICE', 8],
+  ],
+  'common ',
+);
 
 export interface VirtioPciDeviceOptions extends DeviceOptions {
   /** The virtio device ID (2 for a block device); the PCI device ID is 0x1040 + it. */
@@ -229,6 +254,24 @@ export abstract class VirtioPciDevice extends VfioPciDevice {
       case VIRTIO_BAR.NOTIFY:
         return this.#notify(at);
     }
+  }
+
+  /** `common QUEUE_DESC`, `ISR`, `device+0x14`, `notify queue 0`: BAR0's structures, for traces. */
+  protected override barRegisterName(bar: number, offset: number, size: number): string | undefined {
+    if (bar !== VIRTIO_BAR.INDEX) return undefined;
+    const region = offset & ~(REGION_SIZE - 1);
+    const at = offset - region;
+    switch (region) {
+      case VIRTIO_BAR.COMMON:
+        return nameAccess(COMMON_FIELDS, at, size);
+      case VIRTIO_BAR.ISR:
+        return at === 0 ? 'ISR' : undefined;
+      case VIRTIO_BAR.DEVICE:
+        return `device+0x${at.toString(16)}`;
+      case VIRTIO_BAR.NOTIFY:
+        return `notify queue ${Math.floor(at / VIRTIO_BAR.NOTIFY_MULTIPLIER)}`;
+    }
+    return undefined;
   }
 
   /** A driver write to the device configuration; ignored unless a device type has writable fields. */

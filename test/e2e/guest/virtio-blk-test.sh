@@ -10,7 +10,8 @@
 # With VBLK_RO=1 the disk must be read-only, and a write must be refused.
 #
 # /e2e/virtio-blk.env sets: VBLK_PCI (BDF, or empty: the only 1af4:1042),
-# VBLK_RO (0 or 1), VBLK_BYTES (image size), VBLK_SEEK_MIB, VBLK_CANARY_SHA256 (of the
+# VBLK_RO (0 or 1), VBLK_SERIAL (what GET_ID must give, or empty: not
+# checked), VBLK_BYTES (image size), VBLK_SEEK_MIB, VBLK_CANARY_SHA256 (of the
 # image's first MiB), VBLK_PATTERN_SHA256, VBLK_TAIL_SHA256 (of
 # /e2e/tail.bin, the last sector's new content).
 . /e2e/virtio-blk.env
@@ -31,6 +32,9 @@ say "$disk: driver virtio_blk on virtio-pci, $(cat "/sys/block/$disk/size") sect
     "serial='$(cat "/sys/block/$disk/serial" 2>/dev/null)' mq=$(ls "/sys/block/$disk/mq" | wc -l)"
 [ "$(cat "/sys/block/$disk/size")" = $((VBLK_BYTES / 512)) ] || fail "$disk: $(cat "/sys/block/$disk/size") sectors, the image has $((VBLK_BYTES / 512))"
 [ "$(cat "/sys/block/$disk/ro")" = "$VBLK_RO" ] || fail "$disk: ro=$(cat "/sys/block/$disk/ro"), the device should give $VBLK_RO"
+if [ -n "$VBLK_SERIAL" ]; then
+    [ "$(cat "/sys/block/$disk/serial")" = "$VBLK_SERIAL" ] || fail "$disk: serial (GET_ID) '$(cat "/sys/block/$disk/serial")', wanted '$VBLK_SERIAL'"
+fi
 grep "virtio" /proc/interrupts | sed 's/^ */VBLK irq: /'
 
 # READ of what the host wrote.
