@@ -16,8 +16,7 @@
  *    which costs the event loop that long): coalesced too, and every
  *    interrupt of that client is then deferred for a while (50 ms, doubling
  *    up to 5 s while it keeps happening): each notifier signalled meanwhile,
- *    and the one cut short (the watchdog also cuts short a write whose thread
- *    was merely preempted, which may not have reached the counter), is
+ *    and the one cut short (its write never reached the counter), is
  *    signalled once when the while ends. So a client can cost the loop
  *    at most one cut-short write per while, however many eventfds it has.
  */
@@ -181,8 +180,7 @@ export class EventfdNotifier implements EventNotifier {
     this.coalesced++;
     if (r === EventfdSignal.BLOCKED) {
       this.#gate?.blocked();
-      // A write cut short may never have reached the counter (the thread
-      // was only preempted, on a busy host): signalled again when the while ends.
+      // A write cut short never reached the counter: signalled again when the while ends.
       this.#gate?.defer(this);
     } else {
       this.#gate?.full();
