@@ -9,7 +9,8 @@
         "native/eventfd.cc",
         "native/memory.cc",
         "native/watcher.cc",
-        "native/notify.cc"
+        "native/notify.cc",
+        "native/file-io.cc"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags_cc": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]

@@ -10,6 +10,7 @@ napi_value Init(napi_env env, napi_value exports) {
   InitMemory(env, exports);
   InitWatcher(env, exports);
   InitNotify(env, exports);
+  InitFileIo(env, exports);
   return exports;
 }
 

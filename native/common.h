@@ -56,5 +56,6 @@ void InitEventfd(napi_env env, napi_value exports);
 void InitMemory(napi_env env, napi_value exports);
 void InitWatcher(napi_env env, napi_value exports);
 void InitNotify(napi_env env, napi_value exports);
+void InitFileIo(napi_env env, napi_value exports);
 
 }  // namespace uvfio

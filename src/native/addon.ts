@@ -61,6 +61,8 @@ export interface NativeAddon {
   unmapClientMemory(handle: ClientMemoryHandle, windows: readonly ArrayBuffer[]): void;
   FdWatcher: new (fd: number, callback: (events: number) => void) => NativeFdWatcher;
   notifyDatagram(path: string, message: ArrayBufferView): void;
+  /** Absent from an addon built before it (see file-io.ts). */
+  preadNoWait?(fd: number, dest: ArrayBufferView, position: number): number;
 }
 
 const ADDON_PATH = join('build', 'Release', 'uvfio_native.node');

@@ -37,3 +37,4 @@ export { EventFd } from './eventfd.js';
 export { MappedMemory, ClientMemory, CLIENT_WINDOW, type Protection } from './memory.js';
 export { openFdCount } from './fd-count.js';
 export { notifyDatagram } from './notify.js';
+export { preadNoWait } from './file-io.js';

@@ -15,6 +15,7 @@ import type { DescriptorChain } from '../virtio/descriptor-chain.js';
 import { featureBit } from '../virtio/spec.js';
 import { VirtioPciDevice, type VirtioPciDeviceOptions } from '../virtio/virtio-pci-device.js';
 import type { Virtqueue } from '../virtio/virtqueue.js';
+import { BouncePool } from './bounce-pool.js';
 import { ByteGate } from './byte-gate.js';
 import { SECTOR_SIZE, type FileBackend } from './file-backend.js';
 
@@ -52,6 +53,8 @@ export const VIRTIO_BLK_LIMITS = {
   SIZE_MAX: 64 * 1024,
   /** Bounce-buffer bytes held for requests in flight, per device. */
   IN_FLIGHT_BYTES: 64 * 1024 * 1024,
+  /** Bounce-buffer bytes kept for reuse between requests, per device. */
+  POOLED_BYTES: 16 * 1024 * 1024,
   /** GET_ID's answer. */
   ID_BYTES: 20,
 } as const;
@@ -73,6 +76,7 @@ export class VirtioBlkDevice extends VirtioPciDevice {
   readonly backend: FileBackend;
   readonly #id: Uint8Array;
   readonly #gate = new ByteGate(VIRTIO_BLK_LIMITS.IN_FLIGHT_BYTES);
+  readonly #pool = new BouncePool(VIRTIO_BLK_LIMITS.POOLED_BYTES);
 
   constructor(options: VirtioBlkDeviceOptions) {
     const { backend, serial, ...device } = options;
@@ -156,9 +160,11 @@ export class VirtioBlkDevice extends VirtioPciDevice {
     }
     if (length === 0) return VIRTIO_BLK_S.OK;
     const at = Number(position);
-    await this.#gate.take(length);
+    const held = BouncePool.sizeOf(length);
+    await this.#gate.take(held);
+    // Not zeroed: it reaches guest memory or the file only once wholly filled.
+    const buf = this.#pool.take(length);
     try {
-      const buf = new Uint8Array(length);
       if (write) {
         await chain.read(HEADER_BYTES, buf);
         return await this.#io(async () => {
@@ -171,7 +177,8 @@ export class VirtioBlkDevice extends VirtioPciDevice {
       if (status === VIRTIO_BLK_S.OK && !queue.retired) await chain.write(0, buf);
       return status;
     } finally {
-      this.#gate.release(length);
+      this.#pool.give(buf);
+      this.#gate.release(held);
     }
   }
 
