@@ -56,6 +56,10 @@ async function pair(name: string, make: (name: string, core: VfioCore) => VfioDe
 
 process.stdout.write(`rounds=${rounds} load=${loadavg()[0]!.toFixed(1)}\n`);
 await pair('mtty-2', (name, core) => createMttyDevice({ name, core, ports: 2 }), 1);
-for (const [type, memoryBytes] of [['small', 4 * MIB], ['medium', 16 * MIB], ['large', 64 * MIB]] as const) {
+for (const [type, memoryBytes] of [
+  ['small', 4 * MIB],
+  ['medium', 16 * MIB],
+  ['large', 64 * MIB],
+] as const) {
   await pair(`mbochs-${type}`, (name, core) => new MbochsDevice({ name, core, memoryBytes, maxWidth: 0, maxHeight: 0 }), 0);
 }

@@ -65,7 +65,12 @@ class Proc {
 }
 
 function daemon(env: NodeJS.ProcessEnv, args: string[]): Proc {
-  return new Proc(spawn(process.execPath, [MAIN, 'daemon', '--no-defaults', '--no-vnc', '--log-format', 'json', '--mbochs-mem', '512', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] }));
+  return new Proc(
+    spawn(process.execPath, [MAIN, 'daemon', '--no-defaults', '--no-vnc', '--log-format', 'json', '--mbochs-mem', '512', ...args], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    }),
+  );
 }
 
 function cli(env: NodeJS.ProcessEnv, args: string[]): Promise<string> {
@@ -176,8 +181,9 @@ await setup('3-devices', [
   ['mbochs', 'mbochs-medium', 1],
 ]);
 // BENCH_SMOKE=1 (the test suite): the small setup only, to keep this runnable.
-if (process.env['BENCH_SMOKE'] !== '1') await setup('100-devices', [
-  ['mtty', 'mtty-1', 24],
-  ['mdpy', 'mdpy-vga', 4],
-  ['mbochs', 'mbochs-small', 72],
-]);
+if (process.env['BENCH_SMOKE'] !== '1')
+  await setup('100-devices', [
+    ['mtty', 'mtty-1', 24],
+    ['mdpy', 'mdpy-vga', 4],
+    ['mbochs', 'mbochs-small', 72],
+  ]);

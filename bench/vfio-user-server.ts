@@ -25,7 +25,11 @@ if (dir === undefined) {
 const core = new VfioCore();
 for (let i = 0; i < Number(count); i++) new BenchDevice({ name: `bench-${i}`, core, fill }).register();
 if (process.argv.includes('--mtty')) new MttyDevice({ name: 'mtty-0', core, ports: 1 }).register();
-const server = new VfioUserServer({ core, socketDir: dir, log: { info: () => {}, warn: (m, f) => process.stderr.write(`${m} ${JSON.stringify(f)}\n`) } });
+const server = new VfioUserServer({
+  core,
+  socketDir: dir,
+  log: { info: () => {}, warn: (m, f) => process.stderr.write(`${m} ${JSON.stringify(f)}\n`) },
+});
 process.on('SIGTERM', () => {
   void server.close().then(() => process.exit(0));
 });

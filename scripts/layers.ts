@@ -80,11 +80,16 @@ export function checkLayers(root: string, layers: readonly (readonly string[])[]
     const to = rankOf(e.to);
     if (from === undefined || to === undefined) continue;
     if (to > from || (to === from && layerOf(e.from) !== layerOf(e.to))) {
-      problems.push(`${e.from}:${e.line}: imports ${e.to}${e.typeOnly ? ' (types)' : ''}: ${layerOf(e.from) || 'the entry'} may not import ${layerOf(e.to) || 'the entry'}, which is not below it`);
+      problems.push(
+        `${e.from}:${e.line}: imports ${e.to}${e.typeOnly ? ' (types)' : ''}: ${layerOf(e.from) || 'the entry'} may not import ${layerOf(e.to) || 'the entry'}, which is not below it`,
+      );
     }
   }
 
-  for (const cycle of cycles(files, edges.filter((e) => !e.typeOnly))) {
+  for (const cycle of cycles(
+    files,
+    edges.filter((e) => !e.typeOnly),
+  )) {
     problems.push(`import cycle: ${[...cycle, cycle[0]].join(' → ')}`);
   }
   return { files, edges, problems };

@@ -21,12 +21,7 @@ export {
   type MdevProbeInfo,
   type MdevAttrs,
 } from './mdev/index.js';
-export {
-  VfioUserServer,
-  VfioUserClient,
-  type VfioUserServerOptions,
-  type VfioUserClientOptions,
-} from './vfio-user/index.js';
+export { VfioUserServer, VfioUserClient, type VfioUserServerOptions, type VfioUserClientOptions } from './vfio-user/index.js';
 export { MttyDevice, MttyDriver, createMttyDevice } from './drivers/mtty/index.js';
 export { MdpyDevice, MdpyDriver } from './drivers/mdpy/index.js';
 export { MbochsDevice, MbochsDriver } from './drivers/mbochs/index.js';

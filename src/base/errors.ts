@@ -43,9 +43,7 @@ export const ERRNO = {
 
 export type ErrnoName = keyof typeof ERRNO;
 
-const NAME_BY_NUMBER = new Map<number, ErrnoName>(
-  Object.entries(ERRNO).map(([k, v]) => [v, k as ErrnoName]),
-);
+const NAME_BY_NUMBER = new Map<number, ErrnoName>(Object.entries(ERRNO).map(([k, v]) => [v, k as ErrnoName]));
 
 /** Errno name for a number, or undefined when uvfio does not know it. */
 export function errnoName(errno: number): ErrnoName | undefined {

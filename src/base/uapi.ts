@@ -205,11 +205,7 @@ export type SetIrqsRequest = {
   start: number;
   count: number;
   action: 'mask' | 'unmask' | 'trigger';
-} & (
-  | { data: 'none' }
-  | { data: 'bool'; values: readonly boolean[] }
-  | { data: 'eventfd'; values: readonly (EventNotifier | null)[] }
-);
+} & ({ data: 'none' } | { data: 'bool'; values: readonly boolean[] } | { data: 'eventfd'; values: readonly (EventNotifier | null)[] });
 
 /** VFIO_DEVICE_FEATURE, decoded. */
 export interface FeatureRequest {

@@ -101,7 +101,10 @@ export function parseVerbArgs(command: Command, args: string[]): { values: Value
     throw usageError(command.name, err as NodeJS.ErrnoException);
   }
   if (parsed.positionals.length > 1) {
-    throw new VfioError('EINVAL', `${command.name}: one ${command.operand!.name} at most, not ${parsed.positionals.length} (see "uvfio help ${command.name}")`);
+    throw new VfioError(
+      'EINVAL',
+      `${command.name}: one ${command.operand!.name} at most, not ${parsed.positionals.length} (see "uvfio help ${command.name}")`,
+    );
   }
   return { values: parsed.values as Values, operands: parsed.positionals };
 }

@@ -33,12 +33,7 @@ export function isDaemonNotRunning(err: unknown): boolean {
 }
 
 /** Sends one request to the daemon at `socketPath` and returns its result, or throws its error. */
-export async function request<O extends ControlOp>(
-  socketPath: string,
-  op: O,
-  args: ArgsOf<O>,
-  options: RequestOptions = {},
-): Promise<ResultOf<O>> {
+export async function request<O extends ControlOp>(socketPath: string, op: O, args: ArgsOf<O>, options: RequestOptions = {}): Promise<ResultOf<O>> {
   const socket = await connect(socketPath, options.connectTimeoutMs ?? 5_000);
   try {
     const events = options.onEvent === undefined ? {} : { events: true };

@@ -69,9 +69,7 @@ export function devicesTable(devices: MdevInfo[], defined: boolean, verbose: boo
   if (devices.length === 0) return '';
   const header = defined ? ['UUID', 'PARENT', 'TYPE', 'START', 'RUNNING'] : ['UUID', 'PARENT', 'TYPE', 'START', 'DEFINED', 'SOCKET'];
   const rows = devices.map((d) =>
-    defined
-      ? [d.uuid, d.parent, d.mdevType, d.start, yes(d.active)]
-      : [d.uuid, d.parent, d.mdevType, d.start, yes(d.defined), d.socket ?? '-'],
+    defined ? [d.uuid, d.parent, d.mdevType, d.start, yes(d.active)] : [d.uuid, d.parent, d.mdevType, d.start, yes(d.defined), d.socket ?? '-'],
   );
   const text = table(header, rows);
   if (!verbose) return text;

@@ -193,9 +193,7 @@ export class ScreenFeed {
 function sameMode(frame: Frame, plane: DisplayPlane | undefined, blank: string | undefined): boolean {
   const p = frame.plane;
   if (plane === undefined || p === undefined) return plane === p && blank === frame.blank;
-  return (
-    p.format === plane.format && p.width === plane.width && p.height === plane.height && p.stride === plane.stride && p.offset === plane.offset
-  );
+  return p.format === plane.format && p.width === plane.width && p.height === plane.height && p.stride === plane.stride && p.offset === plane.offset;
 }
 
 /**

@@ -66,16 +66,16 @@ export class Screens {
     const starting = Promise.resolve()
       .then(() => VncServer.listen({ feed: this.feed(name), name: `uvfio ${name}`, log: withFields(this.log, { uuid: name }) }))
       .then(
-      (server) => {
-        this.addresses.set(name, server.address);
-        this.log.info('vnc listening', { uuid: name, vnc: server.address });
-        return server;
-      },
-      (err: unknown) => {
-        this.log.error('vnc server failed', { uuid: name, error: toVfioError(err) });
-        return undefined;
-      },
-    );
+        (server) => {
+          this.addresses.set(name, server.address);
+          this.log.info('vnc listening', { uuid: name, vnc: server.address });
+          return server;
+        },
+        (err: unknown) => {
+          this.log.error('vnc server failed', { uuid: name, error: toVfioError(err) });
+          return undefined;
+        },
+      );
     this.vncServers.set(name, starting);
     await starting;
     // The device may have begun to go while the listener came up.

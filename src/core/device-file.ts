@@ -89,10 +89,12 @@ export class DeviceFile {
     const set = this.set();
     // The file becomes 'bound' inside openLocked, under the set lock: a
     // set-wide op queued behind this bind must see it bound, never half-way.
-    this.binding = set.lock.runAsync((token) => this.openLocked(token, ctx)).catch((err: unknown) => {
-      if (this.fileState === 'binding') this.fileState = 'open';
-      throw err;
-    });
+    this.binding = set.lock
+      .runAsync((token) => this.openLocked(token, ctx))
+      .catch((err: unknown) => {
+        if (this.fileState === 'binding') this.fileState = 'open';
+        throw err;
+      });
     return this.binding;
   }
 

@@ -219,7 +219,8 @@ export class DeviceMigration {
     } catch (err) {
       s.buf = new Uint8Array(0);
       s.bytes = 0;
-      if (err instanceof VfioError) throw new VfioError(err.code, `${this.device.name}: the migration stream was refused: ${err.message}`, { cause: err });
+      if (err instanceof VfioError)
+        throw new VfioError(err.code, `${this.device.name}: the migration stream was refused: ${err.message}`, { cause: err });
       throw err;
     }
   }

@@ -42,36 +42,84 @@ const NEXT: readonly (readonly MigStateValue[])[] = (() => {
     t[from] = NAMES.map((_, s) => to[s as MigStateValue]);
   };
   row(STOP, {
-    [STOP]: STOP, [RUNNING]: RUNNING_P2P, [PRE_COPY]: RUNNING_P2P, [PRE_COPY_P2P]: RUNNING_P2P,
-    [STOP_COPY]: STOP_COPY, [RESUMING]: RESUMING, [RUNNING_P2P]: RUNNING_P2P, [ERROR]: ERROR,
+    [STOP]: STOP,
+    [RUNNING]: RUNNING_P2P,
+    [PRE_COPY]: RUNNING_P2P,
+    [PRE_COPY_P2P]: RUNNING_P2P,
+    [STOP_COPY]: STOP_COPY,
+    [RESUMING]: RESUMING,
+    [RUNNING_P2P]: RUNNING_P2P,
+    [ERROR]: ERROR,
   });
   row(RUNNING, {
-    [STOP]: RUNNING_P2P, [RUNNING]: RUNNING, [PRE_COPY]: PRE_COPY, [PRE_COPY_P2P]: RUNNING_P2P,
-    [STOP_COPY]: RUNNING_P2P, [RESUMING]: RUNNING_P2P, [RUNNING_P2P]: RUNNING_P2P, [ERROR]: ERROR,
+    [STOP]: RUNNING_P2P,
+    [RUNNING]: RUNNING,
+    [PRE_COPY]: PRE_COPY,
+    [PRE_COPY_P2P]: RUNNING_P2P,
+    [STOP_COPY]: RUNNING_P2P,
+    [RESUMING]: RUNNING_P2P,
+    [RUNNING_P2P]: RUNNING_P2P,
+    [ERROR]: ERROR,
   });
   row(PRE_COPY, {
-    [STOP]: RUNNING, [RUNNING]: RUNNING, [PRE_COPY]: PRE_COPY, [PRE_COPY_P2P]: PRE_COPY_P2P,
-    [STOP_COPY]: PRE_COPY_P2P, [RESUMING]: RUNNING, [RUNNING_P2P]: RUNNING, [ERROR]: ERROR,
+    [STOP]: RUNNING,
+    [RUNNING]: RUNNING,
+    [PRE_COPY]: PRE_COPY,
+    [PRE_COPY_P2P]: PRE_COPY_P2P,
+    [STOP_COPY]: PRE_COPY_P2P,
+    [RESUMING]: RUNNING,
+    [RUNNING_P2P]: RUNNING,
+    [ERROR]: ERROR,
   });
   row(PRE_COPY_P2P, {
-    [STOP]: RUNNING_P2P, [RUNNING]: RUNNING_P2P, [PRE_COPY]: PRE_COPY, [PRE_COPY_P2P]: PRE_COPY_P2P,
-    [STOP_COPY]: STOP_COPY, [RESUMING]: RUNNING_P2P, [RUNNING_P2P]: RUNNING_P2P, [ERROR]: ERROR,
+    [STOP]: RUNNING_P2P,
+    [RUNNING]: RUNNING_P2P,
+    [PRE_COPY]: PRE_COPY,
+    [PRE_COPY_P2P]: PRE_COPY_P2P,
+    [STOP_COPY]: STOP_COPY,
+    [RESUMING]: RUNNING_P2P,
+    [RUNNING_P2P]: RUNNING_P2P,
+    [ERROR]: ERROR,
   });
   row(STOP_COPY, {
-    [STOP]: STOP, [RUNNING]: STOP, [PRE_COPY]: ERROR, [PRE_COPY_P2P]: ERROR,
-    [STOP_COPY]: STOP_COPY, [RESUMING]: STOP, [RUNNING_P2P]: STOP, [ERROR]: ERROR,
+    [STOP]: STOP,
+    [RUNNING]: STOP,
+    [PRE_COPY]: ERROR,
+    [PRE_COPY_P2P]: ERROR,
+    [STOP_COPY]: STOP_COPY,
+    [RESUMING]: STOP,
+    [RUNNING_P2P]: STOP,
+    [ERROR]: ERROR,
   });
   row(RESUMING, {
-    [STOP]: STOP, [RUNNING]: STOP, [PRE_COPY]: STOP, [PRE_COPY_P2P]: STOP,
-    [STOP_COPY]: STOP, [RESUMING]: RESUMING, [RUNNING_P2P]: STOP, [ERROR]: ERROR,
+    [STOP]: STOP,
+    [RUNNING]: STOP,
+    [PRE_COPY]: STOP,
+    [PRE_COPY_P2P]: STOP,
+    [STOP_COPY]: STOP,
+    [RESUMING]: RESUMING,
+    [RUNNING_P2P]: STOP,
+    [ERROR]: ERROR,
   });
   row(RUNNING_P2P, {
-    [STOP]: STOP, [RUNNING]: RUNNING, [PRE_COPY]: RUNNING, [PRE_COPY_P2P]: PRE_COPY_P2P,
-    [STOP_COPY]: STOP, [RESUMING]: STOP, [RUNNING_P2P]: RUNNING_P2P, [ERROR]: ERROR,
+    [STOP]: STOP,
+    [RUNNING]: RUNNING,
+    [PRE_COPY]: RUNNING,
+    [PRE_COPY_P2P]: PRE_COPY_P2P,
+    [STOP_COPY]: STOP,
+    [RESUMING]: STOP,
+    [RUNNING_P2P]: RUNNING_P2P,
+    [ERROR]: ERROR,
   });
   row(ERROR, {
-    [STOP]: ERROR, [RUNNING]: ERROR, [PRE_COPY]: ERROR, [PRE_COPY_P2P]: ERROR,
-    [STOP_COPY]: ERROR, [RESUMING]: ERROR, [RUNNING_P2P]: ERROR, [ERROR]: ERROR,
+    [STOP]: ERROR,
+    [RUNNING]: ERROR,
+    [PRE_COPY]: ERROR,
+    [PRE_COPY_P2P]: ERROR,
+    [STOP_COPY]: ERROR,
+    [RESUMING]: ERROR,
+    [RUNNING_P2P]: ERROR,
+    [ERROR]: ERROR,
   });
   return t;
 })();
@@ -130,7 +178,7 @@ export function nextMigState(flags: number, cur: MigStateValue, target: number):
 /** Every arc from `cur` to `target`, in order (empty when they are equal); EINVAL as nextMigState. */
 export function migrationPath(flags: number, cur: MigStateValue, target: number): MigStateValue[] {
   const path: MigStateValue[] = [];
-  for (let s = cur; s !== target; ) {
+  for (let s = cur; s !== target;) {
     s = nextMigState(flags, s, target);
     path.push(s);
     if (path.length > MIG_STATE_COUNT) throw new Error('migration path does not converge');

@@ -281,10 +281,16 @@ function checkHeader(payload: Uint8Array, expect: Omit<MigStreamExpectation, 'ta
     throw new VfioError('EINVAL', `a ${JSON.stringify(kind)} migration stream cannot load into a ${expect.kind} device`);
   }
   if (major !== expect.major || minor > expect.minor) {
-    throw new VfioError('EPROTO', `${expect.kind} migration stream version ${major}.${minor}: this device reads ${expect.major}.0 to ${expect.major}.${expect.minor}`);
+    throw new VfioError(
+      'EPROTO',
+      `${expect.kind} migration stream version ${major}.${minor}: this device reads ${expect.major}.0 to ${expect.major}.${expect.minor}`,
+    );
   }
   if (params.length !== expect.params.length || !params.every((b, i) => b === expect.params[i])) {
-    throw new VfioError('EINVAL', `the ${expect.kind} migration stream is for another type of ${expect.kind} device (${hex(params)}, this one is ${hex(expect.params)})`);
+    throw new VfioError(
+      'EINVAL',
+      `the ${expect.kind} migration stream is for another type of ${expect.kind} device (${hex(params)}, this one is ${hex(expect.params)})`,
+    );
   }
 }
 

@@ -166,7 +166,13 @@ export class ControlServer {
     }
     const id = typeof request.id === 'number' && Number.isSafeInteger(request.id) ? request.id : 0;
     if (request.v !== CONTROL_PROTOCOL_VERSION) {
-      return failure(id, new VfioError('EPROTO', `control protocol version ${String(request.v)} is not ${CONTROL_PROTOCOL_VERSION}: the command line and the daemon come from different uvfio versions`));
+      return failure(
+        id,
+        new VfioError(
+          'EPROTO',
+          `control protocol version ${String(request.v)} is not ${CONTROL_PROTOCOL_VERSION}: the command line and the daemon come from different uvfio versions`,
+        ),
+      );
     }
     if (typeof request.op !== 'string') return failure(id, new VfioError('EPROTO', 'a control request needs an "op"'));
     const events = request.events === true;

@@ -37,14 +37,7 @@ import type { Logger } from './log.js';
 import type { BuiltinParent } from './parents.js';
 import type { DaemonPaths } from './paths.js';
 import { ensurePrivateDir } from './private-dir.js';
-import {
-  blockingAncestor,
-  ensureSharedDir,
-  shareSocket,
-  SHARED_RUNTIME_DIR_MODE,
-  SHARED_SOCKET_DIR_MODE,
-  type SocketGroup,
-} from './socket-group.js';
+import { blockingAncestor, ensureSharedDir, shareSocket, SHARED_RUNTIME_DIR_MODE, SHARED_SOCKET_DIR_MODE, type SocketGroup } from './socket-group.js';
 import { qemuDeviceArg } from './qemu.js';
 import { MdevService } from './service.js';
 import { SystemdNotifier } from './systemd-notify.js';
@@ -120,7 +113,8 @@ export class Daemon {
    */
   static async start(options: DaemonOptions): Promise<Daemon> {
     const { paths, log, socketGroup: group } = options;
-    if (options.shareControl && !group) throw new VfioError('EINVAL', '--share-control shares the control socket with --socket-group: name the group');
+    if (options.shareControl && !group)
+      throw new VfioError('EINVAL', '--share-control shares the control socket with --socket-group: name the group');
     if (group) {
       ensureSharedDir(paths.runtimeDir, group, SHARED_RUNTIME_DIR_MODE);
       ensureSharedDir(paths.socketDir, group, SHARED_SOCKET_DIR_MODE);
@@ -209,7 +203,14 @@ export class Daemon {
         const seam = server.takeover;
         if (!seam) throw new VfioError('EOPNOTSUPP', 'this device server cannot take over');
         takenOver = await takeOver(
-          { path: paths.takeoverSocket, bus, server: seam, log, timeoutMs: options.takeoverTimeoutMs ?? DEFAULT_TAKEOVER_TIMEOUT_MS, inject: options.injectTakeoverFailure },
+          {
+            path: paths.takeoverSocket,
+            bus,
+            server: seam,
+            log,
+            timeoutMs: options.takeoverTimeoutMs ?? DEFAULT_TAKEOVER_TIMEOUT_MS,
+            inject: options.injectTakeoverFailure,
+          },
           adopting,
         );
         committed = true;
@@ -256,7 +257,11 @@ export class Daemon {
         daemon.handOver = handOver;
       }
       daemon.printSummary(options.print ?? ((text) => process.stdout.write(text)));
-      log.info('daemon ready', { control: paths.controlSocket, devices: bus.devices().length, ...(takenOver ? { tookOverFrom: takenOver.fromPid } : {}) });
+      log.info('daemon ready', {
+        control: paths.controlSocket,
+        devices: bus.devices().length,
+        ...(takenOver ? { tookOverFrom: takenOver.fromPid } : {}),
+      });
       notifier.ready(daemon.statusLine());
       const tell = () => notifier.status(daemon.statusLine());
       bus.on('created', tell);
@@ -326,7 +331,12 @@ export class Daemon {
       onWaiting: (uuid, clients, waitedMs) =>
         log.info('device held at shutdown: its clients were asked to let go', { uuid, waitedMs, clients: clients.map((c) => describeClient(c)) }),
       onDropping: (uuid, clients, waitedMs) =>
-        log.warn('clients did not let go in time: dropping them', { uuid, timeoutMs: this.shutdownTimeoutMs, waitedMs, clients: clients.map((c) => describeClient(c)) }),
+        log.warn('clients did not let go in time: dropping them', {
+          uuid,
+          timeoutMs: this.shutdownTimeoutMs,
+          waitedMs,
+          clients: clients.map((c) => describeClient(c)),
+        }),
     });
     // Whatever is left goes with the server. Closing a file runs the
     // driver's close_device, which is bounded too: a driver that never

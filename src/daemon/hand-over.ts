@@ -108,7 +108,10 @@ export class HandOver {
       closeFds(fds);
       if (hello.op !== 'hello') throw new VfioError('EPROTO', `a takeover begins with hello, not ${hello.op}`);
       if (hello.version !== TAKEOVER_PROTOCOL_VERSION) {
-        throw new VfioError('EPROTO', `takeover protocol version ${hello.version} is not ${TAKEOVER_PROTOCOL_VERSION}: this daemon is of another uvfio version`);
+        throw new VfioError(
+          'EPROTO',
+          `takeover protocol version ${hello.version} is not ${TAKEOVER_PROTOCOL_VERSION}: this daemon is of another uvfio version`,
+        );
       }
       if (this.#busy) throw new VfioError('EBUSY', 'another takeover of this daemon is under way');
       await this.#run(channel, hello);
@@ -156,7 +159,10 @@ export class HandOver {
       await channel.expect('freeze', left());
       const t0 = performance.now();
       frozen = true;
-      const quiet = await within(server.freeze().then(() => true), left());
+      const quiet = await within(
+        server.freeze().then(() => true),
+        left(),
+      );
       if (quiet === undefined) throw new VfioError('ETIMEDOUT', 'the clients did not go idle in time for the takeover');
       const t1 = performance.now();
       const devices: DeviceState[] = [];
@@ -198,7 +204,9 @@ export class HandOver {
       await channel.send({ op: 'abort', code: e.code, message: e.message } satisfies Abort).catch(() => {});
       channel.close();
       for (const f of files) {
-        await f.resume().catch((why: unknown) => log.error('takeover called off: a device did not resume', { uuid: f.device.name, error: toVfioError(why) }));
+        await f
+          .resume()
+          .catch((why: unknown) => log.error('takeover called off: a device did not resume', { uuid: f.device.name, error: toVfioError(why) }));
         await f.close().catch(() => {});
       }
       if (frozen) server.thaw();

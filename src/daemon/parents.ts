@@ -26,7 +26,11 @@ export function builtinParents(params: ParentParams = {}): BuiltinParent[] {
     { name: 'mtty', driver: new MttyDriver(), defaultType: 'mtty-1' },
     // The defaults are usable desktops: 1024x768, and up to 1920x1440 in 16 MiB.
     { name: 'mdpy', driver: new MdpyDriver(), defaultType: 'mdpy-xga' },
-    { name: 'mbochs', driver: new MbochsDriver(params.mbochsPoolBytes === undefined ? {} : { poolBytes: params.mbochsPoolBytes }), defaultType: 'mbochs-medium' },
+    {
+      name: 'mbochs',
+      driver: new MbochsDriver(params.mbochsPoolBytes === undefined ? {} : { poolBytes: params.mbochsPoolBytes }),
+      defaultType: 'mbochs-medium',
+    },
     // No default device: each needs the image it serves (attribute path).
     { name: 'virtio-blk', driver: new VirtioBlkDriver() },
   ];

@@ -49,9 +49,7 @@ export function resolvePaths(options: PathOptions = {}): DaemonPaths {
   const uid = options.uid ?? process.getuid?.() ?? -1;
   const root = uid === 0;
   const runtimeDir = resolve(
-    nonEmpty(options.runtimeDir) ??
-      nonEmpty(env.UVFIO_RUNTIME_DIR) ??
-      (root ? '/run/uvfio' : defaultUserRuntimeDir(env, uid)),
+    nonEmpty(options.runtimeDir) ?? nonEmpty(env.UVFIO_RUNTIME_DIR) ?? (root ? '/run/uvfio' : defaultUserRuntimeDir(env, uid)),
   );
   const stateDir = resolve(
     nonEmpty(options.stateDir) ??

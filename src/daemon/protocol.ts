@@ -166,7 +166,20 @@ export type ResultOf<O extends ControlOp> = ControlOps[O]['result'];
 /** The events an operation may send before its response (never, for most). */
 export type EventOf<O extends ControlOp> = ControlOps[O] extends { event: infer E } ? E : never;
 
-export const CONTROL_OPS: readonly ControlOp[] = ['ping', 'console', 'types', 'list', 'define', 'undefine', 'start', 'stop', 'modify', 'screenshot', 'migrate', 'trace'];
+export const CONTROL_OPS: readonly ControlOp[] = [
+  'ping',
+  'console',
+  'types',
+  'list',
+  'define',
+  'undefine',
+  'start',
+  'stop',
+  'modify',
+  'screenshot',
+  'migrate',
+  'trace',
+];
 
 export interface ControlRequest<O extends ControlOp = ControlOp> {
   v: number;
@@ -177,9 +190,7 @@ export interface ControlRequest<O extends ControlOp = ControlOp> {
   events?: boolean;
 }
 
-export type ControlResponse =
-  | { id: number; ok: true; result: unknown }
-  | { id: number; ok: false; error: { code: ErrnoName; message: string } };
+export type ControlResponse = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: { code: ErrnoName; message: string } };
 
 /** A line sent before a request's response, when the request asked for events. */
 export interface ControlEvent {

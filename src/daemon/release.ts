@@ -67,7 +67,11 @@ export async function awaitRelease(o: ReleaseOptions): Promise<Map<string, Devic
         return dropped;
       }
       for (const { uuid, watch, clients } of holders) {
-        o.onWaiting(uuid, clients.map((c) => ({ ...c, asked: watch.asked(c.id) })), waitedMs);
+        o.onWaiting(
+          uuid,
+          clients.map((c) => ({ ...c, asked: watch.asked(c.id) })),
+          waitedMs,
+        );
       }
       nextReport = Date.now() + REPORT_EVERY_MS;
     }

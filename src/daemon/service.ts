@@ -20,15 +20,7 @@ import type { MdevBus, MdevDevice, MdevParent, MdevType } from '../mdev/index.js
 import { normalizeUuid } from '../mdev/uuid.js';
 import { checkArgs, type ArgSpec } from './args.js';
 import { NO_CALL, type ControlCall } from './control-server.js';
-import {
-  addAttr,
-  attrsToRecord,
-  deleteAttr,
-  parseConfig,
-  type MdevAttr,
-  type MdevConfig,
-  type MdevDefinition,
-} from './definition.js';
+import { addAttr, attrsToRecord, deleteAttr, parseConfig, type MdevAttr, type MdevConfig, type MdevDefinition } from './definition.js';
 import type { DeviceServer } from './device-server.js';
 import type { Logger } from './log.js';
 import { describeClient } from './describe-client.js';
@@ -258,7 +250,13 @@ export class MdevService {
       if (parent === undefined) throw new VfioError('EINVAL', `no parent given for ${uuid} (--parent), and it is not running`);
       if (mdevType === undefined) throw new VfioError('EINVAL', `no type given for ${uuid} (--type)`);
       const same = running && running.parent.name === parent && running.type.id === mdevType;
-      def = { uuid, parent, mdevType, start: a.auto ? 'auto' : 'manual', attrs: attrs.length > 0 ? attrs : same ? this.runningInfo(running).attrs : [] };
+      def = {
+        uuid,
+        parent,
+        mdevType,
+        start: a.auto ? 'auto' : 'manual',
+        attrs: attrs.length > 0 ? attrs : same ? this.runningInfo(running).attrs : [],
+      };
     }
     this.typeOf(def.parent, def.mdevType);
     this.store.insert(def);
@@ -294,10 +292,7 @@ export class MdevService {
       }
       if (target === undefined) {
         if (a.parent === undefined || a.type === undefined) {
-          throw new VfioError(
-            'EINVAL',
-            `${generated ? 'a new device' : `${uuid} is not defined, so it`} needs --parent and --type to start`,
-          );
+          throw new VfioError('EINVAL', `${generated ? 'a new device' : `${uuid} is not defined, so it`} needs --parent and --type to start`);
         }
         target = { uuid, parent: a.parent, mdevType: a.type, start: 'manual', attrs };
       }
@@ -332,7 +327,7 @@ export class MdevService {
         server: this.server,
         uuids: [uuid],
         removed,
-        deadlineMs: a.force ? 0 : a.timeoutMs ?? Infinity,
+        deadlineMs: a.force ? 0 : (a.timeoutMs ?? Infinity),
         dropReason: a.force ? 'uvfio stop --force' : `uvfio stop --timeout: did not let go within ${a.timeoutMs} ms`,
         onWaiting: (_uuid, clients, waitedMs) => {
           this.log?.info('device held: its clients were asked to let go', { uuid, waitedMs, clients: clients.map((c) => describeClient(c)) });

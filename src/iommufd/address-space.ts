@@ -114,10 +114,7 @@ export class IoAddressSpace {
       throw new VfioError('EINVAL', `map: unknown protection bits 0x${prot.toString(16)}`);
     }
     if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > backing.size) {
-      throw new VfioError(
-        'EINVAL',
-        `map: backing range [${offset}, ${offset + length}) exceeds the backing's ${backing.size} bytes`,
-      );
+      throw new VfioError('EINVAL', `map: backing range [${offset}, ${offset + length}) exceeds the backing's ${backing.size} bytes`);
     }
     const usable =
       backing.reach === 'messages'

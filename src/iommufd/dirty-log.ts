@@ -127,7 +127,10 @@ export class DirtyLog {
       }
       if (r.iova + r.length > MAX_IOVA_END) throw new VfioError('EOVERFLOW', 'a DMA logging range ends beyond 2^53');
       if (r.iova % pageSize !== 0 || r.length % pageSize !== 0) {
-        throw new VfioError('EINVAL', `DMA logging range [0x${r.iova.toString(16)}, +0x${r.length.toString(16)}) is not aligned to the page size ${pageSize}`);
+        throw new VfioError(
+          'EINVAL',
+          `DMA logging range [0x${r.iova.toString(16)}, +0x${r.length.toString(16)}) is not aligned to the page size ${pageSize}`,
+        );
       }
       const prev = sorted[i - 1];
       if (prev && prev.iova + prev.length > r.iova) throw new VfioError('EINVAL', 'DMA logging ranges overlap');
@@ -187,16 +190,19 @@ export class DirtyLog {
     }
     if (iova + length > MAX_IOVA_END) throw new VfioError('EOVERFLOW', 'the DMA logging report range ends beyond 2^53');
     const bytes = bitmapBytes(length, pageSize);
-    if (bytes > maxBytes) throw new VfioError('E2BIG', `a bitmap of [0x${iova.toString(16)}, +0x${length.toString(16)}) takes ${bytes} bytes, more than ${maxBytes}`);
+    if (bytes > maxBytes)
+      throw new VfioError('E2BIG', `a bitmap of [0x${iova.toString(16)}, +0x${length.toString(16)}) takes ${bytes} bytes, more than ${maxBytes}`);
     const bitmap = new Uint8Array(bytes);
     const end = iova + length;
-    const setPages = (size: number) => (page: number): void => {
-      const from = Math.max(iova, page * size);
-      const to = Math.min(end, (page + 1) * size);
-      const firstBit = Math.floor((from - iova) / pageSize);
-      const lastBit = Math.floor((to - 1 - iova) / pageSize);
-      for (let b = firstBit; b <= lastBit; b++) bitmap[b >>> 3]! |= 1 << (b & 7);
-    };
+    const setPages =
+      (size: number) =>
+      (page: number): void => {
+        const from = Math.max(iova, page * size);
+        const to = Math.min(end, (page + 1) * size);
+        const firstBit = Math.floor((from - iova) / pageSize);
+        const lastBit = Math.floor((to - 1 - iova) / pageSize);
+        for (let b = firstBit; b <= lastBit; b++) bitmap[b >>> 3]! |= 1 << (b & 7);
+      };
     log.pages.each(iova, end, true, setPages(log.pageSize));
     this.#pinned.each(iova, end, false, setPages(MIN_DIRTY_PAGE));
     return bitmap;

@@ -176,7 +176,14 @@ export class MappedFdBacking implements DmaBacking {
   readonly #offset: number;
   readonly #bytes: Budget | undefined;
 
-  private constructor(memory: ClientMemory, readonly size: number, files: KeptFiles, kept: KeptFile, offset: number, bytes: Budget | undefined) {
+  private constructor(
+    memory: ClientMemory,
+    readonly size: number,
+    files: KeptFiles,
+    kept: KeptFile,
+    offset: number,
+    bytes: Budget | undefined,
+  ) {
     this.#memory = memory;
     this.#files = files;
     this.#kept = kept;
@@ -191,7 +198,14 @@ export class MappedFdBacking implements DmaBacking {
    * backing's (its KeptFiles') once this returns; it stays the caller's
    * when this throws.
    */
-  static map(fd: number, file: { dev: number; ino: number }, offset: number, size: number, writable: boolean, budgets: FdBackingBudgets = {}): MappedFdBacking {
+  static map(
+    fd: number,
+    file: { dev: number; ino: number },
+    offset: number,
+    size: number,
+    writable: boolean,
+    budgets: FdBackingBudgets = {},
+  ): MappedFdBacking {
     const bytes = budgets.mappedBytes;
     bytes?.take(size, 'DMA map: bytes of client memory mapped');
     try {
@@ -253,7 +267,7 @@ export class FileBacking implements DmaBacking {
   readSync(offset: number, dest: Uint8Array): void {
     const at = this.offset + offset;
     try {
-      for (let done = 0; done < dest.byteLength; ) {
+      for (let done = 0; done < dest.byteLength;) {
         const n = readSync(this.#live(), dest, done, dest.byteLength - done, at + done);
         if (n === 0) throw gone(at + done);
         done += n;
@@ -268,7 +282,7 @@ export class FileBacking implements DmaBacking {
     try {
       // pwrite past the end would grow a file the client shrank: the bytes are gone.
       if (at + src.byteLength > fstatSync(this.#live()).size) throw gone(at);
-      for (let done = 0; done < src.byteLength; ) done += writeSync(this.#fd, src, done, src.byteLength - done, at + done);
+      for (let done = 0; done < src.byteLength;) done += writeSync(this.#fd, src, done, src.byteLength - done, at + done);
     } catch (err) {
       throw fault(err);
     }

@@ -242,7 +242,10 @@ export class MdevBus extends EventEmitter<MdevBusEvents> {
       const found = this.types().filter((t) => t.id === type);
       if (found.length === 0) throw new VfioError('ENOENT', `no mdev type ${JSON.stringify(type)}`);
       if (found.length > 1) {
-        throw new VfioError('EINVAL', `mdev type ${type} is offered by several parents (${found.map((t) => t.parent.name).join(', ')}); pass the type itself`);
+        throw new VfioError(
+          'EINVAL',
+          `mdev type ${type} is offered by several parents (${found.map((t) => t.parent.name).join(', ')}); pass the type itself`,
+        );
       }
       return found[0]!;
     }

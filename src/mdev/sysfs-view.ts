@@ -29,10 +29,7 @@ import { normalizeUuid } from './uuid.js';
 import { SysfsMirror } from './sysfs-mirror.js';
 
 /** What is at a path: a directory, an attribute file, or a symbolic link. */
-export type SysfsStat =
-  | { kind: 'dir' }
-  | { kind: 'file'; readable: boolean; writable: boolean }
-  | { kind: 'link'; target: string };
+export type SysfsStat = { kind: 'dir' } | { kind: 'file'; readable: boolean; writable: boolean } | { kind: 'link'; target: string };
 
 interface DirNode {
   kind: 'dir';
@@ -202,9 +199,7 @@ export class SysfsView {
   private busDevicesDir(): DirNode {
     return dir(() =>
       Object.fromEntries(
-        this.bus
-          .devices()
-          .map((d) => [d.uuid, (): SysNode => ({ kind: 'link', target: `../../../class/mdev_bus/${d.parent.name}/${d.uuid}` })]),
+        this.bus.devices().map((d) => [d.uuid, (): SysNode => ({ kind: 'link', target: `../../../class/mdev_bus/${d.parent.name}/${d.uuid}` })]),
       ),
     );
   }

@@ -78,10 +78,7 @@ function findAddon(): string {
     if (existsSync(candidate)) return candidate;
     dir = dirname(dir);
   }
-  throw new VfioError(
-    'ENOENT',
-    `the native addon ${ADDON_PATH} is not built; run npm install (it runs node-gyp rebuild)`,
-  );
+  throw new VfioError('ENOENT', `the native addon ${ADDON_PATH} is not built; run npm install (it runs node-gyp rebuild)`);
 }
 
 function load(): NativeAddon {

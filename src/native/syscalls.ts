@@ -47,16 +47,10 @@ export const peerCredentials: (fd: number) => [pid: number, uid: number, gid: nu
  * than asked, or -1 when the socket is full. `fds` (at most 253) travel with
  * the first byte and stay owned by the caller; they need at least one byte.
  */
-export const sendmsg: (fd: number, data: ArrayBufferView, fds?: readonly number[]) => number =
-  addon.sendmsg;
+export const sendmsg: (fd: number, data: ArrayBufferView, fds?: readonly number[]) => number = addon.sendmsg;
 
 /** sendmsg of `head` then `body` in one call (two iovecs, no concatenation). */
-export const sendmsg2: (
-  fd: number,
-  head: ArrayBufferView,
-  body: ArrayBufferView,
-  fds?: readonly number[],
-) => number = addon.sendmsg2;
+export const sendmsg2: (fd: number, head: ArrayBufferView, body: ArrayBufferView, fds?: readonly number[]) => number = addon.sendmsg2;
 
 /**
  * Reads into `into`: the byte count, 0 at end of stream, -1 when nothing is
@@ -66,8 +60,7 @@ export const sendmsg2: (
  * closed and it throws EMSGSIZE: the bytes of that read are lost with them,
  * so the connection is out of step and must be closed.
  */
-export const recvmsg: (fd: number, into: ArrayBufferView, fdsOut?: number[]) => number =
-  addon.recvmsg;
+export const recvmsg: (fd: number, into: ArrayBufferView, fdsOut?: number[]) => number = addon.recvmsg;
 
 /** Closes `fd`; throws EBADF if it was not open (other errors still close it). */
 export const close: (fd: number) => void = addon.close;
@@ -130,12 +123,7 @@ export const sealSize: (fd: number) => void = addon.sealSize;
  * `read: false`. A read-only mapping is still a writable ArrayBuffer to JS:
  * writing through it kills the process (SIGSEGV), so guard writes above.
  */
-export const mmap: (
-  fd: number,
-  offset: number,
-  length: number,
-  prot: { read: boolean; write: boolean },
-) => ArrayBuffer = addon.mmap;
+export const mmap: (fd: number, offset: number, length: number, prot: { read: boolean; write: boolean }) => ArrayBuffer = addon.mmap;
 
 /**
  * Detaches `buffer` (every view over it becomes length 0) and unmaps it.
@@ -181,8 +169,7 @@ export type { ClientMemoryHandle } from './addon.js';
  * cannot shrink under it (a size-sealed memfd): a touch past the end of a
  * file is SIGBUS. EINVAL for length 0 or a range past the end of the file.
  */
-export const mapClientMemory: (fd: number, offset: number, length: number, writable: boolean) => ClientMemoryHandle =
-  addon.mapClientMemory;
+export const mapClientMemory: (fd: number, offset: number, length: number, writable: boolean) => ClientMemoryHandle = addon.mapClientMemory;
 
 /** Copies dest.byteLength bytes from `offset` of the mapping; EFAULT outside it or once unmapped. */
 export const clientMemoryRead: (handle: ClientMemoryHandle, offset: number, dest: ArrayBufferView) => void = addon.clientMemoryRead;

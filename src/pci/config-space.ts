@@ -307,10 +307,7 @@ export class ConfigSpace {
 
   #checkRange(offset: number, length: number): void {
     if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
-      throw new VfioError(
-        'EINVAL',
-        `config access of ${length} bytes at 0x${offset.toString(16)} runs outside the ${this.size}-byte config space`,
-      );
+      throw new VfioError('EINVAL', `config access of ${length} bytes at 0x${offset.toString(16)} runs outside the ${this.size}-byte config space`);
     }
   }
 }

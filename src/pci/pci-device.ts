@@ -20,7 +20,15 @@
 
 import { VfioDevice, type DeviceOptions, type RegionMmap } from '../core/device.js';
 import type { MigrationInfo } from '../core/device-migration.js';
-import { checkMigStreamStart, FieldReader, FieldWriter, MigStreamWriter, readMigStream, readMigStreamInTurns, YIELD_EVERY } from '../core/migration-stream.js';
+import {
+  checkMigStreamStart,
+  FieldReader,
+  FieldWriter,
+  MigStreamWriter,
+  readMigStream,
+  readMigStreamInTurns,
+  YIELD_EVERY,
+} from '../core/migration-stream.js';
 import { VfioError } from '../base/errors.js';
 import {
   DeviceFlags,

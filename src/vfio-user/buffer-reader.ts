@@ -9,10 +9,7 @@ import { VfioError } from '../base/errors.js';
 /** Throws EINVAL unless `b` holds at least `len` bytes from `off`. */
 export function need(b: Uint8Array, off: number, len: number, what: string): void {
   if (off < 0 || len < 0 || off + len > b.length) {
-    throw new VfioError(
-      'EINVAL',
-      `${what}: needs ${len} bytes at offset ${off}, the message has ${Math.max(0, b.length - off)}`,
-    );
+    throw new VfioError('EINVAL', `${what}: needs ${len} bytes at offset ${off}, the message has ${Math.max(0, b.length - off)}`);
   }
 }
 

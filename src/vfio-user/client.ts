@@ -20,15 +20,7 @@ import { InterruptSet } from './client/interrupts.js';
 import { MappedRegion } from './client/mapped-region.js';
 import type { DmaLayout } from './context.js';
 import type { Frame } from './framer.js';
-import type {
-  DeviceInfoReply,
-  IrqAction,
-  IrqInfoReply,
-  PeerCapabilities,
-  RegionInfoReply,
-  RegionIoFdsReply,
-  WriteMultiEntry,
-} from './messages.js';
+import type { DeviceInfoReply, IrqAction, IrqInfoReply, PeerCapabilities, RegionInfoReply, RegionIoFdsReply, WriteMultiEntry } from './messages.js';
 import { CapabilityDefault, Command, HeaderFlags, maxMessageSizeFor, PROTOCOL_MAJOR, PROTOCOL_MINOR, Size } from './protocol.js';
 import {
   decodeDeviceFeatureReply,
@@ -122,7 +114,14 @@ export class VfioUserClient {
   readonly #irqs = new Set<InterruptSet>();
   #closed = false;
 
-  private constructor(main: ClientChannel, twin: ClientChannel | null, version: { major: number; minor: number }, caps: Capabilities, layout: DmaLayout, maxXfer: number) {
+  private constructor(
+    main: ClientChannel,
+    twin: ClientChannel | null,
+    version: { major: number; minor: number },
+    caps: Capabilities,
+    layout: DmaLayout,
+    maxXfer: number,
+  ) {
     this.#main = main;
     this.#twin = twin;
     this.version = version;
@@ -178,7 +177,10 @@ export class VfioUserClient {
       if (err !== null) throw err;
       const reply = decodeVersionReply(frame.body, frame.fds);
       if (reply.major !== proposed.major || reply.minor > proposed.minor) {
-        throw new VfioError('EINVAL', `the server answered version ${reply.major}.${reply.minor} to a proposal of ${proposed.major}.${proposed.minor}`);
+        throw new VfioError(
+          'EINVAL',
+          `the server answered version ${reply.major}.${reply.minor} to a proposal of ${proposed.major}.${proposed.minor}`,
+        );
       }
       const ts = reply.capabilities?.twinSocket;
       if (ts?.supported === true && ts.fdIndex !== undefined) twinFd = frame.fds.splice(ts.fdIndex, 1)[0]!;
@@ -188,7 +190,10 @@ export class VfioUserClient {
       main.setMaxMessageSize(maxMessageSizeFor(maxXfer));
       const ownTwin = twinFd;
       twinFd = null; // UnixSocket takes it, and closes it if its constructor throws
-      const twin = ownTwin === null ? null : new ClientChannel(new SocketTransport(new UnixSocket(ownTwin), { maxMessageSize: maxMessageSizeFor(maxXfer) }), { timeoutMs });
+      const twin =
+        ownTwin === null
+          ? null
+          : new ClientChannel(new SocketTransport(new UnixSocket(ownTwin), { maxMessageSize: maxMessageSizeFor(maxXfer) }), { timeoutMs });
       const layout = options.dmaLayout ?? 'spec';
       return new VfioUserClient(main, twin, { major: reply.major, minor: reply.minor }, server, layout, maxXfer);
     } finally {
@@ -255,7 +260,9 @@ export class VfioUserClient {
 
   /** REGION_READ of `count` bytes at `offset` of region `index`; EIO if the server answers another count. */
   async regionRead(index: number, offset: number, count: number): Promise<Uint8Array> {
-    const r = await this.#call(encodeRegionRead(this.#main.nextId(), offset, index, count), (body, fds) => decodeRegionReadReply(body, fds, { maxDataXferSize: this.#maxXfer }));
+    const r = await this.#call(encodeRegionRead(this.#main.nextId(), offset, index, count), (body, fds) =>
+      decodeRegionReadReply(body, fds, { maxDataXferSize: this.#maxXfer }),
+    );
     if (r.count !== count) throw new VfioError('EIO', `REGION_READ: asked ${count} bytes, got ${r.count}`);
     return r.data;
   }
@@ -376,7 +383,11 @@ export class VfioUserClient {
   async setIrqEventfds(index: number, start: number, count: number, action: IrqAction = 'trigger'): Promise<InterruptSet> {
     const set = new InterruptSet(index, start, count);
     try {
-      await this.#call(encodeSetIrqs(this.#main.nextId(), { index, start, count, action, data: 'eventfd' }), (body, fds) => decodeEmptyReply(Command.DEVICE_SET_IRQS, body, fds), set.fds);
+      await this.#call(
+        encodeSetIrqs(this.#main.nextId(), { index, start, count, action, data: 'eventfd' }),
+        (body, fds) => decodeEmptyReply(Command.DEVICE_SET_IRQS, body, fds),
+        set.fds,
+      );
     } catch (err) {
       set.close();
       throw err;
@@ -426,7 +437,9 @@ export class VfioUserClient {
 
   /** MIG_DATA_READ: up to `size` bytes of the device's migration stream (fewer: drained). */
   async migrationDataRead(size: number): Promise<Uint8Array> {
-    const r = await this.#call(encodeMigDataRead(this.#main.nextId(), size), (body, fds) => decodeMigDataReadReply(body, fds, { maxDataXferSize: this.#maxXfer }));
+    const r = await this.#call(encodeMigDataRead(this.#main.nextId(), size), (body, fds) =>
+      decodeMigDataReadReply(body, fds, { maxDataXferSize: this.#maxXfer }),
+    );
     return r.data;
   }
 

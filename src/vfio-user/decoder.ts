@@ -33,15 +33,7 @@ import type {
   VersionMessage,
   WriteMultiEntry,
 } from './messages.js';
-import {
-  Command,
-  commandName,
-  DirtyPagesFlags,
-  DmaUnmapFlags,
-  Size,
-  WRITE_MULTI_DATA_MAX,
-  WRITE_MULTI_MAX_ENTRIES,
-} from './protocol.js';
+import { Command, commandName, DirtyPagesFlags, DmaUnmapFlags, Size, WRITE_MULTI_DATA_MAX, WRITE_MULTI_MAX_ENTRIES } from './protocol.js';
 import { decodeVersion } from './version.js';
 
 const U64_MAX = (1n << 64n) - 1n;

@@ -41,14 +41,22 @@ export class SessionDeviceShape implements DeviceShape {
    */
   static async load(file: DeviceFile): Promise<SessionDeviceShape> {
     const info = await file.getInfo();
-    const regions = await each(info.numRegions, async (i) => {
-      const r = await file.getRegionInfo(i);
-      return { size: r.size, flags: r.flags };
-    }, { size: 0, flags: 0 });
-    const irqs = await each(info.numIrqs, async (i) => {
-      const q = await file.getIrqInfo(i);
-      return { count: q.count, flags: q.flags };
-    }, { count: 0, flags: 0 });
+    const regions = await each(
+      info.numRegions,
+      async (i) => {
+        const r = await file.getRegionInfo(i);
+        return { size: r.size, flags: r.flags };
+      },
+      { size: 0, flags: 0 },
+    );
+    const irqs = await each(
+      info.numIrqs,
+      async (i) => {
+        const q = await file.getIrqInfo(i);
+        return { count: q.count, flags: q.flags };
+      },
+      { count: 0, flags: 0 },
+    );
     return new SessionDeviceShape(info.flags & ~DeviceFlags.CAPS, regions, irqs);
   }
 }

@@ -25,7 +25,11 @@ export function dispatch(session: Session, req: Request): void | Promise<void> {
     throw err;
   }
   if (req.fds.length > session.limits.maxMsgFds) {
-    throw new OverBudget('EINVAL', 'msg-fds', `${commandName(req.cmd)}: ${req.fds.length} file descriptors in one message, more than max_msg_fds ${session.limits.maxMsgFds}`);
+    throw new OverBudget(
+      'EINVAL',
+      'msg-fds',
+      `${commandName(req.cmd)}: ${req.fds.length} file descriptors in one message, more than max_msg_fds ${session.limits.maxMsgFds}`,
+    );
   }
   const handler = HANDLERS[req.cmd];
   if (handler === undefined) throw new VfioError('ENOSYS', `message ${req.msgId}: unknown command ${req.cmd}`);

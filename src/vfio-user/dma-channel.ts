@@ -127,7 +127,9 @@ export class DmaChannel implements DmaMessenger {
       const timer = setTimeout(() => {
         if (this.#pending.get(id)?.timer !== timer) return;
         this.#pending.delete(id);
-        reject(new VfioError('ETIMEDOUT', `the client did not answer ${commandName(cmd)} at 0x${address.toString(16)} within ${this.#opts.timeoutMs} ms`));
+        reject(
+          new VfioError('ETIMEDOUT', `the client did not answer ${commandName(cmd)} at 0x${address.toString(16)} within ${this.#opts.timeoutMs} ms`),
+        );
       }, this.#opts.timeoutMs);
       timer.unref();
       this.#pending.set(id, { cmd, address, count, dest, resolve, reject, timer });

@@ -124,7 +124,14 @@ export class MessageFramer {
   private bodyViewAt = -1;
   // One frame object, reused: it is only valid during the callback anyway.
   private readonly frame: Frame = {
-    msgId: 0, cmd: 0, size: 0, flags: 0, errorNo: 0, body: new Uint8Array(0), fds: NO_FDS, placed: null,
+    msgId: 0,
+    cmd: 0,
+    size: 0,
+    flags: 0,
+    errorNo: 0,
+    body: new Uint8Array(0),
+    fds: NO_FDS,
+    placed: null,
   };
 
   constructor(options: FramerOptions) {
@@ -316,17 +323,11 @@ export class MessageFramer {
     h.flags = u32(b, off + 8);
     h.errorNo = u32(b, off + 12);
     if (h.size < HEADER_SIZE) {
-      this.fail(
-        new VfioError('EINVAL', `${commandName(h.cmd)} message ${h.msgId}: msg_size ${h.size} is smaller than the 16-byte header`),
-        h,
-      );
+      this.fail(new VfioError('EINVAL', `${commandName(h.cmd)} message ${h.msgId}: msg_size ${h.size} is smaller than the 16-byte header`), h);
       return false;
     }
     if (h.size > this.maxSize) {
-      this.fail(
-        new VfioError('EMSGSIZE', `${commandName(h.cmd)} message ${h.msgId}: msg_size ${h.size} exceeds the limit of ${this.maxSize}`),
-        h,
-      );
+      this.fail(new VfioError('EMSGSIZE', `${commandName(h.cmd)} message ${h.msgId}: msg_size ${h.size} exceeds the limit of ${this.maxSize}`), h);
       return false;
     }
     return true;

@@ -31,15 +31,7 @@ export function readHeader(b: Uint8Array, off = 0): MessageHeader {
 }
 
 /** Writes a header at `off` (16 bytes); returns the offset just past it. */
-export function writeHeader(
-  b: Uint8Array,
-  off: number,
-  msgId: number,
-  cmd: number,
-  size: number,
-  flags: number,
-  errorNo = 0,
-): number {
+export function writeHeader(b: Uint8Array, off: number, msgId: number, cmd: number, size: number, flags: number, errorNo = 0): number {
   put16(b, off, msgId);
   put16(b, off + 2, cmd);
   put32(b, off + 4, size);

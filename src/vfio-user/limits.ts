@@ -276,7 +276,10 @@ export function parseLimits(args: readonly string[]): Partial<ResourceLimits> {
       throw new VfioError('EINVAL', `--limit ${name}: ${JSON.stringify(text)} is not ${UNIT_WORDS[spec.unit]}`);
     }
     if (value < spec.min || value > spec.max) {
-      throw new VfioError('EINVAL', `--limit ${name}: ${formatLimit(spec, value)} is outside ${formatLimit(spec, spec.min)} to ${formatLimit(spec, spec.max)}`);
+      throw new VfioError(
+        'EINVAL',
+        `--limit ${name}: ${formatLimit(spec, value)} is outside ${formatLimit(spec, spec.min)} to ${formatLimit(spec, spec.max)}`,
+      );
     }
     out[key] = value;
   }

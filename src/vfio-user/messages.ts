@@ -158,12 +158,7 @@ interface SetIrqsBase {
  * in [start, start+count), or is empty to de-assign them (the caller owns
  * the fds). DATA_NONE with count 0 and action trigger disables the index.
  */
-export type SetIrqsMessage = SetIrqsBase &
-  (
-    | { data: 'none' }
-    | { data: 'bool'; values: boolean[] }
-    | { data: 'eventfd'; fds: number[] }
-  );
+export type SetIrqsMessage = SetIrqsBase & ({ data: 'none' } | { data: 'bool'; values: boolean[] } | { data: 'eventfd'; fds: number[] });
 
 // ---------------------------------------------------------------- region access
 

@@ -31,9 +31,7 @@ export const Command = {
   MIG_DATA_WRITE: 18,
 } as const;
 
-const COMMAND_NAMES: Record<number, string> = Object.fromEntries(
-  Object.entries(Command).map(([name, id]) => [id, name]),
-);
+const COMMAND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Command).map(([name, id]) => [id, name]));
 
 /** `VFIO_USER_DMA_MAP`-style name of a command id, for logs and errors. */
 export function commandName(cmd: number): string {

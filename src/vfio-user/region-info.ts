@@ -39,10 +39,7 @@ export function regionInfoSize(info: RegionInfo): number {
  * cap_offset is 0 (libvfio-user's behaviour): the kernel sets CAPS with
  * cap_offset 0 instead, which QEMU's vfio-user client rejects as invalid.
  */
-export function regionInfoReplyBody(
-  info: RegionInfo,
-  clientArgsz: number,
-): { body: Uint8Array; sendFd: boolean } {
+export function regionInfoReplyBody(info: RegionInfo, clientArgsz: number): { body: Uint8Array; sendFd: boolean } {
   const full = regionInfoSize(info);
   const withCaps = full > Size.REGION_INFO && clientArgsz >= full;
   const b = new Uint8Array(withCaps ? full : Size.REGION_INFO);

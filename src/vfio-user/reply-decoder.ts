@@ -84,7 +84,6 @@ export function decodeDeviceInfoReply(body: Uint8Array, fds: readonly number[]):
   return { argsz, flags: u32(body, 4), numRegions: u32(body, 8), numIrqs: u32(body, 12) };
 }
 
-
 /** DEVICE_GET_IRQ_INFO reply. */
 export function decodeIrqInfoReply(body: Uint8Array, fds: readonly number[]): IrqInfoReply {
   const cmd = Command.DEVICE_GET_IRQ_INFO;

@@ -14,22 +14,8 @@ import { DmaProt, FeatureFlags, IrqSetFlags } from '../base/uapi.js';
 import { put32, put64 } from './buffer-writer.js';
 import { type DmaLayout, dmaDataOffset } from './context.js';
 import { HEADER_SIZE, writeHeader } from './header.js';
-import type {
-  DeviceFeatureMessage,
-  DmaUnmapRequest,
-  SetIrqsMessage,
-  SubRegionIoFd,
-  VersionMessage,
-  WriteMultiEntry,
-} from './messages.js';
-import {
-  Command,
-  DmaUnmapFlags,
-  HeaderFlags,
-  Size,
-  WRITE_MULTI_DATA_MAX,
-  WRITE_MULTI_MAX_ENTRIES,
-} from './protocol.js';
+import type { DeviceFeatureMessage, DmaUnmapRequest, SetIrqsMessage, SubRegionIoFd, VersionMessage, WriteMultiEntry } from './messages.js';
+import { Command, DmaUnmapFlags, HeaderFlags, Size, WRITE_MULTI_DATA_MAX, WRITE_MULTI_MAX_ENTRIES } from './protocol.js';
 import { regionInfoReplyBody } from './region-info.js';
 import { versionBody } from './version.js';
 
@@ -113,10 +99,7 @@ export function encodeVersionReply(msgId: number, v: VersionMessage): Uint8Array
 // ---------------------------------------------------------------- DMA map / unmap
 
 /** DMA_MAP request; send the backing fd alongside when there is one. */
-export function encodeDmaMap(
-  msgId: number,
-  m: { readable: boolean; writable: boolean; offset: bigint; address: bigint; size: bigint },
-): Uint8Array {
+export function encodeDmaMap(msgId: number, m: { readable: boolean; writable: boolean; offset: bigint; address: bigint; size: bigint }): Uint8Array {
   const b = command(msgId, Command.DMA_MAP, Size.DMA_MAP);
   const o = HEADER_SIZE;
   put32(b, o, Size.DMA_MAP);
@@ -266,8 +249,7 @@ export function encodeSetIrqs(
   if (req.data === 'bool' && req.values.length !== req.count) {
     throw new RangeError(`SET_IRQS: ${req.values.length} bools for count ${req.count}`);
   }
-  const dataFlag =
-    req.data === 'none' ? IrqSetFlags.DATA_NONE : req.data === 'bool' ? IrqSetFlags.DATA_BOOL : IrqSetFlags.DATA_EVENTFD;
+  const dataFlag = req.data === 'none' ? IrqSetFlags.DATA_NONE : req.data === 'bool' ? IrqSetFlags.DATA_BOOL : IrqSetFlags.DATA_EVENTFD;
   const b = command(msgId, Command.DEVICE_SET_IRQS, Size.IRQ_SET + extra);
   const o = HEADER_SIZE;
   put32(b, o, Size.IRQ_SET + extra);
@@ -422,16 +404,15 @@ function featureFlags(f: Pick<DeviceFeatureMessage, 'feature' | 'get' | 'set' | 
   if (!Number.isInteger(f.feature) || f.feature < 0 || f.feature > FeatureFlags.MASK) {
     throw new RangeError(`feature ${f.feature} is not a 16-bit index`);
   }
-  return (
-    (f.feature |
-      (f.get ? FeatureFlags.GET : 0) |
-      (f.set ? FeatureFlags.SET : 0) |
-      (f.probe ? FeatureFlags.PROBE : 0)) >>>
-    0
-  );
+  return (f.feature | (f.get ? FeatureFlags.GET : 0) | (f.set ? FeatureFlags.SET : 0) | (f.probe ? FeatureFlags.PROBE : 0)) >>> 0;
 }
 
-function feature(msgId: number, type: number, argsz: number, f: Pick<DeviceFeatureMessage, 'feature' | 'get' | 'set' | 'probe' | 'data'>): Uint8Array {
+function feature(
+  msgId: number,
+  type: number,
+  argsz: number,
+  f: Pick<DeviceFeatureMessage, 'feature' | 'get' | 'set' | 'probe' | 'data'>,
+): Uint8Array {
   const b = alloc(msgId, Command.DEVICE_FEATURE, type, Size.DEVICE_FEATURE + f.data.length);
   put32(b, HEADER_SIZE, u32Arg(argsz, 'argsz'));
   put32(b, HEADER_SIZE + 4, featureFlags(f));

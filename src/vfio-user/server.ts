@@ -371,7 +371,12 @@ export class VfioUserServer {
    * this throws (OverBudget EUSERS past a limit, ENODEV once the device's
    * unregistration began).
    */
-  #open(device: VfioDevice, transport: Transport, identity: ClientIdentity, more: Pick<SessionOptions, 'connectedAt' | 'versionDeadline' | 'frozen'> = {}): VfioUserSession {
+  #open(
+    device: VfioDevice,
+    transport: Transport,
+    identity: ClientIdentity,
+    more: Pick<SessionOptions, 'connectedAt' | 'versionDeadline' | 'frozen'> = {},
+  ): VfioUserSession {
     const budget = this.#budgets.deviceClients(device);
     let file: DeviceFile;
     try {

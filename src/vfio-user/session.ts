@@ -201,17 +201,20 @@ export class VfioUserSession implements Session {
     this.#transport.placeBody = (header, head) => this.#placeWrite(header, head);
     const deadline = this.limits.versionTimeoutMs;
     this.#versionDeadline = options.versionDeadline ?? Date.now() + deadline;
-    this.#versionTimer = setTimeout(() => {
-      this.#versionTimer = null;
-      if (this.negotiated !== null || this.#closed) return;
-      this.#log.info('vfio-user client dropped: no VFIO_USER_VERSION in time', {
-        device: this.file.device.name,
-        client: this.id,
-        pid: this.identity.pid,
-        limit: 'version-timeout',
-      });
-      void this.close(`no VFIO_USER_VERSION within ${deadline} ms`);
-    }, Math.max(0, this.#versionDeadline - Date.now()));
+    this.#versionTimer = setTimeout(
+      () => {
+        this.#versionTimer = null;
+        if (this.negotiated !== null || this.#closed) return;
+        this.#log.info('vfio-user client dropped: no VFIO_USER_VERSION in time', {
+          device: this.file.device.name,
+          client: this.id,
+          pid: this.identity.pid,
+          limit: 'version-timeout',
+        });
+        void this.close(`no VFIO_USER_VERSION within ${deadline} ms`);
+      },
+      Math.max(0, this.#versionDeadline - Date.now()),
+    );
     this.#versionTimer.unref();
     this.#commandRead = this.identity.command === null ? within(readCommand(this.identity), this.limits.cmdlineTimeoutMs) : Promise.resolve();
     if (sessionChannel.hasSubscribers) {
@@ -288,7 +291,11 @@ export class VfioUserSession implements Session {
     const at = (fd: number): number => fds.push(fd) - 1;
     const socket = (t: TransportHandover | null): SocketState => {
       if (t === null) throw new VfioError('EOPNOTSUPP', `${this.file.device.name}: client ${this.id}'s transport cannot go to another process`);
-      return { fd: at(t.fd), inbound: { bytes: t.inbound.bytes, fds: t.inbound.fds.map(at) }, unsent: t.unsent.map((u) => ({ data: u.data, fds: u.fds.map(at) })) };
+      return {
+        fd: at(t.fd),
+        inbound: { bytes: t.inbound.bytes, fds: t.inbound.fds.map(at) },
+        unsent: t.unsent.map((u) => ({ data: u.data, fds: u.fds.map(at) })),
+      };
     };
     const mappings = this.iommufd?.alive ? this.iommufd.ioas.list() : [];
     return {
@@ -333,7 +340,8 @@ export class VfioUserSession implements Session {
     const negotiated = negotiatedFromState(state.negotiated);
     const twin = state.twin;
     await this.#bind(negotiated, () => {
-      if (twin !== null) this.#useTwin(SocketTransport.adopt(adoptedSocket(twin, take), { maxMessageSize: maxMessageSizeFor(negotiated.maxDataXferSize) }));
+      if (twin !== null)
+        this.#useTwin(SocketTransport.adopt(adoptedSocket(twin, take), { maxMessageSize: maxMessageSizeFor(negotiated.maxDataXferSize) }));
     });
     const ioas = this.iommufd!.ioas;
     for (const m of state.dma) {
@@ -377,7 +385,13 @@ export class VfioUserSession implements Session {
     const theirs = this.#twinPeerFd;
     this.#twinPeerFd = null;
     if (sessionChannel.hasSubscribers) {
-      const bound = { event: 'bound', device: this.file.device.name, client: this.id, version: negotiated.version, capabilities: negotiated.reply } as const;
+      const bound = {
+        event: 'bound',
+        device: this.file.device.name,
+        client: this.id,
+        version: negotiated.version,
+        capabilities: negotiated.reply,
+      } as const;
       // VERSION bound the session: told after the VERSION it answers, when that is traced.
       if (this.#trace !== null) this.#traceAfter.push(() => sessionChannel.publish(bound));
       else sessionChannel.publish(bound);

@@ -7,14 +7,7 @@ import { VfioError } from '../base/errors.js';
 import { need, u16 } from './buffer-reader.js';
 import { put16 } from './buffer-writer.js';
 import type { PeerCapabilities, VersionMessage } from './messages.js';
-import {
-  CapabilityDefault,
-  CapabilityName as N,
-  MAX_MSG_FDS_LIMIT,
-  PROTOCOL_MAJOR,
-  PROTOCOL_MINOR,
-  Size,
-} from './protocol.js';
+import { CapabilityDefault, CapabilityName as N, MAX_MSG_FDS_LIMIT, PROTOCOL_MAJOR, PROTOCOL_MINOR, Size } from './protocol.js';
 
 /** Capabilities with every default filled in: what a peer can be relied on for. */
 export interface Capabilities {
@@ -169,9 +162,10 @@ function formatCapabilitiesJson(caps: PeerCapabilities): string {
     c[N.MIGRATION] = m;
   }
   // bigints (pgsizes) are written as exact JSON integers.
-  return JSON.stringify({ [N.ROOT]: c }, (_k, v: unknown) =>
-    typeof v === 'bigint' ? `\u0000big:${v.toString()}` : v,
-  ).replace(/"\\u0000big:(\d+)"/g, '$1');
+  return JSON.stringify({ [N.ROOT]: c }, (_k, v: unknown) => (typeof v === 'bigint' ? `\u0000big:${v.toString()}` : v)).replace(
+    /"\\u0000big:(\d+)"/g,
+    '$1',
+  );
 }
 
 // ---------------------------------------------------------------- body

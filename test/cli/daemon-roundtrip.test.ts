@@ -65,21 +65,26 @@ describe('uvfio against a running daemon', { skip: pending }, () => {
     const socket = join(sb.runtimeDir, 'devices', `${dev!.uuid}.sock`);
     assert.equal(dev!.socket, socket);
     assert.ok(statSync(socket).isSocket(), 'the device socket exists');
-    assert.ok(
-      daemon.stdout.includes(`-device '{"driver":"vfio-user-pci","socket":{"type":"unix","path":"${socket}"}}'`),
-      daemon.stdout,
-    );
+    assert.ok(daemon.stdout.includes(`-device '{"driver":"vfio-user-pci","socket":{"type":"unix","path":"${socket}"}}'`), daemon.stdout);
   });
 
   it('types: the mtty parent with mtty-1 and mtty-2, as a table and as mdevctl JSON', async () => {
     const rows = await okJson<TypeRow[]>(sb, ['types']);
-    assert.deepEqual(rows.filter((t) => t.parent === 'mtty').map((t) => t.mdev_type), ['mtty-1', 'mtty-2']);
+    assert.deepEqual(
+      rows.filter((t) => t.parent === 'mtty').map((t) => t.mdev_type),
+      ['mtty-1', 'mtty-2'],
+    );
     const text = await ok(sb, ['types']);
     assert.match(text, /^PARENT +TYPE +AVAILABLE +DEVICE API +NAME +DESCRIPTION\n/);
     assert.match(text, /\nmtty +mtty-1 +\d+ +vfio-pci /);
-    const dump = JSON.parse(await ok(sb, ['types', '-p', 'mtty', '--dumpjson'])) as Array<Record<string, Array<Record<string, { available_instances: number; device_api: string }>>>>;
+    const dump = JSON.parse(await ok(sb, ['types', '-p', 'mtty', '--dumpjson'])) as Array<
+      Record<string, Array<Record<string, { available_instances: number; device_api: string }>>>
+    >;
     assert.deepEqual(Object.keys(dump[0]!), ['mtty']);
-    assert.deepEqual(dump[0]!.mtty!.map((t) => Object.keys(t)[0]), ['mtty-1', 'mtty-2']);
+    assert.deepEqual(
+      dump[0]!.mtty!.map((t) => Object.keys(t)[0]),
+      ['mtty-1', 'mtty-2'],
+    );
     assert.equal(dump[0]!.mtty![0]!['mtty-1']!.device_api, 'vfio-pci');
     assert.match(await fails(sb, ['types', '-p', 'nope']), /^uvfio: no parent "nope" \(parents: .*mtty.*\)$/);
   });
@@ -107,14 +112,21 @@ describe('uvfio against a running daemon', { skip: pending }, () => {
   it('define → restart → the auto device runs again with the same UUID; a manual one does not', async () => {
     assert.equal(await ok(sb, ['define', '-u', U2, '-p', 'mtty', '-t', 'mtty-2', '--auto']), '');
     await ok(sb, ['define', '-u', U3, '-p', 'mtty', '-t', 'mtty-1']);
-    assert.equal((await running()).some((d) => d.uuid === U2), false, 'define does not start');
+    assert.equal(
+      (await running()).some((d) => d.uuid === U2),
+      false,
+      'define does not start',
+    );
     await restart();
     const now = await running();
     const dev = now.find((d) => d.uuid === U2);
     assert.ok(dev, 'auto-started after the restart');
     assert.deepEqual([dev.mdev_type, dev.defined, dev.start], ['mtty-2', true, 'auto']);
     assert.ok(statSync(dev.socket!).isSocket());
-    assert.equal(now.some((d) => d.uuid === U3), false);
+    assert.equal(
+      now.some((d) => d.uuid === U3),
+      false,
+    );
     const dumped = JSON.parse(await ok(sb, ['list', '-d', '-u', U3, '--dumpjson'])) as unknown;
     assert.deepEqual(dumped, { mdev_type: 'mtty-1', start: 'manual', attrs: [] }, 'one device: its configuration file');
     await ok(sb, ['start', '-u', U3]);
@@ -128,14 +140,17 @@ describe('uvfio against a running daemon', { skip: pending }, () => {
     await ok(sb, ['modify', '-u', U3, '--addattr', 'c', '--value', '0', '--index', '0']);
     await ok(sb, ['modify', '-u', U3, '--delattr', '-i', '2']);
     await ok(sb, ['modify', '-u', U3, '--auto']);
-    assert.equal(await ok(sb, ['list', '-d', '-v', '-u', U3]), [
-      'UUID                                  PARENT  TYPE    START  RUNNING',
-      `${U3}  mtty    mtty-1  auto   no`,
-      '  Attrs:',
-      '    @{0}: {"c":"0"}',
-      '    @{1}: {"a":"1"}',
-      '',
-    ].join('\n'));
+    assert.equal(
+      await ok(sb, ['list', '-d', '-v', '-u', U3]),
+      [
+        'UUID                                  PARENT  TYPE    START  RUNNING',
+        `${U3}  mtty    mtty-1  auto   no`,
+        '  Attrs:',
+        '    @{0}: {"c":"0"}',
+        '    @{1}: {"a":"1"}',
+        '',
+      ].join('\n'),
+    );
     const file = join(sb.dir, 'u3.json');
     writeFileSync(file, await ok(sb, ['list', '-d', '-u', U3, '--dumpjson']));
     const generated = (await ok(sb, ['define', '-p', 'mtty', '--jsonfile', file])).trim();
@@ -146,11 +161,14 @@ describe('uvfio against a running daemon', { skip: pending }, () => {
     await ok(sb, ['modify', '-u', U3, '--delattr']);
   });
 
-  it('list --dumpjson of many devices has mdevctl\'s parent → [{uuid: config}] shape', async () => {
+  it("list --dumpjson of many devices has mdevctl's parent → [{uuid: config}] shape", async () => {
     const dump = JSON.parse(await ok(sb, ['list', '-d', '--dumpjson'])) as Array<Record<string, Array<Record<string, unknown>>>>;
     assert.equal(dump.length, 1);
     const mtty = dump[0]!.mtty!;
-    assert.ok(mtty.some((e) => JSON.stringify(e) === JSON.stringify({ [U3]: { mdev_type: 'mtty-1', start: 'manual', attrs: [] } })), JSON.stringify(mtty));
+    assert.ok(
+      mtty.some((e) => JSON.stringify(e) === JSON.stringify({ [U3]: { mdev_type: 'mtty-1', start: 'manual', attrs: [] } })),
+      JSON.stringify(mtty),
+    );
   });
 
   it('undefine leaves a running device running; after a restart it is gone', async () => {
@@ -158,7 +176,10 @@ describe('uvfio against a running daemon', { skip: pending }, () => {
     const dev = (await running()).find((d) => d.uuid === U2)!;
     assert.deepEqual([dev.active, dev.defined], [true, false]);
     await restart();
-    assert.equal((await running()).some((d) => d.uuid === U2), false);
+    assert.equal(
+      (await running()).some((d) => d.uuid === U2),
+      false,
+    );
   });
 
   it('errors through the daemon: unknown parent or type, start without a type, bad attrs', async () => {
@@ -181,7 +202,10 @@ describe('uvfio against a running daemon', { skip: pending }, () => {
     for (const d of defines) assert.ok(defs.some((x) => x.uuid === d.uuid));
 
     await Promise.all(['p', 'q', 'r', 's', 't', 'u'].map((n) => ok(sb, ['modify', '-u', U3, '--addattr', n, '--value', n])));
-    const attrs = (await definitions()).find((d) => d.uuid === U3)!.attrs.map((a) => Object.keys(a)[0]).sort();
+    const attrs = (await definitions())
+      .find((d) => d.uuid === U3)!
+      .attrs.map((a) => Object.keys(a)[0])
+      .sort();
     assert.deepEqual(attrs, ['p', 'q', 'r', 's', 't', 'u'], 'every concurrent modify kept');
 
     const target = defines[0]!.uuid;
@@ -193,7 +217,10 @@ describe('uvfio against a running daemon', { skip: pending }, () => {
     for (const r of stops.filter((x) => x.code !== 0)) assert.match(r.stderr, /^uvfio: .*(is not running|being removed|no such device)/);
 
     await Promise.all(defines.map((d) => ok(sb, ['undefine', '-u', d.uuid])));
-    assert.equal((await definitions()).some((x) => defines.some((d) => d.uuid === x.uuid)), false);
+    assert.equal(
+      (await definitions()).some((x) => defines.some((d) => d.uuid === x.uuid)),
+      false,
+    );
   });
 
   it('SIGTERM removes every device and its socket, and exits 0', async () => {

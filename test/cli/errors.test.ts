@@ -37,7 +37,10 @@ describe('uvfio command line: bad input', () => {
 
   it('a daemon that is not running', async () => {
     for (const args of [['list'], ['types'], ['start', '-p', 'mtty', '-t', 'mtty-1'], ['stop', '-u', U1]]) {
-      assert.match(await fails(sb, args), /^uvfio: no uvfio daemon is running \(nothing listens on .*control\.sock\); start one with "uvfio daemon"$/);
+      assert.match(
+        await fails(sb, args),
+        /^uvfio: no uvfio daemon is running \(nothing listens on .*control\.sock\); start one with "uvfio daemon"$/,
+      );
     }
   });
 
@@ -47,7 +50,10 @@ describe('uvfio command line: bad input', () => {
     assert.match(await fails(sb, ['define', '-p', 'mtty', '--jsonfile', bad]), new RegExp(`^uvfio: ${bad}: invalid JSON: `));
     const shape = join(sb.dir, 'shape.json');
     writeFileSync(shape, JSON.stringify({ mdev_type: 'mtty-1', start: 'auto', attrs: [{ a: '1' }, { b: 2 }] }));
-    assert.equal(await fails(sb, ['define', '-p', 'mtty', '--jsonfile', shape]), `uvfio: ${shape}: field "attrs[1]": the value of "b" must be a string, not 2`);
+    assert.equal(
+      await fails(sb, ['define', '-p', 'mtty', '--jsonfile', shape]),
+      `uvfio: ${shape}: field "attrs[1]": the value of "b" must be a string, not 2`,
+    );
     writeFileSync(shape, JSON.stringify({ mdev_type: 'mtty-1', start: 'on' }));
     assert.match(await fails(sb, ['start', '-p', 'mtty', '--jsonfile', shape]), /field "start" must be "auto" or "manual", not "on"/);
     assert.match(await fails(sb, ['define', '-p', 'mtty', '--jsonfile', join(sb.dir, 'missing.json')]), /cannot read .*missing\.json/);
@@ -90,7 +96,10 @@ describe('uvfio command line: bad input', () => {
       const r = await uvfio(s, ['list', '--defined']);
       assert.equal(r.code, 1);
       assert.match(r.stdout, new RegExp(`^UUID .*\\n${U1}  mtty    mtty-1  auto   no\\n$`));
-      assert.equal(r.stderr, `uvfio: ${s.dbFile}: definition ${U2} on parent mtty: field "attrs" must be an array of {"name": "value"} objects, not {"a":"1"}\n`);
+      assert.equal(
+        r.stderr,
+        `uvfio: ${s.dbFile}: definition ${U2} on parent mtty: field "attrs" must be an array of {"name": "value"} objects, not {"a":"1"}\n`,
+      );
     } finally {
       s.remove();
     }

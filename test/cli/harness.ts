@@ -122,10 +122,12 @@ export class Daemon {
   static async start(sb: Sandbox, args: string[] = [], timeoutMs = 15_000): Promise<Daemon> {
     const child = spawn(process.execPath, [MAIN, 'daemon', ...args], { env: sb.env, stdio: ['ignore', 'pipe', 'pipe'] });
     const d = new Daemon(child);
-    const ready = await d.waitFor((l) => l.msg === 'daemon ready', timeoutMs).catch(async (err: Error) => {
-      child.kill('SIGKILL');
-      throw new Error(`${err.message}\nlogs: ${JSON.stringify(d.logs)}\nstdout: ${d.stdout}`);
-    });
+    const ready = await d
+      .waitFor((l) => l.msg === 'daemon ready', timeoutMs)
+      .catch(async (err: Error) => {
+        child.kill('SIGKILL');
+        throw new Error(`${err.message}\nlogs: ${JSON.stringify(d.logs)}\nstdout: ${d.stdout}`);
+      });
     void ready;
     return d;
   }

@@ -114,15 +114,19 @@ compgen -F _uvfio -- "\${words[CURRENT]}"`;
   }
 
   for (const shell of ['bash', 'zsh'] as const) {
-    it(`${shell}: verbs, options, fixed words, and the UUIDs, parents and types uvfio knows`, { skip: !have(shell) && `${shell} is not installed` }, () => {
-      assert.deepEqual(complete(shell, ['uvfio', 'st']), ['start', 'stop']);
-      assert.deepEqual(complete(shell, ['uvfio', 'undefine', '--']), ['--uuid', '--parent', '--json', '--runtime-dir', '--state-dir', '--help']);
-      assert.deepEqual(complete(shell, ['uvfio', 'daemon', '--log-level', 'w']), ['warn']);
-      assert.deepEqual(complete(shell, ['uvfio', 'help', 'sc']), ['screenshot']);
-      assert.deepEqual(complete(shell, ['uvfio', 'stop', '-u', '']), [U]);
-      assert.deepEqual(complete(shell, ['uvfio', 'start', '-p', 'mt']), ['mtty']);
-      assert.deepEqual(complete(shell, ['uvfio', 'start', '-p', 'mtty', '-t', 'mtty-']), ['mtty-1', 'mtty-2']);
-    });
+    it(
+      `${shell}: verbs, options, fixed words, and the UUIDs, parents and types uvfio knows`,
+      { skip: !have(shell) && `${shell} is not installed` },
+      () => {
+        assert.deepEqual(complete(shell, ['uvfio', 'st']), ['start', 'stop']);
+        assert.deepEqual(complete(shell, ['uvfio', 'undefine', '--']), ['--uuid', '--parent', '--json', '--runtime-dir', '--state-dir', '--help']);
+        assert.deepEqual(complete(shell, ['uvfio', 'daemon', '--log-level', 'w']), ['warn']);
+        assert.deepEqual(complete(shell, ['uvfio', 'help', 'sc']), ['screenshot']);
+        assert.deepEqual(complete(shell, ['uvfio', 'stop', '-u', '']), [U]);
+        assert.deepEqual(complete(shell, ['uvfio', 'start', '-p', 'mt']), ['mtty']);
+        assert.deepEqual(complete(shell, ['uvfio', 'start', '-p', 'mtty', '-t', 'mtty-']), ['mtty-1', 'mtty-2']);
+      },
+    );
   }
 
   it('every verb and every option the parser takes is offered', () => {

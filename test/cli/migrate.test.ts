@@ -61,7 +61,11 @@ describe('uvfio migrate', () => {
       for (const ch of 'moved') await c.regionWrite(PciRegion.BAR0, 0, Uint8Array.of(ch.charCodeAt(0)));
     });
     const moved = await okJson<{ stopCopyBytes: number; precopyRounds: number; destinationStarted: boolean; sourceStopped: boolean }>(a, [
-      'migrate', '-u', uuid, '--to', b.runtimeDir,
+      'migrate',
+      '-u',
+      uuid,
+      '--to',
+      b.runtimeDir,
     ]);
     assert.equal(moved.destinationStarted, true);
     assert.equal(moved.sourceStopped, true);
@@ -133,14 +137,17 @@ describe('uvfio migrate', () => {
     await ok(a, ['stop', '-u', uuid]);
   });
 
-  it('the daemon\'s op against a destination that refuses the state: the error names the step, the source runs on', async () => {
+  it("the daemon's op against a destination that refuses the state: the error names the step, the source runs on", async () => {
     const uuid = (await ok(a, ['start', '-p', 'mtty', '-t', 'mtty-1'])).trim();
     // The daemon's op, pointed at a device of another type: its header is
     // refused (vfio-user carries the errno only, not the sentence).
     const other = (await ok(b, ['start', '-p', 'mtty', '-t', 'mtty-2'])).trim();
     const sock = (await device(b, other))!.socket!;
     const { request } = await import('../../src/cli/client.js');
-    await assert.rejects(request(join(a.runtimeDir, 'control.sock'), 'migrate', { uuid, socket: sock }), (e: Error & { code?: string }) => e.code === 'EINVAL' && /writing the destination's stream/.test(e.message));
+    await assert.rejects(
+      request(join(a.runtimeDir, 'control.sock'), 'migrate', { uuid, socket: sock }),
+      (e: Error & { code?: string }) => e.code === 'EINVAL' && /writing the destination's stream/.test(e.message),
+    );
     assert.equal((await device(a, uuid))?.active, true);
     await withClient((await device(a, uuid))!.socket!, async (c) => {
       await c.regionWrite(PciRegion.BAR0, 7, Uint8Array.of(9));

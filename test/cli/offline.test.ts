@@ -25,12 +25,15 @@ after(() => sb.remove());
 
 describe('uvfio without a daemon', () => {
   it('lists definitions as a table, as uvfio JSON and as mdevctl JSON', async () => {
-    assert.equal(await ok(sb, ['list', '--defined']), [
-      'UUID                                  PARENT  TYPE                 START   RUNNING',
-      `${U1}  mtty    mtty-1               manual  no`,
-      `${U2}  matrix  vfio_ap-passthrough  auto    no`,
-      '',
-    ].join('\n'));
+    assert.equal(
+      await ok(sb, ['list', '--defined']),
+      [
+        'UUID                                  PARENT  TYPE                 START   RUNNING',
+        `${U1}  mtty    mtty-1               manual  no`,
+        `${U2}  matrix  vfio_ap-passthrough  auto    no`,
+        '',
+      ].join('\n'),
+    );
     const rows = await okJson<Array<{ uuid: string; active: boolean; attrs: unknown }>>(sb, ['list', '-d', '-p', 'matrix']);
     assert.deepEqual(rows, [
       { uuid: U2, parent: 'matrix', mdev_type: 'vfio_ap-passthrough', start: 'auto', attrs: [{ assign_adapter: '5' }], active: false, defined: true },

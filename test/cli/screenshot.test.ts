@@ -43,7 +43,11 @@ describe('uvfio screenshot', () => {
       assert.deepEqual([...px], [level, level, level], `line ${y}`);
     }
     const json = await okJson<{ width: number; height: number; stride: number; format: string }>(sb, [
-      'screenshot', '-u', byParent.get('mdpy')!, '-o', out,
+      'screenshot',
+      '-u',
+      byParent.get('mdpy')!,
+      '-o',
+      out,
     ]);
     assert.deepEqual([json.width, json.height, json.stride, json.format], [1024, 768, 4096, 'XRGB8888']);
   });
@@ -52,10 +56,7 @@ describe('uvfio screenshot', () => {
     const out = join(sb.dir, 'x.png');
     assert.match(await fails(sb, ['screenshot', '-u', byParent.get('mbochs')!, '-o', out]), /not programmed a display mode/);
     assert.match(await fails(sb, ['screenshot', '-u', byParent.get('mtty')!, '-o', out]), /^uvfio: .*(display|screen)/);
-    assert.match(
-      await fails(sb, ['screenshot', '-u', '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0', '-o', out]),
-      /is not running/,
-    );
+    assert.match(await fails(sb, ['screenshot', '-u', '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0', '-o', out]), /is not running/);
     assert.match(await fails(sb, ['screenshot', '-u', byParent.get('mdpy')!]), /-o\/--output/);
     assert.match(await fails(sb, ['screenshot', '-u', 'not-a-uuid', '-o', out]), /^uvfio: /);
   });

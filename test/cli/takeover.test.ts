@@ -84,7 +84,8 @@ describe('uvfio daemon --takeover', () => {
     };
     const replies: Array<{ msgId: number; errorNo: number; value: number | undefined; at: number }> = [];
     const collect = () => {
-      for (const f of peer.frames.splice(0)) replies.push({ msgId: f.msgId, errorNo: f.errorNo, value: f.body.length > 16 ? f.body[16] : undefined, at: performance.now() });
+      for (const f of peer.frames.splice(0))
+        replies.push({ msgId: f.msgId, errorNo: f.errorNo, value: f.body.length > 16 ? f.body[16] : undefined, at: performance.now() });
     };
     const pump = setInterval(() => {
       collect();
@@ -103,7 +104,11 @@ describe('uvfio daemon --takeover', () => {
         Array.from({ length: sent }, (_, k) => k + 1),
         'in order, none lost, none twice',
       );
-      assert.deepEqual(replies.filter((r) => r.errorNo !== 0).map((r) => r.msgId), [], 'all succeeded');
+      assert.deepEqual(
+        replies.filter((r) => r.errorNo !== 0).map((r) => r.msgId),
+        [],
+        'all succeeded',
+      );
       const reads = replies.filter((_, k) => k % 2 === 1).map((r) => r.value);
       assert.deepEqual(reads, expected, 'each read sees the write before it');
       let gap = 0;
@@ -119,7 +124,7 @@ describe('uvfio daemon --takeover', () => {
     }
   });
 
-  it("INTx, a DMA mapping and REQ work through the new daemon; a second takeover replaces it in turn", async () => {
+  it('INTx, a DMA mapping and REQ work through the new daemon; a second takeover replaces it in turn', async () => {
     const sb = box();
     const old = await start(sb);
     const uuid = (await ok(sb, ['start', '-p', 'mtty', '-t', 'mtty-1'])).trim();
@@ -261,7 +266,9 @@ describe('uvfio daemon --takeover', () => {
     const old = await start(sb);
     await ok(sb, ['start', '-p', 'mtty', '-t', 'mtty-1']);
     const before = await list(sb);
-    const racers = [0, 1].map(() => spawn(process.execPath, [MAIN, 'daemon', '--no-defaults', '--takeover'], { env: sb.env, stdio: ['ignore', 'ignore', 'pipe'] }));
+    const racers = [0, 1].map(() =>
+      spawn(process.execPath, [MAIN, 'daemon', '--no-defaults', '--takeover'], { env: sb.env, stdio: ['ignore', 'ignore', 'pipe'] }),
+    );
     const outcomes = racers.map(
       (c) =>
         new Promise<{ code: number | null; stderr: string }>((resolve) => {

@@ -57,7 +57,10 @@ function drawing(x: number, y: number): Rgb {
 }
 
 /** Pixels of `img` that differ from `want`, and the first few of them. */
-function mismatches(img: { width: number; height: number; rgb: Uint8Array }, want: (x: number, y: number) => Rgb): { count: number; first: string[] } {
+function mismatches(
+  img: { width: number; height: number; rgb: Uint8Array },
+  want: (x: number, y: number) => Rgb,
+): { count: number; first: string[] } {
   let count = 0;
   const first: string[] = [];
   for (let y = 0; y < img.height; y++) {
@@ -92,7 +95,10 @@ describe('web console in Chromium, and a VNC viewer', () => {
     const row = await page.waitForSelector('#devices tr[data-state="running"]', { timeout: 15_000 });
     uuid = (await row.getAttribute('data-uuid'))!;
     const listed = await okJson<Listed[]>(sb, ['list']);
-    assert.deepEqual(listed.map((d) => [d.uuid, d.mdev_type]), [[uuid, 'mdpy-vga']]);
+    assert.deepEqual(
+      listed.map((d) => [d.uuid, d.mdev_type]),
+      [[uuid, 'mdpy-vga']],
+    );
     assert.match(listed[0]!.vnc!, /^127\.0\.0\.1:\d+$/);
     assert.equal(await (await row.$('td:nth-child(6)'))?.textContent(), listed[0]!.vnc);
     await page.waitForSelector(`canvas[data-uuid="${uuid}"][data-signal="yes"]`, { timeout: 15_000 });
@@ -107,7 +113,11 @@ describe('web console in Chromium, and a VNC viewer', () => {
       const who = await page.waitForSelector(`#devices tr[data-uuid="${uuid}"] .client[data-pid="${process.pid}"]`, { timeout: 15_000 });
       assert.match((await who.textContent())!, /node/);
       await page.waitForFunction(
-        ([u, pid]) => /DMA: 1 mapping, 1 MiB/.test((globalThis as unknown as PageGlobals).document.querySelector(`#devices tr[data-uuid="${u}"] .client[data-pid="${pid}"]`)?.textContent ?? ''),
+        ([u, pid]) =>
+          /DMA: 1 mapping, 1 MiB/.test(
+            (globalThis as unknown as PageGlobals).document.querySelector(`#devices tr[data-uuid="${u}"] .client[data-pid="${pid}"]`)?.textContent ??
+              '',
+          ),
         [uuid, process.pid] as const,
         { timeout: 15_000 },
       );

@@ -119,15 +119,12 @@ describe('console server: state and requests', () => {
   it('shows the types with available instances, and every device', async () => {
     const res = await fetch(`${base}/api/state`, { headers: bearer() });
     const state = (await res.json()) as { types: Array<{ parent: string; type: string; availableInstances: number }>; devices: unknown[] };
-    assert.deepEqual(
-      [...new Set(state.types.map((t) => t.parent))],
-      ['mtty', 'mdpy', 'mbochs', 'virtio-blk'],
-    );
+    assert.deepEqual([...new Set(state.types.map((t) => t.parent))], ['mtty', 'mdpy', 'mbochs', 'virtio-blk']);
     assert.ok(state.types.every((t) => t.availableInstances > 0));
     assert.deepEqual(state.devices, []);
   });
 
-  it('starts, defines, undefines and stops from the page, with the command line\'s checks and errors', async () => {
+  it("starts, defines, undefines and stops from the page, with the command line's checks and errors", async () => {
     const p = await page();
     assert.equal((await p.next((m) => m.t === 'hello')).t, 'hello');
     await p.next((m) => m.t === 'state');

@@ -9,7 +9,13 @@ let serial = 0;
 
 /** A registered mbochs device with `memoryBytes` of video memory and no mode set. */
 export function mbochs(core = new VfioCore(), memoryBytes = 4 * MB): MbochsDevice {
-  const dev = new MbochsDevice({ name: `c0c0c0c0-0000-4000-8000-${String(++serial).padStart(12, '0')}`, core, memoryBytes, maxWidth: 0, maxHeight: 0 });
+  const dev = new MbochsDevice({
+    name: `c0c0c0c0-0000-4000-8000-${String(++serial).padStart(12, '0')}`,
+    core,
+    memoryBytes,
+    maxWidth: 0,
+    maxHeight: 0,
+  });
   dev.register();
   return dev;
 }

@@ -10,7 +10,11 @@ it('a bare port is loopback; a named address is kept, IPv6 in brackets', () => {
   assert.deepEqual(parseListenAddress('localhost:9'), { host: 'localhost', port: 9, explicit: true });
   assert.deepEqual(parseListenAddress('[::1]:8080'), { host: '::1', port: 8080, explicit: true });
   for (const bad of ['', 'x', '65536', 'host:', '::1:80', '[::1]', '[nope]:1', '1:2:3']) {
-    assert.throws(() => parseListenAddress(bad), (e: Error & { code?: string }) => e.code === 'EINVAL', bad);
+    assert.throws(
+      () => parseListenAddress(bad),
+      (e: Error & { code?: string }) => e.code === 'EINVAL',
+      bad,
+    );
   }
 });
 

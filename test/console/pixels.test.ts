@@ -63,9 +63,18 @@ describe('tiles', () => {
 describe('pixel formats', () => {
   const formats: Array<[string, PixelFormat]> = [
     ['XRGB8888 layout', { ...XRGB8888_FORMAT }],
-    ['32-bit big-endian BGR', { bitsPerPixel: 32, depth: 24, bigEndian: true, redMax: 255, greenMax: 255, blueMax: 255, redShift: 0, greenShift: 8, blueShift: 16 }],
-    ['RGB565 little-endian', { bitsPerPixel: 16, depth: 16, bigEndian: false, redMax: 31, greenMax: 63, blueMax: 31, redShift: 11, greenShift: 5, blueShift: 0 }],
-    ['RGB555 big-endian', { bitsPerPixel: 16, depth: 15, bigEndian: true, redMax: 31, greenMax: 31, blueMax: 31, redShift: 10, greenShift: 5, blueShift: 0 }],
+    [
+      '32-bit big-endian BGR',
+      { bitsPerPixel: 32, depth: 24, bigEndian: true, redMax: 255, greenMax: 255, blueMax: 255, redShift: 0, greenShift: 8, blueShift: 16 },
+    ],
+    [
+      'RGB565 little-endian',
+      { bitsPerPixel: 16, depth: 16, bigEndian: false, redMax: 31, greenMax: 63, blueMax: 31, redShift: 11, greenShift: 5, blueShift: 0 },
+    ],
+    [
+      'RGB555 big-endian',
+      { bitsPerPixel: 16, depth: 15, bigEndian: true, redMax: 31, greenMax: 31, blueMax: 31, redShift: 10, greenShift: 5, blueShift: 0 },
+    ],
     ['BGR233', { bitsPerPixel: 8, depth: 8, bigEndian: false, redMax: 7, greenMax: 7, blueMax: 3, redShift: 0, greenShift: 3, blueShift: 6 }],
   ];
   for (const source of ['XRGB8888', 'BGRX8888'] as const) {
@@ -104,7 +113,10 @@ describe('pixel formats', () => {
       [{ bitsPerPixel: 16, redShift: 16, greenShift: 8, blueShift: 0, redMax: 255 }, /red shift 16/],
     ];
     for (const [change, message] of bad) {
-      assert.throws(() => checkPixelFormat({ ...XRGB8888_FORMAT, ...change }), (e: Error & { code?: string }) => e.code === 'EINVAL' && message.test(e.message));
+      assert.throws(
+        () => checkPixelFormat({ ...XRGB8888_FORMAT, ...change }),
+        (e: Error & { code?: string }) => e.code === 'EINVAL' && message.test(e.message),
+      );
     }
   });
 });

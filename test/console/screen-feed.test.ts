@@ -85,7 +85,13 @@ describe('screen feed', () => {
     assert.equal(v.frames.length, 1);
     const f = v.frames[0]!;
     assert.deepEqual([f.width, f.height, f.format, f.blank], [320, 200, 'XRGB8888', undefined]);
-    for (const [x, y] of [[0, 0], [319, 0], [100, 150], [319, 199]] as const) assert.deepEqual(at(f, x, y), [...pattern(x, y)], `(${x},${y})`);
+    for (const [x, y] of [
+      [0, 0],
+      [319, 0],
+      [100, 150],
+      [319, 199],
+    ] as const)
+      assert.deepEqual(at(f, x, y), [...pattern(x, y)], `(${x},${y})`);
     // A second viewer joining later gets the same frame without a new look.
     const looks = feed.looks;
     const late = new Recorder();
@@ -131,7 +137,10 @@ describe('screen feed', () => {
     const first = v.frames[0]!;
     assert.deepEqual([first.width, first.height], [NO_SIGNAL_SIZE.width, NO_SIGNAL_SIZE.height]);
     assert.match(first.blank!, /not programmed a display mode/);
-    assert.ok(first.pixels.every((b) => b === 0), 'no picture is black');
+    assert.ok(
+      first.pixels.every((b) => b === 0),
+      'no picture is black',
+    );
 
     paintPattern(dev.framebuffer, 800, 600);
     setMode(dev, 800, 600);

@@ -60,8 +60,16 @@ describe('vnc server', () => {
     assert.deepEqual([init.width, init.height], [320, 200]);
     assert.equal(init.name, `uvfio ${dev.name}`);
     assert.deepEqual(init.format, {
-      bitsPerPixel: 32, depth: 24, bigEndian: false, trueColour: true,
-      redMax: 255, greenMax: 255, blueMax: 255, redShift: 16, greenShift: 8, blueShift: 0,
+      bitsPerPixel: 32,
+      depth: 24,
+      bigEndian: false,
+      trueColour: true,
+      redMax: 255,
+      greenMax: 255,
+      blueMax: 255,
+      redShift: 16,
+      greenShift: 8,
+      blueShift: 0,
     });
     c.requestUpdate(false);
     const screen = new ClientScreen(320, 200);
@@ -85,12 +93,26 @@ describe('vnc server', () => {
     c.requestUpdate(true);
     fillRect(dev.framebuffer, 320 * 4, 130, 70, 3, 3, [250, 10, 20]);
     const rects = await c.readUpdate();
-    assert.deepEqual(rects.map((r) => [r.x, r.y, r.w, r.h]), [[128, 64, 64, 64]], 'one tile');
+    assert.deepEqual(
+      rects.map((r) => [r.x, r.y, r.w, r.h]),
+      [[128, 64, 64, 64]],
+      'one tile',
+    );
     screen.apply(rects);
     assert.deepEqual(screen.at(131, 71), [250, 10, 20]);
 
     // RGB565, big-endian: a 16-bit viewer.
-    c.setPixelFormat({ bitsPerPixel: 16, depth: 16, bigEndian: true, redMax: 31, greenMax: 63, blueMax: 31, redShift: 11, greenShift: 5, blueShift: 0 });
+    c.setPixelFormat({
+      bitsPerPixel: 16,
+      depth: 16,
+      bigEndian: true,
+      redMax: 31,
+      greenMax: 63,
+      blueMax: 31,
+      redShift: 11,
+      greenShift: 5,
+      blueShift: 0,
+    });
     c.requestUpdate(true);
     const full = await c.readUpdate();
     assert.equal(full.length, 20, 'a new pixel format resends everything');
@@ -150,8 +172,23 @@ describe('vnc server', () => {
     const { c: bystander, screen } = await viewer(address);
     const attacks: Array<(c: RfbClient) => void> = [
       (c) => c.write(Buffer.of(99, 1, 2, 3)), // unknown message type
-      (c) => c.setPixelFormat({ bitsPerPixel: 32, depth: 24, bigEndian: false, redMax: 255, greenMax: 255, blueMax: 255, redShift: 16, greenShift: 8, blueShift: 0 }, false), // colour map
-      (c) => c.setPixelFormat({ bitsPerPixel: 24 as 32, depth: 24, bigEndian: false, redMax: 255, greenMax: 255, blueMax: 255, redShift: 16, greenShift: 8, blueShift: 0 }),
+      (c) =>
+        c.setPixelFormat(
+          { bitsPerPixel: 32, depth: 24, bigEndian: false, redMax: 255, greenMax: 255, blueMax: 255, redShift: 16, greenShift: 8, blueShift: 0 },
+          false,
+        ), // colour map
+      (c) =>
+        c.setPixelFormat({
+          bitsPerPixel: 24 as 32,
+          depth: 24,
+          bigEndian: false,
+          redMax: 255,
+          greenMax: 255,
+          blueMax: 255,
+          redShift: 16,
+          greenShift: 8,
+          blueShift: 0,
+        }),
     ];
     for (const attack of attacks) {
       const { c } = await viewer(address);

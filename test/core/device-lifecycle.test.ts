@@ -10,7 +10,10 @@ function fastCore(): VfioCore {
 }
 
 function rejectsWith(p: unknown, code: string): Promise<void> {
-  return assert.rejects(Promise.resolve().then(() => p), (e: unknown) => e instanceof VfioError && e.code === code);
+  return assert.rejects(
+    Promise.resolve().then(() => p),
+    (e: unknown) => e instanceof VfioError && e.code === code,
+  );
 }
 function throwsWith(fn: () => unknown, code: string): void {
   assert.throws(fn, (e: unknown) => e instanceof VfioError && e.code === code);
@@ -44,7 +47,10 @@ test('a device registered with another core is refused', () => {
   const a = fastCore();
   const b = fastCore();
   const dev = new TestDevice({ name: 'x', core: a });
-  assert.throws(() => b.registerDevice(dev, {}), (e: unknown) => e instanceof VfioError && e.code === 'EINVAL');
+  assert.throws(
+    () => b.registerDevice(dev, {}),
+    (e: unknown) => e instanceof VfioError && e.code === 'EINVAL',
+  );
 });
 
 test('unregister with no open file resolves at once and releases exactly once', async () => {
@@ -77,8 +83,14 @@ test('unregister: new opens fail at once, open files keep working, request nudge
   assert.equal(dev.state, 'unregistering');
   assert.deepEqual(events, ['unregistering:d']);
   assert.deepEqual(dev.requests, [0], 'the first nudge is immediate');
-  assert.throws(() => dev.openFile(), (e: unknown) => e instanceof VfioError && e.code === 'ENODEV');
-  assert.throws(() => core.openFile('d'), (e: unknown) => e instanceof VfioError && e.code === 'ENODEV');
+  assert.throws(
+    () => dev.openFile(),
+    (e: unknown) => e instanceof VfioError && e.code === 'ENODEV',
+  );
+  assert.throws(
+    () => core.openFile('d'),
+    (e: unknown) => e instanceof VfioError && e.code === 'ENODEV',
+  );
   // The open file still works while unregister waits.
   await f.regionWrite(0, 0, Uint8Array.of(7));
   const out = new Uint8Array(1);
@@ -87,7 +99,11 @@ test('unregister: new opens fail at once, open files keep working, request nudge
   // Let a few back-off rounds pass.
   for (let i = 0; i < 30 && dev.requests.length < 3; i++) await new Promise((r) => setTimeout(r, 2));
   assert.ok(dev.requests.length >= 3, `request called repeatedly (${dev.requests.length})`);
-  assert.deepEqual(dev.requests, dev.requests.map((_, i) => i), 'count increments per nudge');
+  assert.deepEqual(
+    dev.requests,
+    dev.requests.map((_, i) => i),
+    'count increments per nudge',
+  );
   assert.equal(resolved, false);
   assert.equal(dev.releases, 0);
   await f.close();
@@ -169,7 +185,10 @@ test('name can be reused once the old device is released', async () => {
   a.register();
   const f = a.openFile();
   const p = a.unregister();
-  assert.throws(() => new TestDevice({ name: 'same', core }).register(), (e: unknown) => e instanceof VfioError && e.code === 'EEXIST');
+  assert.throws(
+    () => new TestDevice({ name: 'same', core }).register(),
+    (e: unknown) => e instanceof VfioError && e.code === 'EEXIST',
+  );
   await f.close();
   await p;
   const b = new TestDevice({ name: 'same', core });

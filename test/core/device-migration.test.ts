@@ -280,12 +280,19 @@ describe('device migration: serialised with reset and close under the set lock',
     const transition = file.setMigrationState(STOP_COPY);
     const reset = Promise.resolve(file.reset());
     await new Promise((resolve) => setImmediate(resolve));
-    assert.deepEqual(dev.calls.filter((c) => c !== 'open'), ['migStop'], 'the reset waits for the transition');
+    assert.deepEqual(
+      dev.calls.filter((c) => c !== 'open'),
+      ['migStop'],
+      'the reset waits for the transition',
+    );
     gate = null;
     open();
     await transition;
     await reset;
-    assert.deepEqual(dev.calls.filter((c) => c !== 'open'), ['migStop', 'migSave', 'reset', 'migStart']);
+    assert.deepEqual(
+      dev.calls.filter((c) => c !== 'open'),
+      ['migStop', 'migSave', 'reset', 'migStart'],
+    );
     assert.equal(await file.migrationState(), RUNNING);
     assert.deepEqual(dev.violations, []);
   });
@@ -303,7 +310,10 @@ describe('device migration: serialised with reset and close under the set lock',
     open();
     await transition;
     await closed;
-    assert.deepEqual(dev.calls.filter((c) => c !== 'open'), ['migStop', 'migStart', 'close']);
+    assert.deepEqual(
+      dev.calls.filter((c) => c !== 'open'),
+      ['migStop', 'migStart', 'close'],
+    );
     assert.deepEqual(dev.violations, []);
   });
 });

@@ -98,7 +98,11 @@ test('hot reset resets every device of the set when the caller owns every opened
   await fb.bindIommufd(ctx);
   devs[2]!.regs[0] = 5;
   await fa.pciHotReset();
-  assert.deepEqual(devs.map((d) => d.resets), [1, 1, 1], 'opened or not, all reset');
+  assert.deepEqual(
+    devs.map((d) => d.resets),
+    [1, 1, 1],
+    'opened or not, all reset',
+  );
   assert.equal(devs[2]!.regs[0], 0);
   assert.equal(other.resets, 0, 'other sets untouched');
   await fa.close();
@@ -115,13 +119,19 @@ test('hot reset is EPERM when an opened device of the set is bound to another co
   const fb = b.openFile();
   await fa.bindIommufd(new IommufdContext());
   await fb.bindIommufd(new IommufdContext());
-  await assert.rejects(Promise.resolve().then(() => fa.pciHotReset()), isCode('EPERM'));
+  await assert.rejects(
+    Promise.resolve().then(() => fa.pciHotReset()),
+    isCode('EPERM'),
+  );
   assert.equal(a.resets + b.resets, 0, 'nothing was reset');
   // Two files of the SAME device in different contexts: also EPERM.
   await fb.close();
   const fa2 = a.openFile();
   await fa2.bindIommufd(new IommufdContext());
-  await assert.rejects(Promise.resolve().then(() => fa.pciHotReset()), isCode('EPERM'));
+  await assert.rejects(
+    Promise.resolve().then(() => fa.pciHotReset()),
+    isCode('EPERM'),
+  );
   await fa2.close();
   await fa.pciHotReset();
   assert.equal(a.resets, 1);

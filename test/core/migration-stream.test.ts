@@ -14,7 +14,13 @@ const expect: MigStreamExpectation = { kind: 'mtty', major: 1, minor: 1, params,
 function stream(header: Partial<{ kind: string; major: number; minor: number; params: Uint8Array }> = {}): Uint8Array {
   return new MigStreamWriter()
     .begin({ kind: 'mtty', major: 1, minor: 0, params, ...header })
-    .record(2, new FieldWriter().u32(7).u64(2 ** 40).take())
+    .record(
+      2,
+      new FieldWriter()
+        .u32(7)
+        .u64(2 ** 40)
+        .take(),
+    )
     .record(3, Uint8Array.of(9, 9))
     .end()
     .take();
@@ -43,7 +49,11 @@ describe('migration stream format', () => {
     for (let i = 0; i < good.length; i++) {
       const bad = good.slice();
       bad[i]! ^= 0x40;
-      assert.throws(() => readMigStream(bad, expect), (e: unknown) => isVfioError(e, 'EBADMSG') || isVfioError(e, 'ENODATA'), `byte ${i}`);
+      assert.throws(
+        () => readMigStream(bad, expect),
+        (e: unknown) => isVfioError(e, 'EBADMSG') || isVfioError(e, 'ENODATA'),
+        `byte ${i}`,
+      );
     }
     const payload = good.slice();
     payload[payload.length - 20]! ^= 1; // inside a record's payload

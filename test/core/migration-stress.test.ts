@@ -30,7 +30,15 @@ const RUNS: Array<[number, number]> = [
   [12, 3],
   [13, 3],
 ];
-const TARGETS: MigStateValue[] = [MigState.STOP, MigState.RUNNING, MigState.STOP_COPY, MigState.RESUMING, MigState.RUNNING_P2P, MigState.PRE_COPY, MigState.PRE_COPY_P2P];
+const TARGETS: MigStateValue[] = [
+  MigState.STOP,
+  MigState.RUNNING,
+  MigState.STOP_COPY,
+  MigState.RESUMING,
+  MigState.RUNNING_P2P,
+  MigState.PRE_COPY,
+  MigState.PRE_COPY_P2P,
+];
 
 async function runSeed(seed: number, burst: number): Promise<Record<string, number>> {
   const rng = new Prng(seed);

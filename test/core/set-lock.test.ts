@@ -7,9 +7,13 @@ test('a free lock runs a synchronous fn at once and returns its value, not a pro
   const v = lock.run(() => 42);
   assert.equal(v, 42);
   assert.equal(lock.idle, true);
-  assert.throws(() => lock.run(() => {
-    throw new Error('sync failure');
-  }), /sync failure/);
+  assert.throws(
+    () =>
+      lock.run(() => {
+        throw new Error('sync failure');
+      }),
+    /sync failure/,
+  );
   assert.equal(lock.idle, true, 'a throw releases the lock');
 });
 

@@ -87,9 +87,7 @@ async function runSeed(seed: number, burst: number): Promise<{ ops: number; step
 
   // Two actors share a context, so hot resets sometimes may proceed.
   const shared = new IommufdContext();
-  const actors: Actor[] = [shared, shared, new IommufdContext(), new IommufdContext(), new IommufdContext()].map(
-    (ctx) => ({ ctx, files: [] }),
-  );
+  const actors: Actor[] = [shared, shared, new IommufdContext(), new IommufdContext(), new IommufdContext()].map((ctx) => ({ ctx, files: [] }));
   const problems: string[] = [];
   const counts: Record<string, number> = {};
   let ops = 0;

@@ -140,7 +140,10 @@ describe('ControlServer', () => {
     const first = await ControlServer.listen({ path, log: quiet, handle: async () => ({}) });
     try {
       assert.ok(statSync(path).isSocket());
-      await assert.rejects(ControlServer.listen({ path, log: quiet, handle: async () => ({}) }), { code: 'EADDRINUSE', message: /another uvfio daemon/ });
+      await assert.rejects(ControlServer.listen({ path, log: quiet, handle: async () => ({}) }), {
+        code: 'EADDRINUSE',
+        message: /another uvfio daemon/,
+      });
       assert.ok(statSync(path).isSocket(), 'the live socket stays');
       const c = await open(path);
       c.socket.write(req(1, 'ping'));

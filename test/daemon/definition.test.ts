@@ -21,7 +21,10 @@ describe('definition JSON (mdevctl shape)', () => {
   ];
   for (const [value, re] of bad) {
     it(`names the field: ${re.source}`, () => {
-      assert.throws(() => parseConfig(value, 'f.json'), (e: NodeJS.ErrnoException) => e.code === 'EINVAL' && re.test(e.message));
+      assert.throws(
+        () => parseConfig(value, 'f.json'),
+        (e: NodeJS.ErrnoException) => e.code === 'EINVAL' && re.test(e.message),
+      );
     });
   }
 
@@ -35,16 +38,35 @@ describe('definition JSON (mdevctl shape)', () => {
     list = addAttr(list, a('y'), undefined);
     list = addAttr(list, a('w'), 0);
     list = addAttr(list, a('z'), 3);
-    assert.deepEqual(list.map((x) => x.name), ['w', 'x', 'y', 'z']);
+    assert.deepEqual(
+      list.map((x) => x.name),
+      ['w', 'x', 'y', 'z'],
+    );
     assert.throws(() => addAttr(list, a('q'), 5), { code: 'EINVAL', message: /index 5 is out of range \(0 to 4\)/ });
-    assert.deepEqual(deleteAttr(list, 1).map((x) => x.name), ['w', 'y', 'z']);
-    assert.deepEqual(deleteAttr(list, undefined).map((x) => x.name), ['w', 'x', 'y']);
+    assert.deepEqual(
+      deleteAttr(list, 1).map((x) => x.name),
+      ['w', 'y', 'z'],
+    );
+    assert.deepEqual(
+      deleteAttr(list, undefined).map((x) => x.name),
+      ['w', 'x', 'y'],
+    );
     assert.throws(() => deleteAttr(list, 4), { code: 'EINVAL', message: /0 to 3/ });
     assert.throws(() => deleteAttr([], undefined), { code: 'EINVAL' });
   });
 
   it('refuses a repeated attribute name when handing attributes to the bus', () => {
     assert.deepEqual(attrsToRecord([{ name: 'a', value: '1' }], 'u'), { a: '1' });
-    assert.throws(() => attrsToRecord([{ name: 'a', value: '1' }, { name: 'a', value: '2' }], 'u'), { code: 'EINVAL', message: /"a" is given twice/ });
+    assert.throws(
+      () =>
+        attrsToRecord(
+          [
+            { name: 'a', value: '1' },
+            { name: 'a', value: '2' },
+          ],
+          'u',
+        ),
+      { code: 'EINVAL', message: /"a" is given twice/ },
+    );
   });
 });

@@ -37,7 +37,10 @@ describe('uvfio daemon: process lifecycle', () => {
     assert.ok(st.isSocket());
     assert.equal(st.mode & 0o777, 0o600);
     assert.ok(existsSync(sb.dbFile));
-    assert.ok(d.logs.every((l) => typeof l.time === 'string' && typeof l.level === 'string' && typeof l.msg === 'string'), 'every stderr line is a JSON log line');
+    assert.ok(
+      d.logs.every((l) => typeof l.time === 'string' && typeof l.level === 'string' && typeof l.msg === 'string'),
+      'every stderr line is a JSON log line',
+    );
     assert.match(d.stdout, /control socket .*control\.sock/);
     assert.equal(await d.stop('SIGTERM'), 0);
     assert.equal(existsSync(control), false, 'the control socket is removed');

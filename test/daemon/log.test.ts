@@ -41,7 +41,14 @@ describe('Logger', () => {
 
   it('human: time, level, message, then key=value, quoted only when needed; one line whatever the message', () => {
     const { log, lines } = capture({ format: 'human' });
-    log.info('device\nstarted', { path: '/run/uvfio/x.sock', n: 3, who: 'pid 7 (qemu -m 1G)', list: ['a', 'b'], gone: undefined, error: new VfioError('ENODEV', 'no') });
+    log.info('device\nstarted', {
+      path: '/run/uvfio/x.sock',
+      n: 3,
+      who: 'pid 7 (qemu -m 1G)',
+      list: ['a', 'b'],
+      gone: undefined,
+      error: new VfioError('ENODEV', 'no'),
+    });
     assert.match(
       lines[0]!,
       /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} info  device started unit=u1 path=\/run\/uvfio\/x\.sock n=3 who="pid 7 \(qemu -m 1G\)" list=\["a","b"\] error="ENODEV: no"\n$/,
@@ -62,29 +69,33 @@ describe('Logger', () => {
 });
 
 describe('uvfio daemon logs', () => {
-  it('on a terminal: human lines (auto); --log-format json overrides', { skip: spawnSync('script', ['--version']).status !== 0 && 'no script(1)' }, async () => {
-    const s = sb();
-    const child = spawn('script', ['-qfec', `'${process.execPath}' '${MAIN}' daemon --no-defaults`, '/dev/null'], {
-      env: s.env,
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    try {
-      const deadline = Date.now() + 15_000;
-      while (!out.includes('daemon ready') && Date.now() < deadline) await sleep(50);
-      const starting = /^\S+ \S+ info  daemon starting pid=(\d+) /m.exec(out);
-      assert.ok(starting, out);
-      assert.match(out, /^\S+ \S+ info  daemon ready control=\S+control\.sock devices=0\r?$/m);
-      process.kill(Number(starting[1]), 'SIGTERM');
-      assert.equal(await exited, 0);
-      assert.match(out, /info  daemon stopped\r?\n/);
-    } finally {
-      child.kill('SIGKILL');
-    }
-    assert.match(await fails(s, ['daemon', '--log-format', 'xml']), /^uvfio: --log-format: "xml" is not one of auto, human, json$/);
-  });
+  it(
+    'on a terminal: human lines (auto); --log-format json overrides',
+    { skip: spawnSync('script', ['--version']).status !== 0 && 'no script(1)' },
+    async () => {
+      const s = sb();
+      const child = spawn('script', ['-qfec', `'${process.execPath}' '${MAIN}' daemon --no-defaults`, '/dev/null'], {
+        env: s.env,
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      try {
+        const deadline = Date.now() + 15_000;
+        while (!out.includes('daemon ready') && Date.now() < deadline) await sleep(50);
+        const starting = /^\S+ \S+ info  daemon starting pid=(\d+) /m.exec(out);
+        assert.ok(starting, out);
+        assert.match(out, /^\S+ \S+ info  daemon ready control=\S+control\.sock devices=0\r?$/m);
+        process.kill(Number(starting[1]), 'SIGTERM');
+        assert.equal(await exited, 0);
+        assert.match(out, /info  daemon stopped\r?\n/);
+      } finally {
+        child.kill('SIGKILL');
+      }
+      assert.match(await fails(s, ['daemon', '--log-format', 'xml']), /^uvfio: --log-format: "xml" is not one of auto, human, json$/);
+    },
+  );
 
   it('to the journal: JOURNAL_STREAM names stderr, so every JSON line carries its priority', async () => {
     const s = sb();

@@ -33,6 +33,9 @@ describe('runtime and state directories', () => {
   });
 
   it('refuses a runtime directory too long for socket paths', () => {
-    assert.throws(() => resolvePaths({ env: {}, uid: 0, runtimeDir: `/${'d'.repeat(60)}` }), { code: 'EINVAL', message: /too long for UNIX socket paths/ });
+    assert.throws(() => resolvePaths({ env: {}, uid: 0, runtimeDir: `/${'d'.repeat(60)}` }), {
+      code: 'EINVAL',
+      message: /too long for UNIX socket paths/,
+    });
   });
 });

@@ -48,7 +48,10 @@ after(() => store?.close());
 describe('MdevService', () => {
   it('types: every parent with live availability; unknown parent is ENODEV', async () => {
     const { types } = svc.types({});
-    assert.deepEqual(types.map((t) => `${t.parent}/${t.type}:${t.availableInstances}`), ['fake0/fake-a:2', 'fake0/fake-b:2', 'fake1/fake-a:2', 'fake1/fake-b:2']);
+    assert.deepEqual(
+      types.map((t) => `${t.parent}/${t.type}:${t.availableInstances}`),
+      ['fake0/fake-a:2', 'fake0/fake-b:2', 'fake1/fake-a:2', 'fake1/fake-b:2'],
+    );
     await svc.start({ parent: 'fake0', type: 'fake-a' });
     assert.equal(svc.types({ parent: 'fake0' }).types[0]!.availableInstances, 1);
     assert.throws(() => svc.types({ parent: 'nope' }), { code: 'ENODEV', message: /no parent "nope" \(parents: fake0, fake1\)/ });
@@ -73,7 +76,10 @@ describe('MdevService', () => {
     const config = { mdev_type: 'fake-b', start: 'auto' as const, attrs: [{ k: 'v' }] };
     assert.throws(() => svc.define({ uuid: U1, config }), { code: 'EINVAL', message: /--parent is needed/ });
     assert.throws(() => svc.define({ uuid: U1, parent: 'fake0', type: 'fake-a', config }), { code: 'EINVAL', message: /--type/ });
-    assert.throws(() => svc.define({ uuid: U1, parent: 'fake0', config: { ...config, start: 'later' } as never }), { code: 'EINVAL', message: /"start"/ });
+    assert.throws(() => svc.define({ uuid: U1, parent: 'fake0', config: { ...config, start: 'later' } as never }), {
+      code: 'EINVAL',
+      message: /"start"/,
+    });
     const { device } = svc.define({ uuid: U1, parent: 'fake0', config });
     assert.deepEqual([device.mdevType, device.start, device.attrs], ['fake-b', 'auto', [{ name: 'k', value: 'v' }]]);
   });
@@ -84,14 +90,29 @@ describe('MdevService', () => {
     assert.deepEqual([t.device.active, t.device.defined, t.device.socket], [true, false, `/run/x/${U1}.sock`]);
     await assert.rejects(svc.start({ uuid: U1, parent: 'fake0', type: 'fake-a' }), { code: 'EEXIST' });
     svc.define({ uuid: U2, parent: 'fake0', type: 'fake-b' });
-    await assert.rejects(svc.start({ uuid: U2, type: 'fake-a' }), { code: 'EINVAL', message: /defined on parent fake0 with type fake-b, not fake-a/ });
+    await assert.rejects(svc.start({ uuid: U2, type: 'fake-a' }), {
+      code: 'EINVAL',
+      message: /defined on parent fake0 with type fake-b, not fake-a/,
+    });
     svc.define({ uuid: U2, parent: 'fake1', type: 'fake-b' });
     await assert.rejects(svc.start({ uuid: U2 }), { code: 'EINVAL', message: /several parents/ });
     const d = await svc.start({ uuid: U2, parent: 'fake1' });
     assert.deepEqual([d.device.parent, d.device.defined, d.generated], ['fake1', true, false]);
     const listed = svc.list({}).devices;
-    assert.deepEqual(listed.map((x) => [x.uuid, x.defined]), [[U1, false], [U2, true]]);
-    assert.deepEqual(svc.list({ defined: true }).devices.map((x) => [x.parent, x.active]), [['fake0', false], ['fake1', true]]);
+    assert.deepEqual(
+      listed.map((x) => [x.uuid, x.defined]),
+      [
+        [U1, false],
+        [U2, true],
+      ],
+    );
+    assert.deepEqual(
+      svc.list({ defined: true }).devices.map((x) => [x.parent, x.active]),
+      [
+        ['fake0', false],
+        ['fake1', true],
+      ],
+    );
   });
 
   it('start refuses a repeated attribute and runs out of instances with EUSERS', async () => {
@@ -127,7 +148,10 @@ describe('MdevService', () => {
     let d = svc.modify({ uuid: U1, type: 'fake-b' }).device;
     assert.deepEqual([d.start, d.mdevType, d.attrs.map((a) => a.name), d.active], ['auto', 'fake-b', ['c', 'a', 'b'], true]);
     d = svc.modify({ uuid: U1, delattr: true, index: 1 }).device;
-    assert.deepEqual(d.attrs.map((a) => a.name), ['c', 'b']);
+    assert.deepEqual(
+      d.attrs.map((a) => a.name),
+      ['c', 'b'],
+    );
     d = svc.modify({ uuid: U1, delattr: true, manual: true }).device;
     assert.deepEqual([d.attrs.map((a) => a.name), d.start], [['c'], 'manual']);
     assert.equal(bus.device(U1)!.type.id, 'fake-a', 'the running device keeps its type');
@@ -153,7 +177,10 @@ describe('MdevService', () => {
     it(`modify refuses ${JSON.stringify(args)} and writes nothing`, () => {
       svc.define({ uuid: U1, parent: 'fake0', type: 'fake-a' });
       const before = store.get(U1);
-      assert.throws(() => svc.modify({ uuid: U1, ...args }), (e: Error) => re.test(e.message));
+      assert.throws(
+        () => svc.modify({ uuid: U1, ...args }),
+        (e: Error) => re.test(e.message),
+      );
       assert.deepEqual(store.get(U1), before);
     });
   }
@@ -193,8 +220,14 @@ describe('MdevService', () => {
     raw.prepare(`UPDATE definitions SET attrs = 'nonsense' WHERE uuid = ?`).run(U4);
     raw.close();
     const started = await logging.autostart();
-    assert.deepEqual(started.map((m) => m.uuid), [U1]);
-    assert.deepEqual(bus.devices().map((m) => m.uuid), [U1]);
+    assert.deepEqual(
+      started.map((m) => m.uuid),
+      [U1],
+    );
+    assert.deepEqual(
+      bus.devices().map((m) => m.uuid),
+      [U1],
+    );
     const errors = logged.filter((l) => l.level === 'error');
     assert.deepEqual(errors.map((l) => l.msg).sort(), ['auto-start failed', 'definition skipped']);
     assert.equal(errors.find((l) => l.msg === 'auto-start failed')!.uuid, U3);

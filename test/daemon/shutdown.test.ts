@@ -48,7 +48,10 @@ describe('Daemon.stop', () => {
     }
     assert.equal(device.device.state, 'released');
     assert.deepEqual(daemon.bus.parents(), []);
-    assert.ok(lines.some((l) => l.msg === 'dropping clients did not finish in time'), JSON.stringify(lines));
+    assert.ok(
+      lines.some((l) => l.msg === 'dropping clients did not finish in time'),
+      JSON.stringify(lines),
+    );
     assert.equal(lines.at(-1)?.msg, 'daemon stopped');
   });
 });

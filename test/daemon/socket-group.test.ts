@@ -44,10 +44,18 @@ async function setup(args: string[]): Promise<{ sb: Sandbox; daemon: Daemon }> {
 }
 
 /** Runs `node args` as `uid` (with `groups`), to completion; bounded. */
-function runAs(uid: number, groups: number[], args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runAs(
+  uid: number,
+  groups: number[],
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const ids = ['--reuid', String(uid), '--regid', String(groups[0] ?? 65534), groups.length > 0 ? `--groups=${groups.join(',')}` : '--clear-groups'];
   return new Promise((resolve, reject) => {
-    const child = spawn('setpriv', [...ids, '--', process.execPath, ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('setpriv', [...ids, '--', process.execPath, ...args], {
+      env: { PATH: process.env.PATH, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -131,6 +139,9 @@ describe('uvfio daemon --socket-group', { skip }, () => {
     const sb = sandbox();
     sandboxes.push(sb);
     assert.match(await fails(sb, ['daemon', '--socket-group', 'no-such-group-here']), /^uvfio: --socket-group: no group "no-such-group-here"$/);
-    assert.match(await fails(sb, ['daemon', '--share-control']), /^uvfio: --share-control shares the control socket with --socket-group: name the group$/);
+    assert.match(
+      await fails(sb, ['daemon', '--share-control']),
+      /^uvfio: --share-control shares the control socket with --socket-group: name the group$/,
+    );
   });
 });

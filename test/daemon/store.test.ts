@@ -29,10 +29,26 @@ describe('DefinitionStore', () => {
     const file = fresh();
     const s = DefinitionStore.open(file);
     assert.equal(s.schemaVersion(), SCHEMA_VERSION);
-    s.insert(def(U1, 'mtty', { start: 'auto', attrs: [{ name: 'x', value: '1' }, { name: 'x', value: '2' }] }));
+    s.insert(
+      def(U1, 'mtty', {
+        start: 'auto',
+        attrs: [
+          { name: 'x', value: '1' },
+          { name: 'x', value: '2' },
+        ],
+      }),
+    );
     s.close();
     const again = DefinitionStore.open(file);
-    assert.deepEqual(again.list().definitions, [def(U1, 'mtty', { start: 'auto', attrs: [{ name: 'x', value: '1' }, { name: 'x', value: '2' }] })]);
+    assert.deepEqual(again.list().definitions, [
+      def(U1, 'mtty', {
+        start: 'auto',
+        attrs: [
+          { name: 'x', value: '1' },
+          { name: 'x', value: '2' },
+        ],
+      }),
+    ]);
     assert.equal(again.schemaVersion(), SCHEMA_VERSION);
     again.close();
   });
@@ -46,9 +62,12 @@ describe('DefinitionStore', () => {
     assert.equal(s.get(U1, 'p2').parent, 'p2');
     assert.throws(() => s.get(U2), { code: 'ENOENT' });
     assert.deepEqual(s.remove(U1, 'p1'), [{ uuid: U1, parent: 'p1' }]);
-    assert.deepEqual(s.list().definitions.map((d) => d.parent), ['p2']);
+    assert.deepEqual(
+      s.list().definitions.map((d) => d.parent),
+      ['p2'],
+    );
     s.insert(def(U1, 'p3'));
-    assert.equal(s.remove(U1).length, 2, 'without a parent, every parent\'s definition goes');
+    assert.equal(s.remove(U1).length, 2, "without a parent, every parent's definition goes");
     assert.throws(() => s.remove(U1), { code: 'ENOENT' });
     s.close();
   });
@@ -59,7 +78,11 @@ describe('DefinitionStore', () => {
     const out = s.update(U1, undefined, (d) => ({ ...d, start: 'auto', uuid: U2, parent: 'other' }));
     assert.equal(out.start, 'auto');
     assert.equal(out.uuid, U1, 'uuid and parent cannot change');
-    assert.throws(() => s.update(U1, undefined, () => { throw new Error('no'); }));
+    assert.throws(() =>
+      s.update(U1, undefined, () => {
+        throw new Error('no');
+      }),
+    );
     assert.equal(s.get(U1).start, 'auto');
     s.close();
   });
@@ -73,11 +96,17 @@ describe('DefinitionStore', () => {
     raw.prepare('UPDATE definitions SET attrs = ? WHERE uuid = ?').run('[{"a": 1}]', U2);
     raw.close();
     const listing = s.list();
-    assert.deepEqual(listing.definitions.map((d) => d.uuid), [U1]);
+    assert.deepEqual(
+      listing.definitions.map((d) => d.uuid),
+      [U1],
+    );
     assert.equal(listing.problems.length, 1);
     const msg = listing.problems[0]!.message;
     assert.ok(msg.includes(file) && msg.includes(U2) && msg.includes('attrs[0]'), msg);
-    assert.throws(() => s.get(U2), (e: Error) => e.message === msg);
+    assert.throws(
+      () => s.get(U2),
+      (e: Error) => e.message === msg,
+    );
     const raw2 = new Database(file);
     raw2.prepare('UPDATE definitions SET attrs = ? WHERE uuid = ?').run('not json', U1);
     raw2.close();
@@ -90,11 +119,14 @@ describe('DefinitionStore', () => {
     const file = fresh();
     const junk = 'this is not SQLite\n'.repeat(100);
     writeFileSync(file, junk);
-    assert.throws(() => DefinitionStore.open(file), (e: NodeJS.ErrnoException) => {
-      assert.equal(e.code, 'EIO');
-      assert.ok(e.message.includes(file) && /not a SQLite database/.test(e.message), e.message);
-      return true;
-    });
+    assert.throws(
+      () => DefinitionStore.open(file),
+      (e: NodeJS.ErrnoException) => {
+        assert.equal(e.code, 'EIO');
+        assert.ok(e.message.includes(file) && /not a SQLite database/.test(e.message), e.message);
+        return true;
+      },
+    );
     assert.equal(readFileSync(file, 'utf8'), junk);
   });
 
@@ -109,15 +141,29 @@ describe('DefinitionStore', () => {
 
   it('seeds defaults once, and only into an empty store', () => {
     const s = DefinitionStore.open(fresh());
-    assert.equal(s.seedOnce(() => [def(U1)]), true);
+    assert.equal(
+      s.seedOnce(() => [def(U1)]),
+      true,
+    );
     s.remove(U1);
-    assert.equal(s.seedOnce(() => [def(U1)]), false, 'an undefined default does not come back');
+    assert.equal(
+      s.seedOnce(() => [def(U1)]),
+      false,
+      'an undefined default does not come back',
+    );
     assert.equal(s.list().definitions.length, 0);
     s.close();
     const t = DefinitionStore.open(fresh());
     t.insert(def(U2));
-    assert.equal(t.seedOnce(() => [def(U1)]), false, 'a store with definitions is configured already');
-    assert.deepEqual(t.list().definitions.map((d) => d.uuid), [U2]);
+    assert.equal(
+      t.seedOnce(() => [def(U1)]),
+      false,
+      'a store with definitions is configured already',
+    );
+    assert.deepEqual(
+      t.list().definitions.map((d) => d.uuid),
+      [U2],
+    );
     t.close();
   });
 });

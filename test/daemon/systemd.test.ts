@@ -131,7 +131,10 @@ describe('systemd notification', { skip: !python && 'python3 is not installed' }
     });
     assert.notEqual(pid, old.child.pid);
     const ready = await manager.next((s) => s.startsWith('READY=1') && s.includes(`MAINPID=${pid}`));
-    assert.ok(manager.messages.indexOf(handed) < manager.messages.indexOf(ready), 'systemd hears of the new main PID from the old one (NotifyAccess=main) before the new one speaks');
+    assert.ok(
+      manager.messages.indexOf(handed) < manager.messages.indexOf(ready),
+      'systemd hears of the new main PID from the old one (NotifyAccess=main) before the new one speaks',
+    );
     await until(() => old.child.exitCode !== null, 'the old daemon to exit', 10_000);
     assert.equal(old.child.exitCode, 0, 'the old daemon exited 0 by itself');
     assert.equal((await okJson<unknown[]>(sb, ['list'])).length, 1, 'the new daemon serves the device');
@@ -158,17 +161,30 @@ function unitValues(key: string): string[] {
 }
 
 describe('contrib/systemd', () => {
-  it('systemd-analyze verify finds nothing wrong with the unit (uvfio and its man page where they would be installed)', { skip: !have('systemd-analyze') && 'no systemd-analyze' }, () => {
-    const sb = setup();
-    // verify wants ExecStart's program and the Documentation= man page to exist.
-    const bin = join(sb.dir, 'uvfio');
-    writeFileSync(bin, `#!/bin/sh\nexec '${process.execPath}' '${MAIN}' "$@"\n`, { mode: 0o755 });
-    const unit = join(sb.dir, 'uvfio.service');
-    writeFileSync(unit, readFileSync(UNIT, 'utf8').replace(/^ExecStart=uvfio /m, `ExecStart=${bin} `).replace(/^ExecReload=uvfio /m, `ExecReload=${bin} `));
-    const r = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8', env: { ...process.env, MANPATH: `${join(ROOT, 'man')}:` }, timeout: 30_000 });
-    assert.equal(r.status, 0, r.stderr);
-    assert.equal(r.stderr, '');
-  });
+  it(
+    'systemd-analyze verify finds nothing wrong with the unit (uvfio and its man page where they would be installed)',
+    { skip: !have('systemd-analyze') && 'no systemd-analyze' },
+    () => {
+      const sb = setup();
+      // verify wants ExecStart's program and the Documentation= man page to exist.
+      const bin = join(sb.dir, 'uvfio');
+      writeFileSync(bin, `#!/bin/sh\nexec '${process.execPath}' '${MAIN}' "$@"\n`, { mode: 0o755 });
+      const unit = join(sb.dir, 'uvfio.service');
+      writeFileSync(
+        unit,
+        readFileSync(UNIT, 'utf8')
+          .replace(/^ExecStart=uvfio /m, `ExecStart=${bin} `)
+          .replace(/^ExecReload=uvfio /m, `ExecReload=${bin} `),
+      );
+      const r = spawnSync('systemd-analyze', ['verify', unit], {
+        encoding: 'utf8',
+        env: { ...process.env, MANPATH: `${join(ROOT, 'man')}:` },
+        timeout: 30_000,
+      });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stderr, '');
+    },
+  );
 
   it('systemd-sysusers makes the uvfio user, a member of the socket group', { skip: !have('systemd-sysusers') && 'no systemd-sysusers' }, () => {
     const sb = setup();
@@ -185,30 +201,42 @@ describe('contrib/systemd', () => {
     assert.equal(socketGroup, 'kvm', 'the unit shares its sockets with the group sysusers puts uvfio in');
   });
 
-  it("the unit's command line and environment start a daemon that becomes ready, logging human lines with priorities", { skip: !python && 'python3 is not installed' }, async () => {
-    const sb = setup();
-    const [exec] = unitValues('ExecStart');
-    const args = exec!.split(' ');
-    assert.equal(args[0], 'uvfio');
-    const env: NodeJS.ProcessEnv = {};
-    for (const assignments of unitValues('Environment')) {
-      for (const a of assignments.split(' ')) env[a.slice(0, a.indexOf('='))] = a.slice(a.indexOf('=') + 1);
-    }
-    assert.deepEqual(Object.keys(env).sort(), ['UVFIO_RUNTIME_DIR', 'UVFIO_SOCKET_GROUP', 'UVFIO_STATE_DIR']);
-    const address = join(sb.dir, 'notify');
-    const manager = await Manager.listen(address);
-    cleanups.push(() => manager.close());
-    // Here: the sandbox's directories, and a group that exists wherever the tests run.
-    const daemon = spawn(process.execPath, [MAIN, ...args.slice(1), '--no-defaults'], {
-      env: { ...sb.env, ...env, UVFIO_RUNTIME_DIR: sb.runtimeDir, UVFIO_STATE_DIR: sb.stateDir, UVFIO_SOCKET_GROUP: String(process.getgid!()), NOTIFY_SOCKET: address, JOURNAL_STREAM: '' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    daemon.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    cleanups.push(() => daemon.kill('SIGKILL'));
-    await manager.next((s) => s.startsWith('READY=1'));
-    assert.match(stderr, /^\S+ \S+ info  daemon starting pid=\d+ /m);
-    daemon.kill('SIGTERM');
-    await manager.next((s) => s.startsWith('STOPPING=1'));
-  });
+  it(
+    "the unit's command line and environment start a daemon that becomes ready, logging human lines with priorities",
+    { skip: !python && 'python3 is not installed' },
+    async () => {
+      const sb = setup();
+      const [exec] = unitValues('ExecStart');
+      const args = exec!.split(' ');
+      assert.equal(args[0], 'uvfio');
+      const env: NodeJS.ProcessEnv = {};
+      for (const assignments of unitValues('Environment')) {
+        for (const a of assignments.split(' ')) env[a.slice(0, a.indexOf('='))] = a.slice(a.indexOf('=') + 1);
+      }
+      assert.deepEqual(Object.keys(env).sort(), ['UVFIO_RUNTIME_DIR', 'UVFIO_SOCKET_GROUP', 'UVFIO_STATE_DIR']);
+      const address = join(sb.dir, 'notify');
+      const manager = await Manager.listen(address);
+      cleanups.push(() => manager.close());
+      // Here: the sandbox's directories, and a group that exists wherever the tests run.
+      const daemon = spawn(process.execPath, [MAIN, ...args.slice(1), '--no-defaults'], {
+        env: {
+          ...sb.env,
+          ...env,
+          UVFIO_RUNTIME_DIR: sb.runtimeDir,
+          UVFIO_STATE_DIR: sb.stateDir,
+          UVFIO_SOCKET_GROUP: String(process.getgid!()),
+          NOTIFY_SOCKET: address,
+          JOURNAL_STREAM: '',
+        },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      daemon.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      cleanups.push(() => daemon.kill('SIGKILL'));
+      await manager.next((s) => s.startsWith('READY=1'));
+      assert.match(stderr, /^\S+ \S+ info  daemon starting pid=\d+ /m);
+      daemon.kill('SIGTERM');
+      await manager.next((s) => s.startsWith('STOPPING=1'));
+    },
+  );
 });

@@ -25,14 +25,21 @@ test('edid: manufacturer id packs three letters in 5 bits each', () => {
 });
 
 test('edid: the preferred mode is the first detailed timing, at about the refresh asked', () => {
-  for (const [w, h] of [[640, 480], [800, 600], [1024, 768], [1920, 1080], [1920, 1440], [2560, 1600]] as const) {
+  for (const [w, h] of [
+    [640, 480],
+    [800, 600],
+    [1024, 768],
+    [1920, 1080],
+    [1920, 1440],
+    [2560, 1600],
+  ] as const) {
     const e = buildEdid({ width: w, height: h });
     const t = preferredTiming(e);
     assert.equal(t.width, w);
     assert.equal(t.height, h);
     const refresh = (t.pixelClockKhz * 1000) / ((w + t.hblank) * (h + t.vblank));
     assert.ok(refresh > 59 && refresh <= 60.01, `${w}x${h}: ${refresh} Hz`);
-    assert.ok(t.vblank * ((1e6 / refresh) / (h + t.vblank)) >= 460, `${w}x${h}: vertical blank of at least 460 us`);
+    assert.ok(t.vblank * (1e6 / refresh / (h + t.vblank)) >= 460, `${w}x${h}: vertical blank of at least 460 us`);
     assert.equal(e[24]! & 0x02, 0x02, 'the preferred timing is native');
   }
 });

@@ -95,12 +95,29 @@ describe('mbochs migration', () => {
   const refusals: Array<[string, () => Promise<Uint8Array>, string]> = [
     ['of another type (mbochs-medium into mbochs-small)', async () => stream((await mbochs(16 * MIB, { w: 1920, h: 1440 })).file), 'EINVAL'],
     ['of another driver (mdpy into mbochs)', async () => stream((await mdpy()).file), 'EINVAL'],
-    ['of another version', async () => header('mbochs', new FieldWriter().u64(4 * MIB).u32(800).u32(600).take(), 2), 'EPROTO'],
-    ['damaged (video memory)', async () => {
-      const s = await stream((await mbochs()).file);
-      s[s.length - 1000]! ^= 0x10;
-      return s;
-    }, 'EBADMSG'],
+    [
+      'of another version',
+      async () =>
+        header(
+          'mbochs',
+          new FieldWriter()
+            .u64(4 * MIB)
+            .u32(800)
+            .u32(600)
+            .take(),
+          2,
+        ),
+      'EPROTO',
+    ],
+    [
+      'damaged (video memory)',
+      async () => {
+        const s = await stream((await mbochs()).file);
+        s[s.length - 1000]! ^= 0x10;
+        return s;
+      },
+      'EBADMSG',
+    ],
     ['truncated', async () => (await stream((await mbochs()).file)).subarray(0, 3 * MIB), 'ENODATA'],
   ];
   for (const [what, make, code] of refusals) {
@@ -127,7 +144,16 @@ describe('mbochs migration', () => {
       const d = new FieldWriter();
       for (const r of regs) d.u16(r);
       return new MigStreamWriter()
-        .begin({ kind: 'mbochs', major: 1, minor: 0, params: new FieldWriter().u64(4 * MIB).u32(800).u32(600).take() })
+        .begin({
+          kind: 'mbochs',
+          major: 1,
+          minor: 0,
+          params: new FieldWriter()
+            .u64(4 * MIB)
+            .u32(800)
+            .u32(600)
+            .take(),
+        })
         .record(2, pci)
         .record(MBOCHS_STREAM.DISPI, d.take())
         .record(MBOCHS_STREAM.EDID, new FieldWriter().u32(edid.size).u32(edid.link).bytes(new Uint8Array(1024)).take())
@@ -136,10 +162,28 @@ describe('mbochs migration', () => {
         .take();
     };
     const regs = [0xb0c5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 64];
-    await assert.rejects(load(dst.file, make(regs.map((r, i) => (i === 10 ? 128 : r)), { size: 128, link: 1 })), isCode('EINVAL'));
+    await assert.rejects(
+      load(
+        dst.file,
+        make(
+          regs.map((r, i) => (i === 10 ? 128 : r)),
+          { size: 128, link: 1 },
+        ),
+      ),
+      isCode('EINVAL'),
+    );
     await assert.rejects(load(dst.file, make(regs, { size: 2000, link: 1 })), isCode('EBADMSG'));
     await assert.rejects(load(dst.file, make(regs, { size: 128, link: 7 })), isCode('EBADMSG'));
-    await assert.rejects(load(dst.file, make(regs.map((r, i) => (i === 0 ? 0x1234 : r)), { size: 128, link: 1 })), isCode('EBADMSG'));
+    await assert.rejects(
+      load(
+        dst.file,
+        make(
+          regs.map((r, i) => (i === 0 ? 0x1234 : r)),
+          { size: 128, link: 1 },
+        ),
+      ),
+      isCode('EBADMSG'),
+    );
     await load(dst.file, make(regs, { size: 128, link: 2 }));
     assert.equal(dst.dev.edid.linkUp, false);
   });
@@ -167,7 +211,7 @@ describe('mdpy migration', () => {
     assert.ok(Buffer.from(dst.dev.framebuffer).equals(before));
   });
 
-  it('a resuming device holds at most its stream size of a client\'s data (ENOSPC); a foreign start is refused at once', async () => {
+  it("a resuming device holds at most its stream size of a client's data (ENOSPC); a foreign start is refused at once", async () => {
     const dst = await mdpy(64, 64);
     await dst.file.setMigrationState(MigState.RESUMING);
     const start = new MigStreamWriter().begin({ kind: 'mdpy', major: 1, minor: 0, params: new FieldWriter().u32(64).u32(64).take() }).take();
@@ -188,7 +232,7 @@ describe('mdpy migration', () => {
 function recordsOf(s: Uint8Array): Map<number, Uint8Array> {
   const out = new Map<number, Uint8Array>();
   const view = new DataView(s.buffer, s.byteOffset);
-  for (let at = 8; at < s.length; ) {
+  for (let at = 8; at < s.length;) {
     const tag = view.getUint16(at, true);
     const len = view.getUint32(at + 4, true);
     out.set(tag, s.slice(at + 8, at + 8 + len));

@@ -97,7 +97,10 @@ test('mbochs: what bochs_hw_init reads: dispi ID, video memory, EDID at BAR2 0x0
   const bytewise = new Uint8Array(128);
   for (let i = 0; i < 128; i++) bytewise[i] = await readLe(file, MMIO, i, 1);
   assert.deepEqual(bytewise, edid);
-  assert.ok((await readBytes(file, MMIO, 128, 0x400 - 128)).every((b) => b === 0), 'one block, no extensions');
+  assert.ok(
+    (await readBytes(file, MMIO, 128, 0x400 - 128)).every((b) => b === 0),
+    'one block, no extensions',
+  );
   assert.equal(await readLe(file, MMIO, 0x600, 4), 0, 'no QEMU extended registers');
   await closeAll(dev, file);
 });
@@ -124,14 +127,22 @@ test('mbochs: VGA ports, unknown registers and a read straddling the EDID window
 
 test('mbochs: no plane until the guest sets a mode; then pixels drawn through the mapping come out in the PNG', async () => {
   const { dev, file } = await mbochs();
-  assert.throws(() => dev.queryPlane(), (e: unknown) => isCode('ENOENT')(e) && (e as Error).message.includes(dev.name));
+  assert.throws(
+    () => dev.queryPlane(),
+    (e: unknown) => isCode('ENOENT')(e) && (e as Error).message.includes(dev.name),
+  );
   await bochsSetMode(file, 800, 600, 4 * MB);
   assert.deepEqual(dev.queryPlane(), { format: 'XRGB8888', width: 800, height: 600, stride: 3200, offset: 0 });
   const info = await file.getRegionInfo(0);
   const vram = MappedMemory.map(info.mmap!.fd, info.mmap!.offset, info.size);
   try {
     // four quadrants: red, green, blue, white (XRGB8888 little-endian: B, G, R, X)
-    const colours = [[0, 0, 255], [0, 255, 0], [255, 0, 0], [255, 255, 255]];
+    const colours = [
+      [0, 0, 255],
+      [0, 255, 0],
+      [255, 0, 0],
+      [255, 255, 255],
+    ];
     for (let y = 0; y < 600; y++) {
       for (let x = 0; x < 800; x++) {
         const q = (y < 300 ? 0 : 2) + (x < 400 ? 0 : 1);
@@ -170,7 +181,10 @@ test('mbochs: the host swaps the monitor through the EDID region, and the guest 
   assert.equal(await readLe(file, E, EDID_REG.MAX_YRES, 4), 1440);
   assert.equal(await readLe(file, E, EDID_REG.LINK_STATE, 4), LINK_STATE.UP);
   await writeLe(file, E, EDID_REG.LINK_STATE, 4, LINK_STATE.DOWN);
-  assert.ok((await readBytes(file, MMIO, 0, 8)).every((b) => b === 0), 'unplugged: no EDID header');
+  assert.ok(
+    (await readBytes(file, MMIO, 0, 8)).every((b) => b === 0),
+    'unplugged: no EDID header',
+  );
   const next = buildEdid({ width: 1280, height: 1024 });
   await file.regionWrite(E, EDID_BLOB_OFFSET, next);
   await writeLe(file, E, EDID_REG.EDID_SIZE, 4, next.length);

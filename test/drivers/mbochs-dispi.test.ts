@@ -1,14 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VfioError } from '../../src/base/errors.js';
-import {
-  DISPI_ENABLE,
-  DISPI_ID0,
-  DISPI_ID5,
-  DISPI_INDEX,
-  DISPI_MMIO_SIZE,
-  DispiRegisters,
-} from '../../src/drivers/mbochs/dispi.js';
+import { DISPI_ENABLE, DISPI_ID0, DISPI_ID5, DISPI_INDEX, DISPI_MMIO_SIZE, DispiRegisters } from '../../src/drivers/mbochs/dispi.js';
 
 const MB = 1024 * 1024;
 const code = (c: string) => (e: unknown) => e instanceof VfioError && e.code === c;

@@ -58,7 +58,10 @@ test('edid region: read-only registers ignore writes; only aligned dwords count'
 test('edid region: the update protocol (link down, blob and size, link up) is what the guest sees', () => {
   const r = new EdidRegion({ maxWidth: 0, maxHeight: 0 });
   setReg(r, EDID_REG.LINK_STATE, LINK_STATE.DOWN);
-  assert.ok(guest(r, 0, 128).every((b) => b === 0), 'nothing while unplugged');
+  assert.ok(
+    guest(r, 0, 128).every((b) => b === 0),
+    'nothing while unplugged',
+  );
   const next = buildEdid({ width: 1280, height: 800 });
   r.write(EDID_BLOB_OFFSET, next);
   setReg(r, EDID_REG.EDID_SIZE, next.length);

@@ -27,7 +27,11 @@ test('mdpy: 1b36:000f, subsystem 1af4:1100, revision 1, display class, no interr
 });
 
 test('mdpy: BAR0 is 32-bit prefetchable memory, the frame rounded up to a power of two', async () => {
-  for (const [w, h, size] of [[640, 480, 2 << 20], [1024, 768, 4 << 20], [1920, 1080, 8 << 20]] as const) {
+  for (const [w, h, size] of [
+    [640, 480, 2 << 20],
+    [1024, 768, 4 << 20],
+    [1920, 1080, 8 << 20],
+  ] as const) {
     const { dev, file } = await mdpy(w, h);
     assert.deepEqual(await sizeBar(file, CFG, 0), { size, flags: 0x8 });
     for (let bar = 1; bar < 6; bar++) assert.equal(await readLe(file, CFG, 0x10 + 4 * bar, 4), 0);
@@ -80,7 +84,7 @@ test('mdpy: the plane is the fixed mode; the screen starts as a grey ramp and re
   let png = decodePng(captureScreen(dev).png);
   assert.equal(png.width, 640);
   assert.deepEqual([...png.rgb.subarray(0, 3)], [0, 0, 0], 'black at the top');
-  const last = (479 * 640) * 3;
+  const last = 479 * 640 * 3;
   assert.deepEqual([...png.rgb.subarray(last, last + 3)], [254, 254, 254], 'near white at the bottom');
   await file.regionWrite(0, 0, new Uint8Array(16).fill(0xff));
   await file.reset();

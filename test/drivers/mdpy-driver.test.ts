@@ -28,7 +28,11 @@ test('mdpy driver: types vga, xga, hd with the kernel sample names and descripti
 test('mdpy driver: each type gets its mode; four devices in all, whatever their types', async () => {
   const { bus, driver, available } = setup();
   assert.deepEqual(available(), [4, 4, 4]);
-  const modes: Array<[string, number, number]> = [['mdpy-vga', 640, 480], ['mdpy-xga', 1024, 768], ['mdpy-hd', 1920, 1080]];
+  const modes: Array<[string, number, number]> = [
+    ['mdpy-vga', 640, 480],
+    ['mdpy-xga', 1024, 768],
+    ['mdpy-hd', 1920, 1080],
+  ];
   for (const [i, [type, w, h]] of modes.entries()) {
     const mdev = await bus.create(uuidOf(i + 1), type);
     const dev = mdev.device as MdpyDevice;

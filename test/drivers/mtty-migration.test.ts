@@ -103,7 +103,10 @@ describe('mtty migration', () => {
     const cfgBefore = await config(src.file);
     const stats = await migrate(filePeer(src.file), filePeer(dst.file), { precopyRounds: 0 });
     assert.equal(stats.precopyBytes, 0);
-    assert.deepEqual(dst.dev.uarts.map((u) => u.saveState()), before);
+    assert.deepEqual(
+      dst.dev.uarts.map((u) => u.saveState()),
+      before,
+    );
     assert.deepEqual(await config(dst.file), cfgBefore);
     // The bytes come out of the destination, in order, through its registers.
     const got: string[] = [];
@@ -125,7 +128,10 @@ describe('mtty migration', () => {
     const stats = await migrate(filePeer(src.file), filePeer(dst.file), { precopyRounds: 1 });
     assert.equal(stats.precopyRounds, 1);
     assert.ok(stats.precopyBytes > 0 && stats.stopCopyBytes > stats.precopyBytes);
-    assert.deepEqual([...dst.dev.uarts[0]!.saveState().fifo], [...'xyzw'].map((c) => c.charCodeAt(0)));
+    assert.deepEqual(
+      [...dst.dev.uarts[0]!.saveState().fifo],
+      [...'xyzw'].map((c) => c.charCodeAt(0)),
+    );
   });
 
   it('a stopped card raises no interrupt; a pending one is raised after resume, on the destination too', async () => {
@@ -217,7 +223,20 @@ describe('mtty migration', () => {
       { fifoCount: 17, trigger: 1 },
       { fifoCount: 2, trigger: 3 },
     ]) {
-      const f = new FieldWriter().u8(1).u8(uart.fifoCount).bytes(new Uint8Array(16)).u8(0).u8(0).u8(0).u8(0).u8(0).u16(12).u8(1).u8(uart.trigger).u8(0xb0).u8(0);
+      const f = new FieldWriter()
+        .u8(1)
+        .u8(uart.fifoCount)
+        .bytes(new Uint8Array(16))
+        .u8(0)
+        .u8(0)
+        .u8(0)
+        .u8(0)
+        .u8(0)
+        .u16(12)
+        .u8(1)
+        .u8(uart.trigger)
+        .u8(0xb0)
+        .u8(0);
       const stream = new MigStreamWriter()
         .begin({ kind: 'mtty', major: MTTY_STREAM.MAJOR, minor: MTTY_STREAM.MINOR, params: new FieldWriter().u32(1).take() })
         .record(2, pciRecordOf(dst.dev))
@@ -238,7 +257,12 @@ function flip(b: Uint8Array, at: number): Uint8Array {
 /** A well-formed stream whose header says otherwise. */
 function foreign(o: { kind?: string; major?: number; minor?: number; ports?: number }): Uint8Array {
   return new MigStreamWriter()
-    .begin({ kind: o.kind ?? 'mtty', major: o.major ?? MTTY_STREAM.MAJOR, minor: o.minor ?? MTTY_STREAM.MINOR, params: new FieldWriter().u32(o.ports ?? 1).take() })
+    .begin({
+      kind: o.kind ?? 'mtty',
+      major: o.major ?? MTTY_STREAM.MAJOR,
+      minor: o.minor ?? MTTY_STREAM.MINOR,
+      params: new FieldWriter().u32(o.ports ?? 1).take(),
+    })
     .end()
     .take();
 }

@@ -151,4 +151,3 @@ test('removing the card asks the client to let go through REQ', async () => {
   await gone;
   await s.close();
 });
-

@@ -45,7 +45,14 @@ async function load(dev: VfioPciDevice, f: DeviceFile, stream: Uint8Array): Prom
   dev.handover = false;
 }
 
-const trigger = (index: number, n: EventNotifier) => ({ index, start: 0, count: 1, action: 'trigger' as const, data: 'eventfd' as const, values: [n] });
+const trigger = (index: number, n: EventNotifier) => ({
+  index,
+  start: 0,
+  count: 1,
+  action: 'trigger' as const,
+  data: 'eventfd' as const,
+  values: [n],
+});
 const setReg = (f: DeviceFile, port: number, offset: number, value: number) => f.regionWrite(port, offset, Uint8Array.of(value));
 
 async function mtty(): Promise<{ dev: MttyDevice; file: DeviceFile }> {
@@ -57,7 +64,12 @@ describe('a device handed over', () => {
   it('mbochs: the stream leaves video memory out; the new adapter adopts the same memory and shows the same plane', async () => {
     const src = new MbochsDevice({ name: `mbochs-takeover-${serial++}`, core, memoryBytes: 4 * MIB, maxWidth: 800, maxHeight: 600 });
     const sf = await registerAndBind(src);
-    for (const [index, value] of [[1, 640], [2, 480], [3, 32], [4, 0x41]] as const) {
+    for (const [index, value] of [
+      [1, 640],
+      [2, 480],
+      [3, 32],
+      [4, 0x41],
+    ] as const) {
       await sf.regionWrite(2, 0x500 + 2 * index, Uint8Array.of(value & 0xff, value >> 8));
     }
     for (let i = 0; i < src.framebuffer.length; i += 4093) src.framebuffer[i] = (i * 13) & 0xff;
@@ -66,7 +78,14 @@ describe('a device handed over', () => {
     assert.ok(stream.length < 64 * 1024, `no video memory in a takeover's stream (${stream.length} bytes)`);
 
     const memory = MappedMemory.adopt(dup(src.barMemory(0)!.fd), 4 * MIB);
-    const dst = new MbochsDevice({ name: `mbochs-takeover-${serial++}`, core, memoryBytes: 4 * MIB, maxWidth: 800, maxHeight: 600, barMemory: [memory] });
+    const dst = new MbochsDevice({
+      name: `mbochs-takeover-${serial++}`,
+      core,
+      memoryBytes: 4 * MIB,
+      maxWidth: 800,
+      maxHeight: 600,
+      barMemory: [memory],
+    });
     const df = await registerAndBind(dst);
     await load(dst, df, stream);
     await df.setMigrationState(MigState.RUNNING);
@@ -87,10 +106,19 @@ describe('a device handed over', () => {
     const stream = await save(src, sf);
     const size = src.framebuffer.length;
     assert.ok(stream.length < size, 'no framebuffer in the stream');
-    const dst = new MdpyDevice({ name: `mdpy-takeover-${serial++}`, core, width: 64, height: 32, barMemory: [MappedMemory.adopt(dup(src.barMemory(0)!.fd), size)] });
+    const dst = new MdpyDevice({
+      name: `mdpy-takeover-${serial++}`,
+      core,
+      width: 64,
+      height: 32,
+      barMemory: [MappedMemory.adopt(dup(src.barMemory(0)!.fd), size)],
+    });
     const df = await registerAndBind(dst);
     await load(dst, df, stream);
-    assert.ok(dst.framebuffer.every((b) => b === 0x3c), 'no grey ramp over the guest picture');
+    assert.ok(
+      dst.framebuffer.every((b) => b === 0x3c),
+      'no grey ramp over the guest picture',
+    );
     await sf.close();
     await df.close();
   });

@@ -33,7 +33,13 @@ async function mapPages(c: VfioUserClient, fd: number, first: number, count: num
     const batch: Promise<void>[] = [];
     for (let i = at; i < Math.min(count, at + window); i++) {
       const page = first + i;
-      const body = encodeDmaMap(0, { readable: true, writable: true, offset: BigInt(page * PAGE), address: BigInt(page * PAGE), size: BigInt(PAGE) }).subarray(16);
+      const body = encodeDmaMap(0, {
+        readable: true,
+        writable: true,
+        offset: BigInt(page * PAGE),
+        address: BigInt(page * PAGE),
+        size: BigInt(PAGE),
+      }).subarray(16);
       batch.push(c.request(Command.DMA_MAP, body, { fds: [fd] }).then((f) => void seen.set(f.errorNo, (seen.get(f.errorNo) ?? 0) + 1)));
     }
     await Promise.all(batch);

@@ -44,7 +44,7 @@ describe('hostile: a device whose ops never settle, or are slow', () => {
     });
   }
 
-  it('a device op that throws something unexpected is that request\'s EIO, logged; the session goes on', async () => {
+  it("a device op that throws something unexpected is that request's EIO, logged; the session goes on", async () => {
     const h = await Hostile.startServer();
     started.push(h);
     const c = await h.connectAttacker();

@@ -83,7 +83,10 @@ describe('hostile: freeze by a full blocking eventfd', () => {
         await sleep(75);
       }
     });
-    await h.daemon.waitFor((l) => l.msg === "vfio-user client's interrupt eventfd is full: its interrupts are coalesced" && l.device === h.attacker.uuid, 2_000);
+    await h.daemon.waitFor(
+      (l) => l.msg === "vfio-user client's interrupt eventfd is full: its interrupts are coalesced" && l.device === h.attacker.uuid,
+      2_000,
+    );
     await deliveredAgain(h, c, fd);
   });
 

@@ -36,9 +36,10 @@ import {
 } from '../../src/vfio-user/index.js';
 
 const SERVER = process.env.UVFIO_LIBVFIO_USER_SERVER;
-const skip = SERVER === undefined || !existsSync(SERVER)
-  ? 'set UVFIO_LIBVFIO_USER_SERVER to a built libvfio-user samples/server to run the interop test'
-  : false;
+const skip =
+  SERVER === undefined || !existsSync(SERVER)
+    ? 'set UVFIO_LIBVFIO_USER_SERVER to a built libvfio-user samples/server to run the interop test'
+    : false;
 
 const dir = mkdtempSync(join(tmpdir(), 'uvfio-lvu-'));
 const children: ChildProcess[] = [];

@@ -22,7 +22,10 @@ test('map refuses any overlap with EEXIST and accepts adjacent ranges', () => {
   }
   as.map(0x1000, 0x1000, page());
   as.map(0x4000, 0x1000, page());
-  assert.deepEqual(as.list().map((m) => m.iova), [0x1000, 0x2000, 0x4000]);
+  assert.deepEqual(
+    as.list().map((m) => m.iova),
+    [0x1000, 0x2000, 0x4000],
+  );
 });
 
 test('map validates its arguments', () => {

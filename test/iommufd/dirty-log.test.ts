@@ -89,7 +89,14 @@ describe('DMA dirty-page logging', () => {
     assert.throws(() => log.start(0, []), code('EINVAL'));
     assert.throws(() => log.start(PAGE, [{ iova: 100, length: PAGE }]), code('EINVAL'));
     assert.throws(() => log.start(PAGE, [{ iova: 0, length: 0 }]), code('EINVAL'));
-    assert.throws(() => log.start(PAGE, [{ iova: 0, length: 2 * PAGE }, { iova: PAGE, length: PAGE }]), code('EINVAL'));
+    assert.throws(
+      () =>
+        log.start(PAGE, [
+          { iova: 0, length: 2 * PAGE },
+          { iova: PAGE, length: PAGE },
+        ]),
+      code('EINVAL'),
+    );
     assert.throws(() => log.start(PAGE, [{ iova: 2 ** 53 - PAGE, length: 2 * PAGE }]), code('EOVERFLOW'));
     const many = Array.from({ length: MAX_LOG_RANGES + 1 }, (_, i) => ({ iova: i * PAGE, length: PAGE }));
     assert.throws(() => log.start(PAGE, many), code('E2BIG'));

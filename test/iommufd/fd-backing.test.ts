@@ -110,7 +110,10 @@ describe('fdBacking', () => {
     const bytes = new Budget('dma-bytes', 1 << 20, total);
     const fds = new Budget('client-fds', 2);
     const big = memfd(2 << 20, true);
-    assert.throws(() => fdBacking(big.fd, 0, 2 << 20, true, { mappedBytes: bytes, fds }), (e: unknown) => e instanceof OverBudget && e.limit === 'dma-bytes');
+    assert.throws(
+      () => fdBacking(big.fd, 0, 2 << 20, true, { mappedBytes: bytes, fds }),
+      (e: unknown) => e instanceof OverBudget && e.limit === 'dma-bytes',
+    );
     assert.equal(bytes.used, 0);
     const a = memfd(1 << 20, true);
     const mapped = fdBacking(a.fd, 0, 1 << 20, true, { mappedBytes: bytes, fds });
@@ -119,7 +122,10 @@ describe('fdBacking', () => {
     const u1 = memfd(4096, false);
     const kept = fdBacking(u1.fd, 0, 4096, true, { mappedBytes: bytes, fds });
     const u2 = memfd(4096, false);
-    assert.throws(() => fdBacking(u2.fd, 0, 4096, true, { mappedBytes: bytes, fds }), (e: unknown) => e instanceof OverBudget && e.limit === 'client-fds');
+    assert.throws(
+      () => fdBacking(u2.fd, 0, 4096, true, { mappedBytes: bytes, fds }),
+      (e: unknown) => e instanceof OverBudget && e.limit === 'client-fds',
+    );
     mapped.backing!.release();
     kept.backing!.release();
     assert.equal(total.used, 0);
@@ -136,11 +142,18 @@ describe('fdBacking', () => {
     close(fd);
     assert.equal(files.size, 1);
     assert.equal(fds.used, 1, 'one fd counted for three mappings of one file');
-    assert.equal(openFdCount(), before + 2, 'the kept fd and the test\'s own');
-    assert.deepEqual(maps.map((b) => b.file?.offset), [0, 4096, 8192]);
+    assert.equal(openFdCount(), before + 2, "the kept fd and the test's own");
+    assert.deepEqual(
+      maps.map((b) => b.file?.offset),
+      [0, 4096, 8192],
+    );
     assert.equal(new Set(maps.map((b) => b.file?.fd)).size, 1);
     const other = memfd(4096, true);
-    assert.throws(() => fdBacking(other.fd, 0, 4096, true, { fds, files }), (e: unknown) => e instanceof OverBudget && e.limit === 'client-fds', 'a second file needs a second fd');
+    assert.throws(
+      () => fdBacking(other.fd, 0, 4096, true, { fds, files }),
+      (e: unknown) => e instanceof OverBudget && e.limit === 'client-fds',
+      'a second file needs a second fd',
+    );
     maps[0]!.release();
     maps[1]!.release();
     assert.equal(fds.used, 1);
@@ -152,4 +165,3 @@ describe('fdBacking', () => {
     assert.equal(openFdCount(), before);
   });
 });
-

@@ -115,7 +115,7 @@ test('create: EUSERS when no instance is left, counted by the core', async () =>
   await bus.create(uuidOf(3), t1);
 });
 
-test('create: EUSERS when the driver\'s shared pool is empty', async () => {
+test("create: EUSERS when the driver's shared pool is empty", async () => {
   const gates = new Gates();
   const { bus, driver, parent } = setup({ ports: 3, point: gates.point });
   const dual = bus.create(uuidOf(1), 'tpool-2');

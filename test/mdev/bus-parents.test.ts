@@ -13,7 +13,10 @@ function throwsWith(fn: () => unknown, code: string): void {
 test('a parent registers its types: ids, attributes, instance counts', () => {
   const bus = new MdevBus({ core: fastCore() });
   const counted = bus.registerParent({ name: 'p0', driver: new PoolDriver({ maxInstances: 3 }) });
-  assert.deepEqual(counted.types.map((t) => t.id), ['tpool-1', 'tpool-2']);
+  assert.deepEqual(
+    counted.types.map((t) => t.id),
+    ['tpool-1', 'tpool-2'],
+  );
   const t1 = counted.type('tpool-1')!;
   assert.equal(t1.name, 'Single port');
   assert.equal(t1.description, 'one port');
@@ -27,7 +30,10 @@ test('a parent registers its types: ids, attributes, instance counts', () => {
   assert.equal(pooled.type('other-2')!.availableInstances, 1);
   assert.equal(pooled.type('other-2')!.maxInstances, undefined);
 
-  assert.deepEqual(bus.types().map((t) => t.id), ['tpool-1', 'tpool-2', 'other-1', 'other-2']);
+  assert.deepEqual(
+    bus.types().map((t) => t.id),
+    ['tpool-1', 'tpool-2', 'other-1', 'other-2'],
+  );
   assert.equal(bus.type('other-2'), pooled.type('other-2'));
   assert.equal(bus.type('tpool-1', 'p1'), undefined);
   assert.equal(bus.parent('p0'), counted);
@@ -43,10 +49,22 @@ test('registerParent: EEXIST for a taken name, EINVAL for a bad declaration', ()
   throwsWith(() => bus.registerParent({ name: 'q', driver: new PoolDriver(), types: [{ name: 'x' }] }), 'EINVAL');
   throwsWith(() => bus.registerParent({ name: 'q', driver: new PoolDriver(), types: [{ name: 'x', maxInstances: -1 }] }), 'EINVAL');
   throwsWith(
-    () => bus.registerParent({ name: 'q', driver: new PoolDriver(), types: [{ name: 'x', maxInstances: 1 }, { name: 'x', maxInstances: 2 }] }),
+    () =>
+      bus.registerParent({
+        name: 'q',
+        driver: new PoolDriver(),
+        types: [
+          { name: 'x', maxInstances: 1 },
+          { name: 'x', maxInstances: 2 },
+        ],
+      }),
     'EINVAL',
   );
-  assert.deepEqual(bus.parents().map((p) => p.name), ['p'], 'a refused parent leaves nothing behind');
+  assert.deepEqual(
+    bus.parents().map((p) => p.name),
+    ['p'],
+    'a refused parent leaves nothing behind',
+  );
 });
 
 test('unregistering a parent removes its devices first, forcing a driver that refuses', async () => {
@@ -87,7 +105,10 @@ test('unregistering a parent removes its devices first, forcing a driver that re
   assert.equal(driver.freePortCount, 8);
   assert.deepEqual(driver.violations(), []);
   assert.deepEqual(bus.devices(), [theirs], 'other parents keep theirs');
-  assert.deepEqual(bus.types().map((t) => t.id), ['q-1', 'q-2']);
+  assert.deepEqual(
+    bus.types().map((t) => t.id),
+    ['q-1', 'q-2'],
+  );
   assert.equal(bus.parent('p'), undefined);
   await rejectsWith(bus.create(uuidOf(6), parent.type('tpool-1')!), 'ENODEV');
   await rejectsWith(bus.create(uuidOf(6), 'tpool-1'), 'ENOENT');

@@ -74,7 +74,10 @@ test('remove with a client connected: REQ, wait for it, then gone', async () => 
   // Meanwhile: unlisted, no new opens, the open file still works.
   assert.equal(gone, false);
   assert.equal(bus.device(mdev.uuid), undefined);
-  assert.throws(() => mdev.device.openFile(), (e: unknown) => (e as { code?: string }).code === 'ENODEV');
+  assert.throws(
+    () => mdev.device.openFile(),
+    (e: unknown) => (e as { code?: string }).code === 'ENODEV',
+  );
   const buf = new Uint8Array(1);
   await file.regionWrite(0, 0, Uint8Array.of(7));
   await file.regionRead(0, 0, buf);
@@ -112,7 +115,7 @@ test('a driver that refuses keeps its device, listed and working', async () => {
   assert.equal(parent.type('tpool-2')!.availableInstances, 2);
 });
 
-test('a device unregistered behind the bus\'s back leaves the list like a removed one', async () => {
+test("a device unregistered behind the bus's back leaves the list like a removed one", async () => {
   const { bus, parent } = setup();
   const mdev = await bus.create(uuidOf(1), 'tpool-1');
   const removed: MdevDevice[] = [];

@@ -55,4 +55,3 @@ export class Gates {
 export function tick(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
-

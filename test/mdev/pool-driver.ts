@@ -19,7 +19,16 @@ import {
   type RegionInfo,
   type SetIrqsRequest,
 } from '../../src/core/index.js';
-import { SharedPool, type MdevDevice, type MdevDriver, type MdevProbeInfo, type MdevRemoveOptions, type MdevType, type MdevTypeSpec, type PoolShare } from '../../src/mdev/index.js';
+import {
+  SharedPool,
+  type MdevDevice,
+  type MdevDriver,
+  type MdevProbeInfo,
+  type MdevRemoveOptions,
+  type MdevType,
+  type MdevTypeSpec,
+  type PoolShare,
+} from '../../src/mdev/index.js';
 
 export interface PoolDriverOptions {
   /** driver name, the type id prefix; default 'tpool' */

@@ -220,7 +220,11 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
     await parent.unregister();
     assert.equal(parent.state, 'unregistered');
   } else {
-    assert.deepEqual(parent.types.map((t) => t.availableInstances), startAvailable, 'instance counts back where they started');
+    assert.deepEqual(
+      parent.types.map((t) => t.availableInstances),
+      startAvailable,
+      'instance counts back where they started',
+    );
     assert.ok(parent.types.every((t) => t.instances === 0));
   }
   if (subject.pool) assert.equal(subject.pool.free(), subject.pool.size, 'the pool is whole again');

@@ -172,7 +172,10 @@ async function runSockets(o: Options): Promise<Record<string, number>> {
     assert.equal(server.connectionCount(), 0, 'no connection left');
     assert.deepEqual(readdirSync(dir), [], 'no socket file left');
     assert.equal(mtty.pool.free, o.ports, 'the pool is whole');
-    assert.deepEqual(parent.types.map((t) => t.instances), [0, 0]);
+    assert.deepEqual(
+      parent.types.map((t) => t.instances),
+      [0, 0],
+    );
     assert.deepEqual(driver.violations, []);
     for (const d of driver.probed) assert.equal(driver.releases.get(d), 1, `${d.name} released exactly once`);
     assert.equal(openFdCount(), baselineFds, 'no fd left open');

@@ -20,7 +20,10 @@ test('pool: shares counted by what is left', () => {
 test('pool: the errno of its kind when exhausted, saying what and how much; nothing is taken then', () => {
   const pool = memory(100 * MIB);
   const large = pool.take(64 * MIB, 'large');
-  assert.throws(() => pool.take(64 * MIB, 'large'), (e: unknown) => code('ENOSPC')(e) && (e as Error).message === 'video memory: large needs 64 MiB, 36 MiB of 100 MiB left');
+  assert.throws(
+    () => pool.take(64 * MIB, 'large'),
+    (e: unknown) => code('ENOSPC')(e) && (e as Error).message === 'video memory: large needs 64 MiB, 36 MiB of 100 MiB left',
+  );
   assert.equal(pool.free, 36 * MIB);
   pool.take(16 * MIB, 'medium');
   pool.take(16 * MIB, 'medium');

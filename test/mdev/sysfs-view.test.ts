@@ -24,7 +24,7 @@ function throwsWith(fn: () => unknown, code: string): void {
   assert.throws(fn, (e: unknown) => e instanceof VfioError && e.code === code);
 }
 
-test('types read with the kernel\'s attribute names', () => {
+test("types read with the kernel's attribute names", () => {
   const { view } = setup();
   assert.deepEqual(view.list(''), ['bus', 'class']);
   assert.deepEqual(view.list('class/mdev_bus'), ['p']);
@@ -44,17 +44,11 @@ test('a type without a description has no description file', () => {
   const bus = new MdevBus({ core: fastCore() });
   bus.registerParent({ name: 'q', driver: new PoolDriver({ name: 'plain' }), types: [{ name: 'x', maxInstances: 2 }] });
   const view = new SysfsView(bus);
-  assert.deepEqual(view.list('class/mdev_bus/q/mdev_supported_types/plain-x'), [
-    'available_instances',
-    'create',
-    'device_api',
-    'devices',
-    'name',
-  ]);
+  assert.deepEqual(view.list('class/mdev_bus/q/mdev_supported_types/plain-x'), ['available_instances', 'create', 'device_api', 'devices', 'name']);
   assert.equal(view.read('class/mdev_bus/q/mdev_supported_types/plain-x/name'), 'x\n', 'the type name when no pretty name');
 });
 
-test('write a UUID to create, 1 to remove; links lead where sysfs\'s do', async () => {
+test("write a UUID to create, 1 to remove; links lead where sysfs's do", async () => {
   const { bus, view } = setup();
   const u = uuidOf(0xabc);
   await view.write(`${T1}/create`, `${u.toUpperCase()}\n`);

@@ -24,10 +24,19 @@ test('eventfd counter: read takes it all, null when 0, bigint and number writes'
   eventfdWrite(fd, 2n ** 40n);
   assert.equal(eventfdRead(fd), 13n + 2n ** 40n);
   assert.equal(eventfdRead(fd), null);
-  assert.throws(() => eventfdWrite(fd, -1), (e: unknown) => e instanceof VfioError && e.code === 'EINVAL');
-  assert.throws(() => eventfdWrite(fd, 2n ** 64n), (e: unknown) => e instanceof VfioError && e.code === 'EINVAL');
+  assert.throws(
+    () => eventfdWrite(fd, -1),
+    (e: unknown) => e instanceof VfioError && e.code === 'EINVAL',
+  );
+  assert.throws(
+    () => eventfdWrite(fd, 2n ** 64n),
+    (e: unknown) => e instanceof VfioError && e.code === 'EINVAL',
+  );
   eventfdWrite(fd, 2n ** 64n - 2n);
-  assert.throws(() => eventfdWrite(fd, 1), (e: unknown) => e instanceof VfioError && e.code === 'EAGAIN');
+  assert.throws(
+    () => eventfdWrite(fd, 1),
+    (e: unknown) => e instanceof VfioError && e.code === 'EAGAIN',
+  );
   close(fd);
 });
 
@@ -85,7 +94,10 @@ test('eventfdSignal: delivered, full (nonblocking), and full while blocking cut 
   assert.equal(eventfdSignal(fd), EventfdSignal.BLOCKED);
   assert.equal(eventfdRead(fd), 2n ** 64n - 2n, 'nothing was added to the full counter');
   assert.equal(eventfdSignal(fd), EventfdSignal.DELIVERED);
-  assert.throws(() => eventfdSignal(-1), (e: unknown) => e instanceof VfioError && e.code === 'EBADF');
+  assert.throws(
+    () => eventfdSignal(-1),
+    (e: unknown) => e instanceof VfioError && e.code === 'EBADF',
+  );
   close(fd);
 });
 
@@ -114,15 +126,18 @@ test('setNonblocking sets and clears O_NONBLOCK on the shared file description',
   setNonblocking(fd, false);
   setNonblocking(fd, true);
   assert.equal(eventfdRead(fd), null, 'nonblocking: an empty counter reads null');
-  assert.throws(() => setNonblocking(-1, true), (e: unknown) => e instanceof VfioError && e.code === 'EBADF');
+  assert.throws(
+    () => setNonblocking(-1, true),
+    (e: unknown) => e instanceof VfioError && e.code === 'EBADF',
+  );
   close(fd);
 });
 
 /** `p`, or a rejection after `ms`. */
 function within<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`nothing within ${ms} ms`)), ms)))]).finally(() =>
-    clearTimeout(timer),
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`nothing within ${ms} ms`)), ms)))]).finally(
+    () => clearTimeout(timer),
   );
 }
 

@@ -3,17 +3,7 @@ import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { VfioError } from '../../src/base/errors.js';
-import {
-  close,
-  eventfd,
-  eventfdRead,
-  eventfdWrite,
-  FdWatcher,
-  READABLE,
-  recvmsg,
-  sendmsg,
-  WRITABLE,
-} from '../../src/native/index.js';
+import { close, eventfd, eventfdRead, eventfdWrite, FdWatcher, READABLE, recvmsg, sendmsg, WRITABLE } from '../../src/native/index.js';
 import { NATIVE_INDEX, rawPair, runScript, tempDir } from './support.js';
 import { until } from '../support/until.js';
 
@@ -38,7 +28,10 @@ test('readable and writable events; stop and close leave the fd open', async () 
   assert.equal(events.length, 0, 'level-triggered, but stopped');
   w.close();
   w.close();
-  assert.throws(() => w.start(READABLE), (e: unknown) => e instanceof VfioError && e.code === 'EBADF');
+  assert.throws(
+    () => w.start(READABLE),
+    (e: unknown) => e instanceof VfioError && e.code === 'EBADF',
+  );
   assert.equal(recvmsg(b, new Uint8Array(1)), 1, 'the fd is still open and the byte waiting');
   close(a);
   close(b);
@@ -47,7 +40,10 @@ test('readable and writable events; stop and close leave the fd open', async () 
 test('one watcher per fd; bad arguments are EINVAL', () => {
   const fd = eventfd();
   const w = new FdWatcher(fd, () => {});
-  assert.throws(() => new FdWatcher(fd, () => {}), (e: unknown) => e instanceof VfioError && e.code === 'EEXIST');
+  assert.throws(
+    () => new FdWatcher(fd, () => {}),
+    (e: unknown) => e instanceof VfioError && e.code === 'EEXIST',
+  );
   assert.throws(
     () => new FdWatcher(fd, 'x' as unknown as () => void),
     (e: unknown) => e instanceof VfioError && e.code === 'EINVAL',
@@ -128,5 +124,5 @@ test('an active watcher keeps the process alive unless unref; a stopped one does
   const stopped = runScript(script('w.start(READABLE); w.stop();'), 5000);
   assert.equal(stopped.status, 0, stopped.stderr);
   const active = runScript(script('w.start(READABLE); setTimeout(() => { console.log("alive"); process.exit(0); }, 200).unref();'), 5000);
-  assert.match(active.stdout, /alive/, 'the ref\'d watcher kept the loop running');
+  assert.match(active.stdout, /alive/, "the ref'd watcher kept the loop running");
 });

@@ -25,7 +25,10 @@ test('preadNoWait: cached bytes at once, 0 at the end of the file, EBADF for a c
     assert.deepEqual(dest, bytes.subarray(1000, 5096));
     assert.equal(preadNoWait(fd, dest, 8192), 0);
     closeSync(fd);
-    assert.throws(() => read(fd, dest, 0), (e) => isVfioError(e, 'EBADF'));
+    assert.throws(
+      () => read(fd, dest, 0),
+      (e) => isVfioError(e, 'EBADF'),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

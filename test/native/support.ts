@@ -35,11 +35,7 @@ export const NATIVE_INDEX = new URL('../../src/native/index.js', import.meta.url
  * Runs an ES module script in a fresh node (behind `wrapper`, a command
  * such as prlimit, when given); returns its exit status and output.
  */
-export function runScript(
-  source: string,
-  timeoutMs = 10000,
-  wrapper: string[] = [],
-): { status: number | null; stdout: string; stderr: string } {
+export function runScript(source: string, timeoutMs = 10000, wrapper: string[] = []): { status: number | null; stdout: string; stderr: string } {
   const argv = [...wrapper, process.execPath, '--input-type=module', '-e', source];
   const r = spawnSync(argv[0]!, argv.slice(1), {
     encoding: 'utf8',

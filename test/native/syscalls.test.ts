@@ -26,8 +26,7 @@ const tmp = tempDir();
 after(() => tmp.done());
 
 function isCode(code: string, syscall?: string) {
-  return (e: unknown) =>
-    e instanceof VfioError && e.code === code && (syscall === undefined || e.message.includes(syscall));
+  return (e: unknown) => e instanceof VfioError && e.code === code && (syscall === undefined || e.message.includes(syscall));
 }
 
 test('listen, connect, accept: a 0600 socket, EAGAIN as -1, EOF as 0', () => {
@@ -181,7 +180,10 @@ test('peerCredentials: the pid, uid and gid of the connected process, from eithe
   close(client);
   close(server);
   const memfd = memfdCreate('not-a-socket', 0);
-  assert.throws(() => peerCredentials(memfd), (e: unknown) => e instanceof VfioError && /SO_PEERCRED/.test(e.message));
+  assert.throws(
+    () => peerCredentials(memfd),
+    (e: unknown) => e instanceof VfioError && /SO_PEERCRED/.test(e.message),
+  );
   close(memfd);
   assert.throws(() => peerCredentials(memfd), isCode('EBADF'));
 });

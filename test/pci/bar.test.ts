@@ -21,7 +21,10 @@ function probe(cs: ConfigSpace, off: number): number {
 
 test('32-bit memory BAR: size mask, type bits, prefetchable', () => {
   const cs = space();
-  new Bars(cs, [{ kind: 'mem32', size: 4096 }, { kind: 'mem32', size: 1 << 20, prefetchable: true }]);
+  new Bars(cs, [
+    { kind: 'mem32', size: 4096 },
+    { kind: 'mem32', size: 1 << 20, prefetchable: true },
+  ]);
   assert.equal(cs.read(barOffset(0), 4), 0);
   assert.equal(probe(cs, barOffset(0)), 0xfffff000);
   assert.equal(probe(cs, barOffset(1)), 0xfff00008);
@@ -34,7 +37,10 @@ test('32-bit memory BAR: size mask, type bits, prefetchable', () => {
 
 test('I/O BAR: bit 0 set, size mask in bits 31:2', () => {
   const cs = space();
-  new Bars(cs, [{ kind: 'io', size: 8 }, { kind: 'io', size: 256 }]);
+  new Bars(cs, [
+    { kind: 'io', size: 8 },
+    { kind: 'io', size: 256 },
+  ]);
   assert.equal(cs.read(barOffset(0), 4), 0x1);
   assert.equal(probe(cs, barOffset(0)), 0xfffffff9);
   assert.equal(probe(cs, barOffset(1)), 0xffffff01);
@@ -42,7 +48,13 @@ test('I/O BAR: bit 0 set, size mask in bits 31:2', () => {
 
 test('64-bit BAR spans two dwords; sizing each half as an OS does', () => {
   const cs = space();
-  const bars = new Bars(cs, [undefined, undefined, { kind: 'mem64', size: 1 << 20, prefetchable: true }, undefined, { kind: 'mem64', size: 2 ** 33 }]);
+  const bars = new Bars(cs, [
+    undefined,
+    undefined,
+    { kind: 'mem64', size: 1 << 20, prefetchable: true },
+    undefined,
+    { kind: 'mem64', size: 2 ** 33 },
+  ]);
   assert.equal(cs.read(barOffset(2), 4), 0xc);
   assert.equal(probe(cs, barOffset(2)), 0xfff0000c);
   assert.equal(probe(cs, barOffset(3)), 0xffffffff);
@@ -71,7 +83,10 @@ test('unimplemented BARs read 0 and stay 0', () => {
 
 test('base addresses and decode follow the command register', () => {
   const cs = space();
-  const bars = new Bars(cs, [{ kind: 'io', size: 8 }, { kind: 'mem32', size: 4096 }]);
+  const bars = new Bars(cs, [
+    { kind: 'io', size: 8 },
+    { kind: 'mem32', size: 4096 },
+  ]);
   cs.write(barOffset(0), 4, 0xc000);
   cs.write(barOffset(1), 4, 0xfebf1000);
   assert.equal(bars.baseAddress(0), 0xc000n);
@@ -121,7 +136,12 @@ test('invalid BAR layouts are EINVAL', () => {
     [[{ kind: 'io', size: 2 }]],
     [[{ kind: 'io', size: 8, prefetchable: true }]],
     [[undefined, undefined, undefined, undefined, undefined, { kind: 'mem64', size: 4096 }]],
-    [[{ kind: 'mem64', size: 4096 }, { kind: 'io', size: 8 }]],
+    [
+      [
+        { kind: 'mem64', size: 4096 },
+        { kind: 'io', size: 8 },
+      ],
+    ],
     [[{ kind: 'mem32', size: 2 ** 32 }]],
     [new Array(7).fill(undefined)],
     [[], { size: 1024 }],

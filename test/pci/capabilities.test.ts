@@ -2,14 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VfioError } from '../../src/base/errors.js';
 import { Bars } from '../../src/pci/bar.js';
-import {
-  CapabilityList,
-  PCI_CAP_ID,
-  PCI_EXP,
-  PCI_MSI_FLAGS,
-  PCI_MSIX,
-  PCI_PM,
-} from '../../src/pci/capabilities.js';
+import { CapabilityList, PCI_CAP_ID, PCI_EXP, PCI_MSI_FLAGS, PCI_MSIX, PCI_PM } from '../../src/pci/capabilities.js';
 import { ConfigSpace, PCI_HEADER, PCI_STATUS } from '../../src/pci/config-space.js';
 
 const EINVAL = (e: unknown) => e instanceof VfioError && e.code === 'EINVAL';
@@ -69,7 +62,10 @@ test('capability placement: explicit offsets, alignment, room', () => {
   assert.throws(() => caps.addExpress(), EINVAL, 'PCIe needs 4 KiB config space');
   assert.throws(() => caps.addMsi({ vectors: 3 }), EINVAL);
   assert.equal(caps.addMsi({ vectors: 1, address64: false, perVectorMask: false }, 0xf4).length, 10);
-  assert.deepEqual(walk(cs), [[0x50, PCI_CAP_ID.PM], [0xf4, PCI_CAP_ID.MSI]]);
+  assert.deepEqual(walk(cs), [
+    [0x50, PCI_CAP_ID.PM],
+    [0xf4, PCI_CAP_ID.MSI],
+  ]);
 });
 
 test('PM: D0 and D3hot accepted, unsupported states ignored, No_Soft_Reset set', () => {
@@ -89,7 +85,10 @@ test('PM: D0 and D3hot accepted, unsupported states ignored, No_Soft_Reset set',
   cs.write(ctrl, 2, 0xffff);
   assert.equal(cs.read(ctrl, 2), PCI_PM.CTRL_NO_SOFT_RESET | 3, 'PME bits and data select read-only');
   cs.write(ctrl, 1, 0);
-  assert.deepEqual(moves, [[0, 3], [3, 0]]);
+  assert.deepEqual(moves, [
+    [0, 3],
+    [3, 0],
+  ]);
   const d1 = new CapabilityList(space()).addPowerManagement({ d1: true, d2: true });
   assert.equal(d1.powerState, 0);
 });
@@ -184,7 +183,11 @@ test('MSI-X capability: table size, BIR/offsets read-only, enable and function m
 });
 
 test('MSI-X placement is checked against the BARs', () => {
-  const bars = (cs: ConfigSpace) => new Bars(cs, [{ kind: 'mem32', size: 4096 }, { kind: 'io', size: 8 }]);
+  const bars = (cs: ConfigSpace) =>
+    new Bars(cs, [
+      { kind: 'mem32', size: 4096 },
+      { kind: 'io', size: 8 },
+    ]);
   const cases = [
     { vectors: 0, tableBar: 0, tableOffset: 0, pbaBar: 0, pbaOffset: 0x800 },
     { vectors: 2049, tableBar: 0, tableOffset: 0, pbaBar: 0, pbaOffset: 0x800 },

@@ -1,13 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VfioError } from '../../src/base/errors.js';
-import {
-  ConfigSpace,
-  PCI_COMMAND,
-  PCI_HEADER,
-  PCI_STATUS,
-  PCI_STATUS_ERROR_BITS,
-} from '../../src/pci/config-space.js';
+import { ConfigSpace, PCI_COMMAND, PCI_HEADER, PCI_STATUS, PCI_STATUS_ERROR_BITS } from '../../src/pci/config-space.js';
 
 const EINVAL = (e: unknown) => e instanceof VfioError && e.code === 'EINVAL';
 

@@ -108,7 +108,11 @@ test('MSI enabled by software: vectors signal their own triggers, masks hold the
   irqs.setTriggers(MSI, 0, ns);
   irqs.raise(2);
   irqs.raise(9);
-  assert.deepEqual(ns.map((n) => n.count), [0, 0, 1, 1], 'beyond the granted vectors: the last one');
+  assert.deepEqual(
+    ns.map((n) => n.count),
+    [0, 0, 1, 1],
+    'beyond the granted vectors: the last one',
+  );
   cs.write(msi.offset + 0x10, 4, 0b0100);
   irqs.raise(2);
   assert.equal(ns[2]!.count, 1);
@@ -133,7 +137,10 @@ test('SET_IRQS for MSI enables it in the function like a host kernel would', () 
   assert.equal(ns[1]!.count, 1);
   irqs.disable(MSI);
   assert.equal(msi.enabled, false);
-  assert.deepEqual(ns.map((n) => n.closed), [true, true]);
+  assert.deepEqual(
+    ns.map((n) => n.closed),
+    [true, true],
+  );
   assert.equal(irqs.mode, 'intx');
 });
 
@@ -144,7 +151,10 @@ test('MSI-X: attaching vectors enables MSI-X and unmasks them; masks and functio
   assert.equal(irqs.mode, 'msix');
   assert.equal(msix.enabled, true);
   irqs.raise(1);
-  assert.deepEqual(ns.map((n) => n.count), [0, 1, 0]);
+  assert.deepEqual(
+    ns.map((n) => n.count),
+    [0, 1, 0],
+  );
   irqs.raise(5);
   assert.equal(msix.table.isPending(5), true, 'vector without a trigger stays masked');
   // Function mask set by software.
@@ -206,9 +216,15 @@ test('loopback trigger, REQ and ERR', () => {
   const ns = notifiers(4);
   irqs.setTriggers(MSI, 0, ns);
   irqs.trigger(MSI, 1, 3, [true, false, true]);
-  assert.deepEqual(ns.map((n) => n.count), [0, 1, 0, 1]);
+  assert.deepEqual(
+    ns.map((n) => n.count),
+    [0, 1, 0, 1],
+  );
   irqs.trigger(MSI, 0, 4);
-  assert.deepEqual(ns.map((n) => n.count), [1, 2, 1, 2]);
+  assert.deepEqual(
+    ns.map((n) => n.count),
+    [1, 2, 1, 2],
+  );
   const [req, err] = notifiers(2);
   irqs.setTriggers(REQ, 0, [req!]);
   irqs.setTriggers(ERR, 0, [err!]);
@@ -258,11 +274,17 @@ test('setIrqs decodes a SET_IRQS request into the same operations', () => {
   assert.equal(msi.enabled, true);
   irqs.setIrqs({ index: MSI, start: 1, count: 1, action: 'trigger', data: 'none' });
   irqs.setIrqs({ index: MSI, start: 0, count: 2, action: 'trigger', data: 'bool', values: [true, false] });
-  assert.deepEqual(ns.map((n) => n.count), [1, 1]);
+  assert.deepEqual(
+    ns.map((n) => n.count),
+    [1, 1],
+  );
   assert.throws(() => irqs.setIrqs({ index: MSI, start: 0, count: 2, action: 'trigger', data: 'bool', values: [true] }), EINVAL);
   irqs.setIrqs({ index: MSI, start: 0, count: 0, action: 'trigger', data: 'none' });
   assert.equal(msi.enabled, false);
-  assert.deepEqual(ns.map((n) => n.closed), [true, true]);
+  assert.deepEqual(
+    ns.map((n) => n.closed),
+    [true, true],
+  );
   const [n] = notifiers(1);
   irqs.setIrqs({ index: INTX, start: 0, count: 1, action: 'trigger', data: 'eventfd', values: [n!] });
   irqs.setIrqs({ index: INTX, start: 0, count: 1, action: 'mask', data: 'none' });
@@ -272,6 +294,6 @@ test('setIrqs decodes a SET_IRQS request into the same operations', () => {
   assert.equal(n!.count, 1);
   const resample = new FakeNotifier();
   assert.throws(() => irqs.setIrqs({ index: INTX, start: 0, count: 1, action: 'unmask', data: 'eventfd', values: [resample] }), EINVAL);
-  assert.equal(resample.closed, false, 'refused notifiers stay the caller\'s');
+  assert.equal(resample.closed, false, "refused notifiers stay the caller's");
   assert.throws(() => irqs.setIrqs({ index: REQ, start: 0, count: 1, action: 'mask', data: 'none' }), EINVAL);
 });

@@ -15,17 +15,7 @@ import {
 import { IommufdContext } from '../../src/iommufd/index.js';
 import { openFdCount } from '../../src/native/index.js';
 import type { MappedMemory } from '../../src/native/index.js';
-import {
-  PCI_COMMAND,
-  PCI_EXP,
-  PCI_HEADER,
-  PCI_MSI_FLAGS,
-  PCI_MSIX,
-  PCI_PM,
-  PCI_STATUS,
-  VfioPciDevice,
-  MSIX_ENTRY,
-} from '../../src/pci/index.js';
+import { PCI_COMMAND, PCI_EXP, PCI_HEADER, PCI_MSI_FLAGS, PCI_MSIX, PCI_PM, PCI_STATUS, VfioPciDevice, MSIX_ENTRY } from '../../src/pci/index.js';
 import { FakeNotifier } from './fake-notifier.js';
 
 const isCode = (code: string) => (e: unknown) => e instanceof VfioError && e.code === code;
@@ -49,7 +39,11 @@ class Fn extends VfioPciDevice {
       name,
       core,
       header: { vendorId: 0x1af4, deviceId: 0x10f0, classCode: 0xff0000, revision: 3, interruptPin: 1 },
-      bars: [{ kind: 'io', size: 16 }, { kind: 'mem32', size: 8192 }, { kind: 'mem64', size: 65536, prefetchable: true }],
+      bars: [
+        { kind: 'io', size: 16 },
+        { kind: 'mem32', size: 8192 },
+        { kind: 'mem64', size: 65536, prefetchable: true },
+      ],
       rom: { size: 2048, contents: ROM },
       capabilities: {
         pm: {},
@@ -144,7 +138,11 @@ test('region info: BARs by kind and backing, size 0 for what is absent, ROM read
 
 test('irq info: INTx maskable and automasked, MSI fixed, MSI-X, ERR for PCIe, REQ', async () => {
   const { dev, file } = await setup();
-  assert.deepEqual(await file.getIrqInfo(INTX), { index: INTX, count: 1, flags: IrqInfoFlags.EVENTFD | IrqInfoFlags.MASKABLE | IrqInfoFlags.AUTOMASKED });
+  assert.deepEqual(await file.getIrqInfo(INTX), {
+    index: INTX,
+    count: 1,
+    flags: IrqInfoFlags.EVENTFD | IrqInfoFlags.MASKABLE | IrqInfoFlags.AUTOMASKED,
+  });
   assert.deepEqual(await file.getIrqInfo(MSI), { index: MSI, count: 4, flags: IrqInfoFlags.EVENTFD | IrqInfoFlags.NORESIZE });
   assert.deepEqual(await file.getIrqInfo(MSIX), { index: MSIX, count: 8, flags: IrqInfoFlags.EVENTFD });
   assert.deepEqual(await file.getIrqInfo(ERR), { index: ERR, count: 1, flags: IrqInfoFlags.EVENTFD });
@@ -228,7 +226,7 @@ test('regionMemory: the bytes of a backed BAR (not its MSI-X parts) and of the R
   assert.ok(file.regionMemory(1, 0x1000, 16, true) !== null, 'BAR1 memory beside its MSI-X table');
   assert.equal(file.regionMemory(1, 16, 16, false), null, 'the MSI-X table is registers');
   assert.equal(file.regionMemory(1, 0x800, 8, true), null, 'the PBA is registers');
-  assert.equal(file.regionMemory(0, 0, 4, false), null, 'BAR0 is the driver\'s registers');
+  assert.equal(file.regionMemory(0, 0, 4, false), null, "BAR0 is the driver's registers");
   assert.equal(file.regionMemory(PciRegion.CONFIG, 0, 4, false), null);
   assert.deepEqual([...file.regionMemory(PciRegion.ROM, 0, 2, false)!], [0x55, 0xaa]);
   assert.equal(file.regionMemory(PciRegion.ROM, 0, 2, true), null, 'the ROM is not written');
@@ -297,12 +295,22 @@ test('MSI through SET_IRQS: enables the capability, device edges signal vectors,
   assert.equal(dev.irqs.mode, 'msi');
   dev.irqs.raise(1);
   dev.irqs.setLevel(true);
-  assert.deepEqual(ns.map((n) => n.count), [1, 1]);
+  assert.deepEqual(
+    ns.map((n) => n.count),
+    [1, 1],
+  );
   dev.irqs.setLevel(true);
-  assert.deepEqual(ns.map((n) => n.count), [1, 1], 'a level held high is one edge');
+  assert.deepEqual(
+    ns.map((n) => n.count),
+    [1, 1],
+    'a level held high is one edge',
+  );
   // Loopback trigger from the client.
   await file.setIrqs({ index: MSI, start: 0, count: 2, action: 'trigger', data: 'bool', values: [false, true] });
-  assert.deepEqual(ns.map((n) => n.count), [1, 2]);
+  assert.deepEqual(
+    ns.map((n) => n.count),
+    [1, 2],
+  );
   // Per-vector mask in config space: pending while masked, sent on unmask.
   const maskAt = dev.msi!.offset + 0x10;
   await setCfg(file, maskAt, 4, 1);
@@ -316,7 +324,10 @@ test('MSI through SET_IRQS: enables the capability, device edges signal vectors,
   assert.throws(() => file.setIrqs(attach(INTX, [new FakeNotifier()])), isCode('EINVAL'));
   // Disable: DATA_NONE, count 0.
   await file.setIrqs({ index: MSI, start: 0, count: 0, action: 'trigger', data: 'none' });
-  assert.equal(ns.every((n) => n.closed), true);
+  assert.equal(
+    ns.every((n) => n.closed),
+    true,
+  );
   assert.equal((await cfg(file, dev.msi!.offset + 2, 2)) & PCI_MSI_FLAGS.ENABLE, 0);
   assert.equal(dev.irqs.mode, 'intx');
   await file.close();

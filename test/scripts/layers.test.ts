@@ -41,7 +41,7 @@ test('a type-only upward import is refused too', (t) => {
     'core/b.ts': 'export type B = number;\n',
   });
   t.after(() => rmSync(root, { recursive: true, force: true }));
-  assert.deepEqual(checkLayers(root).problems, ["base/a.ts:1: imports core/b.ts (types): base may not import core, which is not below it"]);
+  assert.deepEqual(checkLayers(root).problems, ['base/a.ts:1: imports core/b.ts (types): base may not import core, which is not below it']);
 });
 
 test('a cycle of imports that run is refused; a circle of type-only imports is not', (t) => {

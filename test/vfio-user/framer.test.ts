@@ -1,14 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  Command,
-  encodeMessage,
-  encodeRegionWrite,
-  HeaderFlags,
-  maxMessageSizeFor,
-  MessageFramer,
-  readHeader,
-} from '../../src/vfio-user/index.js';
+import { Command, encodeMessage, encodeRegionWrite, HeaderFlags, maxMessageSizeFor, MessageFramer, readHeader } from '../../src/vfio-user/index.js';
 import { concat, cut, prng, Recorder } from './harness.js';
 import { samples } from './samples.js';
 
@@ -62,7 +54,10 @@ describe('framer', () => {
       const rec = new Recorder();
       rec.push(stream.subarray(0, at));
       rec.push(stream.subarray(at));
-      assertSame(rec, all.map((s) => s.bytes));
+      assertSame(
+        rec,
+        all.map((s) => s.bytes),
+      );
     }
   });
 
@@ -81,28 +76,43 @@ describe('framer', () => {
         const cuts = Array.from({ length: r.int(4) }, () => 1 + r.int(s.bytes.length - 1)).sort((a, b) => a - b);
         cut(s.bytes, cuts).forEach((piece, i) => rec.push(piece, i === 0 ? fds : []));
       }
-      assertSame(rec, picked.map((s) => s.bytes));
-      assert.deepEqual(rec.frames.map((f) => f.fds), want);
+      assertSame(
+        rec,
+        picked.map((s) => s.bytes),
+      );
+      assert.deepEqual(
+        rec.frames.map((f) => f.fds),
+        want,
+      );
       assert.deepEqual(rec.returned, []);
     }
   });
 
-  it('gives a chunk\'s fds to the last message starting in it (Linux recvmsg)', () => {
+  it("gives a chunk's fds to the last message starting in it (Linux recvmsg)", () => {
     const a = encodeRegionWrite(1, 0, 0, new Uint8Array(4));
     const b = encodeMessage(2, Command.DMA_MAP, 0, new Uint8Array(32));
     const rec = new Recorder();
     rec.push(concat([a, b]), [5]);
-    assert.deepEqual(rec.frames.map((f) => f.fds), [[], [5]]);
+    assert.deepEqual(
+      rec.frames.map((f) => f.fds),
+      [[], [5]],
+    );
     // ...also when the owner is cut short by the chunk's end.
     const rec2 = new Recorder();
     rec2.push(concat([a, b.subarray(0, 20)]), [6]);
     rec2.push(b.subarray(20));
-    assert.deepEqual(rec2.frames.map((f) => f.fds), [[], [6]]);
+    assert.deepEqual(
+      rec2.frames.map((f) => f.fds),
+      [[], [6]],
+    );
     // ...or by a header cut in two.
     const rec3 = new Recorder();
     rec3.push(concat([a, b.subarray(0, 3)]), [7]);
     rec3.push(b.subarray(3));
-    assert.deepEqual(rec3.frames.map((f) => f.fds), [[], [7]]);
+    assert.deepEqual(
+      rec3.frames.map((f) => f.fds),
+      [[], [7]],
+    );
   });
 
   it('hands back fds that arrive with a chunk in which no message starts', () => {
@@ -226,7 +236,10 @@ describe('framer', () => {
     feed(a);
     keep = false;
     feed(b);
-    assert.ok(seen[0]!.subarray(16).every((x) => x === 1), 'the kept body was not reused for the next one');
+    assert.ok(
+      seen[0]!.subarray(16).every((x) => x === 1),
+      'the kept body was not reused for the next one',
+    );
     assert.notEqual(seen[0]!.buffer, seen[1]!.buffer);
     f.releaseBody();
     feed(b);

@@ -20,13 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { closeFds, dup, EventFd, eventfd, eventfdWrite, MappedMemory, memfdCreate, openFdCount, sealSize } from '../../src/native/index.js';
-import {
-  Command,
-  DEFAULT_MAX_MESSAGE_SIZE,
-  encodeDeviceInfoRequest,
-  type Frame,
-  MessageFramer,
-} from '../../src/vfio-user/index.js';
+import { Command, DEFAULT_MAX_MESSAGE_SIZE, encodeDeviceInfoRequest, type Frame, MessageFramer } from '../../src/vfio-user/index.js';
 import { concat, prng } from './harness.js';
 import { MemoryPeer } from './memory-peer.js';
 import { samples } from './samples.js';

@@ -50,7 +50,10 @@ describe('IrqNotifiers: budget and gate', () => {
     const daemon = new Budget('client-fds', 3);
     const notifiers = new IrqNotifiers({ budget: new Budget('irq-fds', 2, daemon) });
     const [a, b] = notifiers.adopt([eventfd(), eventfd()]);
-    assert.throws(() => notifiers.adopt([eventfd()]), (e: unknown) => e instanceof OverBudget && e.code === 'ENOSPC' && e.limit === 'irq-fds');
+    assert.throws(
+      () => notifiers.adopt([eventfd()]),
+      (e: unknown) => e instanceof OverBudget && e.code === 'ENOSPC' && e.limit === 'irq-fds',
+    );
     assert.equal(openFdCount(), before + 2, 'the refused fd was closed');
     notifiers.assigned(2, 'trigger', 0, [a!, b!]);
     notifiers.assigned(2, 'trigger', 1, [null]);
@@ -90,7 +93,7 @@ describe('IrqNotifiers: budget and gate', () => {
     close(watch);
   });
 
-  it('once a write had to be cut short, the client\'s interrupts are deferred and then delivered once each', async () => {
+  it("once a write had to be cut short, the client's interrupts are deferred and then delivered once each", async () => {
     const notifiers = new IrqNotifiers();
     const hostileFd = eventfd(0, { nonblock: false });
     const quietFd = eventfd(0, { nonblock: true });

@@ -33,11 +33,15 @@ describe('limits table', () => {
       assert.ok(spec.min <= spec.default && spec.default <= spec.max, `${spec.name}'s default is in range`);
       assert.equal(DEFAULT_LIMITS[key as keyof typeof DEFAULT_LIMITS], spec.default);
       assert.equal(DEFAULT_SERVER_LIMITS[key as keyof typeof DEFAULT_LIMITS], spec.default);
-      assert.ok(limitsHelp().includes(`\n  ${spec.name} (default ${defaultWords(spec)})\n`) || limitsHelp().startsWith(`  ${spec.name} (default ${defaultWords(spec)})\n`), spec.name);
+      assert.ok(
+        limitsHelp().includes(`\n  ${spec.name} (default ${defaultWords(spec)})\n`) ||
+          limitsHelp().startsWith(`  ${spec.name} (default ${defaultWords(spec)})\n`),
+        spec.name,
+      );
     }
   });
 
-  it('README\'s security model lists every limit with its scope and default', () => {
+  it("README's security model lists every limit with its scope and default", () => {
     const readme = readFileSync(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
     for (const spec of Object.values(LIMITS)) {
       const row = `| \`${spec.name}\` | ${spec.scope} | ${defaultWords(spec)} |`;
@@ -75,7 +79,11 @@ describe('limits table', () => {
       ['dma-timeout=99999999999999999999', /not a whole number of milliseconds/],
     ];
     for (const [arg, message] of bad) {
-      assert.throws(() => parseLimits([arg]), (err: Error & { code?: string }) => err.code === 'EINVAL' && message.test(err.message), arg);
+      assert.throws(
+        () => parseLimits([arg]),
+        (err: Error & { code?: string }) => err.code === 'EINVAL' && message.test(err.message),
+        arg,
+      );
     }
   });
 
@@ -93,10 +101,16 @@ describe('Budget', () => {
     const a = new Budget('each', 2, daemon);
     const b = new Budget('each', 2, daemon);
     a.take(2, 'things');
-    assert.throws(() => a.take(1, 'things'), (e: unknown) => e instanceof OverBudget && e.limit === 'each' && e.code === 'ENOSPC');
+    assert.throws(
+      () => a.take(1, 'things'),
+      (e: unknown) => e instanceof OverBudget && e.limit === 'each' && e.code === 'ENOSPC',
+    );
     b.take(1, 'things');
     assert.equal(b.room, 0);
-    assert.throws(() => b.take(1, 'things'), (e: unknown) => e instanceof OverBudget && e.limit === 'total');
+    assert.throws(
+      () => b.take(1, 'things'),
+      (e: unknown) => e instanceof OverBudget && e.limit === 'total',
+    );
     assert.equal(b.used, 1);
     assert.equal(daemon.used, 3);
     a.release(2);
@@ -127,7 +141,8 @@ describe('the server advertises and enforces the table', () => {
       // What the client was told is what it gets.
       const { maxDataXferSize, maxDmaMaps } = c.serverCapabilities;
       assert.deepEqual([maxDataXferSize, maxDmaMaps], [8192, 3]);
-      const read = async (count: number) => (await c.request(Command.REGION_READ, encodeRegionRead(0, 0, PciRegion.BAR2, count).subarray(16))).errorNo;
+      const read = async (count: number) =>
+        (await c.request(Command.REGION_READ, encodeRegionRead(0, 0, PciRegion.BAR2, count).subarray(16))).errorNo;
       assert.equal(await read(maxDataXferSize), 0);
       assert.equal(await read(maxDataXferSize + 1), ERRNO.EINVAL);
       for (let i = 0; i < maxDmaMaps; i++) await c.dmaMapMessages(i * 4096, new Uint8Array(4096));

@@ -101,8 +101,12 @@ const cases: Case[] = [
   { name: 'VERSION, write_multiple 1', cmd: C.VERSION, body: caps('{ "write_multiple": 1 }'), errno: 'EINVAL' },
   { name: 'VERSION request carrying an fd', cmd: C.VERSION, body: ver('{}'), fds: 1, errno: 'EINVAL' },
   {
-    name: 'VERSION reply, twin fd_index beyond the fds', cmd: C.VERSION, as: 'client-reply', fds: 1,
-    body: caps('{ "twin_socket": { "supported": true, "fd_index": 1 } }'), errno: 'EINVAL',
+    name: 'VERSION reply, twin fd_index beyond the fds',
+    cmd: C.VERSION,
+    as: 'client-reply',
+    fds: 1,
+    body: caps('{ "twin_socket": { "supported": true, "fd_index": 1 } }'),
+    errno: 'EINVAL',
   },
   { name: 'VERSION reply, fds without a twin socket', cmd: C.VERSION, as: 'client-reply', fds: 1, body: ver('{}'), errno: 'EINVAL' },
 
@@ -121,19 +125,28 @@ const cases: Case[] = [
   // ---- DMA_UNMAP
   { name: 'DMA_UNMAP, 8 bytes', cmd: C.DMA_UNMAP, body: b(u32(0), u32(0)), errno: 'EINVAL' },
   { name: 'DMA_UNMAP, argsz 8', cmd: C.DMA_UNMAP, body: b(u32(8), u32(0), u64(0x1000), u64(0x1000)), errno: 'EINVAL' },
-  { name: 'DMA_UNMAP, argsz past max_data_xfer_size', cmd: C.DMA_UNMAP, body: b(u32((1 << 20) + 8), u32(0), u64(0x1000), u64(0x1000)), errno: 'EINVAL' },
+  {
+    name: 'DMA_UNMAP, argsz past max_data_xfer_size',
+    cmd: C.DMA_UNMAP,
+    body: b(u32((1 << 20) + 8), u32(0), u64(0x1000), u64(0x1000)),
+    errno: 'EINVAL',
+  },
   { name: 'DMA_UNMAP, flags 4', cmd: C.DMA_UNMAP, body: b(u32(24), u32(4), u64(0x1000), u64(0x1000)), errno: 'EINVAL' },
   { name: 'DMA_UNMAP, ALL with an address', cmd: C.DMA_UNMAP, body: b(u32(24), u32(2), u64(0x10000), u64(0x1000)), errno: 'EINVAL' },
   { name: 'DMA_UNMAP, ALL|GET_DIRTY_BITMAP', cmd: C.DMA_UNMAP, body: b(u32(24), u32(3), u64(0), u64(0)), errno: 'EINVAL' },
   { name: 'DMA_UNMAP, range wraps 2^64', cmd: C.DMA_UNMAP, body: b(u32(24), u32(0), u64(-1n), u64(2)), errno: 'EINVAL' },
   { name: 'DMA_UNMAP, GET_DIRTY_BITMAP without the bitmap', cmd: C.DMA_UNMAP, body: b(u32(40), u32(1), u64(0x1000), u64(0x1000)), errno: 'EINVAL' },
   {
-    name: 'DMA_UNMAP, dirty bitmap overflowing argsz', cmd: C.DMA_UNMAP,
-    body: b(u32(40), u32(1), u64(0x1000), u64(0x1000), u64(4096), u64(2n ** 64n - 32n)), errno: 'EINVAL',
+    name: 'DMA_UNMAP, dirty bitmap overflowing argsz',
+    cmd: C.DMA_UNMAP,
+    body: b(u32(40), u32(1), u64(0x1000), u64(0x1000), u64(4096), u64(2n ** 64n - 32n)),
+    errno: 'EINVAL',
   },
   {
-    name: 'DMA_UNMAP, dirty bitmap (unsupported)', cmd: C.DMA_UNMAP,
-    body: b(u32(48), u32(1), u64(0x1000), u64(0x1000), u64(4096), u64(8), zeros(8)), errno: 'EOPNOTSUPP',
+    name: 'DMA_UNMAP, dirty bitmap (unsupported)',
+    cmd: C.DMA_UNMAP,
+    body: b(u32(48), u32(1), u64(0x1000), u64(0x1000), u64(4096), u64(8), zeros(8)),
+    errno: 'EOPNOTSUPP',
   },
   // SPDK sends its memory fd with an unmap: taken (and closed), so what counts is the range.
   { name: 'DMA_UNMAP with an fd, of nothing mapped', cmd: C.DMA_UNMAP, fds: 1, body: b(u32(24), u32(0), u64(0x1000), u64(0x1000)), errno: 'ENOENT' },
@@ -144,20 +157,40 @@ const cases: Case[] = [
   { name: 'DEVICE_GET_INFO with an fd', cmd: C.DEVICE_GET_INFO, fds: 1, body: b(u32(16), u32(0), u32(0), u32(0)), errno: 'EINVAL' },
   { name: 'GET_REGION_INFO, 16 bytes', cmd: C.DEVICE_GET_REGION_INFO, body: b(u32(32), u32(0), u32(0), u32(0)), errno: 'EINVAL' },
   { name: 'GET_REGION_INFO, argsz 31', cmd: C.DEVICE_GET_REGION_INFO, body: b(u32(31), u32(0), u32(0), u32(0), u64(0), u64(0)), errno: 'EINVAL' },
-  { name: 'GET_REGION_INFO, region 9 of 9', cmd: C.DEVICE_GET_REGION_INFO, body: b(u32(32), u32(0), u32(9), u32(0), u64(0), u64(0)), errno: 'EINVAL' },
+  {
+    name: 'GET_REGION_INFO, region 9 of 9',
+    cmd: C.DEVICE_GET_REGION_INFO,
+    body: b(u32(32), u32(0), u32(9), u32(0), u64(0), u64(0)),
+    errno: 'EINVAL',
+  },
   { name: 'GET_IRQ_INFO, argsz 8', cmd: C.DEVICE_GET_IRQ_INFO, body: b(u32(8), u32(0), u32(0), u32(0)), errno: 'EINVAL' },
   { name: 'GET_IRQ_INFO, index 5 of 5', cmd: C.DEVICE_GET_IRQ_INFO, body: b(u32(16), u32(0), u32(5), u32(0)), errno: 'EINVAL' },
   { name: 'GET_REGION_IO_FDS, flags 1', cmd: C.DEVICE_GET_REGION_IO_FDS, body: b(u32(64), u32(1), u32(0), u32(0)), errno: 'EINVAL' },
   { name: 'GET_REGION_IO_FDS, count 1', cmd: C.DEVICE_GET_REGION_IO_FDS, body: b(u32(64), u32(0), u32(0), u32(1)), errno: 'EINVAL' },
   { name: 'GET_REGION_IO_FDS, argsz 8', cmd: C.DEVICE_GET_REGION_IO_FDS, body: b(u32(8), u32(0), u32(0), u32(0)), errno: 'EINVAL' },
-  { name: 'GET_REGION_IO_FDS, argsz past the limit', cmd: C.DEVICE_GET_REGION_IO_FDS, body: b(u32(2 << 20), u32(0), u32(0), u32(0)), errno: 'EINVAL' },
+  {
+    name: 'GET_REGION_IO_FDS, argsz past the limit',
+    cmd: C.DEVICE_GET_REGION_IO_FDS,
+    body: b(u32(2 << 20), u32(0), u32(0), u32(0)),
+    errno: 'EINVAL',
+  },
   { name: 'GET_REGION_IO_FDS, region 20', cmd: C.DEVICE_GET_REGION_IO_FDS, body: b(u32(64), u32(0), u32(20), u32(0)), errno: 'EINVAL' },
 
   // ---- SET_IRQS
   { name: 'SET_IRQS, 8 bytes', cmd: C.DEVICE_SET_IRQS, body: b(u32(0), u32(0)), errno: 'EINVAL' },
   { name: 'SET_IRQS, argsz 3', cmd: C.DEVICE_SET_IRQS, body: b(u32(3), u32(TRIG_NONE), u32(0), u32(0), u32(1)), errno: 'EINVAL' },
-  { name: 'SET_IRQS, MASK and UNMASK', cmd: C.DEVICE_SET_IRQS, body: irqSet(S.ACTION_MASK | S.ACTION_UNMASK | S.DATA_NONE, PciIrq.INTX, 0, 1), errno: 'EINVAL' },
-  { name: 'SET_IRQS, DATA_NONE and DATA_BOOL', cmd: C.DEVICE_SET_IRQS, body: irqSet(S.ACTION_MASK | S.DATA_NONE | S.DATA_BOOL, PciIrq.INTX, 0, 1), errno: 'EINVAL' },
+  {
+    name: 'SET_IRQS, MASK and UNMASK',
+    cmd: C.DEVICE_SET_IRQS,
+    body: irqSet(S.ACTION_MASK | S.ACTION_UNMASK | S.DATA_NONE, PciIrq.INTX, 0, 1),
+    errno: 'EINVAL',
+  },
+  {
+    name: 'SET_IRQS, DATA_NONE and DATA_BOOL',
+    cmd: C.DEVICE_SET_IRQS,
+    body: irqSet(S.ACTION_MASK | S.DATA_NONE | S.DATA_BOOL, PciIrq.INTX, 0, 1),
+    errno: 'EINVAL',
+  },
   { name: 'SET_IRQS, no action', cmd: C.DEVICE_SET_IRQS, body: irqSet(S.DATA_NONE, PciIrq.INTX, 0, 1), errno: 'EINVAL' },
   { name: 'SET_IRQS, no data type', cmd: C.DEVICE_SET_IRQS, body: irqSet(S.ACTION_TRIGGER, PciIrq.INTX, 0, 1), errno: 'EINVAL' },
   { name: 'SET_IRQS, unknown flag bit 6', cmd: C.DEVICE_SET_IRQS, body: irqSet(TRIG_NONE | 0x40, PciIrq.INTX, 0, 1), errno: 'EINVAL' },
@@ -168,13 +201,29 @@ const cases: Case[] = [
   { name: 'SET_IRQS, count 0 with start 1', cmd: C.DEVICE_SET_IRQS, body: irqSet(TRIG_NONE, PciIrq.MSIX, 1, 0), errno: 'EINVAL' },
   { name: 'SET_IRQS, count 0 with MASK', cmd: C.DEVICE_SET_IRQS, body: irqSet(S.ACTION_MASK | S.DATA_NONE, PciIrq.INTX, 0, 0), errno: 'EINVAL' },
   { name: 'SET_IRQS, count 0 with DATA_EVENTFD', cmd: C.DEVICE_SET_IRQS, body: irqSet(TRIG_EFD, PciIrq.MSIX, 0, 0), errno: 'EINVAL' },
-  { name: 'SET_IRQS, DATA_BOOL short of count', cmd: C.DEVICE_SET_IRQS, body: irqSet(S.DATA_BOOL | S.ACTION_TRIGGER, PciIrq.MSIX, 0, 3, zeros(2)), errno: 'EINVAL' },
-  { name: 'SET_IRQS, DATA_BOOL with an fd', cmd: C.DEVICE_SET_IRQS, fds: 1, body: irqSet(S.DATA_BOOL | S.ACTION_TRIGGER, PciIrq.MSIX, 0, 1, zeros(1)), errno: 'EINVAL' },
+  {
+    name: 'SET_IRQS, DATA_BOOL short of count',
+    cmd: C.DEVICE_SET_IRQS,
+    body: irqSet(S.DATA_BOOL | S.ACTION_TRIGGER, PciIrq.MSIX, 0, 3, zeros(2)),
+    errno: 'EINVAL',
+  },
+  {
+    name: 'SET_IRQS, DATA_BOOL with an fd',
+    cmd: C.DEVICE_SET_IRQS,
+    fds: 1,
+    body: irqSet(S.DATA_BOOL | S.ACTION_TRIGGER, PciIrq.MSIX, 0, 1, zeros(1)),
+    errno: 'EINVAL',
+  },
   { name: 'SET_IRQS, DATA_NONE with an fd', cmd: C.DEVICE_SET_IRQS, fds: 1, body: irqSet(TRIG_NONE, PciIrq.MSIX, 0, 1), errno: 'EINVAL' },
   { name: 'SET_IRQS, DATA_NONE with data', cmd: C.DEVICE_SET_IRQS, body: irqSet(TRIG_NONE, PciIrq.MSIX, 0, 1, zeros(4)), errno: 'EINVAL' },
   { name: 'SET_IRQS, count 2 with one fd', cmd: C.DEVICE_SET_IRQS, fds: 1, body: irqSet(TRIG_EFD, PciIrq.MSIX, 0, 2), errno: 'EINVAL' },
   { name: 'SET_IRQS, count 1 with two fds', cmd: C.DEVICE_SET_IRQS, fds: 2, body: irqSet(TRIG_EFD, PciIrq.MSIX, 0, 1), errno: 'EINVAL' },
-  { name: 'SET_IRQS, MASK on a non-maskable index', cmd: C.DEVICE_SET_IRQS, body: irqSet(S.ACTION_MASK | S.DATA_NONE, PciIrq.MSIX, 0, 1), errno: 'EINVAL' },
+  {
+    name: 'SET_IRQS, MASK on a non-maskable index',
+    cmd: C.DEVICE_SET_IRQS,
+    body: irqSet(S.ACTION_MASK | S.DATA_NONE, PciIrq.MSIX, 0, 1),
+    errno: 'EINVAL',
+  },
 
   // ---- region access
   { name: 'REGION_READ, 12 bytes', cmd: C.REGION_READ, body: b(u64(0), u32(0)), errno: 'EINVAL' },
@@ -226,8 +275,24 @@ const cases: Case[] = [
   // ---- replies a client receives
   { name: 'a command where a reply is expected', cmd: C.DEVICE_RESET, as: 'client-reply', flags: 0, body: zeros(0), errno: 'EINVAL' },
   { name: 'error reply without errno', cmd: C.REGION_READ, as: 'client-reply', flags: REPLY | HeaderFlags.ERROR, body: zeros(0), errno: 'EIO' },
-  { name: 'error reply EFAULT', cmd: C.REGION_READ, as: 'client-reply', flags: REPLY | HeaderFlags.ERROR, errorNo: 14, body: zeros(0), errno: 'EFAULT' },
-  { name: 'error reply with an errno uvfio does not name', cmd: C.REGION_READ, as: 'client-reply', flags: REPLY | HeaderFlags.ERROR, errorNo: 200, body: zeros(0), errno: 'EIO' },
+  {
+    name: 'error reply EFAULT',
+    cmd: C.REGION_READ,
+    as: 'client-reply',
+    flags: REPLY | HeaderFlags.ERROR,
+    errorNo: 14,
+    body: zeros(0),
+    errno: 'EFAULT',
+  },
+  {
+    name: 'error reply with an errno uvfio does not name',
+    cmd: C.REGION_READ,
+    as: 'client-reply',
+    flags: REPLY | HeaderFlags.ERROR,
+    errorNo: 200,
+    body: zeros(0),
+    errno: 'EIO',
+  },
   { name: 'DMA_MAP reply with payload', cmd: C.DMA_MAP, as: 'client-reply', body: zeros(4), errno: 'EINVAL' },
   { name: 'SET_IRQS reply with an fd', cmd: C.DEVICE_SET_IRQS, as: 'client-reply', fds: 1, body: zeros(0), errno: 'EINVAL' },
   { name: 'DMA_UNMAP reply, 8 bytes', cmd: C.DMA_UNMAP, as: 'client-reply', body: zeros(8), errno: 'EINVAL' },
@@ -235,29 +300,73 @@ const cases: Case[] = [
   { name: 'GET_INFO reply, argsz 8', cmd: C.DEVICE_GET_INFO, as: 'client-reply', body: b(u32(8), u32(0), u32(9), u32(5)), errno: 'EINVAL' },
   { name: 'GET_REGION_INFO reply, 16 bytes', cmd: C.DEVICE_GET_REGION_INFO, as: 'client-reply', body: zeros(16), errno: 'EINVAL' },
   { name: 'GET_REGION_INFO reply, argsz 16', cmd: C.DEVICE_GET_REGION_INFO, as: 'client-reply', body: b(u32(16), zeros(28)), errno: 'EINVAL' },
-  { name: 'GET_IRQ_INFO reply with an fd', cmd: C.DEVICE_GET_IRQ_INFO, as: 'client-reply', fds: 1, body: b(u32(16), u32(1), u32(0), u32(1)), errno: 'EINVAL' },
+  {
+    name: 'GET_IRQ_INFO reply with an fd',
+    cmd: C.DEVICE_GET_IRQ_INFO,
+    as: 'client-reply',
+    fds: 1,
+    body: b(u32(16), u32(1), u32(0), u32(1)),
+    errno: 'EINVAL',
+  },
   { name: 'REGION_READ reply, count and data disagree', cmd: C.REGION_READ, as: 'client-reply', body: access(0, 0, 8, zeros(4)), errno: 'EINVAL' },
   { name: 'REGION_READ reply, count past the limit', cmd: C.REGION_READ, as: 'client-reply', body: access(0, 0, (1 << 20) + 1), errno: 'E2BIG' },
   { name: 'REGION_READ reply, offset beyond 2^53', cmd: C.REGION_READ, as: 'client-reply', body: access(2n ** 60n, 0, 0), errno: 'EOVERFLOW' },
   { name: 'REGION_WRITE reply with data', cmd: C.REGION_WRITE, as: 'client-reply', body: access(0, 0, 4, zeros(4)), errno: 'EINVAL' },
-  { name: 'GET_REGION_IO_FDS reply, flags 1', cmd: C.DEVICE_GET_REGION_IO_FDS, as: 'client-reply', body: b(u32(16), u32(1), u32(0), u32(0)), errno: 'EINVAL' },
   {
-    name: 'GET_REGION_IO_FDS reply, fd index beyond the fds', cmd: C.DEVICE_GET_REGION_IO_FDS, as: 'client-reply', fds: 1,
-    body: b(u32(56), u32(0), u32(0), u32(1), u64(0), u64(4), u32(1), u32(0), u32(0), u32(0), u64(0)), errno: 'EINVAL',
+    name: 'GET_REGION_IO_FDS reply, flags 1',
+    cmd: C.DEVICE_GET_REGION_IO_FDS,
+    as: 'client-reply',
+    body: b(u32(16), u32(1), u32(0), u32(0)),
+    errno: 'EINVAL',
   },
   {
-    name: 'GET_REGION_IO_FDS reply, entries smaller than 40 bytes', cmd: C.DEVICE_GET_REGION_IO_FDS, as: 'client-reply', fds: 1,
-    body: b(u32(55), u32(0), u32(0), u32(1), u64(0), u64(4), u32(0), u32(0), u32(0), u32(0), zeros(7)), errno: 'EINVAL',
+    name: 'GET_REGION_IO_FDS reply, fd index beyond the fds',
+    cmd: C.DEVICE_GET_REGION_IO_FDS,
+    as: 'client-reply',
+    fds: 1,
+    body: b(u32(56), u32(0), u32(0), u32(1), u64(0), u64(4), u32(1), u32(0), u32(0), u32(0), u64(0)),
+    errno: 'EINVAL',
   },
   {
-    name: 'GET_REGION_IO_FDS reply, argsz not a whole number of entries', cmd: C.DEVICE_GET_REGION_IO_FDS, as: 'client-reply', fds: 1,
-    body: b(u32(97), u32(0), u32(0), u32(2), zeros(81)), errno: 'EINVAL',
+    name: 'GET_REGION_IO_FDS reply, entries smaller than 40 bytes',
+    cmd: C.DEVICE_GET_REGION_IO_FDS,
+    as: 'client-reply',
+    fds: 1,
+    body: b(u32(55), u32(0), u32(0), u32(1), u64(0), u64(4), u32(0), u32(0), u32(0), u32(0), zeros(7)),
+    errno: 'EINVAL',
   },
-  { name: 'GET_REGION_IO_FDS reply, fds without entries', cmd: C.DEVICE_GET_REGION_IO_FDS, as: 'client-reply', fds: 1, body: b(u32(56), u32(0), u32(0), u32(1)), errno: 'EINVAL' },
+  {
+    name: 'GET_REGION_IO_FDS reply, argsz not a whole number of entries',
+    cmd: C.DEVICE_GET_REGION_IO_FDS,
+    as: 'client-reply',
+    fds: 1,
+    body: b(u32(97), u32(0), u32(0), u32(2), zeros(81)),
+    errno: 'EINVAL',
+  },
+  {
+    name: 'GET_REGION_IO_FDS reply, fds without entries',
+    cmd: C.DEVICE_GET_REGION_IO_FDS,
+    as: 'client-reply',
+    fds: 1,
+    body: b(u32(56), u32(0), u32(0), u32(1)),
+    errno: 'EINVAL',
+  },
   { name: 'WRITE_MULTI reply, 4 bytes', cmd: C.REGION_WRITE_MULTI, as: 'client-reply', body: zeros(4), errno: 'EINVAL' },
-  { name: 'DEVICE_FEATURE reply, argsz below the reply', cmd: C.DEVICE_FEATURE, as: 'client-reply', body: b(u32(8), u32((1 << 16) | 1), zeros(8)), errno: 'EINVAL' },
+  {
+    name: 'DEVICE_FEATURE reply, argsz below the reply',
+    cmd: C.DEVICE_FEATURE,
+    as: 'client-reply',
+    body: b(u32(8), u32((1 << 16) | 1), zeros(8)),
+    errno: 'EINVAL',
+  },
   { name: 'MIG_DATA_READ reply, argsz not 8 + size', cmd: C.MIG_DATA_READ, as: 'client-reply', body: b(u32(100), u32(4), zeros(4)), errno: 'EINVAL' },
-  { name: 'MIG_DATA_READ reply, data shorter than size', cmd: C.MIG_DATA_READ, as: 'client-reply', body: b(u32(12), u32(4), zeros(2)), errno: 'EINVAL' },
+  {
+    name: 'MIG_DATA_READ reply, data shorter than size',
+    cmd: C.MIG_DATA_READ,
+    as: 'client-reply',
+    body: b(u32(12), u32(4), zeros(2)),
+    errno: 'EINVAL',
+  },
 
   // ---- replies a server receives: the device's DMA access fails with EIO
   { name: 'DMA_READ reply, count and data disagree', cmd: C.DMA_READ, as: 'server-reply', body: b(u64(0x10000), u64(4), zeros(2)), errno: 'EIO' },
@@ -287,13 +396,28 @@ async function run(c: Case): Promise<ErrnoName | undefined> {
   try {
     switch (as) {
       case 'server':
-        return await toServer(c, message(1), fds.map((e) => e.fd));
+        return await toServer(
+          c,
+          message(1),
+          fds.map((e) => e.fd),
+        );
       case 'client':
-        return await toClient(message(1), fds.map((e) => e.fd));
+        return await toClient(
+          message(1),
+          fds.map((e) => e.fd),
+        );
       case 'client-reply':
-        return await replyToClient(c, message, fds.map((e) => e.fd));
+        return await replyToClient(
+          c,
+          message,
+          fds.map((e) => e.fd),
+        );
       case 'server-reply':
-        return await replyToServer(c, message, fds.map((e) => e.fd));
+        return await replyToServer(
+          c,
+          message,
+          fds.map((e) => e.fd),
+        );
     }
   } finally {
     for (const e of fds) e.close();
@@ -394,7 +518,10 @@ async function replyToClient(c: Case, message: (id: number) => Uint8Array, fds: 
       peer.write(message(1), fds);
       return errnoOf(await peer.next(), 1);
     }
-    const call = CALLS[c.cmd]!(cl).then(() => undefined, (err: unknown) => (isVfioError(err) ? err.code : undefined));
+    const call = CALLS[c.cmd]!(cl).then(
+      () => undefined,
+      (err: unknown) => (isVfioError(err) ? err.code : undefined),
+    );
     const request = (await peer.next())!;
     assert.equal(request.cmd, c.cmd);
     closeFds(request.fds);

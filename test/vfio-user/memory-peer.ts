@@ -27,7 +27,10 @@ export class MemoryPeer extends Peer {
 
   /** Like a socket, the caller keeps its fds: the other side gets duplicates. */
   write(bytes: Uint8Array, fds: readonly number[] = []): void {
-    this.transport.push(bytes, fds.map((fd) => dup(fd)));
+    this.transport.push(
+      bytes,
+      fds.map((fd) => dup(fd)),
+    );
   }
 
   close(): void {

@@ -68,7 +68,7 @@ describe('migration features on the wire', () => {
     c.close();
   });
 
-  it('migrate() moves one device\'s stream into another: source STOP, destination RUNNING', async () => {
+  it("migrate() moves one device's stream into another: source STOP, destination RUNNING", async () => {
     const [a, b] = bench.devices;
     a!.migrationOut = Uint8Array.from({ length: 3000 }, (_, i) => i & 0xff);
     const src = await bench.connect({ name: 'dev0' });
@@ -76,7 +76,10 @@ describe('migration features on the wire', () => {
     const stats = await migrate(clientPeer(src), clientPeer(dst), { chunkSize: 1000 });
     assert.equal(stats.stopCopyBytes, 3000);
     assert.equal(stats.precopyRounds, 0, 'the fixture has no PRE_COPY');
-    assert.deepEqual(b!.migrationIn.map((d) => d.length), [3000]);
+    assert.deepEqual(
+      b!.migrationIn.map((d) => d.length),
+      [3000],
+    );
     assert.deepEqual([...b!.migrationIn[0]!.subarray(0, 4)], [0, 1, 2, 3]);
     assert.equal(await migrationState(src), MigState.STOP);
     assert.equal(await migrationState(dst), MigState.RUNNING);
@@ -114,7 +117,10 @@ describe('migration features on the wire', () => {
     b.register();
     const src = await bench.connect({ name: 'mig-a' });
     const dst = await bench.connect({ name: 'mig-b' });
-    await assert.rejects(migrate(clientPeer(src), clientPeer(dst)), (e: unknown) => isVfioError(e, 'EBADMSG') && /destination → STOP/.test((e as Error).message));
+    await assert.rejects(
+      migrate(clientPeer(src), clientPeer(dst)),
+      (e: unknown) => isVfioError(e, 'EBADMSG') && /destination → STOP/.test((e as Error).message),
+    );
     assert.equal(await migrationState(src), MigState.RUNNING);
     assert.equal(a.running, true);
     assert.equal(await migrationState(dst), MigState.RESUMING);

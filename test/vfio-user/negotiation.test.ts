@@ -58,7 +58,10 @@ describe('negotiate', () => {
     assert.equal(n.dmaPageSize, 4096, 'DMA_MAP then takes whole 4 KiB pages');
     assert.equal(negotiate({ major: 0, minor: 2, capabilities: { pgsizes: 0x200000n } }, limits).dmaPageSize, 0x200000);
     assert.equal(negotiate({ major: 0, minor: 2, capabilities: {} }, limits).dmaPageSize, 4096, 'the spec default');
-    assert.throws(() => negotiate({ major: 0, minor: 2, capabilities: { pgsizes: 0x800n } }, limits), (e) => isVfioError(e, 'EINVAL'));
+    assert.throws(
+      () => negotiate({ major: 0, minor: 2, capabilities: { pgsizes: 0x800n } }, limits),
+      (e) => isVfioError(e, 'EINVAL'),
+    );
   });
 
   it('caps the dirty bitmap at 256 MiB', () => {
@@ -69,13 +72,19 @@ describe('negotiate', () => {
   it('offers a twin socket only to a client that supports one and takes fds', () => {
     assert.equal(negotiate({ major: 0, minor: 2, capabilities: { twinSocket: { supported: true } } }, limits).twinSocket, true);
     assert.equal(negotiate({ major: 0, minor: 2, capabilities: { twinSocket: { supported: true }, maxMsgFds: 0 } }, limits).twinSocket, false);
-    assert.equal(negotiate({ major: 0, minor: 2, capabilities: { twinSocket: { supported: true } } }, { ...limits, twinSocket: false }).twinSocket, false);
+    assert.equal(
+      negotiate({ major: 0, minor: 2, capabilities: { twinSocket: { supported: true } } }, { ...limits, twinSocket: false }).twinSocket,
+      false,
+    );
     const declined = negotiate({ major: 0, minor: 2, capabilities: { twinSocket: { supported: false } } }, limits);
     assert.deepEqual(declined.reply.twinSocket, { supported: false });
   });
 
   it('refuses another major version', () => {
-    assert.throws(() => negotiate({ major: 1, minor: 0, capabilities: undefined }, limits), (e) => isVfioError(e, 'EINVAL'));
+    assert.throws(
+      () => negotiate({ major: 1, minor: 0, capabilities: undefined }, limits),
+      (e) => isVfioError(e, 'EINVAL'),
+    );
   });
 
   it('lets the server force a DMA layout', () => {

@@ -13,8 +13,15 @@ function put32(b: Uint8Array, o: number, v: number): void {
 describe('region info', () => {
   it('walks a chain of sparse mmap and type caps, in either order of need', () => {
     const info: RegionInfo = {
-      index: 0, flags: RW | RegionFlags.MMAP, size: 1 << 20,
-      sparseMmap: [{ offset: 0, size: 4096 }, { offset: 65536, size: 8192 }], type: { type: 7, subtype: 9 }, mmap: { fd: 5, offset: 0x1000 },
+      index: 0,
+      flags: RW | RegionFlags.MMAP,
+      size: 1 << 20,
+      sparseMmap: [
+        { offset: 0, size: 4096 },
+        { offset: 65536, size: 8192 },
+      ],
+      type: { type: 7, subtype: 9 },
+      mmap: { fd: 5, offset: 0x1000 },
     };
     assert.equal(regionInfoSize(info), 32 + 16 + 32 + 16);
     const { body, sendFd } = regionInfoReplyBody(info, 4096);
@@ -30,7 +37,13 @@ describe('region info', () => {
   });
 
   it('two passes: too small an argsz gets the bare struct, no CAPS flag, no fd, the needed argsz', () => {
-    const info: RegionInfo = { index: 1, flags: RW | RegionFlags.MMAP, size: 8192, sparseMmap: [{ offset: 0, size: 4096 }], mmap: { fd: 5, offset: 0 } };
+    const info: RegionInfo = {
+      index: 1,
+      flags: RW | RegionFlags.MMAP,
+      size: 8192,
+      sparseMmap: [{ offset: 0, size: 4096 }],
+      mmap: { fd: 5, offset: 0 },
+    };
     const first = regionInfoReplyBody(info, 32);
     assert.equal(first.body.length, 32);
     assert.equal(first.sendFd, false);
@@ -66,7 +79,14 @@ describe('region info', () => {
     ['next pointing backwards (a loop)', (b) => put32(b, 36, 32)],
     ['next past the end', (b) => put32(b, 36, 60)],
     ['more sparse areas than fit', (b) => put32(b, 40, 3)],
-    ['a type cap cut short', (b) => { put32(b, 0, 70); put32(b, 36, 64); b[64] = RegionCap.TYPE; }],
+    [
+      'a type cap cut short',
+      (b) => {
+        put32(b, 0, 70);
+        put32(b, 36, 64);
+        b[64] = RegionCap.TYPE;
+      },
+    ],
   ];
   for (const [name, spoil] of badChains) {
     it(`refuses a chain with ${name} (EINVAL)`, () => {

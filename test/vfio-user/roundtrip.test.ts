@@ -83,7 +83,10 @@ import { ctx, samples } from './samples.js';
 /** Frames one encoded message (with `nfds` fake fds) and returns the frame. */
 function frame(bytes: Uint8Array, nfds = 0): Frame {
   const rec = new Recorder();
-  rec.push(bytes, Array.from({ length: nfds }, (_, i) => 100 + i));
+  rec.push(
+    bytes,
+    Array.from({ length: nfds }, (_, i) => 100 + i),
+  );
   assert.equal(rec.frames.length, 1);
   return rec.frames[0]!;
 }
@@ -97,16 +100,26 @@ function sample(name: string): Frame {
 describe('round trips', () => {
   it('VERSION: capabilities survive, bigints included, defaults fill the rest', () => {
     const caps: PeerCapabilities = {
-      maxMsgFds: 16, maxDataXferSize: 65536, maxDmaMaps: 100, pgsizes: 0xfffffffffffff000n, writeMultiple: true,
-      twinSocket: { supported: true }, migration: { pgsize: 8192, maxBitmapSize: 1024 },
+      maxMsgFds: 16,
+      maxDataXferSize: 65536,
+      maxDmaMaps: 100,
+      pgsizes: 0xfffffffffffff000n,
+      writeMultiple: true,
+      twinSocket: { supported: true },
+      migration: { pgsize: 8192, maxBitmapSize: 1024 },
     };
     const f = frame(encodeVersionCommand(1, { major: 0, minor: 2, capabilities: caps }));
     assert.equal(f.cmd, Command.VERSION);
     const d = decodeVersionCommand(f.body, f.fds);
     assert.deepEqual(d, { major: 0, minor: 2, capabilities: caps });
     assert.deepEqual(withDefaults(undefined), {
-      maxMsgFds: 1, maxDataXferSize: 1048576, maxDmaMaps: 65535, pgsizes: 4096n,
-      twinSocket: false, writeMultiple: false, migration: undefined,
+      maxMsgFds: 1,
+      maxDataXferSize: 1048576,
+      maxDmaMaps: 65535,
+      pgsizes: 4096n,
+      twinSocket: false,
+      writeMultiple: false,
+      migration: undefined,
     });
     assert.equal(withDefaults({ migration: {} }).migration?.maxBitmapSize, 256 * 1024 * 1024);
     assert.deepEqual(chooseVersion(d, { major: 0, minor: 1 }), { major: 0, minor: 1 });
@@ -118,7 +131,14 @@ describe('round trips', () => {
   it('DMA_MAP / DMA_UNMAP', () => {
     const m = sample('dma-map-fd');
     assert.deepEqual(decodeDmaMap(m.body, m.fds), {
-      argsz: 32, flags: 3, readable: true, writable: true, offset: 0n, address: 0x1_0000_0000n, size: 0x2000_0000n, fd: 100,
+      argsz: 32,
+      flags: 3,
+      readable: true,
+      writable: true,
+      offset: 0n,
+      address: 0x1_0000_0000n,
+      size: 0x2000_0000n,
+      fd: 100,
     });
     const u = sample('dma-unmap-all');
     assert.deepEqual(decodeDmaUnmap(u.body, u.fds, ctx), { argsz: 24, flags: 2, all: true, address: 0n, size: 0n });
@@ -132,12 +152,24 @@ describe('round trips', () => {
       return decodeSetIrqs(f.body, f.fds, ctx);
     };
     assert.deepEqual(irqs('set-irqs-eventfd'), {
-      argsz: 20, flags: IrqSetFlags.DATA_EVENTFD | IrqSetFlags.ACTION_TRIGGER, index: PciIrq.MSIX, start: 0, count: 3,
-      action: 'trigger', data: 'eventfd', fds: [100, 101, 102],
+      argsz: 20,
+      flags: IrqSetFlags.DATA_EVENTFD | IrqSetFlags.ACTION_TRIGGER,
+      index: PciIrq.MSIX,
+      start: 0,
+      count: 3,
+      action: 'trigger',
+      data: 'eventfd',
+      fds: [100, 101, 102],
     });
     assert.deepEqual(irqs('set-irqs-bool'), {
-      argsz: 21, flags: IrqSetFlags.DATA_BOOL | IrqSetFlags.ACTION_UNMASK, index: PciIrq.INTX, start: 0, count: 1,
-      action: 'unmask', data: 'bool', values: [true],
+      argsz: 21,
+      flags: IrqSetFlags.DATA_BOOL | IrqSetFlags.ACTION_UNMASK,
+      index: PciIrq.INTX,
+      start: 0,
+      count: 1,
+      action: 'unmask',
+      data: 'bool',
+      values: [true],
     });
     assert.equal(irqs('set-irqs-disable').data, 'none');
     const dea = irqs('set-irqs-deassign');
@@ -161,10 +193,17 @@ describe('round trips', () => {
     assert.equal(decodeRegionAccess(Command.REGION_WRITE, wr.body, wr.fds, ctx).count, 8);
     const multi = sample('region-write-multi');
     const entries = decodeWriteMulti(multi.body, multi.fds, ctx);
-    assert.deepEqual(entries.map((m) => [m.offset, m.region, m.count]), [[0, 0, 4], [8, 0, 8], [0x40, 7, 1]]);
+    assert.deepEqual(
+      entries.map((m) => [m.offset, m.region, m.count]),
+      [
+        [0, 0, 4],
+        [8, 0, 8],
+        [0x40, 7, 1],
+      ],
+    );
   });
 
-  it('DMA_READ / DMA_WRITE in the spec layout and in QEMU\'s', () => {
+  it("DMA_READ / DMA_WRITE in the spec layout and in QEMU's", () => {
     for (const layout of ['spec', 'qemu'] as const) {
       const c = { ...ctx, dmaLayout: layout };
       const data = new Uint8Array([9, 8, 7, 6, 5]);
@@ -207,9 +246,14 @@ describe('round trips', () => {
     assert.equal(io.subRegions.length, 2);
     assert.equal(io.subRegions[0]!.datamatch, 7n);
     assert.deepEqual(io.fds, [100, 101]);
-    const short = encodeRegionIoFdsReply(1, {
-      index: 0, subRegions: [{ offset: 0n, size: 4n, fdIndex: 0, type: IoFdType.IOEVENTFD, flags: 0, aux: 0, datamatch: 0n }],
-    }, 16);
+    const short = encodeRegionIoFdsReply(
+      1,
+      {
+        index: 0,
+        subRegions: [{ offset: 0n, size: 4n, fdIndex: 0, type: IoFdType.IOEVENTFD, flags: 0, aux: 0, datamatch: 0n }],
+      },
+      16,
+    );
     assert.equal(short.entriesIncluded, false);
     const sr = frame(short.message);
     assert.equal(decodeRegionIoFdsReply(sr.body, sr.fds).argsz, 56);
@@ -217,7 +261,15 @@ describe('round trips', () => {
     const state = new Uint8Array(8);
     state[0] = MigState.STOP_COPY;
     const set = frame(encodeDeviceFeature(1, { feature: Feature.MIG_DEVICE_STATE, get: false, set: true, probe: false, data: state }));
-    assert.deepEqual(decodeDeviceFeature(set.body, set.fds), { argsz: 16, flags: Feature.MIG_DEVICE_STATE | (1 << 17), feature: 2, get: false, set: true, probe: false, data: state });
+    assert.deepEqual(decodeDeviceFeature(set.body, set.fds), {
+      argsz: 16,
+      flags: Feature.MIG_DEVICE_STATE | (1 << 17),
+      feature: 2,
+      get: false,
+      set: true,
+      probe: false,
+      data: state,
+    });
     const rep = frame(encodeDeviceFeatureReply(1, { feature: Feature.MIGRATION, get: true, set: false, probe: false, data: state }));
     assert.equal(decodeDeviceFeatureReply(rep.body, rep.fds).argsz, 16);
     const mig = frame(encodeMigDataReadReply(2, new Uint8Array([1, 2, 3])));
@@ -233,21 +285,35 @@ function reencode(f: Frame, isReply: boolean): Uint8Array {
   const { msgId: id, body, fds } = f;
   if (isReply) {
     switch (f.cmd) {
-      case Command.VERSION: return encodeVersionReply(id, decodeVersionReply(body, fds));
-      case Command.DMA_MAP: case Command.DEVICE_SET_IRQS: case Command.DEVICE_RESET: case Command.MIG_DATA_WRITE:
+      case Command.VERSION:
+        return encodeVersionReply(id, decodeVersionReply(body, fds));
+      case Command.DMA_MAP:
+      case Command.DEVICE_SET_IRQS:
+      case Command.DEVICE_RESET:
+      case Command.MIG_DATA_WRITE:
         decodeEmptyReply(f.cmd, body, fds);
         return encodeEmptyReply(id, f.cmd);
-      case Command.DMA_UNMAP: return encodeDmaUnmapReply(id, decodeDmaUnmapReply(body, fds)!);
-      case Command.DEVICE_GET_INFO: return encodeDeviceInfoReply(id, decodeDeviceInfoReply(body, fds));
+      case Command.DMA_UNMAP:
+        return encodeDmaUnmapReply(id, decodeDmaUnmapReply(body, fds)!);
+      case Command.DEVICE_GET_INFO:
+        return encodeDeviceInfoReply(id, decodeDeviceInfoReply(body, fds));
       case Command.DEVICE_GET_REGION_INFO: {
         const m = decodeRegionInfoReply(body, fds);
         const info = {
-          index: m.index, flags: m.flags, size: m.size, mmap: { fd: m.fd ?? -1, offset: m.offset },
-          ...(m.sparseMmap ? { sparseMmap: m.sparseMmap } : {}), ...(m.type ? { type: m.type } : {}),
+          index: m.index,
+          flags: m.flags,
+          size: m.size,
+          mmap: { fd: m.fd ?? -1, offset: m.offset },
+          ...(m.sparseMmap ? { sparseMmap: m.sparseMmap } : {}),
+          ...(m.type ? { type: m.type } : {}),
         };
         // A short first pass: the full struct is implied by argsz; rebuild it to the same size.
         if ((m.flags & RegionFlags.CAPS) === 0 && m.argsz > 32) {
-          const again = encodeRegionInfoReply(id, { ...info, sparseMmap: [{ offset: 4096, size: 61440 }], type: { type: 0x80000000, subtype: 3 } }, 32);
+          const again = encodeRegionInfoReply(
+            id,
+            { ...info, sparseMmap: [{ offset: 4096, size: 61440 }], type: { type: 0x80000000, subtype: 3 } },
+            32,
+          );
           return again.message;
         }
         return encodeRegionInfoReply(id, info, m.argsz).message;
@@ -256,7 +322,8 @@ function reencode(f: Frame, isReply: boolean): Uint8Array {
         const m = decodeRegionIoFdsReply(body, fds);
         return encodeRegionIoFdsReply(id, m, m.argsz).message;
       }
-      case Command.DEVICE_GET_IRQ_INFO: return encodeIrqInfoReply(id, decodeIrqInfoReply(body, fds));
+      case Command.DEVICE_GET_IRQ_INFO:
+        return encodeIrqInfoReply(id, decodeIrqInfoReply(body, fds));
       case Command.REGION_READ: {
         const m = decodeRegionReadReply(body, fds, ctx);
         return encodeRegionReadReply(id, m.offset, m.region, m.data);
@@ -273,18 +340,25 @@ function reencode(f: Frame, isReply: boolean): Uint8Array {
         const m = decodeDmaWriteReply(body, fds)!;
         return encodeDmaWriteReply(id, m.address, m.count);
       }
-      case Command.REGION_WRITE_MULTI: return encodeWriteMultiReply(id, decodeWriteMultiReply(body, fds));
-      case Command.DEVICE_FEATURE: return encodeDeviceFeatureReply(id, decodeDeviceFeatureReply(body, fds));
-      case Command.MIG_DATA_READ: return encodeMigDataReadReply(id, decodeMigDataReadReply(body, fds, ctx).data);
+      case Command.REGION_WRITE_MULTI:
+        return encodeWriteMultiReply(id, decodeWriteMultiReply(body, fds));
+      case Command.DEVICE_FEATURE:
+        return encodeDeviceFeatureReply(id, decodeDeviceFeatureReply(body, fds));
+      case Command.MIG_DATA_READ:
+        return encodeMigDataReadReply(id, decodeMigDataReadReply(body, fds, ctx).data);
     }
     throw new Error(`no reply decoder for command ${f.cmd}`);
   }
   const opts = { noReply: wantsNoReply(f.flags) };
   switch (f.cmd) {
-    case Command.VERSION: return encodeVersionCommand(id, decodeVersionCommand(body, fds));
-    case Command.DMA_MAP: return encodeDmaMap(id, decodeDmaMap(body, fds));
-    case Command.DMA_UNMAP: return encodeDmaUnmap(id, decodeDmaUnmap(body, fds, ctx));
-    case Command.DEVICE_GET_INFO: return encodeDeviceInfoRequest(id, decodeDeviceInfoRequest(body, fds).argsz);
+    case Command.VERSION:
+      return encodeVersionCommand(id, decodeVersionCommand(body, fds));
+    case Command.DMA_MAP:
+      return encodeDmaMap(id, decodeDmaMap(body, fds));
+    case Command.DMA_UNMAP:
+      return encodeDmaUnmap(id, decodeDmaUnmap(body, fds, ctx));
+    case Command.DEVICE_GET_INFO:
+      return encodeDeviceInfoRequest(id, decodeDeviceInfoRequest(body, fds).argsz);
     case Command.DEVICE_GET_REGION_INFO: {
       const m = decodeRegionInfoRequest(body, fds, ctx);
       return encodeRegionInfoRequest(id, m.index, m.argsz);
@@ -297,7 +371,8 @@ function reencode(f: Frame, isReply: boolean): Uint8Array {
       const m = decodeIrqInfoRequest(body, fds, ctx);
       return encodeIrqInfoRequest(id, m.index, m.argsz);
     }
-    case Command.DEVICE_SET_IRQS: return encodeSetIrqs(id, decodeSetIrqs(body, fds, ctx));
+    case Command.DEVICE_SET_IRQS:
+      return encodeSetIrqs(id, decodeSetIrqs(body, fds, ctx));
     case Command.REGION_READ: {
       const m = decodeRegionAccess(f.cmd, body, fds, ctx);
       return encodeRegionRead(id, m.offset, m.region, m.count);
@@ -317,10 +392,14 @@ function reencode(f: Frame, isReply: boolean): Uint8Array {
     case Command.DEVICE_RESET:
       decodeDeviceReset(body, fds);
       return encodeDeviceReset(id);
-    case Command.REGION_WRITE_MULTI: return encodeWriteMulti(id, decodeWriteMulti(body, fds, ctx), opts);
-    case Command.DEVICE_FEATURE: return encodeDeviceFeature(id, decodeDeviceFeature(body, fds));
-    case Command.MIG_DATA_READ: return encodeMigDataRead(id, decodeMigDataRead(body, fds, ctx).size);
-    case Command.MIG_DATA_WRITE: return encodeMigDataWrite(id, decodeMigDataWrite(body, fds, ctx).data);
+    case Command.REGION_WRITE_MULTI:
+      return encodeWriteMulti(id, decodeWriteMulti(body, fds, ctx), opts);
+    case Command.DEVICE_FEATURE:
+      return encodeDeviceFeature(id, decodeDeviceFeature(body, fds));
+    case Command.MIG_DATA_READ:
+      return encodeMigDataRead(id, decodeMigDataRead(body, fds, ctx).size);
+    case Command.MIG_DATA_WRITE:
+      return encodeMigDataWrite(id, decodeMigDataWrite(body, fds, ctx).data);
   }
   throw new Error(`no command decoder for command ${f.cmd}`);
 }

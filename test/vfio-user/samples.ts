@@ -86,13 +86,22 @@ export function samples(): Sample[] {
   };
 
   // client → server commands
-  cmd('version', encodeVersionCommand(1, {
-    major: 0, minor: 2,
-    capabilities: {
-      maxMsgFds: 16, maxDataXferSize: 1 << 20, maxDmaMaps: 65535, pgsizes: 4096n, writeMultiple: true,
-      migration: { pgsize: 4096, maxBitmapSize: 256 << 20 }, twinSocket: { supported: true },
-    },
-  }));
+  cmd(
+    'version',
+    encodeVersionCommand(1, {
+      major: 0,
+      minor: 2,
+      capabilities: {
+        maxMsgFds: 16,
+        maxDataXferSize: 1 << 20,
+        maxDmaMaps: 65535,
+        pgsizes: 4096n,
+        writeMultiple: true,
+        migration: { pgsize: 4096, maxBitmapSize: 256 << 20 },
+        twinSocket: { supported: true },
+      },
+    }),
+  );
   cmd('version-no-json', encodeVersionCommand(2, { major: 0, minor: 0, capabilities: undefined }));
   cmd('dma-map-fd', encodeDmaMap(3, { readable: true, writable: true, offset: 0n, address: 0x1_0000_0000n, size: 0x2000_0000n }), 1);
   cmd('dma-map-nofd', encodeDmaMap(4, { readable: true, writable: false, offset: 0n, address: 0xc0000n, size: 0x10000n }));
@@ -110,11 +119,18 @@ export function samples(): Sample[] {
   cmd('region-read', encodeRegionRead(16, 0x10, PciRegion.CONFIG, 4));
   cmd('region-write', encodeRegionWrite(17, 0x100, PciRegion.BAR0, bytes(8)));
   cmd('region-write-posted', encodeRegionWrite(18, 0, PciRegion.BAR2, bytes(4096, 7), { noReply: true }));
-  cmd('region-write-multi', encodeWriteMulti(19, [
-    { offset: 0, region: PciRegion.BAR0, data: bytes(4) },
-    { offset: 8, region: PciRegion.BAR0, data: bytes(8, 3) },
-    { offset: 0x40, region: PciRegion.CONFIG, data: bytes(1, 5) },
-  ], { noReply: true }));
+  cmd(
+    'region-write-multi',
+    encodeWriteMulti(
+      19,
+      [
+        { offset: 0, region: PciRegion.BAR0, data: bytes(4) },
+        { offset: 8, region: PciRegion.BAR0, data: bytes(8, 3) },
+        { offset: 0x40, region: PciRegion.CONFIG, data: bytes(1, 5) },
+      ],
+      { noReply: true },
+    ),
+  );
   cmd('device-reset', encodeDeviceReset(20));
   cmd('feature-probe', encodeDeviceFeature(21, { feature: 1, get: true, set: false, probe: true, data: new Uint8Array(0) }));
   cmd('feature-get', encodeDeviceFeature(22, { feature: 1, get: true, set: false, probe: false, data: new Uint8Array(0), argsz: 16 }));
@@ -123,25 +139,43 @@ export function samples(): Sample[] {
   cmd('mig-data-write', encodeMigDataWrite(25, bytes(300)));
 
   // server → client replies
-  toClient('r-version', encodeVersionReply(1, {
-    major: 0, minor: 2, capabilities: { maxMsgFds: 8, maxDataXferSize: 1 << 20, twinSocket: { supported: true, fdIndex: 0 } },
-  }), 1);
+  toClient(
+    'r-version',
+    encodeVersionReply(1, {
+      major: 0,
+      minor: 2,
+      capabilities: { maxMsgFds: 8, maxDataXferSize: 1 << 20, twinSocket: { supported: true, fdIndex: 0 } },
+    }),
+    1,
+  );
   toClient('r-dma-map', encodeEmptyReply(3, Command.DMA_MAP));
   toClient('r-dma-unmap', encodeDmaUnmapReply(5, { argsz: 24, flags: 0, all: false, address: 0xc0000n, size: 0x10000n }));
   toClient('r-get-info', encodeDeviceInfoReply(7, { flags: DeviceFlags.PCI | DeviceFlags.RESET, numRegions: 9, numIrqs: 5 }));
   const bar2 = {
-    index: PciRegion.BAR2, flags: RegionFlags.READ | RegionFlags.WRITE | RegionFlags.MMAP, size: 65536,
-    sparseMmap: [{ offset: 4096, size: 61440 }], type: { type: 0x80000000, subtype: 3 }, mmap: { fd: 99, offset: 0x10000 },
+    index: PciRegion.BAR2,
+    flags: RegionFlags.READ | RegionFlags.WRITE | RegionFlags.MMAP,
+    size: 65536,
+    sparseMmap: [{ offset: 4096, size: 61440 }],
+    type: { type: 0x80000000, subtype: 3 },
+    mmap: { fd: 99, offset: 0x10000 },
   };
   toClient('r-region-info-full', encodeRegionInfoReply(8, bar2, 256).message, 1);
   toClient('r-region-info-short', encodeRegionInfoReply(8, bar2, 32).message);
-  toClient('r-region-io-fds', encodeRegionIoFdsReply(9, {
-    index: PciRegion.BAR0,
-    subRegions: [
-      { offset: 0x100n, size: 4n, fdIndex: 0, type: IoFdType.IOEVENTFD, flags: 1, aux: 0, datamatch: 7n },
-      { offset: 0x200n, size: 4n, fdIndex: 1, type: IoFdType.IOEVENTFD, flags: 0, aux: 0, datamatch: 0n },
-    ],
-  }, 1024).message, 2);
+  toClient(
+    'r-region-io-fds',
+    encodeRegionIoFdsReply(
+      9,
+      {
+        index: PciRegion.BAR0,
+        subRegions: [
+          { offset: 0x100n, size: 4n, fdIndex: 0, type: IoFdType.IOEVENTFD, flags: 1, aux: 0, datamatch: 7n },
+          { offset: 0x200n, size: 4n, fdIndex: 1, type: IoFdType.IOEVENTFD, flags: 0, aux: 0, datamatch: 0n },
+        ],
+      },
+      1024,
+    ).message,
+    2,
+  );
   toClient('r-irq-info', encodeIrqInfoReply(10, { index: PciIrq.MSIX, flags: IrqInfoFlags.EVENTFD | IrqInfoFlags.NORESIZE, count: 16 }));
   toClient('r-set-irqs', encodeEmptyReply(11, Command.DEVICE_SET_IRQS));
   toClient('r-region-read', encodeRegionReadReply(16, 0x10, PciRegion.CONFIG, bytes(4)));

@@ -109,7 +109,10 @@ describe('VfioUserServer.clients()', () => {
     assert.equal(await bench.server.dropClient(ia!.id), true);
     await closed;
     assert.equal(bench.device.closes, 1, 'its file was closed');
-    assert.deepEqual(bench.server.clients().map((c) => c.device), ['dev1']);
+    assert.deepEqual(
+      bench.server.clients().map((c) => c.device),
+      ['dev1'],
+    );
     assert.equal(await bench.server.dropClient(ia!.id), false);
     assert.equal((await b.getDeviceInfo()).numRegions > 0, true);
     b.close();

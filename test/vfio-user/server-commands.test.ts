@@ -7,11 +7,7 @@ import { describe, it } from 'node:test';
 import { isVfioError, type ErrnoName } from '../../src/base/errors.js';
 import { DeviceFlags, Feature, IrqInfoFlags, MigState, PciIrq, PciRegion, RegionFlags } from '../../src/base/uapi.js';
 import { closeFds, MappedMemory, openFdCount } from '../../src/native/index.js';
-import {
-  Command,
-  decodeVersionReply,
-  type VfioUserClient,
-} from '../../src/vfio-user/index.js';
+import { Command, decodeVersionReply, type VfioUserClient } from '../../src/vfio-user/index.js';
 import { TestDevice } from '../support/test-device.js';
 import { BAR0_SIZE, BAR2_SIZE, DRIVER_FEATURE } from './fixture-device.js';
 import { perTestServer, QEMU_PROPOSAL, RawPeer, startServer, tick, withoutFdLeak, type Bench } from './server-harness.js';
@@ -109,10 +105,13 @@ describe('device, region and IRQ info', () => {
 
   it('mmap of sparse areas: the client sees the device memory and the device the client writes', async () => {
     const region = await client.mapRegion(PciRegion.BAR2);
-    assert.deepEqual(region.areas.map((a) => [a.offset, a.size]), [
-      [0, 4096],
-      [8192, 8192],
-    ]);
+    assert.deepEqual(
+      region.areas.map((a) => [a.offset, a.size]),
+      [
+        [0, 4096],
+        [8192, 8192],
+      ],
+    );
     bench.device.bar2.bytes[8200] = 0x5a;
     assert.equal(region.at(8200, 1)[0], 0x5a);
     region.at(10, 2).set([1, 2]);
@@ -256,7 +255,10 @@ describe('region access', () => {
     assert.ok(!bench.device.calls.includes('write'), 'regionWrite did not run: the data landed in place');
     mem.fill(0);
     await assert.rejects(client.regionWrite(PciRegion.BAR2, 0x20, data), rejects('EINVAL'));
-    assert.ok(mem.every((b) => b === 0), 'nothing of the refused write landed');
+    assert.ok(
+      mem.every((b) => b === 0),
+      'nothing of the refused write landed',
+    );
     // The session goes on.
     assert.deepEqual([...(await client.regionRead(PciRegion.BAR0, 0, 2))], [0, 0]);
   });
@@ -308,10 +310,13 @@ describe('region access', () => {
     await tick(5); // read and handed to the device, which is still busy with it
     const second = client.regionWrite(PciRegion.BAR0, 0x300, bytes(2, 2, 2, 2));
     await Promise.all([first, second]);
-    assert.deepEqual(bench.device.writeLog.map((w) => [...w]), [
-      [1, 1, 1, 1],
-      [2, 2, 2, 2],
-    ]);
+    assert.deepEqual(
+      bench.device.writeLog.map((w) => [...w]),
+      [
+        [1, 1, 1, 1],
+        [2, 2, 2, 2],
+      ],
+    );
   });
 });
 
@@ -350,7 +355,10 @@ describe('reset, features, migration', () => {
     await client.migrationDataWrite(bytes(1, 2, 3));
     await client.migrationDataWrite(bytes(4));
     await client.feature(Feature.MIG_DEVICE_STATE, 'set', state(MigState.RUNNING));
-    assert.deepEqual(bench.device.migrationIn.map((d) => [...d]), [[1, 2, 3, 4]]);
+    assert.deepEqual(
+      bench.device.migrationIn.map((d) => [...d]),
+      [[1, 2, 3, 4]],
+    );
   });
 
   it('a device without migration refuses migration data with EINVAL', async () => {
@@ -373,10 +381,13 @@ describe('DMA_MAP and DMA_UNMAP', () => {
       const a = await client.dmaMapMemory(0x10000, 0x4000);
       await client.dmaMapMessages(0x20000, new Uint8Array(0x1000));
       const ioas = [...bench.device.files][0]!.context!.ioas;
-      assert.deepEqual(ioas.list().map((m) => [m.iova, m.length, m.backing.reach === 'messages']), [
-        [0x10000, 0x4000, false],
-        [0x20000, 0x1000, true],
-      ]);
+      assert.deepEqual(
+        ioas.list().map((m) => [m.iova, m.length, m.backing.reach === 'messages']),
+        [
+          [0x10000, 0x4000, false],
+          [0x20000, 0x1000, true],
+        ],
+      );
       await assert.rejects(client.dmaMapMessages(0x13000, new Uint8Array(0x2000)), rejects('EEXIST'));
       await assert.rejects(client.dmaUnmap(0x30000, 0x1000), rejects('ENOENT'));
       await assert.rejects(client.dmaUnmap(0x10000, 0x1000), rejects('EINVAL'));

@@ -10,14 +10,7 @@ import { describe, it } from 'node:test';
 import { isVfioError } from '../../src/base/errors.js';
 import { PciRegion } from '../../src/base/uapi.js';
 import { close, MappedMemory, memfdCreate, sealSize } from '../../src/native/index.js';
-import {
-  Command,
-  encodeDmaMap,
-  encodeDmaReadReply,
-  encodeEmptyReply,
-  encodeErrorReply,
-  encodeRegionWrite,
-} from '../../src/vfio-user/index.js';
+import { Command, encodeDmaMap, encodeDmaReadReply, encodeEmptyReply, encodeErrorReply, encodeRegionWrite } from '../../src/vfio-user/index.js';
 import { DMA_BUF, DOORBELL_DMA_READ, DOORBELL_DMA_WRITE, REG_IOVA, REG_LEN } from './fixture-device.js';
 import { perTestServer, QEMU_PROPOSAL, RawPeer, type Bench } from './server-harness.js';
 import { until } from '../support/until.js';
@@ -62,8 +55,14 @@ describe('DMA through mapped memory', () => {
     const c = await bench.connect();
     await c.dmaMapMemory(0x100000, 0x1000, { writable: false });
     const dma = bench.device.dma!;
-    assert.throws(() => dma.writeSync(0x100000, new Uint8Array(1)), (e) => isVfioError(e, 'EPERM'));
-    assert.throws(() => dma.readSync(0x200000, new Uint8Array(1)), (e) => isVfioError(e, 'EFAULT'));
+    assert.throws(
+      () => dma.writeSync(0x100000, new Uint8Array(1)),
+      (e) => isVfioError(e, 'EPERM'),
+    );
+    assert.throws(
+      () => dma.readSync(0x200000, new Uint8Array(1)),
+      (e) => isVfioError(e, 'EFAULT'),
+    );
     c.close();
   });
 
@@ -95,7 +94,10 @@ describe('DMA through mapped memory', () => {
       const map = encodeDmaMap(0, { readable: true, writable: true, offset: 0n, address: 0x4000_0000n, size: BigInt(size) });
       assert.equal((await c.request(Command.DMA_MAP, map.subarray(16), { fds: [fd] })).errorNo, 0);
       const ioas = [...bench.device.files][0]!.context!.ioas;
-      assert.deepEqual(ioas.list().map((m) => m.length), [size]);
+      assert.deepEqual(
+        ioas.list().map((m) => m.length),
+        [size],
+      );
       bench.device.dma!.writeSync(0x4000_0000 + at, new Uint8Array([5, 6, 7, 8]));
       assert.deepEqual([...client.bytes.subarray(4094, 4098)], [5, 6, 7, 8], 'the client sees the device write');
       const seen = new Uint8Array(4);
@@ -136,7 +138,10 @@ describe('DMA through messages', () => {
       const seen = new Uint8Array(3);
       await dma.read(0x202ffd, seen);
       assert.deepEqual([...seen], [7, 7, 7]);
-      assert.throws(() => dma.readSync(0x200000, seen), (e) => isVfioError(e, 'EAGAIN'));
+      assert.throws(
+        () => dma.readSync(0x200000, seen),
+        (e) => isVfioError(e, 'EAGAIN'),
+      );
       assert.deepEqual([c.dma.served.reads, c.dma.served.writes], [1, 1]);
       c.close();
     });

@@ -42,15 +42,32 @@ function samples(): { name: string; bytes: Uint8Array; fd?: boolean; check(f: Fr
     { name: 'DEVICE_GET_INFO', bytes: encodeDeviceInfoRequest(1), check: (f) => assert.equal(decodeDeviceInfoReply(f.body, []).numRegions, 9) },
     { name: 'GET_REGION_INFO', bytes: encodeRegionInfoRequest(2, PciRegion.CONFIG, 64), check: ok(Command.DEVICE_GET_REGION_INFO, 16 + 48) },
     { name: 'GET_IRQ_INFO', bytes: encodeIrqInfoRequest(3, PciIrq.MSIX), check: ok(Command.DEVICE_GET_IRQ_INFO, 32) },
-    { name: 'REGION_WRITE', bytes: encodeRegionWrite(4, 0x30, PciRegion.BAR0, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])), check: ok(Command.REGION_WRITE, 32) },
+    {
+      name: 'REGION_WRITE',
+      bytes: encodeRegionWrite(4, 0x30, PciRegion.BAR0, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])),
+      check: ok(Command.REGION_WRITE, 32),
+    },
     {
       name: 'REGION_READ',
       bytes: encodeRegionRead(5, 0x30, PciRegion.BAR0, 8),
       check: (f) => assert.deepEqual([...decodeRegionReadReply(f.body, []).data], [1, 2, 3, 4, 5, 6, 7, 8]),
     },
-    { name: 'SET_IRQS', bytes: encodeSetIrqs(6, { index: PciIrq.MSI, start: 0, count: 2, action: 'trigger', data: 'bool', values: [true, false] }), check: ok(Command.DEVICE_SET_IRQS, 16) },
-    { name: 'WRITE_MULTI', bytes: encodeWriteMulti(7, [{ region: PciRegion.BAR0, offset: 0x40, data: new Uint8Array([9]) }]), check: ok(Command.REGION_WRITE_MULTI, 24) },
-    { name: 'DMA_MAP with fd', bytes: encodeDmaMap(8, { readable: true, writable: true, offset: 0n, address: 0x10000n, size: 4096n }), fd: true, check: ok(Command.DMA_MAP, 16) },
+    {
+      name: 'SET_IRQS',
+      bytes: encodeSetIrqs(6, { index: PciIrq.MSI, start: 0, count: 2, action: 'trigger', data: 'bool', values: [true, false] }),
+      check: ok(Command.DEVICE_SET_IRQS, 16),
+    },
+    {
+      name: 'WRITE_MULTI',
+      bytes: encodeWriteMulti(7, [{ region: PciRegion.BAR0, offset: 0x40, data: new Uint8Array([9]) }]),
+      check: ok(Command.REGION_WRITE_MULTI, 24),
+    },
+    {
+      name: 'DMA_MAP with fd',
+      bytes: encodeDmaMap(8, { readable: true, writable: true, offset: 0n, address: 0x10000n, size: 4096n }),
+      fd: true,
+      check: ok(Command.DMA_MAP, 16),
+    },
     { name: 'DMA_UNMAP', bytes: encodeDmaUnmap(9, { address: 0x10000n, size: 4096n }), check: ok(Command.DMA_UNMAP, 40) },
     { name: 'DEVICE_RESET', bytes: encodeMessage(10, Command.DEVICE_RESET, 0), check: ok(Command.DEVICE_RESET, 16) },
   ];
@@ -118,7 +135,7 @@ describe('framing through a real socket', () => {
     const rnd = prng(7);
     const data = new Uint8Array(1024 * 1024).map(() => rnd.int(256));
     const message = encodeRegionWrite(11, 0, PciRegion.BAR2, data);
-    for (let o = 0; o < message.length; ) {
+    for (let o = 0; o < message.length;) {
       const n = Math.min(message.length - o, 1 + rnd.int(200_000));
       peer.write(message.subarray(o, o + n));
       o += n;

@@ -106,7 +106,11 @@ describe('fuzzing what clients can make the server hold', () => {
           }
           case 3: {
             const all = r.int(4) === 0;
-            const body = encodeDmaUnmap(0, { all, address: all ? 0n : BigInt(r.int(64) * 64 * PAGE), size: all ? 0n : BigInt(r.pick([PAGE, 64 * PAGE, MiB])) }).subarray(16);
+            const body = encodeDmaUnmap(0, {
+              all,
+              address: all ? 0n : BigInt(r.int(64) * 64 * PAGE),
+              size: all ? 0n : BigInt(r.pick([PAGE, 64 * PAGE, MiB])),
+            }).subarray(16);
             answered((await c.request(Command.DMA_UNMAP, body)).errorNo);
             break;
           }
@@ -119,7 +123,12 @@ describe('fuzzing what clients can make the server hold', () => {
           }
           case 5: {
             // The device raises an MSI-X vector: maybe into a full blocking eventfd.
-            answered(await c.regionWrite(PciRegion.BAR0, DOORBELL_IRQ, u64(r.int(8))).then(() => 0, (e: { errno?: number }) => e.errno ?? -1));
+            answered(
+              await c.regionWrite(PciRegion.BAR0, DOORBELL_IRQ, u64(r.int(8))).then(
+                () => 0,
+                (e: { errno?: number }) => e.errno ?? -1,
+              ),
+            );
             break;
           }
           default: {
@@ -127,7 +136,12 @@ describe('fuzzing what clients can make the server hold', () => {
             const doorbell = r.pick([DOORBELL_DMA_READ, DOORBELL_DMA_WRITE]);
             await c.regionWrite(PciRegion.BAR0, REG_IOVA, u64(r.int(64) * 64 * PAGE + r.int(PAGE)));
             await c.regionWrite(PciRegion.BAR0, REG_LEN, u64(1 + r.int(512)));
-            answered(await c.regionWrite(PciRegion.BAR0, doorbell, u64(1)).then(() => 0, (e: { errno?: number }) => e.errno ?? -1));
+            answered(
+              await c.regionWrite(PciRegion.BAR0, doorbell, u64(1)).then(
+                () => 0,
+                (e: { errno?: number }) => e.errno ?? -1,
+              ),
+            );
           }
         }
         checkBudgets(bench.devices.flatMap((d) => [...d.files]));

@@ -113,7 +113,10 @@ describe('devices coming and going', () => {
     const unregistering = bench.device.unregister().then(() => (done = true));
     assert.equal(existsSync(socket), false, 'the socket file is gone');
     assert.equal(bench.server.socketPath('dev0'), undefined);
-    assert.throws(() => UnixSocket.connect(socket), (e) => isVfioError(e, 'ENOENT'));
+    assert.throws(
+      () => UnixSocket.connect(socket),
+      (e) => isVfioError(e, 'ENOENT'),
+    );
     assert.ok((await req.line(0).next(2000)) >= 1n, 'REQ was signalled');
     await until(() => bench.device.requests.length >= 3, 'repeated requests', 2000);
     assert.deepEqual(bench.device.requests.slice(0, 3), [0, 1, 2]);

@@ -58,7 +58,10 @@ describe('clients per device and in total', () => {
     const third = new RawPeer(bench.path());
     await third.waitClosed(2000);
     assert.equal(bench.server.connectionCount(bench.device), 2);
-    assert.ok(logs.some((l) => l.msg === 'vfio-user client refused: over a limit' && l.fields?.['limit'] === 'device-clients'), JSON.stringify(logs));
+    assert.ok(
+      logs.some((l) => l.msg === 'vfio-user client refused: over a limit' && l.fields?.['limit'] === 'device-clients'),
+      JSON.stringify(logs),
+    );
     const other = await bench.connect({ name: 'dev1' });
     assert.equal((await a.getDeviceInfo()).numRegions, PciRegion.NUM);
     b.close();

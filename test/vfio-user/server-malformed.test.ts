@@ -14,7 +14,8 @@ import { Command as C, encodeDeviceInfoRequest, encodeMessage, HeaderFlags, type
 import { b, u32, u64, zeros } from './harness.js';
 import { perTestServer, QEMU_PROPOSAL, RawPeer, startServer, versionText, type Bench } from './server-harness.js';
 
-const access = (offset: number | bigint, region: number, count: number, data?: Uint8Array) => b(u64(offset), u32(region), u32(count), ...(data ? [data] : []));
+const access = (offset: number | bigint, region: number, count: number, data?: Uint8Array) =>
+  b(u64(offset), u32(region), u32(count), ...(data ? [data] : []));
 const irqSet = (flags: number, index: number, start: number, count: number, data?: Uint8Array) =>
   b(u32(20 + (data?.length ?? 0)), u32(flags), u32(index), u32(start), u32(count), ...(data ? [data] : []));
 const TRIG_EFD = S.DATA_EVENTFD | S.ACTION_TRIGGER;
@@ -49,8 +50,20 @@ const afterHandshake: Case[] = [
   { name: 'DMA_MAP, argsz 16', cmd: C.DMA_MAP, body: b(u32(16), u32(3), u64(0), u64(0x1000), u64(0x1000)), errno: 'EINVAL' },
   { name: 'DMA_MAP, wraps 2^64', cmd: C.DMA_MAP, body: b(u32(32), u32(3), u64(0), u64(-4096n), u64(0x2000)), errno: 'EINVAL' },
   { name: 'DMA_MAP, beyond 2^53', cmd: C.DMA_MAP, body: b(u32(32), u32(3), u64(0), u64(2n ** 60n), u64(0x1000)), errno: 'EOVERFLOW' },
-  { name: 'DMA_MAP, an fd past the end of the memfd', cmd: C.DMA_MAP, body: b(u32(32), u32(3), u64(0), u64(0x1000), u64(0x10000)), memfd: true, errno: 'EINVAL' },
-  { name: 'DMA_MAP, an eventfd for memory (not a regular file)', cmd: C.DMA_MAP, body: b(u32(32), u32(3), u64(0), u64(0x1000), u64(0x1000)), fds: 1, errno: 'EINVAL' },
+  {
+    name: 'DMA_MAP, an fd past the end of the memfd',
+    cmd: C.DMA_MAP,
+    body: b(u32(32), u32(3), u64(0), u64(0x1000), u64(0x10000)),
+    memfd: true,
+    errno: 'EINVAL',
+  },
+  {
+    name: 'DMA_MAP, an eventfd for memory (not a regular file)',
+    cmd: C.DMA_MAP,
+    body: b(u32(32), u32(3), u64(0), u64(0x1000), u64(0x1000)),
+    fds: 1,
+    errno: 'EINVAL',
+  },
   { name: 'DMA_UNMAP, unknown flags', cmd: C.DMA_UNMAP, body: b(u32(24), u32(4), u64(0), u64(0x1000)), errno: 'EINVAL' },
   { name: 'DMA_UNMAP, ALL with an address', cmd: C.DMA_UNMAP, body: b(u32(24), u32(2), u64(0x1000), u64(0)), errno: 'EINVAL' },
   { name: 'DMA_UNMAP, dirty bitmap', cmd: C.DMA_UNMAP, body: b(u32(40), u32(1), u64(0x1000), u64(0x1000), u64(4096), u64(0)), errno: 'EOPNOTSUPP' },
@@ -64,13 +77,29 @@ const afterHandshake: Case[] = [
   { name: 'GET_REGION_INFO, argsz 16', cmd: C.DEVICE_GET_REGION_INFO, body: b(u32(16), u32(0), u32(0), zeros(20)), errno: 'EINVAL' },
   { name: 'GET_REGION_IO_FDS, flags set', cmd: C.DEVICE_GET_REGION_IO_FDS, body: b(u32(64), u32(1), u32(0), u32(0)), errno: 'EINVAL' },
   { name: 'GET_IRQ_INFO, index 9', cmd: C.DEVICE_GET_IRQ_INFO, body: b(u32(16), u32(0), u32(9), u32(0)), errno: 'EINVAL' },
-  { name: 'SET_IRQS, two DATA flags', cmd: C.DEVICE_SET_IRQS, body: irqSet(S.DATA_NONE | S.DATA_BOOL | S.ACTION_TRIGGER, PciIrq.MSI, 0, 1), errno: 'EINVAL' },
+  {
+    name: 'SET_IRQS, two DATA flags',
+    cmd: C.DEVICE_SET_IRQS,
+    body: irqSet(S.DATA_NONE | S.DATA_BOOL | S.ACTION_TRIGGER, PciIrq.MSI, 0, 1),
+    errno: 'EINVAL',
+  },
   { name: 'SET_IRQS, no action', cmd: C.DEVICE_SET_IRQS, body: irqSet(S.DATA_NONE, PciIrq.MSI, 0, 1), errno: 'EINVAL' },
   { name: 'SET_IRQS, unknown flag', cmd: C.DEVICE_SET_IRQS, body: irqSet(S.DATA_NONE | S.ACTION_TRIGGER | 64, PciIrq.MSI, 0, 1), errno: 'EINVAL' },
   { name: 'SET_IRQS, count 0 start 1', cmd: C.DEVICE_SET_IRQS, body: irqSet(S.DATA_NONE | S.ACTION_TRIGGER, PciIrq.MSI, 1, 0), errno: 'EINVAL' },
-  { name: 'SET_IRQS, bools missing', cmd: C.DEVICE_SET_IRQS, body: irqSet(S.DATA_BOOL | S.ACTION_TRIGGER, PciIrq.MSI, 0, 4, zeros(2)), errno: 'EINVAL' },
+  {
+    name: 'SET_IRQS, bools missing',
+    cmd: C.DEVICE_SET_IRQS,
+    body: irqSet(S.DATA_BOOL | S.ACTION_TRIGGER, PciIrq.MSI, 0, 4, zeros(2)),
+    errno: 'EINVAL',
+  },
   { name: 'SET_IRQS, 2 eventfds for count 3', cmd: C.DEVICE_SET_IRQS, body: irqSet(TRIG_EFD, PciIrq.MSIX, 0, 3), fds: 2, errno: 'EINVAL' },
-  { name: 'SET_IRQS, eventfds with DATA_NONE', cmd: C.DEVICE_SET_IRQS, body: irqSet(S.DATA_NONE | S.ACTION_TRIGGER, PciIrq.MSIX, 0, 2), fds: 2, errno: 'EINVAL' },
+  {
+    name: 'SET_IRQS, eventfds with DATA_NONE',
+    cmd: C.DEVICE_SET_IRQS,
+    body: irqSet(S.DATA_NONE | S.ACTION_TRIGGER, PciIrq.MSIX, 0, 2),
+    fds: 2,
+    errno: 'EINVAL',
+  },
   { name: 'SET_IRQS, index 7', cmd: C.DEVICE_SET_IRQS, body: irqSet(TRIG_EFD, 7, 0, 1), fds: 1, errno: 'EINVAL' },
   { name: 'SET_IRQS, past the index', cmd: C.DEVICE_SET_IRQS, body: irqSet(TRIG_EFD, PciIrq.MSI, 3, 2), fds: 2, errno: 'EINVAL' },
   { name: 'SET_IRQS, mask of MSI-X', cmd: C.DEVICE_SET_IRQS, body: irqSet(S.DATA_NONE | S.ACTION_MASK, PciIrq.MSIX, 0, 1), errno: 'EINVAL' },
@@ -88,7 +117,12 @@ const afterHandshake: Case[] = [
   { name: 'WRITE_MULTI, body and wr_cnt differ', cmd: C.REGION_WRITE_MULTI, body: b(u64(2), access(0, 0, 4, zeros(8))), errno: 'EINVAL' },
   { name: 'DEVICE_RESET with a body', cmd: C.DEVICE_RESET, body: zeros(4), errno: 'EINVAL' },
   { name: 'DEVICE_FEATURE, no operation', cmd: C.DEVICE_FEATURE, body: b(u32(8), u32(1)), errno: 'EINVAL' },
-  { name: 'DEVICE_FEATURE, GET|SET without PROBE', cmd: C.DEVICE_FEATURE, body: b(u32(16), u32(1 | FeatureFlags.GET | FeatureFlags.SET)), errno: 'EINVAL' },
+  {
+    name: 'DEVICE_FEATURE, GET|SET without PROBE',
+    cmd: C.DEVICE_FEATURE,
+    body: b(u32(16), u32(1 | FeatureFlags.GET | FeatureFlags.SET)),
+    errno: 'EINVAL',
+  },
   { name: 'DEVICE_FEATURE, unknown flag', cmd: C.DEVICE_FEATURE, body: b(u32(8), u32(1 | (1 << 20))), errno: 'EINVAL' },
   { name: 'DEVICE_FEATURE, argsz 4', cmd: C.DEVICE_FEATURE, body: b(u32(4), u32(1 | FeatureFlags.GET)), errno: 'EINVAL' },
   { name: 'MIG_DATA_READ, size over max', cmd: C.MIG_DATA_READ, body: b(u32(8 + 2 * 1024 * 1024), u32(2 * 1024 * 1024)), errno: 'EINVAL' },
@@ -101,11 +135,31 @@ const handshake: { name: string; bytes: Uint8Array; errno: ErrnoName | null; fds
   { name: 'a command before VERSION', bytes: encodeDeviceInfoRequest(1), errno: 'EINVAL' },
   { name: 'VERSION, JSON that does not parse', bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '{"capabilities":')), errno: 'EINVAL' },
   { name: 'VERSION, JSON that is not an object', bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '[1,2]')), errno: 'EINVAL' },
-  { name: 'VERSION, max_msg_fds as a string', bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '{"capabilities":{"max_msg_fds":"16"}}')), errno: 'EINVAL' },
-  { name: 'VERSION, negative max_data_xfer_size', bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '{"capabilities":{"max_data_xfer_size":-1}}')), errno: 'EINVAL' },
-  { name: 'VERSION, twin_socket not an object', bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '{"capabilities":{"twin_socket":true}}')), errno: 'EINVAL' },
-  { name: 'VERSION, pgsizes below 4 KiB', bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '{"capabilities":{"pgsizes":2048}}')), errno: 'EINVAL' },
-  { name: 'VERSION, migration pgsize 4095', bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '{"capabilities":{"migration":{"pgsize":4095}}}')), errno: 'EINVAL' },
+  {
+    name: 'VERSION, max_msg_fds as a string',
+    bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '{"capabilities":{"max_msg_fds":"16"}}')),
+    errno: 'EINVAL',
+  },
+  {
+    name: 'VERSION, negative max_data_xfer_size',
+    bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '{"capabilities":{"max_data_xfer_size":-1}}')),
+    errno: 'EINVAL',
+  },
+  {
+    name: 'VERSION, twin_socket not an object',
+    bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '{"capabilities":{"twin_socket":true}}')),
+    errno: 'EINVAL',
+  },
+  {
+    name: 'VERSION, pgsizes below 4 KiB',
+    bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '{"capabilities":{"pgsizes":2048}}')),
+    errno: 'EINVAL',
+  },
+  {
+    name: 'VERSION, migration pgsize 4095',
+    bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '{"capabilities":{"migration":{"pgsize":4095}}}')),
+    errno: 'EINVAL',
+  },
   { name: 'VERSION, major 1', bytes: encodeMessage(1, C.VERSION, 0, versionText(1, 0, QEMU_PROPOSAL)), errno: 'EINVAL' },
   { name: 'VERSION, JSON without its NUL', bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '{}').subarray(0, 6)), errno: 'EINVAL' },
   { name: 'VERSION, 2 bytes', bytes: encodeMessage(1, C.VERSION, 0, b([2, 0])), errno: 'EINVAL' },

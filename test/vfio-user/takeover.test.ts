@@ -37,7 +37,10 @@ after(() => {
 });
 
 /** One side of a takeover: a core with one fixture device `dev0`, a server on the shared socket directory. */
-function side(dir: string, options: { asyncMs?: number; limits?: Partial<ServerLimits>; follow?: boolean } = {}): { server: VfioUserServer; device: FixtureDevice } {
+function side(
+  dir: string,
+  options: { asyncMs?: number; limits?: Partial<ServerLimits>; follow?: boolean } = {},
+): { server: VfioUserServer; device: FixtureDevice } {
   const core = new VfioCore({ requestBackoffMs: () => 5 });
   const device = new FixtureDevice({ name: 'dev0', core, ...(options.asyncMs === undefined ? {} : { asyncOps: true, delayMs: options.asyncMs }) });
   device.register();
@@ -70,7 +73,10 @@ function passFds(fds: readonly number[]): number[] {
 }
 
 /** A freezes and exports dev0; its state and fds cross as they would between processes; B adopts it (still frozen). */
-async function handOver(a: { server: VfioUserServer; device: FixtureDevice }, b: { server: VfioUserServer; device: FixtureDevice }): Promise<DeviceServingState> {
+async function handOver(
+  a: { server: VfioUserServer; device: FixtureDevice },
+  b: { server: VfioUserServer; device: FixtureDevice },
+): Promise<DeviceServingState> {
   await a.server.freeze();
   const fds: number[] = [];
   const state = structuredClone(a.server.exportDevice(a.device, fds));
@@ -111,14 +117,25 @@ describe('a session taken over by another server', () => {
     for (const m of messages.slice(51)) peer.write(m);
     await until(() => peer.frames.length === 80, `every reply (${peer.frames.length} of 80)`, 10_000);
     const replies = peer.frames.splice(0);
-    assert.deepEqual(replies.map((f) => f.msgId), Array.from({ length: 80 }, (_, k) => k + 1), 'in order, none lost, none twice');
-    assert.deepEqual(replies.filter((f) => f.errorNo !== 0 || f.flags !== 1).map((f) => [f.msgId, f.flags, f.errorNo]), [], "all succeeded");
+    assert.deepEqual(
+      replies.map((f) => f.msgId),
+      Array.from({ length: 80 }, (_, k) => k + 1),
+      'in order, none lost, none twice',
+    );
+    assert.deepEqual(
+      replies.filter((f) => f.errorNo !== 0 || f.flags !== 1).map((f) => [f.msgId, f.flags, f.errorNo]),
+      [],
+      'all succeeded',
+    );
     for (let i = 41; i <= 80; i++) {
       const data = replies[i - 1]!.body.subarray(16, 24);
       assert.equal(new DataView(data.buffer, data.byteOffset).getBigUint64(0, true), BigInt(1000 + i - 40), `read ${i} sees write ${i - 40}`);
     }
     const served = (d: FixtureDevice) => d.calls.filter((c) => c === 'read' || c === 'write').length;
-    assert.ok(served(a.device) >= 3 && served(b.device) >= 1 && served(a.device) + served(b.device) === 80, `A served ${served(a.device)}, B ${served(b.device)}`);
+    assert.ok(
+      served(a.device) >= 3 && served(b.device) >= 1 && served(a.device) + served(b.device) === 80,
+      `A served ${served(a.device)}, B ${served(b.device)}`,
+    );
     peer.close();
     await b.server.close();
     await a.server.close();
@@ -224,8 +241,10 @@ describe('a session taken over by another server', () => {
 
   it('exportDevice refuses a server that is not frozen (EBUSY)', async () => {
     const a = side(socketDir());
-    assert.throws(() => a.server.exportDevice(a.device, []), (e: Error & { code?: string }) => e.code === 'EBUSY');
+    assert.throws(
+      () => a.server.exportDevice(a.device, []),
+      (e: Error & { code?: string }) => e.code === 'EBUSY',
+    );
     await a.server.close();
   });
 });
-

@@ -24,7 +24,11 @@ it where the shell looks for completions.`,
     async run(ctx, _v, [shell]) {
       if (shell === 'bash') ctx.print(bashCompletion(commands));
       else if (shell === 'zsh') ctx.print(zshCompletion(commands));
-      else throw new VfioError('EINVAL', `completion needs a shell: ${SHELLS.join(' or ')}${shell === undefined ? '' : `, not ${JSON.stringify(shell)}`}`);
+      else
+        throw new VfioError(
+          'EINVAL',
+          `completion needs a shell: ${SHELLS.join(' or ')}${shell === undefined ? '' : `, not ${JSON.stringify(shell)}`}`,
+        );
     },
   };
 }

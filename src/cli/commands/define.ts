@@ -22,8 +22,11 @@ attributes. Running devices are not affected. Works without a daemon.`,
   ],
   examples: [
     { command: 'uvfio define -p mtty -t mtty-2 --auto', says: 'a persistent two-port card the daemon starts at every start; prints its UUID' },
-    { command: 'uvfio define -p mtty --jsonfile dev.json', says: "a new device from an mdevctl configuration file" },
-    { command: 'uvfio define -p virtio-blk -t virtio-blk-rw --addattr path --value /srv/disk.img', says: 'a disk serving a raw image; more attributes with modify --addattr' },
+    { command: 'uvfio define -p mtty --jsonfile dev.json', says: 'a new device from an mdevctl configuration file' },
+    {
+      command: 'uvfio define -p virtio-blk -t virtio-blk-rw --addattr path --value /srv/disk.img',
+      says: 'a disk serving a raw image; more attributes with modify --addattr',
+    },
   ],
   async run(ctx, v) {
     const result = await ctx.call('define', { ...deviceSpecArgs(v), ...given({ auto: flag(v, 'auto') }) });

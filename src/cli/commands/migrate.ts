@@ -53,13 +53,22 @@ answers with its errno.`,
     if (destination === ctx.paths.controlSocket) throw new VfioError('EINVAL', `--to ${to} is the source daemon's own runtime directory`);
     const moved = await migrateDevice(ctx, uuid, destination, rounds(v), flag(v, 'keep-source'));
     if (mode === 'json') ctx.print(prettyJson({ uuid, to: resolve(to), ...moved }));
-    else ctx.print(`${uuid}: moved to ${resolve(to)}: ${bytes(moved.precopyBytes + moved.stopCopyBytes)} (${bytes(moved.stopCopyBytes)} after it stopped, stopped ${moved.downtimeMs.toFixed(1)} ms)${moved.sourceStopped ? '' : '; the source was kept'}\n`);
+    else
+      ctx.print(
+        `${uuid}: moved to ${resolve(to)}: ${bytes(moved.precopyBytes + moved.stopCopyBytes)} (${bytes(moved.stopCopyBytes)} after it stopped, stopped ${moved.downtimeMs.toFixed(1)} ms)${moved.sourceStopped ? '' : '; the source was kept'}\n`,
+      );
   },
 };
 
 type Moved = ResultOf<'migrate'> & { socket: string; destinationStarted: boolean; sourceStopped: boolean };
 
-async function migrateDevice(ctx: CliContext, uuid: string, destination: string, precopyRounds: number | undefined, keepSource: boolean): Promise<Moved> {
+async function migrateDevice(
+  ctx: CliContext,
+  uuid: string,
+  destination: string,
+  precopyRounds: number | undefined,
+  keepSource: boolean,
+): Promise<Moved> {
   const source = await running(ctx.call('list', { uuid }), uuid, 'the source');
   if (source === undefined) throw new VfioError('ENODEV', `${uuid} is not running on the source daemon`);
   let target = await running(request(destination, 'list', { uuid }), uuid, 'the destination');
@@ -69,7 +78,10 @@ async function migrateDevice(ctx: CliContext, uuid: string, destination: string,
     target = (await request(destination, 'start', { uuid, parent: source.parent, config })).device;
     destinationStarted = true;
   } else if (target.parent !== source.parent || target.mdevType !== source.mdevType) {
-    throw new VfioError('EINVAL', `${uuid} runs on the destination as ${target.parent}/${target.mdevType}, on the source as ${source.parent}/${source.mdevType}`);
+    throw new VfioError(
+      'EINVAL',
+      `${uuid} runs on the destination as ${target.parent}/${target.mdevType}, on the source as ${source.parent}/${source.mdevType}`,
+    );
   }
   if (target.socket === undefined) throw new VfioError('ENODEV', `${uuid} is not served on the destination`);
   let stats: ResultOf<'migrate'>;

@@ -22,7 +22,10 @@ Without --uuid one is generated and printed.`,
   examples: [
     { command: 'uvfio start -p mtty -t mtty-1', says: 'a transient one-port serial card; prints its new UUID' },
     { command: 'uvfio start -u UUID', says: 'start a defined device' },
-    { command: 'uvfio start -p virtio-blk -t virtio-blk-ro --addattr path --value /srv/disk.img', says: 'a transient read-only disk serving an image' },
+    {
+      command: 'uvfio start -p virtio-blk -t virtio-blk-ro --addattr path --value /srv/disk.img',
+      says: 'a transient read-only disk serving an image',
+    },
   ],
   async run(ctx, v) {
     printDefinedOrStarted(ctx, v, await ctx.call('start', deviceSpecArgs(v)));

@@ -16,7 +16,10 @@ const MAX_DIMENSION = 0x7fffffff;
  * as a PNG file.
  */
 export function encodePng(rgb: Uint8Array, width: number, height: number): Uint8Array {
-  for (const [what, v] of [['width', width], ['height', height]] as const) {
+  for (const [what, v] of [
+    ['width', width],
+    ['height', height],
+  ] as const) {
     if (!Number.isInteger(v) || v < 1 || v > MAX_DIMENSION) {
       throw new VfioError('EINVAL', `a PNG ${what} must be a positive integer, not ${v}`);
     }

@@ -99,7 +99,10 @@ export class DispiRegisters {
     const id = regs[DISPI_INDEX.ID]!;
     if (id < DISPI_ID0 || id > DISPI_ID5) throw new VfioError('EBADMSG', `dispi state has interface version 0x${id.toString(16)}`);
     if (regs[DISPI_INDEX.VIDEO_MEMORY_64K] !== this.memoryBytes / 0x10000) {
-      throw new VfioError('EINVAL', `dispi state is of an adapter with ${regs[DISPI_INDEX.VIDEO_MEMORY_64K]! * 64} KiB of video memory, not ${this.memoryBytes / 1024}`);
+      throw new VfioError(
+        'EINVAL',
+        `dispi state is of an adapter with ${regs[DISPI_INDEX.VIDEO_MEMORY_64K]! * 64} KiB of video memory, not ${this.memoryBytes / 1024}`,
+      );
     }
     this.#regs.set(regs);
   }

@@ -67,7 +67,10 @@ export class MdpyDevice extends VfioPciDevice implements DisplaySource {
 
   constructor(options: MdpyDeviceOptions) {
     const { width, height, ...device } = options;
-    for (const [what, v] of [['width', width], ['height', height]] as const) {
+    for (const [what, v] of [
+      ['width', width],
+      ['height', height],
+    ] as const) {
       if (!Number.isInteger(v) || v < 1 || v > MAX_DIMENSION) {
         throw new VfioError('EINVAL', `an mdpy ${what} must be 1..${MAX_DIMENSION}, not ${v}`);
       }

@@ -18,7 +18,11 @@ export class MappedRegion {
   readonly areas: readonly MappedArea[];
   readonly #mappings: MappedMemory[];
 
-  private constructor(readonly index: number, mappings: MappedMemory[], areas: MappedArea[]) {
+  private constructor(
+    readonly index: number,
+    mappings: MappedMemory[],
+    areas: MappedArea[],
+  ) {
     this.#mappings = mappings;
     this.areas = areas;
   }

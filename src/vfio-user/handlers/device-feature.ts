@@ -50,7 +50,10 @@ export const deviceFeature: CommandHandler = (session, req) => {
   if (ops === undefined) return driverFeature(session, req, f);
   const asked = f.flags & (GET | SET);
   if ((asked & ~ops) !== 0) {
-    throw new VfioError('EINVAL', `VFIO_USER_DEVICE_FEATURE: feature ${f.feature} cannot be ${(asked & ~ops) === GET ? 'read (GET)' : 'written (SET)'}`);
+    throw new VfioError(
+      'EINVAL',
+      `VFIO_USER_DEVICE_FEATURE: feature ${f.feature} cannot be ${(asked & ~ops) === GET ? 'read (GET)' : 'written (SET)'}`,
+    );
   }
   const file = session.file;
   const echo = (data: Uint8Array = f.data): void => reply(session, req, f, data);
@@ -91,7 +94,10 @@ export const deviceFeature: CommandHandler = (session, req) => {
 /** GET answers must fit the argsz the client gave. */
 function reply(session: Session, req: Request, f: DeviceFeatureMessage, data: Uint8Array): void {
   if (f.get && !f.probe && Size.DEVICE_FEATURE + data.length > f.argsz) {
-    throw new VfioError('EINVAL', `VFIO_USER_DEVICE_FEATURE: the answer needs argsz ${Size.DEVICE_FEATURE + data.length}, the request gave ${f.argsz}`);
+    throw new VfioError(
+      'EINVAL',
+      `VFIO_USER_DEVICE_FEATURE: the answer needs argsz ${Size.DEVICE_FEATURE + data.length}, the request gave ${f.argsz}`,
+    );
   }
   session.reply(req, encodeDeviceFeatureReply(req.msgId, { feature: f.feature, get: f.get, set: f.set, probe: f.probe, data }));
 }

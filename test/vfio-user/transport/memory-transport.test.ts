@@ -7,13 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PciIrq, PciRegion } from '../../../src/base/uapi.js';
 import { closeFds, EventFd, openFdCount } from '../../../src/native/index.js';
-import {
-  Command,
-  encodeDeviceInfoRequest,
-  type Frame,
-  MemoryTransport,
-  VfioUserClient,
-} from '../../../src/vfio-user/index.js';
+import { Command, encodeDeviceInfoRequest, type Frame, MemoryTransport, VfioUserClient } from '../../../src/vfio-user/index.js';
 import { DMA_BUF, DOORBELL_DMA_READ, DOORBELL_IRQ, REG_IOVA, REG_LEN } from '../fixture-device.js';
 import { until } from '../../support/until.js';
 import { perTestServer, tick, type Bench } from '../server-harness.js';
@@ -40,7 +34,13 @@ describe('MemoryTransport', () => {
     t.push(new Uint8Array([...a.subarray(5), ...b]), [efd.fd]);
     assert.equal(seen.frames.length, 0, 'nothing is delivered inside push()');
     await tick();
-    assert.deepEqual(seen.frames.map((f) => [f.msgId, f.fds.length]), [[1, 0], [2, 1]]);
+    assert.deepEqual(
+      seen.frames.map((f) => [f.msgId, f.fds.length]),
+      [
+        [1, 0],
+        [2, 1],
+      ],
+    );
     assert.equal(seen.frames[1]!.fds[0], efd.fd, 'the pushed fd itself: it is now the receiver’s');
     closeFds(seen.frames[1]!.fds);
     t.destroy();
@@ -63,7 +63,10 @@ describe('MemoryTransport', () => {
     assert.equal(got.length, 0);
     t.stall(false);
     await tick();
-    assert.deepEqual(got.map((g) => g.bytes), [[1, 2, 3]]);
+    assert.deepEqual(
+      got.map((g) => g.bytes),
+      [[1, 2, 3]],
+    );
     assert.notEqual(got[0]!.fds[0], efd.fd, 'a duplicate, the sender keeps its own');
     assert.equal(t.pendingBytes, 0);
     assert.equal(seen.drained, 1);
@@ -99,7 +102,10 @@ describe('MemoryTransport', () => {
     await tick();
     t.resume();
     await tick();
-    assert.deepEqual(seen.frames.map((f) => f.msgId), [7]);
+    assert.deepEqual(
+      seen.frames.map((f) => f.msgId),
+      [7],
+    );
     assert.deepEqual(seen.broken, ['EINVAL']);
     t.destroy();
   });
@@ -157,4 +163,3 @@ describe('a client and a server session over MemoryTransport.pair()', () => {
     assert.equal(serverEnd.closed, true);
   });
 });
-

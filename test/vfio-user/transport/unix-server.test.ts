@@ -53,13 +53,19 @@ test('a stale socket file is replaced; a live server or a non-socket is not', ()
   close(listenUnix(path)); // a crashed server leaves its file behind
   assert.equal(existsSync(path), true);
   const server = UnixServer.listen(path);
-  assert.throws(() => UnixServer.listen(path), (e: unknown) => isCode('EADDRINUSE')(e) && /already listening/.test(String(e)));
+  assert.throws(
+    () => UnixServer.listen(path),
+    (e: unknown) => isCode('EADDRINUSE')(e) && /already listening/.test(String(e)),
+  );
   assert.equal(existsSync(path), true, 'the live server keeps its socket');
   server.close();
 
   const file = tmp.path('plain-file');
   writeFileSync(file, 'precious');
-  assert.throws(() => UnixServer.listen(file), (e: unknown) => isCode('EADDRINUSE')(e) && /not a socket/.test(String(e)));
+  assert.throws(
+    () => UnixServer.listen(file),
+    (e: unknown) => isCode('EADDRINUSE')(e) && /not a socket/.test(String(e)),
+  );
   assert.equal(statSync(file).size, 8, 'left alone');
 });
 

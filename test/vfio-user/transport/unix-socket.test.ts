@@ -3,14 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { VfioError } from '../../../src/base/errors.js';
-import {
-  close,
-  eventfd,
-  eventfdRead,
-  eventfdWrite,
-  MappedMemory,
-  openFdCount,
-} from '../../../src/native/index.js';
+import { close, eventfd, eventfdRead, eventfdWrite, MappedMemory, openFdCount } from '../../../src/native/index.js';
 import { UnixSocket } from '../../../src/vfio-user/transport/unix-socket.js';
 import { NATIVE_INDEX, rawPair, runScript, tempDir } from '../../native/support.js';
 import { until } from '../../support/until.js';
@@ -169,7 +162,10 @@ test('bad write arguments throw and leave the socket usable', async () => {
   const [a, b] = pair();
   const got = collect(b);
   const efd = eventfd();
-  assert.throws(() => a.write(new Uint8Array(0), [efd]), (e: unknown) => e instanceof VfioError && e.code === 'EINVAL');
+  assert.throws(
+    () => a.write(new Uint8Array(0), [efd]),
+    (e: unknown) => e instanceof VfioError && e.code === 'EINVAL',
+  );
   a.write(new Uint8Array([5]));
   await until(() => got.bytes === 1, 'the byte after the refused write');
   close(efd);
@@ -203,7 +199,10 @@ test('one read takes up to the cap; one event reads at most 16 times', async () 
   a.write(new Uint8Array(100));
   await until(() => reads === 100, 'all 100 one-byte reads');
   assert.equal(atImmediate, 16, 'the loop moved on after 16 reads');
-  assert.throws(() => b.setReceiveBufferSize(0), (e: unknown) => e instanceof VfioError && e.code === 'EINVAL');
+  assert.throws(
+    () => b.setReceiveBufferSize(0),
+    (e: unknown) => e instanceof VfioError && e.code === 'EINVAL',
+  );
   a.destroy();
   b.destroy();
 });
@@ -240,7 +239,10 @@ test('sockets read into one shared buffer; a chunk held past its callback keeps 
 test('UnixSocket.connect reports a missing server as ENOENT', () => {
   const path = tmp.path('nobody.sock');
   assert.equal(existsSync(path), false);
-  assert.throws(() => UnixSocket.connect(path), (e: unknown) => e instanceof VfioError && e.code === 'ENOENT');
+  assert.throws(
+    () => UnixSocket.connect(path),
+    (e: unknown) => e instanceof VfioError && e.code === 'ENOENT',
+  );
 });
 
 test('fds lost to a full fd table: EMSGSIZE closes the connection, nothing leaks', { skip: !existsSync('/usr/bin/prlimit') }, () => {
