@@ -279,8 +279,9 @@ describe('uvfio daemon --takeover', () => {
     );
     try {
       assert.equal(await exited(old, 15_000), 0, 'the old daemon handed over to one of them');
-      // A loser exits 1 with EBUSY; a winner serves until stopped (or hands over to the other in turn).
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      // A loser exits 1 with EBUSY; a winner serves until stopped, or hands over to the
+      // other in turn (that one reached the socket after the commit): then it exits 0.
+      await until(() => racers.filter((c) => c.exitCode !== null).length === 1, 'one racer to be done', 20_000);
       const running = racers.filter((c) => c.exitCode === null);
       assert.equal(running.length, 1, 'exactly one daemon serves');
       for (const [i, c] of racers.entries()) {
