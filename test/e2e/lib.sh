@@ -51,6 +51,14 @@ uvfio_kill() {
     SERVER_PID=""
 }
 
+# vblk_cleanup: for the EXIT trap of a run that keeps a disk image in the
+# chroot (CHROOT, IMGDIR): the daemon, the image, then WORK unless E2E_KEEP.
+vblk_cleanup() {
+    uvfio_kill
+    rm -rf "${CHROOT:?}$IMGDIR"
+    if [ -n "${E2E_KEEP:-}" ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+}
+
 # uvfio_vblk IMAGE: defines a device on the virtio-blk parent (type VBLK_TYPE,
 # or its read-write type, or its first) with IMAGE as its `path`, starts it and sets
 # VBLK_UUID and VBLK_SOCKET.

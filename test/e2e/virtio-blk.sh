@@ -52,12 +52,7 @@ UVFIO="node $ROOT/dist/src/cli/main.js"
 SERVER_PID=""
 # shellcheck source=test/e2e/lib.sh
 . "$ROOT/test/e2e/lib.sh"
-cleanup() {
-    uvfio_kill
-    rm -rf "${CHROOT:?}$IMGDIR"
-    if [ -n "${E2E_KEEP:-}" ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+trap vblk_cleanup EXIT
 
 e2e_prepare
 
