@@ -15,27 +15,43 @@ static napi_ref ErrorFactory(napi_env env) {
   return static_cast<napi_ref>(data);
 }
 
-static void ThrowSentence(napi_env env, int err, const char* sentence) {
+// The VfioError for `err`; nullptr with an exception pending if even that failed.
+static napi_value MakeError(napi_env env, int err, const char* sentence) {
   napi_ref ref = ErrorFactory(env);
-  napi_value factory = nullptr, argv[2], global, error;
+  napi_value factory = nullptr, argv[2], global, error, message;
   if (ref != nullptr) napi_get_reference_value(env, ref, &factory);
   if (factory == nullptr) {  // only if the loader never ran
-    napi_throw_error(env, nullptr, sentence);
-    return;
+    napi_create_string_utf8(env, sentence, NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, nullptr, message, &error);
+    return error;
   }
   napi_create_int32(env, err, &argv[0]);
   napi_create_string_utf8(env, sentence, NAPI_AUTO_LENGTH, &argv[1]);
   napi_get_global(env, &global);
   // Should the factory itself throw, that exception stays pending: fine.
-  if (napi_call_function(env, global, factory, 2, argv, &error) == napi_ok) napi_throw(env, error);
+  return napi_call_function(env, global, factory, 2, argv, &error) == napi_ok ? error : nullptr;
+}
+
+static void ThrowSentence(napi_env env, int err, const char* sentence) {
+  if (napi_value error = MakeError(env, err, sentence)) napi_throw(env, error);
+}
+
+static void ErrnoSentence(char (&sentence)[512], int err, const char* syscall, const char* detail) {
+  snprintf(sentence, sizeof sentence, "%s%s%s: %s", syscall, detail ? " " : "", detail ? detail : "",
+           strerror(err));
 }
 
 napi_value ThrowErrno(napi_env env, int err, const char* syscall, const char* detail) {
   char sentence[512];
-  snprintf(sentence, sizeof sentence, "%s%s%s: %s", syscall, detail ? " " : "", detail ? detail : "",
-           strerror(err));
+  ErrnoSentence(sentence, err, syscall, detail);
   ThrowSentence(env, err, sentence);
   return nullptr;
+}
+
+napi_value ErrnoValue(napi_env env, int err, const char* syscall, const char* detail) {
+  char sentence[512];
+  ErrnoSentence(sentence, err, syscall, detail);
+  return MakeError(env, err, sentence);
 }
 
 napi_value ThrowInvalid(napi_env env, const char* sentence) {

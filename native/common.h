@@ -18,6 +18,8 @@ constexpr size_t kMaxFds = 253;
 // Throws VfioError for `err` from `syscall`; `detail` (a path, a range)
 // goes into the sentence. Return nullptr so callers can `return Throw...`.
 napi_value ThrowErrno(napi_env env, int err, const char* syscall, const char* detail = nullptr);
+// The VfioError ThrowErrno would throw, as a value (for a callback argument).
+napi_value ErrnoValue(napi_env env, int err, const char* syscall, const char* detail = nullptr);
 // Throws VfioError EINVAL for a bad argument coming from JS.
 napi_value ThrowInvalid(napi_env env, const char* sentence);
 

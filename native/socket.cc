@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "receive.h"
 
 namespace uvfio {
 
@@ -207,55 +208,32 @@ void CloseAll(const int* fds, size_t n) {
 napi_value RecvMsg(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   int32_t fd;
-  iovec iov;
+  void* data;
+  size_t len;
   bool is_array = false;
-  if (!GetFdArgs(env, info, argv, 3, &fd) || !GetBytes(env, argv[1], "into", &iov.iov_base, &iov.iov_len)) {
-    return nullptr;
-  }
-  if (iov.iov_len == 0) return ThrowInvalid(env, "into must not be empty (0 bytes read means EOF)");
+  if (!GetFdArgs(env, info, argv, 3, &fd) || !GetBytes(env, argv[1], "into", &data, &len)) return nullptr;
+  if (len == 0) return ThrowInvalid(env, "into must not be empty (0 bytes read means EOF)");
   napi_value out = IsNullish(env, argv[2]) ? nullptr : argv[2];
   // Checked before reading: bytes once consumed cannot be put back.
   if (out != nullptr && (napi_is_array(env, out, &is_array) != napi_ok || !is_array)) {
     return ThrowInvalid(env, "fdsOut must be an array");
   }
-  msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  // Always offer room for fds: without it the kernel would drop them
-  // silently and nobody could tell.
-  msg.msg_control = control_buf;
-  msg.msg_controllen = kControlSize;
-  ssize_t n;
-  do n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-  while (Retry(n));
-  if (n < 0) return WouldBlock() ? Number(env, -1) : ThrowErrno(env, errno, "recvmsg");
   int fds[kMaxFds];
   size_t nfds = 0;
-  for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
-    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-    size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    if (k > kMaxFds - nfds) k = kMaxFds - nfds;  // the kernel cannot send more; be safe
-    memcpy(fds + nfds, CMSG_DATA(cm), k * sizeof(int));
-    nfds += k;
+  ssize_t n = ReceiveWithFds(fd, data, len, fds, &nfds);
+  if (n < 0) {
+    if (WouldBlock()) return Number(env, -1);
+    return ThrowErrno(env, errno, "recvmsg", errno == EMSGSIZE ? kLostFdsDetail : nullptr);
   }
-  if (msg.msg_flags & MSG_CTRUNC) {
-    // Fds were lost (usually: this process is out of fds). The bytes just
-    // read go with them; the stream is out of step with its fds, so the
-    // caller must close the connection.
-    CloseAll(fds, nfds);
-    return ThrowErrno(env, EMSGSIZE, "recvmsg",
-                      "lost file descriptors (control data truncated, likely out of fds); "
-                      "the connection must be closed");
-  }
-  uint32_t len = 0;
-  if (nfds > 0 && (out == nullptr || napi_get_array_length(env, out, &len) != napi_ok)) {
+  uint32_t at = 0;
+  if (nfds > 0 && (out == nullptr || napi_get_array_length(env, out, &at) != napi_ok)) {
     CloseAll(fds, nfds);  // nobody asked for them: do not leak them
     nfds = 0;
   }
   for (size_t i = 0; i < nfds; i++) {
     napi_value v;
     napi_create_int32(env, fds[i], &v);
-    if (napi_set_element(env, out, len + i, v) != napi_ok) return CloseAll(fds + i, nfds - i), nullptr;
+    if (napi_set_element(env, out, at + i, v) != napi_ok) return CloseAll(fds + i, nfds - i), nullptr;
   }
   return Number(env, static_cast<double>(n));
 }
@@ -280,6 +258,38 @@ napi_value Dup(napi_env env, napi_callback_info info) {
 }
 
 }  // namespace
+
+const char kLostFdsDetail[] =
+    "lost file descriptors (control data truncated, likely out of fds); the connection must be closed";
+
+ssize_t ReceiveWithFds(int fd, void* buf, size_t len, int* fds, size_t* nfds) {
+  iovec iov = {buf, len};
+  msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control_buf;
+  msg.msg_controllen = kControlSize;
+  ssize_t n;
+  do n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  while (Retry(n));
+  *nfds = 0;
+  if (n < 0) return -1;
+  for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+    size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    if (k > kMaxFds - *nfds) k = kMaxFds - *nfds;  // the kernel cannot send more; be safe
+    memcpy(fds + *nfds, CMSG_DATA(cm), k * sizeof(int));
+    *nfds += k;
+  }
+  if (msg.msg_flags & MSG_CTRUNC) {
+    // Usually: this process is out of fds.
+    CloseAll(fds, *nfds);
+    *nfds = 0;
+    errno = EMSGSIZE;
+    return -1;
+  }
+  return n;
+}
 
 void InitSocket(napi_env env, napi_value exports) {
   static const Fn fns[] = {

@@ -1,11 +1,15 @@
 // FdWatcher: readiness of any fd, delivered through Node's own event loop
 // (a libuv uv_poll_t), so sockets, eventfds and listeners cost no thread.
+// A socket's watcher may also make its owner's first read (read-ahead):
+// then a message costs one call into JavaScript, not two.
 #include <errno.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <unordered_set>
 
 #include "common.h"
+#include "receive.h"
 
 namespace uvfio {
 
@@ -15,6 +19,16 @@ namespace {
 // slot per fd and does not check at uv_poll_init: a second watcher would
 // silently steal the first one's events.
 thread_local std::unordered_set<int> watched_fds;
+
+// The buffer every read-ahead goes into (setReadAheadBuffer). Sockets
+// share it because what is read there is handed over at once and only
+// valid during the callback; the reference keeps its memory alive.
+struct ReadAheadBuffer {
+  napi_ref ref = nullptr;
+  void* data = nullptr;
+  size_t len = 0;
+};
+thread_local ReadAheadBuffer read_ahead_buffer;
 
 struct Watcher {
   uv_poll_t poll;
@@ -28,6 +42,7 @@ struct Watcher {
   // no GC could break for a watcher that was merely stopped.
   napi_ref callback = nullptr;
   int events = 0;        // what the poll runs with; 0 when stopped
+  size_t read_ahead = 0; // bytes of the shared buffer read first when readable; 0: none
   bool closing = false;  // uv_close called
   bool closed = false;   // uv_close completed
   bool js_gone = false;  // JS object finalized
@@ -58,6 +73,31 @@ void BeginClose(Watcher* w) {
   uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), OnClosed);
 }
 
+// The owner's first read, into the shared buffer: out[0] the bytes read
+// (0 at EOF) or -1 when none were; out[1] the fds that came (an array),
+// the VfioError of a failed read, or undefined.
+void ReadAhead(napi_env env, Watcher* w, napi_value* out) {
+  int fds[kMaxFds];
+  size_t nfds = 0;
+  const ReadAheadBuffer& rx = read_ahead_buffer;
+  ssize_t n = ReceiveWithFds(w->fd, rx.data, std::min(w->read_ahead, rx.len), fds, &nfds);
+  int err = errno;
+  napi_create_int32(env, n < 0 ? -1 : static_cast<int32_t>(n), &out[0]);
+  napi_get_undefined(env, &out[1]);
+  if (n < 0 && err != EAGAIN && err != EWOULDBLOCK) {
+    if (napi_value error = ErrnoValue(env, err, "recvmsg", err == EMSGSIZE ? kLostFdsDetail : nullptr)) {
+      out[1] = error;
+    }
+  } else if (nfds > 0) {
+    napi_create_array_with_length(env, nfds, &out[1]);
+    for (size_t i = 0; i < nfds; i++) {
+      napi_value v;
+      napi_create_int32(env, fds[i], &v);
+      napi_set_element(env, out[1], i, v);
+    }
+  }
+}
+
 void OnPoll(uv_poll_t* handle, int status, int events) {
   Watcher* w = static_cast<Watcher*>(handle->data);
   napi_env env = w->env;
@@ -66,12 +106,17 @@ void OnPoll(uv_poll_t* handle, int status, int events) {
   if (status < 0) events = w->events;
   events &= UV_READABLE | UV_WRITABLE;
   napi_handle_scope scope;
-  napi_value self = nullptr, cb = nullptr, arg, result, error;
+  napi_value self = nullptr, cb = nullptr, argv[3], result, error;
+  size_t argc = 1;
   napi_open_handle_scope(env, &scope);
   napi_get_reference_value(env, w->self, &self);
   napi_get_reference_value(env, w->callback, &cb);
   if (self != nullptr && cb != nullptr) {
-    napi_create_int32(env, events, &arg);
+    napi_create_int32(env, events, &argv[0]);
+    if ((events & UV_READABLE) != 0 && w->read_ahead > 0 && read_ahead_buffer.data != nullptr) {
+      ReadAhead(env, w, argv + 1);
+      argc = 3;
+    }
     // napi_call_function, not napi_make_callback: the callback scope the
     // latter opens and closes around every call (async context, tick and
     // microtask checkpoint) was ~5% of a vfio-user round trip. The
@@ -80,7 +125,7 @@ void OnPoll(uv_poll_t* handle, int status, int events) {
     // right after the poll phase and always opens and closes a callback
     // scope (RunAndClearNativeImmediates), ahead of any setImmediate. A
     // throw becomes an uncaught exception, as Node's own callbacks do.
-    if (napi_call_function(env, self, cb, 1, &arg, &result) == napi_pending_exception) {
+    if (napi_call_function(env, self, cb, argc, argv, &result) == napi_pending_exception) {
       napi_get_and_clear_last_exception(env, &error);
       napi_fatal_exception(env, error);
     }
@@ -175,6 +220,34 @@ napi_value Close(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// readAhead(max): on each readable event, first read up to `max` bytes
+// into the shared buffer for the callback (0: no read-ahead).
+napi_value ReadAheadMethod(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t max;
+  Watcher* w = Unwrap(env, info, 1, argv);
+  if (w == nullptr || !GetInt32(env, argv[0], "max", &max)) return nullptr;
+  if (max < 0) return ThrowInvalid(env, "read-ahead size must not be negative");
+  w->read_ahead = static_cast<size_t>(max);
+  return nullptr;
+}
+
+// setReadAheadBuffer(view | null): where every watcher's read-ahead goes.
+// Never a buffer that can be detached or one somebody holds on to.
+napi_value SetReadAheadBuffer(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  ReadAheadBuffer next;
+  GetArgs(env, info, argv, 1);
+  if (!IsNullish(env, argv[0])) {
+    if (!GetBytes(env, argv[0], "read-ahead buffer", &next.data, &next.len)) return nullptr;
+    napi_create_reference(env, argv[0], 1, &next.ref);
+  }
+  ReadAheadBuffer& rx = read_ahead_buffer;
+  if (rx.ref != nullptr) napi_delete_reference(env, rx.ref);
+  rx = next;
+  return nullptr;
+}
+
 // ref()/unref(): whether an active watcher keeps the process alive.
 template <void (*Op)(uv_handle_t*)>
 napi_value SetRef(napi_env env, napi_callback_info info) {
@@ -189,13 +262,17 @@ void InitWatcher(napi_env env, napi_value exports) {
 #define METHOD(name, cb) {name, nullptr, cb, nullptr, nullptr, nullptr, napi_default, nullptr}
   napi_property_descriptor methods[] = {
       METHOD("start", Start),        METHOD("stop", Stop), METHOD("close", Close),
-      METHOD("ref", SetRef<uv_ref>), METHOD("unref", SetRef<uv_unref>),
+      METHOD("ref", SetRef<uv_ref>), METHOD("unref", SetRef<uv_unref>), METHOD("readAhead", ReadAheadMethod),
   };
 #undef METHOD
   napi_value cls;
   size_t n = sizeof methods / sizeof methods[0];
   napi_define_class(env, "FdWatcher", NAPI_AUTO_LENGTH, New, nullptr, n, methods, &cls);
   napi_set_named_property(env, exports, "FdWatcher", cls);
+  static const Fn fns[] = {{"setReadAheadBuffer", SetReadAheadBuffer}};
+  DefineFunctions(env, exports, fns, 1);
+  // The buffer's reference dies with the environment: forget its memory too.
+  napi_add_env_cleanup_hook(env, [](void*) { read_ahead_buffer = ReadAheadBuffer(); }, nullptr);
 }
 
 }  // namespace uvfio

@@ -12,7 +12,7 @@ import { VfioError } from '../base/errors.js';
 /** A uv_poll_t handle as the addon exposes it (see fd-watcher.ts). */
 export interface NativeFdWatcher {
   /** The function given to the constructor. */
-  readonly callback: (events: number) => void;
+  readonly callback: FdWatcherCallback;
   /** Watches for `events` (READABLE | WRITABLE); 0 stops. EBADF once closed. */
   start(events: number): void;
   /** Stops watching; start() may follow. */
@@ -23,7 +23,16 @@ export interface NativeFdWatcher {
   ref(): void;
   /** Lets the process exit even while this watcher is active. */
   unref(): void;
+  /** On each readable event, first reads up to `max` bytes into the read-ahead buffer for the callback; 0: none. */
+  readAhead(max: number): void;
 }
+
+/**
+ * What a watcher reports: the events, and after a read-ahead the bytes it
+ * read (0 at EOF, -1 when none) and the fds that came with them or the
+ * error that stopped the read.
+ */
+export type FdWatcherCallback = (events: number, received?: number, extra?: number[] | Error) => void;
 
 /** A client's memory mapped by mapClientMemory (an opaque N-API external). */
 export interface ClientMemoryHandle {
@@ -59,7 +68,8 @@ export interface NativeAddon {
   clientMemoryWrite(handle: ClientMemoryHandle, offset: number, src: ArrayBufferView): void;
   clientMemoryWindow(handle: ClientMemoryHandle, offset: number, length: number): ArrayBuffer;
   unmapClientMemory(handle: ClientMemoryHandle, windows: readonly ArrayBuffer[]): void;
-  FdWatcher: new (fd: number, callback: (events: number) => void) => NativeFdWatcher;
+  FdWatcher: new (fd: number, callback: FdWatcherCallback) => NativeFdWatcher;
+  setReadAheadBuffer(buffer: Uint8Array | null): void;
   notifyDatagram(path: string, message: ArrayBufferView): void;
   /** Absent from an addon built before it (see file-io.ts). */
   preadNoWait?(fd: number, dest: ArrayBufferView, position: number): number;

@@ -1,7 +1,9 @@
 /**
  * FdWatcher: readiness of a file descriptor, from Node's own event loop.
  */
-import { addon, type NativeFdWatcher } from './addon.js';
+import { addon, type FdWatcherCallback, type NativeFdWatcher } from './addon.js';
+
+export type { FdWatcherCallback };
 
 /** Event bit: the fd can be read (or has hung up / failed). */
 export const READABLE = 1;
@@ -20,12 +22,27 @@ export const WRITABLE = 2;
  * collected; a stopped one can. One watcher per fd (a second is EEXIST);
  * close the watcher before the fd. `close()` is idempotent and leaves the
  * fd open: the fd belongs to the caller.
+ *
+ * Read-ahead (readAhead(max), for a stream socket): on a readable event the
+ * watcher first makes one nonblocking recvmsg of up to `max` bytes into the
+ * read-ahead buffer, with room for fds, and passes the result to the
+ * callback: the bytes are at the buffer's start and valid only during the
+ * callback, the fds are the callback's to close. A message then costs one
+ * call into JavaScript instead of two.
  */
 export type FdWatcher = NativeFdWatcher;
 
 /** Constructor of FdWatcher: `new FdWatcher(fd, (events) => ...)`. */
 export interface FdWatcherConstructor {
-  new (fd: number, callback: (events: number) => void): FdWatcher;
+  new (fd: number, callback: FdWatcherCallback): FdWatcher;
 }
 
 export const FdWatcher: FdWatcherConstructor = addon.FdWatcher;
+
+/**
+ * Where every watcher's read-ahead goes (null: nowhere; read-ahead then
+ * reads nothing). One buffer for all: what is read there is handed over at
+ * once. Never pass a buffer that can be detached or whose bytes somebody
+ * still needs: the next readable event overwrites them.
+ */
+export const setReadAheadBuffer: (buffer: Uint8Array | null) => void = addon.setReadAheadBuffer;

@@ -3,7 +3,18 @@ import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { VfioError } from '../../src/base/errors.js';
-import { close, eventfd, eventfdRead, eventfdWrite, FdWatcher, READABLE, recvmsg, sendmsg, WRITABLE } from '../../src/native/index.js';
+import {
+  close,
+  eventfd,
+  eventfdRead,
+  eventfdWrite,
+  FdWatcher,
+  READABLE,
+  recvmsg,
+  sendmsg,
+  setReadAheadBuffer,
+  WRITABLE,
+} from '../../src/native/index.js';
 import { NATIVE_INDEX, rawPair, runScript, tempDir } from './support.js';
 import { until } from '../support/until.js';
 
@@ -35,6 +46,69 @@ test('readable and writable events; stop and close leave the fd open', async () 
   assert.equal(recvmsg(b, new Uint8Array(1)), 1, 'the fd is still open and the byte waiting');
   close(a);
   close(b);
+});
+
+test('read-ahead: the watcher makes the first read, into the shared buffer, with its fds, EOF and errors', async () => {
+  const [a, b] = rawPair(tmp.path('ahead.sock'));
+  const rx = new Uint8Array(8);
+  setReadAheadBuffer(rx);
+  type Seen = { received: number | undefined; extra: number[] | Error | undefined; bytes: number[] };
+  const seen: Seen[] = [];
+  const w = new FdWatcher(b, (_events, received, extra) => {
+    seen.push({ received, extra, bytes: received !== undefined && received > 0 ? [...rx.subarray(0, received)] : [] });
+  });
+  const next = async (what: string): Promise<Seen> => {
+    await until(() => seen.length > 0, what);
+    return seen.shift()!;
+  };
+  try {
+    w.readAhead(4);
+    w.start(READABLE);
+    const efd = eventfd();
+    sendmsg(a, new Uint8Array([1, 2, 3, 4, 5, 6]), [efd]);
+    close(efd);
+    const first = await next('the first read-ahead');
+    assert.equal(first.received, 4, 'at most readAhead bytes');
+    assert.deepEqual(first.bytes, [1, 2, 3, 4]);
+    assert.ok(Array.isArray(first.extra) && first.extra.length === 1, 'the fd that came with them');
+    eventfdWrite(first.extra[0]!, 1);
+    close(first.extra[0]!);
+    const second = await next('the rest, on the next event (level-triggered)');
+    assert.deepEqual([second.received, second.bytes, second.extra], [2, [5, 6], undefined]);
+
+    w.readAhead(0);
+    sendmsg(a, new Uint8Array([9]));
+    assert.equal((await next('no read-ahead')).received, undefined, 'readAhead(0): the owner reads');
+    assert.equal(recvmsg(b, new Uint8Array(4)), 1);
+    w.readAhead(4);
+    setReadAheadBuffer(null);
+    sendmsg(a, new Uint8Array([7]));
+    assert.equal((await next('no buffer')).received, undefined, 'without a buffer nothing is read ahead');
+    assert.equal(recvmsg(b, new Uint8Array(4)), 1);
+    setReadAheadBuffer(rx);
+
+    // The peer closes with our bytes unread: the next read fails with ECONNRESET (then libuv stops the poll).
+    sendmsg(b, new Uint8Array([1]));
+    close(a);
+    const failed = await next('the error');
+    assert.equal(failed.received, -1);
+    assert.ok(failed.extra instanceof VfioError && failed.extra.code === 'ECONNRESET', String(failed.extra));
+  } finally {
+    w.close();
+    close(b);
+  }
+  const [c, d] = rawPair(tmp.path('ahead-eof.sock'));
+  const eof = new FdWatcher(d, (_events, received) => seen.push({ received, extra: undefined, bytes: [] }));
+  try {
+    eof.readAhead(4);
+    eof.start(READABLE);
+    close(c);
+    assert.equal((await next('EOF')).received, 0, 'end of stream reads as 0');
+  } finally {
+    eof.close();
+    close(d);
+    setReadAheadBuffer(null);
+  }
 });
 
 test('one watcher per fd; bad arguments are EINVAL', () => {

@@ -2,10 +2,25 @@
  * UnixSocket: a nonblocking UNIX stream socket that carries fds, driven by
  * one FdWatcher. Built for the vfio-user hot path: a request and its reply
  * cost one recvmsg and one sendmsg, and no buffer is allocated per
- * message unless the kernel cannot take a write at once.
+ * message unless the kernel cannot take a write at once. The watcher makes
+ * the first read of each readable event itself (its read-ahead), so a
+ * request costs one call from the native layer into JavaScript and one
+ * back out, for the reply.
  */
 import { isVfioError, toVfioError, VfioError } from '../../base/errors.js';
-import { closeFds, connectUnix, dup, FdWatcher, READABLE, recvmsg, sendmsg, sendmsg2, setSendBufferSize, WRITABLE } from '../../native/index.js';
+import {
+  closeFds,
+  connectUnix,
+  dup,
+  FdWatcher,
+  READABLE,
+  recvmsg,
+  sendmsg,
+  sendmsg2,
+  setReadAheadBuffer,
+  setSendBufferSize,
+  WRITABLE,
+} from '../../native/index.js';
 
 /** Handed to onData when no fds arrived, so the common case makes no array. */
 const NO_FDS: readonly number[] = Object.freeze([]);
@@ -25,16 +40,24 @@ const SPARES = 2;
 const EMPTY = new Uint8Array(0);
 
 /**
- * The receive buffer every socket reads into: a chunk is valid only during
- * onData, so sockets can share one, and an idle socket keeps no receive
- * memory. A receiver that holds its chunk (holdReceiveBuffer) takes that
- * buffer out of sharing until it lets go; then it is kept as a spare.
+ * The receive buffer every socket reads into, the watchers' read-ahead
+ * included: a chunk is valid only during onData, so sockets can share one,
+ * and an idle socket keeps no receive memory. A receiver that holds its
+ * chunk (holdReceiveBuffer) takes that buffer out of sharing until it lets
+ * go; then it is kept as a spare. Until the next one is made, read-ahead
+ * reads nothing and the sockets read for themselves.
  */
 let sharedRx: Uint8Array | null = null;
 const spareRx: Uint8Array[] = [];
 
+function share(rx: Uint8Array | null): void {
+  sharedRx = rx;
+  setReadAheadBuffer(rx);
+}
+
 function receiveBuffer(): Uint8Array {
-  return (sharedRx ??= spareRx.pop() ?? new Uint8Array(RECEIVE_SIZE));
+  if (sharedRx === null) share(spareRx.pop() ?? new Uint8Array(RECEIVE_SIZE));
+  return sharedRx!;
 }
 
 /** Bytes the kernel has not taken yet, with the (duplicated) fds of their first byte. */
@@ -90,6 +113,8 @@ export class UnixSocket {
   readonly #watcher: FdWatcher;
   /** Bytes one read asks for. */
   #rxCap = RECEIVE_SIZE;
+  /** What the watcher's read-ahead asks for: #rxCap, or 0 while reads go to nextRead's buffer. */
+  #readAhead = 0;
   /** What the last read went into (a view of #intoOf), reused while the buffer and size stay. */
   #into: Uint8Array = EMPTY;
   #intoOf: Uint8Array | null = null;
@@ -120,7 +145,7 @@ export class UnixSocket {
     this.#fd = fd;
     this.#idle = options.idle ?? false;
     try {
-      this.#watcher = new FdWatcher(fd, (events) => this.#onEvents(events));
+      this.#watcher = new FdWatcher(fd, (events, received, extra) => this.#onEvents(events, received, extra));
     } catch (err) {
       closeFds([fd]);
       throw err;
@@ -153,6 +178,7 @@ export class UnixSocket {
   start(): void {
     if (!this.#idle || this.#closed) return;
     this.#idle = false;
+    this.#syncReadAhead();
     this.#watch();
   }
 
@@ -264,6 +290,7 @@ export class UnixSocket {
       throw new VfioError('EINVAL', `receive buffer size must be a positive integer, not ${max}`);
     }
     this.#rxCap = Math.min(max, RECEIVE_SIZE);
+    if (!this.#closed) this.#syncReadAhead();
   }
 
   /**
@@ -284,7 +311,7 @@ export class UnixSocket {
   holdReceiveBuffer(): void {
     if (!this.#delivering || this.#heldRx !== null || this.#viewOf === null) return;
     this.#heldRx = this.#viewOf;
-    if (sharedRx === this.#viewOf) sharedRx = null;
+    if (sharedRx === this.#viewOf) share(null);
   }
 
   /** The receiver is done with the chunk it held: its buffer may be reused. */
@@ -292,7 +319,7 @@ export class UnixSocket {
     const rx = this.#heldRx;
     if (rx === null) return;
     this.#heldRx = null;
-    if (sharedRx === null) sharedRx = rx;
+    if (sharedRx === null) share(rx);
     else if (spareRx.length < SPARES) spareRx.push(rx);
   }
 
@@ -320,15 +347,47 @@ export class UnixSocket {
     this.#close(undefined);
   }
 
-  #onEvents(events: number): void {
+  #onEvents(events: number, received: number | undefined, extra: number[] | Error | undefined): void {
     // Read first: a peer that wrote and then hung up gets its bytes delivered.
-    if ((events & READABLE) !== 0 && this.#reading) this.#readSome();
+    if (received !== undefined) {
+      if (this.#tookReadAhead(received, extra) && this.#reading) this.#readSome(1, EVENT_BYTES - received);
+    } else if ((events & READABLE) !== 0 && this.#reading) {
+      this.#readSome();
+    }
     if ((events & WRITABLE) !== 0 && !this.#closed) this.#flush();
+    if (!this.#closed) this.#syncReadAhead();
   }
 
-  #readSome(): void {
-    let budget = EVENT_BYTES;
-    for (let i = 0; i < MAX_READS_PER_EVENT && budget > 0; i++) {
+  /** Delivers what the watcher read ahead; true when more may be waiting (it filled its read). */
+  #tookReadAhead(n: number, extra: number[] | Error | undefined): boolean {
+    if (n < 0) {
+      if (extra instanceof Error) this.#close(toVfioError(extra));
+      return false;
+    }
+    if (n === 0) {
+      this.#close(undefined);
+      return false;
+    }
+    // The watcher read into the shared buffer as it is now: nothing ran in between.
+    this.#deliver(sharedRx!, n, Array.isArray(extra) ? extra : NO_FDS);
+    return !this.#closed && n === this.#readAhead;
+  }
+
+  /**
+   * Read-ahead goes to the shared buffer, except while the receiver wants
+   * the bytes in a buffer of its own (nextRead): then this socket reads.
+   */
+  #syncReadAhead(): void {
+    const direct = this.nextRead !== null && this.nextRead() !== null;
+    const want = direct ? 0 : this.#rxCap;
+    if (want === this.#readAhead) return;
+    this.#readAhead = want;
+    this.#watcher.readAhead(want);
+  }
+
+  /** Reads on until the socket is empty or this event's share is used (`reads` reads and `budget` bytes left of it). */
+  #readSome(reads = 0, budget = EVENT_BYTES): void {
+    for (let i = reads; i < MAX_READS_PER_EVENT && budget > 0; i++) {
       const direct = this.nextRead === null ? null : this.nextRead();
       if (direct !== null && direct.length > 0) {
         if (!this.#readDirect(direct)) return;
@@ -353,18 +412,7 @@ export class UnixSocket {
         this.#close(undefined);
         return;
       }
-      const fds = this.#fdsIn.length === 0 ? NO_FDS : this.#fdsIn.splice(0);
-      let view = this.#view;
-      if (this.#viewOf !== rx || view.length !== n) {
-        view = this.#view = rx.subarray(0, n);
-        this.#viewOf = rx;
-      }
-      this.#delivering = true;
-      try {
-        this.onData(view, fds);
-      } finally {
-        this.#delivering = false;
-      }
+      this.#deliver(rx, n, this.#fdsIn.length === 0 ? NO_FDS : this.#fdsIn.splice(0));
       if (this.#closed || !this.#reading) return;
       // A short read means the socket is empty for now: skip the recvmsg
       // that would only say EAGAIN. The poll is level-triggered, so bytes
@@ -372,6 +420,21 @@ export class UnixSocket {
       // raise another event.
       if (n < size) return;
       budget -= n;
+    }
+  }
+
+  /** Hands rx[0, n) and its fds to onData. */
+  #deliver(rx: Uint8Array, n: number, fds: readonly number[]): void {
+    let view = this.#view;
+    if (this.#viewOf !== rx || view.length !== n) {
+      view = this.#view = rx.subarray(0, n);
+      this.#viewOf = rx;
+    }
+    this.#delivering = true;
+    try {
+      this.onData(view, fds);
+    } finally {
+      this.#delivering = false;
     }
   }
 

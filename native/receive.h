@@ -1,0 +1,22 @@
+// recvmsg with fd passing: one implementation for recvmsg() and for the
+// first read FdWatcher makes on a socket's behalf (its read-ahead).
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+namespace uvfio {
+
+// One nonblocking recvmsg into buf[0, len) that always offers room for
+// fds (the kernel would drop them silently otherwise). Their numbers go to
+// fds (kMaxFds of room), *nfds of them, CLOEXEC. Returns the bytes read, 0
+// at EOF, or -1 with errno: EAGAIN when there is nothing; EMSGSIZE when
+// fds were lost (control data truncated; the bytes are gone with them and
+// the fds that did come are closed): the stream is out of step, the
+// connection must be closed.
+ssize_t ReceiveWithFds(int fd, void* buf, size_t len, int* fds, size_t* nfds);
+
+// What an EMSGSIZE from ReceiveWithFds means, for the error's sentence.
+extern const char kLostFdsDetail[];
+
+}  // namespace uvfio
