@@ -144,12 +144,13 @@ napi_value PeerCredentials(napi_env env, napi_callback_info info) {
   return arr;
 }
 
-// Shared tail of sendmsg and sendmsg2. Without fds it allocates nothing.
+// Shared tail of sendmsg and sendmsg2 (fds_value: nullptr or nullish when
+// none). Without fds it allocates nothing.
 napi_value SendIov(napi_env env, int fd, iovec* iov, int iovcnt, napi_value fds_value) {
   msghdr msg = {};
   msg.msg_iov = iov;
   msg.msg_iovlen = iovcnt;
-  if (!IsNullish(env, fds_value)) {
+  if (fds_value != nullptr && !IsNullish(env, fds_value)) {
     int fds[kMaxFds];
     size_t nfds = 0;
     if (!GetFdArray(env, fds_value, fds, &nfds)) return nullptr;
@@ -178,12 +179,16 @@ napi_value SendIov(napi_env env, int fd, iovec* iov, int iovcnt, napi_value fds_
 // sendmsg(fd, data, fds?) -> bytes sent (maybe fewer), or -1 when full.
 napi_value SendMsg(napi_env env, napi_callback_info info) {
   napi_value argv[3];
+  size_t argc = 3;
   int32_t fd;
   iovec iov;
-  if (!GetFdArgs(env, info, argv, 3, &fd) || !GetBytes(env, argv[1], "data", &iov.iov_base, &iov.iov_len)) {
+  // Missing arguments read as undefined; a reply without fds passes two,
+  // and is spared the check of the third (this is every reply's path).
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (!GetInt32(env, argv[0], "fd", &fd) || !GetBytes(env, argv[1], "data", &iov.iov_base, &iov.iov_len)) {
     return nullptr;
   }
-  return SendIov(env, fd, &iov, 1, argv[2]);
+  return SendIov(env, fd, &iov, 1, argc > 2 ? argv[2] : nullptr);
 }
 
 // sendmsg2(fd, head, body, fds?): both buffers in one sendmsg, so a reply
