@@ -24,14 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vu_irq.h"
 #include "vu_wire.h"
 
-#define CMD_SET_IRQS 8
-#define IRQ_INTX 0
-#define IRQ_DATA_NONE (1u << 0)
-#define IRQ_DATA_EVENTFD (1u << 2)
-#define IRQ_ACTION_UNMASK (1u << 4)
-#define IRQ_ACTION_TRIGGER (1u << 5)
 /* 16550 registers of a port, one per byte of its I/O BAR. */
 #define REG_THR_RBR 0
 #define REG_IER 1
@@ -39,10 +34,6 @@
 #define IER_RDI 0x01
 #define MCR_OUT2 0x08
 #define MCR_LOOP 0x10
-
-struct irq_set {
-    uint32_t argsz, flags, index, start, count;
-} __attribute__((packed));
 
 static int sock;
 static uint16_t next_id = 1;
