@@ -15,11 +15,14 @@
 // still in progress one look later: it sends the writing thread a signal
 // whose handler jumps out of the write. A write blocks only while the
 // counter is full, so a write cut short (like EAGAIN) means the reader
-// already has a wakeup pending. A write still in progress on a thread
-// that is runnable, not asleep, was only preempted (a busy host can keep
-// a thread off the CPU for many looks): it is left alone, since cutting
-// it short would call a counter full that is not, and could lose the
-// interrupt. The watchdog sleeps while no write has happened for
+// already has a wakeup pending. So a write is cut only while its thread
+// sleeps in that wait: /proc says it is asleep interruptibly (S) inside
+// this very write(fd, &kOne, 8). Any other write in progress ends by
+// itself: a thread only preempted (R; a busy host can keep it off the CPU
+// for many looks), or one waiting for memory (D: a page fault queued
+// behind a change of the address space, such as a fork copying it).
+// Cutting it short would call a counter full that is not, and could lose
+// the interrupt. The watchdog sleeps while no write has happened for
 // kIdleLooks looks.
 #include <errno.h>
 #include <fcntl.h>
@@ -51,6 +54,9 @@ constexpr long kWatchNs = 2 * 1000 * 1000;
 // Looks without any write before the watchdog sleeps until the next one.
 constexpr int kIdleLooks = 500;
 
+// What GuardedWrite adds; the watchdog knows its write by this address.
+const uint64_t kOne = 1;
+
 // The real-time signal the watchdog sends; see OnGuard.
 int GuardSignal() { return SIGRTMIN + 7; }
 
@@ -61,6 +67,8 @@ struct Writer {
   pid_t tid;
   // Odd while a write is in progress; only this thread changes it.
   std::atomic<uint64_t> seq{0};
+  // The eventfd of the write in progress (set before seq turns odd).
+  std::atomic<int> fd{-1};
   // The write the watchdog wants cut short (a value of seq).
   std::atomic<uint64_t> cut{0};
   // Where the handler jumps; valid while `armed`.
@@ -93,24 +101,40 @@ void OnGuard(int, siginfo_t* info, void*) {
   siglongjmp(w->jump, 1);
 }
 
-// True when thread `tid` of this process is asleep (state S or D, as a
-// write to a full blocking eventfd is), false when it runs or waits for a
-// CPU (R) or its state cannot be read. Read from /proc only for a write
-// seen in progress at two looks, so never on the fast path.
-bool Asleep(pid_t tid) {
-  char path[64], buf[256];
-  snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(tid));
+// Reads /proc/self/task/TID/NAME into buf (NUL-terminated); false if it
+// cannot be read.
+bool ReadTaskFile(pid_t tid, const char* name, char* buf, size_t size) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/task/%d/%s", static_cast<int>(tid), name);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
+  ssize_t n = read(fd, buf, size - 1);
   close(fd);
   if (n <= 0) return false;
   buf[n] = 0;
+  return true;
+}
+
+// True when thread `tid` of this process sleeps in the wait of a write of
+// kOne to the full eventfd `fd`: state S (that wait is interruptible; D
+// is a fault or a lock, R a preemption), and /proc's syscall file names
+// write(fd, &kOne, 8) (it says "running" for a thread on a CPU or waiting
+// for one, and -1 for a fault outside a system call). A kernel without
+// that file leaves the state alone to decide. Read only for a write seen
+// in progress at two looks, so never on the fast path.
+bool BlockedInWrite(pid_t tid, int fd) {
+  char buf[256];
+  if (!ReadTaskFile(tid, "stat", buf, sizeof buf)) return false;
   // "TID (comm) STATE ...": comm may hold spaces and parentheses, so the
   // state follows the last ')'.
   const char* paren = strrchr(buf, ')');
-  if (paren == nullptr || paren[1] != ' ') return false;
-  return paren[2] == 'S' || paren[2] == 'D';
+  if (paren == nullptr || paren[1] != ' ' || paren[2] != 'S') return false;
+  if (!ReadTaskFile(tid, "syscall", buf, sizeof buf)) return true;
+  long nr;
+  unsigned long long arg0, arg1, arg2;
+  if (sscanf(buf, "%ld 0x%llx 0x%llx 0x%llx", &nr, &arg0, &arg1, &arg2) != 4) return false;
+  return nr == SYS_write && arg0 == static_cast<unsigned>(fd) && arg1 == reinterpret_cast<uintptr_t>(&kOne) &&
+         arg2 == sizeof kOne;
 }
 
 void Watchdog() {
@@ -121,8 +145,11 @@ void Watchdog() {
     for (Writer* w : Writers()) {
       uint64_t s = w->seq.load(std::memory_order_acquire);
       if (s != w->seen) moved = true;
-      // In progress, the same write as one look ago, and asleep in it: cut it short.
-      if ((s & 1) != 0 && s == w->seen && Asleep(w->tid)) {
+      // In progress, the same write as one look ago, blocked in the
+      // eventfd's wait, and still the same write after /proc said so: cut
+      // it short.
+      if ((s & 1) != 0 && s == w->seen && BlockedInWrite(w->tid, w->fd.load(std::memory_order_relaxed)) &&
+          w->seq.load(std::memory_order_acquire) == s) {
         w->cut.store(s, std::memory_order_relaxed);
         union sigval v;
         v.sival_ptr = w;
@@ -219,12 +246,12 @@ enum SignalResult { kDelivered = 0, kFull = 1, kBlocked = 2 };
 // One write of 1 that the watchdog may cut short. Kept to plain stores
 // and a raw system call: the jump may land here from inside the call.
 SignalResult GuardedWrite(Writer* w, int fd, int* err) {
-  static const uint64_t one = 1;
   long n = -1;
+  w->fd.store(fd, std::memory_order_relaxed);
   w->seq.store(w->seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   if (sigsetjmp(w->jump, 0) == 0) {
     w->armed = 1;
-    n = syscall(SYS_write, fd, &one, sizeof one);
+    n = syscall(SYS_write, fd, &kOne, sizeof kOne);
     *err = errno;
     w->armed = 0;
   } else {
@@ -232,7 +259,7 @@ SignalResult GuardedWrite(Writer* w, int fd, int* err) {
     *err = EINTR;
   }
   w->seq.store(w->seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-  if (n == sizeof one) return kDelivered;
+  if (n == sizeof kOne) return kDelivered;
   if (*err == EAGAIN) return kFull;
   if (*err == EINTR) return kBlocked;
   return static_cast<SignalResult>(-1);
