@@ -22,13 +22,16 @@ thread_local std::unordered_set<int> watched_fds;
 
 // The buffer every read-ahead goes into (setReadAheadBuffer). Sockets
 // share it because what is read there is handed over at once and only
-// valid during the callback; the reference keeps its memory alive.
+// valid during the callback; the reference keeps its memory alive. Its
+// owner is the one module that may set it: a second copy of the transport
+// in the same thread would otherwise find its bytes in the first's buffer.
 struct ReadAheadBuffer {
   napi_ref ref = nullptr;
   void* data = nullptr;
   size_t len = 0;
 };
 thread_local ReadAheadBuffer read_ahead_buffer;
+thread_local napi_ref read_ahead_owner = nullptr;
 
 struct Watcher {
   uv_poll_t poll;
@@ -232,16 +235,29 @@ napi_value ReadAheadMethod(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// setReadAheadBuffer(view | null): where every watcher's read-ahead goes.
-// Never a buffer that can be detached or one somebody holds on to.
+// setReadAheadBuffer(owner, view | null): where every watcher's read-ahead
+// goes. The first owner keeps the right to set it for the thread's life;
+// another is EBUSY. Never a buffer that can be detached or one somebody
+// holds on to.
 napi_value SetReadAheadBuffer(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
+  napi_value argv[2];
   ReadAheadBuffer next;
-  GetArgs(env, info, argv, 1);
-  if (!IsNullish(env, argv[0])) {
-    if (!GetBytes(env, argv[0], "read-ahead buffer", &next.data, &next.len)) return nullptr;
-    napi_create_reference(env, argv[0], 1, &next.ref);
+  napi_valuetype t;
+  GetArgs(env, info, argv, 2);
+  if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_object) {
+    return ThrowInvalid(env, "the read-ahead owner must be an object");
   }
+  napi_value owner = nullptr;
+  bool same = false;
+  if (read_ahead_owner != nullptr) napi_get_reference_value(env, read_ahead_owner, &owner);
+  if (owner != nullptr && (napi_strict_equals(env, owner, argv[0], &same) != napi_ok || !same)) {
+    return ThrowErrno(env, EBUSY, "setReadAheadBuffer", "(another user in this thread owns the read-ahead buffer)");
+  }
+  if (!IsNullish(env, argv[1])) {
+    if (!GetBytes(env, argv[1], "read-ahead buffer", &next.data, &next.len)) return nullptr;
+    napi_create_reference(env, argv[1], 1, &next.ref);
+  }
+  if (owner == nullptr) napi_create_reference(env, argv[0], 1, &read_ahead_owner);
   ReadAheadBuffer& rx = read_ahead_buffer;
   if (rx.ref != nullptr) napi_delete_reference(env, rx.ref);
   rx = next;
@@ -272,7 +288,13 @@ void InitWatcher(napi_env env, napi_value exports) {
   static const Fn fns[] = {{"setReadAheadBuffer", SetReadAheadBuffer}};
   DefineFunctions(env, exports, fns, 1);
   // The buffer's reference dies with the environment: forget its memory too.
-  napi_add_env_cleanup_hook(env, [](void*) { read_ahead_buffer = ReadAheadBuffer(); }, nullptr);
+  napi_add_env_cleanup_hook(
+      env,
+      [](void*) {
+        read_ahead_buffer = ReadAheadBuffer();
+        read_ahead_owner = nullptr;
+      },
+      nullptr);
 }
 
 }  // namespace uvfio

@@ -69,7 +69,7 @@ export interface NativeAddon {
   clientMemoryWindow(handle: ClientMemoryHandle, offset: number, length: number): ArrayBuffer;
   unmapClientMemory(handle: ClientMemoryHandle, windows: readonly ArrayBuffer[]): void;
   FdWatcher: new (fd: number, callback: FdWatcherCallback) => NativeFdWatcher;
-  setReadAheadBuffer(buffer: Uint8Array | null): void;
+  setReadAheadBuffer(owner: object, buffer: Uint8Array | null): void;
   notifyDatagram(path: string, message: ArrayBufferView): void;
   /** Absent from an addon built before it (see file-io.ts). */
   preadNoWait?(fd: number, dest: ArrayBufferView, position: number): number;

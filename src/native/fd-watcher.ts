@@ -43,6 +43,9 @@ export const FdWatcher: FdWatcherConstructor = addon.FdWatcher;
  * Where every watcher's read-ahead goes (null: nowhere; read-ahead then
  * reads nothing). One buffer for all: what is read there is handed over at
  * once. Never pass a buffer that can be detached or whose bytes somebody
- * still needs: the next readable event overwrites them.
+ * still needs: the next readable event overwrites them. The first `owner`
+ * keeps the right to set it for the thread's life; another gets EBUSY (a
+ * second copy of the transport must read for itself, or it would find its
+ * bytes in the first one's buffer).
  */
-export const setReadAheadBuffer: (buffer: Uint8Array | null) => void = addon.setReadAheadBuffer;
+export const setReadAheadBuffer: (owner: object, buffer: Uint8Array | null) => void = addon.setReadAheadBuffer;

@@ -51,7 +51,13 @@ test('readable and writable events; stop and close leave the fd open', async () 
 test('read-ahead: the watcher makes the first read, into the shared buffer, with its fds, EOF and errors', async () => {
   const [a, b] = rawPair(tmp.path('ahead.sock'));
   const rx = new Uint8Array(8);
-  setReadAheadBuffer(rx);
+  const owner = {};
+  setReadAheadBuffer(owner, rx);
+  assert.throws(
+    () => setReadAheadBuffer({}, rx),
+    (e: unknown) => e instanceof VfioError && e.code === 'EBUSY',
+    'another owner may not set it',
+  );
   type Seen = { received: number | undefined; extra: number[] | Error | undefined; bytes: number[] };
   const seen: Seen[] = [];
   const w = new FdWatcher(b, (_events, received, extra) => {
@@ -81,11 +87,11 @@ test('read-ahead: the watcher makes the first read, into the shared buffer, with
     assert.equal((await next('no read-ahead')).received, undefined, 'readAhead(0): the owner reads');
     assert.equal(recvmsg(b, new Uint8Array(4)), 1);
     w.readAhead(4);
-    setReadAheadBuffer(null);
+    setReadAheadBuffer(owner, null);
     sendmsg(a, new Uint8Array([7]));
     assert.equal((await next('no buffer')).received, undefined, 'without a buffer nothing is read ahead');
     assert.equal(recvmsg(b, new Uint8Array(4)), 1);
-    setReadAheadBuffer(rx);
+    setReadAheadBuffer(owner, rx);
 
     // The peer closes with our bytes unread: the next read fails with ECONNRESET (then libuv stops the poll).
     sendmsg(b, new Uint8Array([1]));
@@ -107,7 +113,7 @@ test('read-ahead: the watcher makes the first read, into the shared buffer, with
   } finally {
     eof.close();
     close(d);
-    setReadAheadBuffer(null);
+    setReadAheadBuffer(owner, null);
   }
 });
 

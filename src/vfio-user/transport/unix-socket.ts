@@ -49,10 +49,19 @@ const EMPTY = new Uint8Array(0);
  */
 let sharedRx: Uint8Array | null = null;
 const spareRx: Uint8Array[] = [];
+/** This module's claim on the thread's read-ahead buffer; false when another copy of it holds that. */
+const READ_AHEAD_OWNER = {};
+let readAheadOurs = true;
 
 function share(rx: Uint8Array | null): void {
   sharedRx = rx;
-  setReadAheadBuffer(rx);
+  if (!readAheadOurs) return;
+  try {
+    setReadAheadBuffer(READ_AHEAD_OWNER, rx);
+  } catch (err) {
+    if (!isVfioError(err, 'EBUSY')) throw err;
+    readAheadOurs = false;
+  }
 }
 
 function receiveBuffer(): Uint8Array {
@@ -379,7 +388,11 @@ export class UnixSocket {
    */
   #syncReadAhead(): void {
     const direct = this.nextRead !== null && this.nextRead() !== null;
-    const want = direct ? 0 : this.#rxCap;
+    let want = 0;
+    if (!direct) {
+      receiveBuffer(); // the native buffer is set (and this module's) before any read-ahead
+      if (readAheadOurs) want = this.#rxCap;
+    }
     if (want === this.#readAhead) return;
     this.#readAhead = want;
     this.#watcher.readAhead(want);

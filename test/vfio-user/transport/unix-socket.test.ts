@@ -272,3 +272,38 @@ test('fds lost to a full fd table: EMSGSIZE closes the connection, nothing leaks
   );
   assert.match(r.stdout, /close:EMSGSIZE leak:0/, r.stderr);
 });
+
+test("a second copy of this module in the process reads for itself: neither finds its bytes in the other's buffer", async () => {
+  // The same file under another URL is another module instance, with its own
+  // shared buffer, on the same addon: the native read-ahead buffer is the
+  // first copy's, and the second must not take it over.
+  const copy = (await import(`${UNIX_SOCKET}?copy`)) as { UnixSocket: typeof UnixSocket };
+  const [a1, a2] = pair();
+  const [r1, r2] = rawPair(tmp.path('copy.sock'));
+  const b1 = new copy.UnixSocket(r1);
+  const b2 = new copy.UnixSocket(r2);
+  const wrong: string[] = [];
+  let aBytes = 0;
+  let bBytes = 0;
+  // Each round's bytes differ from every other's, so stale bytes show.
+  let aExpect = 0;
+  let bExpect = 0;
+  a2.onData = (chunk) => {
+    if (chunk.some((v) => v !== aExpect)) wrong.push(`the first copy read ${chunk[0]!}, not ${aExpect}`);
+    aBytes += chunk.length;
+  };
+  b2.onData = (chunk) => {
+    if (chunk.some((v) => v !== bExpect)) wrong.push(`the second copy read ${chunk[0]!}, not ${bExpect}`);
+    bBytes += chunk.length;
+  };
+  for (let round = 1; round <= 50; round++) {
+    aExpect = 2 * round;
+    a1.write(new Uint8Array(100).fill(aExpect));
+    await until(() => aBytes === round * 100, 'the first copy read');
+    bExpect = 2 * round + 1;
+    b1.write(new Uint8Array(100).fill(bExpect));
+    await until(() => bBytes === round * 100, 'the second copy read');
+  }
+  assert.deepEqual(wrong, []);
+  for (const s of [a1, a2, b1, b2]) s.destroy();
+});
