@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { VfioCore, type VfioDevice } from '../../src/core/index.js';
 import { Screens } from '../../src/console/screens.js';
 import { VncServer } from '../../src/console/vnc-server.js';
+import { XRGB8888_FORMAT } from '../../src/console/pixel-format.js';
 import { CONSOLE_LIMITS } from '../../src/console/limits.js';
 import { ClientScreen, RfbClient } from './rfb-client.js';
 import { MemoryLog, fillRect, mbochs, mdpy, paintPattern, pattern, setMode } from './helpers.js';
@@ -172,23 +173,8 @@ describe('vnc server', () => {
     const { c: bystander, screen } = await viewer(address);
     const attacks: Array<(c: RfbClient) => void> = [
       (c) => c.write(Buffer.of(99, 1, 2, 3)), // unknown message type
-      (c) =>
-        c.setPixelFormat(
-          { bitsPerPixel: 32, depth: 24, bigEndian: false, redMax: 255, greenMax: 255, blueMax: 255, redShift: 16, greenShift: 8, blueShift: 0 },
-          false,
-        ), // colour map
-      (c) =>
-        c.setPixelFormat({
-          bitsPerPixel: 24 as 32,
-          depth: 24,
-          bigEndian: false,
-          redMax: 255,
-          greenMax: 255,
-          blueMax: 255,
-          redShift: 16,
-          greenShift: 8,
-          blueShift: 0,
-        }),
+      (c) => c.setPixelFormat(XRGB8888_FORMAT, false), // colour map
+      (c) => c.setPixelFormat({ ...XRGB8888_FORMAT, bitsPerPixel: 24 as 32 }),
     ];
     for (const attack of attacks) {
       const { c } = await viewer(address);

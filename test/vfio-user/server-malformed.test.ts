@@ -130,40 +130,23 @@ const afterHandshake: Case[] = [
   { name: 'MIG_DATA_WRITE, size and data differ', cmd: C.MIG_DATA_WRITE, body: b(u32(12), u32(4), zeros(3)), errno: 'EINVAL' },
 ];
 
+/** A VERSION 0.0 proposal carrying `json`. */
+const proposal = (json: string): Uint8Array => encodeMessage(1, C.VERSION, 0, versionText(0, 0, json));
+
 /** Before or during the handshake: an error reply, then the server closes. */
 const handshake: { name: string; bytes: Uint8Array; errno: ErrnoName | null; fds?: number }[] = [
   { name: 'a command before VERSION', bytes: encodeDeviceInfoRequest(1), errno: 'EINVAL' },
-  { name: 'VERSION, JSON that does not parse', bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '{"capabilities":')), errno: 'EINVAL' },
-  { name: 'VERSION, JSON that is not an object', bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '[1,2]')), errno: 'EINVAL' },
-  {
-    name: 'VERSION, max_msg_fds as a string',
-    bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '{"capabilities":{"max_msg_fds":"16"}}')),
-    errno: 'EINVAL',
-  },
-  {
-    name: 'VERSION, negative max_data_xfer_size',
-    bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '{"capabilities":{"max_data_xfer_size":-1}}')),
-    errno: 'EINVAL',
-  },
-  {
-    name: 'VERSION, twin_socket not an object',
-    bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '{"capabilities":{"twin_socket":true}}')),
-    errno: 'EINVAL',
-  },
-  {
-    name: 'VERSION, pgsizes below 4 KiB',
-    bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '{"capabilities":{"pgsizes":2048}}')),
-    errno: 'EINVAL',
-  },
-  {
-    name: 'VERSION, migration pgsize 4095',
-    bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '{"capabilities":{"migration":{"pgsize":4095}}}')),
-    errno: 'EINVAL',
-  },
+  { name: 'VERSION, JSON that does not parse', bytes: proposal('{"capabilities":'), errno: 'EINVAL' },
+  { name: 'VERSION, JSON that is not an object', bytes: proposal('[1,2]'), errno: 'EINVAL' },
+  { name: 'VERSION, max_msg_fds as a string', bytes: proposal('{"capabilities":{"max_msg_fds":"16"}}'), errno: 'EINVAL' },
+  { name: 'VERSION, negative max_data_xfer_size', bytes: proposal('{"capabilities":{"max_data_xfer_size":-1}}'), errno: 'EINVAL' },
+  { name: 'VERSION, twin_socket not an object', bytes: proposal('{"capabilities":{"twin_socket":true}}'), errno: 'EINVAL' },
+  { name: 'VERSION, pgsizes below 4 KiB', bytes: proposal('{"capabilities":{"pgsizes":2048}}'), errno: 'EINVAL' },
+  { name: 'VERSION, migration pgsize 4095', bytes: proposal('{"capabilities":{"migration":{"pgsize":4095}}}'), errno: 'EINVAL' },
   { name: 'VERSION, major 1', bytes: encodeMessage(1, C.VERSION, 0, versionText(1, 0, QEMU_PROPOSAL)), errno: 'EINVAL' },
   { name: 'VERSION, JSON without its NUL', bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, '{}').subarray(0, 6)), errno: 'EINVAL' },
   { name: 'VERSION, 2 bytes', bytes: encodeMessage(1, C.VERSION, 0, b([2, 0])), errno: 'EINVAL' },
-  { name: 'VERSION with fds', bytes: encodeMessage(1, C.VERSION, 0, versionText(0, 0, QEMU_PROPOSAL)), fds: 2, errno: 'EINVAL' },
+  { name: 'VERSION with fds', bytes: proposal(QEMU_PROPOSAL), fds: 2, errno: 'EINVAL' },
   { name: 'msg_size below the header', bytes: b([2, 1], [2, C.VERSION], u32(8), u32(0), u32(0)), errno: 'EINVAL' },
   { name: 'msg_size far above the limit', bytes: b([2, 1], [2, C.VERSION], u32(0x7fff_0000), u32(0), u32(0)), errno: 'EMSGSIZE' },
 ];
