@@ -29,21 +29,16 @@ log() { printf '[e2e display %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
 WORK=$(mktemp -d /tmp/uvfio-e2e-display.XXXXXX)
 HOST_PID=""
+# shellcheck source=test/e2e/lib.sh
+. "$ROOT/test/e2e/lib.sh"
 cleanup() {
-    if [ -n "$HOST_PID" ] && kill -0 "$HOST_PID" 2>/dev/null; then
-        kill -TERM "$HOST_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$HOST_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$HOST_PID" 2>/dev/null || true
-    fi
+    e2e_stop "$HOST_PID"
     if [ -n "${E2E_KEEP:-}" ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
-"$E2E/setup.sh" > "$WORK/setup.log" 2>&1 || { cat "$WORK/setup.log" >&2; log "setup.sh failed"; exit 2; }
+e2e_prepare
 cd "$ROOT"
-if [ -z "${E2E_NO_BUILD:-}" ]; then
-    npx tsc -p tsconfig.json > "$WORK/tsc.log" 2>&1 || { head -20 "$WORK/tsc.log" >&2; log "tsc reported errors; going on with what it emitted"; }
-fi
 HOST_JS=dist/test/e2e/display-host.js
 [ -f "$HOST_JS" ] || { log "no $HOST_JS: build first"; exit 2; }
 

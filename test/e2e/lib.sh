@@ -42,12 +42,18 @@ uvfio_down() {
     [ "$drc" = 0 ]
 }
 
-# uvfio_kill: for an EXIT trap; SIGTERM, then SIGKILL after 5 s.
+# e2e_stop PID: for an EXIT trap; SIGTERM, then SIGKILL after 5 s. An
+# empty PID or a process already gone is no error.
+e2e_stop() {
+    [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null || return 0
+    kill -TERM "$1" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+    kill -KILL "$1" 2>/dev/null || true
+}
+
+# uvfio_kill: e2e_stop of the daemon.
 uvfio_kill() {
-    [ -n "${SERVER_PID:-}" ] && kill -0 "$SERVER_PID" 2>/dev/null || { SERVER_PID=""; return 0; }
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || { SERVER_PID=""; return 0; }; sleep 0.1; done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    e2e_stop "${SERVER_PID:-}"
     SERVER_PID=""
 }
 

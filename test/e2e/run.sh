@@ -43,6 +43,8 @@ export E2E_APPEND="8250.nr_uarts=8 ${E2E_APPEND:-}"
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 log() { printf '[e2e %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+# shellcheck source=test/e2e/lib.sh
+. "$ROOT/test/e2e/lib.sh"
 T0=$(now)
 
 [ -x "$E2E/setup.sh" ] || { log "no $E2E/setup.sh: set UVFIO_SHARED"; exit 2; }
@@ -60,11 +62,7 @@ BOOT_PID=""
 cleanup() {
     [ -z "$BOOT_PID" ] || kill -TERM "$BOOT_PID" 2>/dev/null || true
     rm -rf "${CHROOT:?}$AS_USER"
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-    fi
+    e2e_stop "$SERVER_PID"
     [ -n "${E2E_KEEP:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT

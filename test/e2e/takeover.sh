@@ -40,24 +40,18 @@ WORK=$(mktemp -d /tmp/uvfio-e2e-takeover.XXXXXX)
 RUNS=${E2E_DIR:-/opt/e2e}/root/e2e/runs
 SERVER_PID=""
 BOOT_PID=""
+UVFIO="node $ROOT/dist/src/cli/main.js"
+# shellcheck source=test/e2e/lib.sh
+. "$ROOT/test/e2e/lib.sh"
 cleanup() {
     [ -z "$BOOT_PID" ] || kill -TERM "$BOOT_PID" 2>/dev/null || true
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-    fi
+    uvfio_kill
     if [ -n "${E2E_KEEP:-}" ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
-"$E2E/setup.sh" > "$WORK/setup.log" 2>&1 || { cat "$WORK/setup.log" >&2; log "setup.sh failed"; exit 2; }
+e2e_prepare
 cd "$ROOT"
-if [ -z "${E2E_NO_BUILD:-}" ]; then
-    npx tsc -p tsconfig.json > "$WORK/tsc.log" 2>&1 || { head -20 "$WORK/tsc.log" >&2; log "tsc reported errors; going on with what it emitted"; }
-fi
-UVFIO="node $ROOT/dist/src/cli/main.js"
-[ -f "$ROOT/dist/src/cli/main.js" ] || { log "no dist/src/cli/main.js: build first"; exit 2; }
 
 export UVFIO_RUNTIME_DIR=$WORK/run UVFIO_STATE_DIR=$WORK/state UVFIO_LOG_FORMAT=json
 $UVFIO daemon --no-defaults --no-vnc > "$WORK/daemon-0.out" 2> "$WORK/daemon-0.err" &
