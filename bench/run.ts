@@ -3,12 +3,14 @@
  *
  * Builds ../shared/bench/{bench_client,raw_server}.c and
  * bench/{irq_client,raw_irq_server}.c into bench/bin with gcc, starts
- * raw_server, raw_irq_server and the uvfio bench server
- * (bench/vfio-user-server.ts: devices with a 1 MiB region 0 whose reads
- * are a memcpy, and one real mtty card), pins every process to CPU 0 (a
- * cross-CPU wake-up costs more than the round trip on a 2-vCPU machine),
- * and measures, alternating raw and uvfio so both meet the same
- * background load:
+ * raw_server, raw_irq_server, the Node floor (bench/node-floor.ts:
+ * raw_server's answers from Node's event loop, one call into JavaScript
+ * per readable event and one sendmsg per reply) and the uvfio bench
+ * server (bench/vfio-user-server.ts: devices with a 1 MiB region 0 whose
+ * reads are a memcpy, and one real mtty card), pins every process to
+ * CPU 0 (a cross-CPU wake-up costs more than the round trip on a 2-vCPU
+ * machine), and measures, alternating raw, the Node floor and uvfio so
+ * all meet the same background load:
  *
  * - 4-byte REGION_READ and REGION_WRITE: median, p99, ops/s (one client)
  * - 32 KiB REGION_WRITE, 1 MiB REGION_READ and REGION_WRITE: MiB/s
@@ -26,7 +28,7 @@
  * BENCH_SMOKE=1 runs every row once with small counts and writes nothing
  * (the test suite does that, so the benchmark cannot rot).
  *
- *   npm run bench    (ROUNDS=3 N4=200000 N32K=20000 N1M=3000 NPOSTED=1000000 NMULTI=50000 NIRQ=20000)
+ *   npm run bench    (ROUNDS=5 N4=200000 N32K=20000 N1M=3000 NPOSTED=1000000 NMULTI=50000 NIRQ=20000)
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -52,7 +54,7 @@ const SHARED = sharedBench();
 const BIN = join(ROOT, 'bench', 'bin');
 const SMOKE = process.env['BENCH_SMOKE'] === '1';
 const env = (name: string, fallback: number, smoke: number): number => Number(process.env[name] ?? (SMOKE ? smoke : fallback));
-const ROUNDS = env('ROUNDS', 3, 1);
+const ROUNDS = env('ROUNDS', 5, 1);
 const N4 = env('N4', 200_000, 2000);
 const N32K = env('N32K', 20_000, 200);
 const N1M = env('N1M', 3000, 20);
@@ -162,11 +164,13 @@ async function main(): Promise<void> {
     for (const s of raws) procs.push(await start(...pinned(join(BIN, 'raw_server'), [s]), { file: s }));
     const rawIrq = join(dir, 'raw-irq.sock');
     procs.push(await start(...pinned(join(BIN, 'raw_irq_server'), [rawIrq]), { file: rawIrq }));
+    const floors = [0, 1, 2, 3].map((i) => join(dir, `node-floor-${i}.sock`));
+    procs.push(await start(...pinned(node, [join(ROOT, 'dist', 'bench', 'node-floor.js'), ...floors]), { line: 'ready' }));
     const uvDir = join(dir, 'uvfio');
     procs.push(await start(...pinned(node, [join(ROOT, 'dist', 'bench', 'vfio-user-server.js'), uvDir, '4', '--mtty']), { line: 'ready' }));
     const uvs = [0, 1, 2, 3].map((i) => join(uvDir, `bench-${i}.sock`));
 
-    // One workload: bench_client's arguments; run on raw_server and uvfio alternately.
+    // One workload: bench_client's arguments; run on raw_server, the Node floor and uvfio alternately.
     const workloads = {
       read4: ['-n', String(N4)],
       write4: ['-n', String(N4), '-W'],
@@ -176,20 +180,21 @@ async function main(): Promise<void> {
       posted: ['-n', String(NPOSTED), '-P'],
     };
     type Workload = keyof typeof workloads;
-    const runs = Object.fromEntries(Object.keys(workloads).map((k) => [k, { raw: [] as Result[], uvfio: [] as Result[] }])) as Record<
-      Workload,
-      { raw: Result[]; uvfio: Result[] }
-    >;
-    const multi: { raw: number[]; uvfio: number[] } = { raw: [], uvfio: [] };
+    const runs = Object.fromEntries(
+      Object.keys(workloads).map((k) => [k, { raw: [] as Result[], floor: [] as Result[], uvfio: [] as Result[] }]),
+    ) as Record<Workload, { raw: Result[]; floor: Result[]; uvfio: Result[] }>;
+    const multi: { raw: number[]; floor: number[]; uvfio: number[] } = { raw: [], floor: [], uvfio: [] };
     const irq: { raw: Result[]; uvfio: Result[] } = { raw: [], uvfio: [] };
     const irqArgs = ['-n', String(NIRQ), '-w', String(Math.min(1000, NIRQ))];
     for (let r = 0; r < ROUNDS; r++) {
       process.stderr.write(`round ${r + 1}/${ROUNDS}\n`);
       for (const [name, args] of Object.entries(workloads) as [Workload, string[]][]) {
         runs[name].raw.push(await client(raws[0]!, args));
+        runs[name].floor.push(await client(floors[0]!, args));
         runs[name].uvfio.push(await client(uvs[0]!, args));
       }
       multi.raw.push(await together(raws));
+      multi.floor.push(await together(floors));
       multi.uvfio.push(await together(uvs));
       irq.raw.push(await client(rawIrq, irqArgs, 'irq_client'));
       irq.uvfio.push(await client(join(uvDir, 'mtty-0.sock'), irqArgs, 'irq_client'));
@@ -212,13 +217,15 @@ async function main(): Promise<void> {
     const rssClients = rssMiB(server.pid!);
 
     const pick = (rs: Result[], k: string): number => median(rs.map((x) => x[k]!));
-    const row = (name: string, w: Workload, k: string, target: string): [string, number, number, string] => [
+    type Row = [name: string, raw: number, floor: number | undefined, uvfio: number, target: string];
+    const row = (name: string, w: Workload, k: string, target: string): Row => [
       name,
       pick(runs[w].raw, k),
+      pick(runs[w].floor, k),
       pick(runs[w].uvfio, k),
       target,
     ];
-    const rows: [string, number, number, string][] = [
+    const rows: Row[] = [
       row('4-byte REGION_READ, median (us)', 'read4', 'median_us', '≤ 1.10'),
       row('4-byte REGION_READ, p99 (us)', 'read4', 'p99_us', '≤ 1.3'),
       row('4-byte REGION_READ, ops/s', 'read4', 'ops_s', '≥ 0.9'),
@@ -228,19 +235,23 @@ async function main(): Promise<void> {
       row('1 MiB REGION_READ, MiB/s', 'read1m', 'MiB_s', '≥ 0.8'),
       row('1 MiB REGION_WRITE, MiB/s', 'write1m', 'MiB_s', '≥ 0.8'),
       row('posted 4-byte writes, ops/s', 'posted', 'ops_s', '≥ 1.0'),
-      ['4 clients on 4 devices, aggregate ops/s', median(multi.raw), median(multi.uvfio), '≥ 0.95'],
-      // Their floor is raw_irq_server, not raw_server.
-      ['interrupt latency, mtty INTx, median (us)', pick(irq.raw, 'median_us'), pick(irq.uvfio, 'median_us'), ''],
-      ['interrupt latency, mtty INTx, p99 (us)', pick(irq.raw, 'p99_us'), pick(irq.uvfio, 'p99_us'), ''],
+      ['4 clients on 4 devices, aggregate ops/s', median(multi.raw), median(multi.floor), median(multi.uvfio), '≥ 0.95'],
+      // Their floor is raw_irq_server, not raw_server; the Node floor has no device to interrupt.
+      ['interrupt latency, mtty INTx, median (us)', pick(irq.raw, 'median_us'), undefined, pick(irq.uvfio, 'median_us'), ''],
+      ['interrupt latency, mtty INTx, p99 (us)', pick(irq.raw, 'p99_us'), undefined, pick(irq.uvfio, 'p99_us'), ''],
     ];
     const fmt = (v: number): string => (v >= 1000 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2));
     const table = [
-      '| measurement | raw floor | uvfio | ratio | target |',
-      '| --- | ---: | ---: | ---: | --- |',
-      ...rows.map(([name, raw, uv, target]) => `| ${name} | ${fmt(raw)} | ${fmt(uv)} | ${(uv / raw).toFixed(2)} | ${target} |`),
-      `| uvfio server RSS, no device (MiB) | | ${rssBare.toFixed(1)} | | |`,
-      `| uvfio server RSS, 100 devices (MiB) | | ${rssDevices.toFixed(1)} | | |`,
-      `| uvfio server RSS, 100 devices + 100 idle clients (MiB) | | ${rssClients.toFixed(1)} | | ≤ 100 |`,
+      '| measurement | raw floor | Node floor | uvfio | Node floor / raw | uvfio / raw | target |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
+      ...rows.map(
+        ([name, raw, floor, uv, target]) =>
+          `| ${name} | ${fmt(raw)} | ${floor === undefined ? '' : fmt(floor)} | ${fmt(uv)} | ` +
+          `${floor === undefined ? '' : (floor / raw).toFixed(2)} | ${(uv / raw).toFixed(2)} | ${target} |`,
+      ),
+      `| uvfio server RSS, no device (MiB) | | | ${rssBare.toFixed(1)} | | | |`,
+      `| uvfio server RSS, 100 devices (MiB) | | | ${rssDevices.toFixed(1)} | | | |`,
+      `| uvfio server RSS, 100 devices + 100 idle clients (MiB) | | | ${rssClients.toFixed(1)} | | | ≤ 100 |`,
     ].join('\n');
     const section = [
       MARK_START,
@@ -250,11 +261,18 @@ async function main(): Promise<void> {
       'region 0 whose reads are a memcpy and whose writes are stored, and one real',
       'mtty card) and `raw_server` (the bare socket round trip, no device) answer',
       '`bench_client` (both from `../shared/bench`, built with `gcc -O2',
-      '-D_GNU_SOURCE`). Every process is pinned to CPU 0. Single client figures are',
+      "-D_GNU_SOURCE`). The Node floor (`bench/node-floor.ts`) gives raw_server's",
+      "answers from Node's event loop with the least JavaScript a server there can",
+      'run: one call into JavaScript per readable event (the native watcher reads',
+      'ahead), one `sendmsg` per reply, no framing, session or device; what it costs',
+      "over raw_server is Node's loop turn and the C++/JavaScript crossings, which",
+      'every server whose message handling is JavaScript pays. Every process is',
+      'pinned to CPU 0. Single client figures are',
       `the median of ${ROUNDS} alternating runs (${N4} 4-byte reads or writes, ${N32K}`,
       `32 KiB writes, ${N1M} 1 MiB reads or writes, ${NPOSTED} posted writes each);`,
       `"4 clients" runs one bench_client per device (${NMULTI} reads each) started`,
-      'at the same instant, raw_server once per socket. Interrupt latency',
+      'at the same instant, raw_server once per socket, the Node floor one process',
+      'listening on four sockets, as uvfio. Interrupt latency',
       '(`bench/irq_client.c`, ' + `${NIRQ} interrupts a run): from sending a posted`,
       "one-byte write to the transmit register of the mtty's first port (in",
       'loopback, receive interrupt enabled) to its INTx eventfd becoming readable.',
