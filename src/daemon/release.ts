@@ -47,14 +47,19 @@ export async function awaitRelease(o: ReleaseOptions): Promise<Map<string, Devic
     () => (over = true),
   );
   try {
-    const started = Date.now();
-    let nextReport = started + FIRST_REPORT_MS;
+    // Times from the monotonic clock, in whole ms since the start: a timer
+    // may fire a little before its time by another clock, and an early wake
+    // must neither report nor drop.
+    const started = performance.now();
+    const elapsed = (): number => Math.floor(performance.now() - started);
+    let nextReport = FIRST_REPORT_MS;
     for (;;) {
-      const wake = Math.min(started + o.deadlineMs, nextReport);
-      const wait = wake - Date.now();
+      const wake = Math.min(o.deadlineMs, nextReport);
+      const wait = wake - elapsed();
       if (wait > 0) await within(done, wait);
       if (over) return dropped;
-      const waitedMs = Date.now() - started;
+      const waitedMs = elapsed();
+      if (waitedMs < wake) continue;
       const holders = watches.map(({ uuid, watch }) => ({ uuid, watch, clients: o.server.clients(uuid) })).filter((h) => h.clients.length > 0);
       if (waitedMs >= o.deadlineMs) {
         const drops: Promise<boolean>[] = [];
@@ -73,7 +78,7 @@ export async function awaitRelease(o: ReleaseOptions): Promise<Map<string, Devic
           waitedMs,
         );
       }
-      nextReport = Date.now() + REPORT_EVERY_MS;
+      nextReport = waitedMs + REPORT_EVERY_MS;
     }
   } finally {
     for (const { watch } of watches) watch.close();
