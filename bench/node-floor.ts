@@ -16,17 +16,13 @@
  */
 import { FdWatcher, READABLE, WRITABLE, setReadAheadBuffer } from '../src/native/fd-watcher.js';
 import { acceptUnix, close, listenUnix, recvmsg, sendmsg, sendmsg2, setSendBufferSize } from '../src/native/syscalls.js';
+import { ERRNO } from '../src/base/errors.js';
+import { Command, HeaderFlags, PROTOCOL_MAJOR, PROTOCOL_MINOR, Size } from '../src/vfio-user/protocol.js';
 
-const HEADER = 16;
+const HEADER: number = Size.HEADER;
 /** Header and access struct: all a reply needs of a request. */
-const HEAD = 32;
-const CMD_VERSION = 1;
-const CMD_REGION_READ = 9;
-const CMD_REGION_WRITE = 10;
-const FLAG_REPLY = 0x1;
-const FLAG_NO_REPLY = 0x10;
-const FLAG_ERROR = 0x20;
-const EINVAL = 22;
+const HEAD: number = Size.HEADER + Size.REGION_ACCESS;
+const EINVAL = ERRNO.EINVAL;
 /** Reads per readable event, as uvfio's socket allows. */
 const READS_PER_EVENT = 16;
 
@@ -36,9 +32,10 @@ const rx = new Uint8Array(64 * 1024);
 const sink = new Uint8Array(bar.length);
 setReadAheadBuffer(rx, rx);
 const caps = new TextEncoder().encode('{"capabilities":{"max_msg_fds":8,"max_data_xfer_size":1048576}}\0');
-const version = new Uint8Array(4 + caps.length);
-version.set([0, 0, 2, 0]);
-version.set(caps, 4);
+const version = new Uint8Array(Size.VERSION + caps.length);
+new DataView(version.buffer).setUint16(0, PROTOCOL_MAJOR, true);
+new DataView(version.buffer).setUint16(2, PROTOCOL_MINOR, true);
+version.set(caps, Size.VERSION);
 const none = new Uint8Array(0);
 
 /** Reads of at most this many bytes are copied into the reply; longer ones go out as a second iovec. */
@@ -149,25 +146,25 @@ class Connection {
   #answer(view: DataView, at: number): boolean {
     const cmd = view.getUint16(at + 2, true);
     const size = view.getUint32(at + 4, true);
-    if (view.getUint32(at + 8, true) & FLAG_NO_REPLY) return true;
+    if (view.getUint32(at + 8, true) & HeaderFlags.NO_REPLY) return true;
     const r = this.#replyView;
     let length = HEADER;
     let body = none;
     let error = 0;
-    if (cmd === CMD_VERSION) {
+    if (cmd === Command.VERSION) {
       body = version;
-    } else if ((cmd === CMD_REGION_READ || cmd === CMD_REGION_WRITE) && size >= HEAD) {
+    } else if ((cmd === Command.REGION_READ || cmd === Command.REGION_WRITE) && size >= HEAD) {
       const offset = view.getUint32(at + 16, true) + view.getUint32(at + 20, true) * 2 ** 32;
       const count = view.getUint32(at + 28, true);
-      if (offset + count > bar.length || (cmd === CMD_REGION_WRITE && size - HEAD !== count)) {
+      if (offset + count > bar.length || (cmd === Command.REGION_WRITE && size - HEAD !== count)) {
         error = EINVAL;
       } else {
-        for (let i = 16; i < HEAD; i += 4) r.setUint32(i, view.getUint32(at + i, true), true);
+        for (let i = HEADER; i < HEAD; i += 4) r.setUint32(i, view.getUint32(at + i, true), true);
         length = HEAD;
-        if (cmd === CMD_REGION_READ && count <= SMALL) {
+        if (cmd === Command.REGION_READ && count <= SMALL) {
           for (let i = 0; i < count; i++) this.#reply[HEAD + i] = bar[offset + i]!; // no view to make
           length += count;
-        } else if (cmd === CMD_REGION_READ) {
+        } else if (cmd === Command.REGION_READ) {
           body = bar.subarray(offset, offset + count);
         }
       }
@@ -177,7 +174,7 @@ class Connection {
     r.setUint16(0, view.getUint16(at, true), true);
     r.setUint16(2, cmd, true);
     r.setUint32(4, length + body.length, true);
-    r.setUint32(8, FLAG_REPLY | (error ? FLAG_ERROR : 0), true);
+    r.setUint32(8, HeaderFlags.TYPE_REPLY | (error ? HeaderFlags.ERROR : 0), true);
     r.setUint32(12, error, true);
     this.#out = [this.#replies[length]!, body];
     this.#sent = 0;
