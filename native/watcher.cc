@@ -255,6 +255,8 @@ napi_value SetReadAheadBuffer(napi_env env, napi_callback_info info) {
   }
   if (!IsNullish(env, argv[1])) {
     if (!GetBytes(env, argv[1], "read-ahead buffer", &next.data, &next.len)) return nullptr;
+    // A read of 0 bytes returns 0, which the owner would take for EOF.
+    if (next.len == 0) return ThrowInvalid(env, "the read-ahead buffer must not be empty (0 bytes read means EOF)");
     napi_create_reference(env, argv[1], 1, &next.ref);
   }
   if (owner == nullptr) napi_create_reference(env, argv[0], 1, &read_ahead_owner);

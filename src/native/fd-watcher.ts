@@ -41,7 +41,7 @@ export const FdWatcher: FdWatcherConstructor = addon.FdWatcher;
 
 /**
  * Where every watcher's read-ahead goes (null: nowhere; read-ahead then
- * reads nothing). One buffer for all: what is read there is handed over at
+ * reads nothing; an empty buffer is EINVAL, its read would look like EOF). One buffer for all: what is read there is handed over at
  * once. Never pass a buffer that can be detached or whose bytes somebody
  * still needs: the next readable event overwrites them. The first `owner`
  * keeps the right to set it for the thread's life; another gets EBUSY (a

@@ -58,6 +58,11 @@ test('read-ahead: the watcher makes the first read, into the shared buffer, with
     (e: unknown) => e instanceof VfioError && e.code === 'EBUSY',
     'another owner may not set it',
   );
+  assert.throws(
+    () => setReadAheadBuffer(owner, new Uint8Array(0)),
+    (e: unknown) => e instanceof VfioError && e.code === 'EINVAL',
+    'an empty buffer would make every read-ahead look like EOF',
+  );
   type Seen = { received: number | undefined; extra: number[] | Error | undefined; bytes: number[] };
   const seen: Seen[] = [];
   const w = new FdWatcher(b, (_events, received, extra) => {
