@@ -3,6 +3,9 @@
 // A socket's watcher may also make its owner's first read (read-ahead):
 // then a message costs one call into JavaScript, not two.
 #include <errno.h>
+#include <poll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <algorithm>
@@ -32,6 +35,21 @@ struct ReadAheadBuffer {
 };
 thread_local ReadAheadBuffer read_ahead_buffer;
 thread_local napi_ref read_ahead_owner = nullptr;
+
+// What linger() runs pending JavaScript work under: a callback scope needs
+// a resource object and an async context; one of each per thread.
+thread_local napi_ref linger_resource = nullptr;
+thread_local napi_async_context linger_context = nullptr;
+
+// When the loop's next timer is due, for linger()'s wait: a timerfd armed
+// only when that time changes. A timeout given to poll() itself would arm
+// and cancel a kernel timer on every wait, which costs as much as the loop
+// turn linger saves. Made with the module (so it is there before anyone
+// counts the process's fds), closed with it; -1 if that failed: linger then
+// waits with a timeout. armed_at: the loop time it is armed for,
+// UINT64_MAX: not armed.
+thread_local int linger_timer = -1;
+thread_local uint64_t linger_armed_at = UINT64_MAX;
 
 struct Watcher {
   uv_poll_t poll;
@@ -266,6 +284,95 @@ napi_value SetReadAheadBuffer(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// Runs the nextTicks and microtasks JavaScript left, as Node does when a
+// callback returns: by opening and closing a callback scope. A throw there
+// is an uncaught exception, as it would have been from the loop.
+void RunPending(napi_env env) {
+  napi_value resource;
+  if (linger_resource == nullptr) {
+    napi_value name;
+    napi_create_object(env, &resource);
+    napi_create_reference(env, resource, 1, &linger_resource);
+    napi_create_string_utf8(env, "uvfio.linger", NAPI_AUTO_LENGTH, &name);
+    napi_async_init(env, resource, name, &linger_context);
+  }
+  napi_get_reference_value(env, linger_resource, &resource);
+  napi_callback_scope scope;
+  if (napi_open_callback_scope(env, resource, linger_context, &scope) != napi_ok) return;
+  napi_close_callback_scope(env, scope);
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+    napi_value error;
+    napi_get_and_clear_last_exception(env, &error);
+    napi_fatal_exception(env, error);
+  }
+}
+
+// Sleeps until the fd is readable (or hung up) or the loop has work: one
+// of its own fds ready (this fd is among them while it is watched, and
+// then both are), a timer due, a signal. True for the fd.
+bool WaitReadable(Watcher* w) {
+  uv_loop_t* loop = w->poll.loop;
+  uv_update_time(loop);
+  int timeout = uv_backend_timeout(loop);
+  if (timeout == 0) return false;
+  if (linger_timer >= 0) {
+    // libuv's clock is CLOCK_MONOTONIC in ms: the timer is due at loop time + timeout.
+    uint64_t due = timeout < 0 ? UINT64_MAX : uv_now(loop) + static_cast<uint64_t>(timeout);
+    if (due != linger_armed_at) {
+      struct itimerspec at = {};
+      if (due != UINT64_MAX) {
+        at.it_value.tv_sec = static_cast<time_t>(due / 1000);
+        at.it_value.tv_nsec = static_cast<long>(due % 1000) * 1000000;
+      }
+      linger_armed_at = timerfd_settime(linger_timer, TFD_TIMER_ABSTIME, &at, nullptr) == 0 ? due : UINT64_MAX - 1;
+    }
+    if (linger_armed_at == due) timeout = -1;  // the timerfd wakes the wait
+  }
+  struct pollfd fds[3] = {{w->fd, POLLIN, 0}, {uv_backend_fd(loop), POLLIN, 0}, {linger_timer, POLLIN, 0}};
+  int r = poll(fds, linger_timer >= 0 ? 3 : 2, timeout);
+  if (r > 0 && (fds[2].revents & POLLIN) != 0) {
+    uint64_t expirations;
+    (void)!read(linger_timer, &expirations, sizeof expirations);
+    linger_armed_at = UINT64_MAX;
+  }
+  return r > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+}
+
+// linger(): runs the JavaScript work left pending (nextTicks, microtasks),
+// then waits until the fd is readable or the loop has something to do, so
+// its owner can take the next message without a turn of the loop (no epoll
+// wake-up, no loop phases, no call into JavaScript). Returns false when the
+// loop wants its turn (or the watcher is not watching for READABLE); true
+// when the fd is readable and there is no read-ahead to make; otherwise it
+// makes the read-ahead read as a readable event would and returns what the
+// callback would get: the byte count, or [count, fds or error] when fds or
+// an error came with it. Only from the watcher's own callback: inside a
+// callback scope the pending work would not run, and the wait could be for it.
+napi_value Linger(napi_env env, napi_callback_info info) {
+  Watcher* w = Unwrap(env, info);
+  if (w == nullptr) return nullptr;
+  napi_value result;
+  bool readable = false;
+  if (!w->closing && (w->events & UV_READABLE) != 0) {
+    RunPending(env);  // may stop or close the watcher
+    readable = !w->closing && (w->events & UV_READABLE) != 0 && WaitReadable(w);
+  }
+  if (!readable || w->read_ahead == 0 || read_ahead_buffer.data == nullptr) {
+    napi_get_boolean(env, readable, &result);
+    return result;
+  }
+  napi_value read[2];
+  ReadAhead(env, w, read);
+  napi_valuetype extra;
+  napi_typeof(env, read[1], &extra);
+  if (extra == napi_undefined) return read[0];
+  napi_create_array_with_length(env, 2, &result);
+  napi_set_element(env, result, 0, read[0]);
+  napi_set_element(env, result, 1, read[1]);
+  return result;
+}
+
 // ref()/unref(): whether an active watcher keeps the process alive.
 template <void (*Op)(uv_handle_t*)>
 napi_value SetRef(napi_env env, napi_callback_info info) {
@@ -281,6 +388,7 @@ void InitWatcher(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
       METHOD("start", Start),        METHOD("stop", Stop), METHOD("close", Close),
       METHOD("ref", SetRef<uv_ref>), METHOD("unref", SetRef<uv_unref>), METHOD("readAhead", ReadAheadMethod),
+      METHOD("linger", Linger),
   };
 #undef METHOD
   napi_value cls;
@@ -289,12 +397,18 @@ void InitWatcher(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "FdWatcher", cls);
   static const Fn fns[] = {{"setReadAheadBuffer", SetReadAheadBuffer}};
   DefineFunctions(env, exports, fns, 1);
+  if (linger_timer < 0) linger_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   // The buffer's reference dies with the environment: forget its memory too.
   napi_add_env_cleanup_hook(
       env,
       [](void*) {
         read_ahead_buffer = ReadAheadBuffer();
         read_ahead_owner = nullptr;
+        linger_resource = nullptr;
+        linger_context = nullptr;
+        if (linger_timer >= 0) close(linger_timer);
+        linger_timer = -1;
+        linger_armed_at = UINT64_MAX;
       },
       nullptr);
 }

@@ -25,6 +25,15 @@ export interface NativeFdWatcher {
   unref(): void;
   /** On each readable event, first reads up to `max` bytes into the read-ahead buffer for the callback; 0: none. */
   readAhead(max: number): void;
+  /**
+   * From the watcher's own callback only: runs the nextTicks and microtasks
+   * left pending, then sleeps until the fd is readable or the loop has
+   * work: one of its fds ready, a timer due, a signal (false). False at
+   * once unless watching for READABLE. Readable: with read-ahead on, the
+   * read-ahead's result as the callback would get it (the byte count, or
+   * [count, fds or error] when either came); with it off, true.
+   */
+  linger(): boolean | number | [received: number, extra: number[] | Error];
 }
 
 /**

@@ -16,10 +16,14 @@ import {
   WRITABLE,
 } from '../../src/native/index.js';
 import { NATIVE_INDEX, rawPair, runScript, tempDir } from './support.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { socketPair } from '../../src/native/index.js';
 import { until } from '../support/until.js';
 
 const tmp = tempDir();
 test.after(() => tmp.done());
+/** The read-ahead buffer's one owner in this process (a second is EBUSY). */
+const owner = {};
 
 test('readable and writable events; stop and close leave the fd open', async () => {
   const [a, b] = rawPair(tmp.path('watch.sock'));
@@ -51,7 +55,6 @@ test('readable and writable events; stop and close leave the fd open', async () 
 test('read-ahead: the watcher makes the first read, into the shared buffer, with its fds, EOF and errors', async () => {
   const [a, b] = rawPair(tmp.path('ahead.sock'));
   const rx = new Uint8Array(8);
-  const owner = {};
   setReadAheadBuffer(owner, rx);
   assert.throws(
     () => setReadAheadBuffer({}, rx),
@@ -210,4 +213,174 @@ test('an active watcher keeps the process alive unless unref; a stopped one does
   assert.equal(stopped.status, 0, stopped.stderr);
   const active = runScript(script('w.start(READABLE); setTimeout(() => { console.log("alive"); process.exit(0); }, 200).unref();'), 5000);
   assert.match(active.stdout, /alive/, "the ref'd watcher kept the loop running");
+});
+
+/**
+ * A peer in a process of its own on fd 3 of a socket pair: it sends byte
+ * 0, and answers each byte b it receives with b + 1 until b reaches
+ * `last`, then closes. Its next message exists only once ours reached it.
+ */
+function pingPongPeer(last: number): { fd: number; child: ChildProcess } {
+  const [ours, theirs] = socketPair();
+  const peer =
+    "const s = new (require('node:net').Socket)({ fd: 3, readable: true, writable: true });" +
+    `s.on('data', (d) => { for (const b of d) { if (b >= ${last}) { s.end(); return; } s.write(Buffer.from([b + 1])); } });` +
+    's.write(Buffer.from([0]));';
+  const child = spawn(process.execPath, ['-e', peer], { stdio: ['ignore', 'inherit', 'inherit', theirs] });
+  close(theirs);
+  return { fd: ours, child };
+}
+
+/**
+ * Serves a ping-pong peer from the watcher's callback: each byte is
+ * answered through `answer`, then the callback lingers for the next.
+ * Resolves with how many bytes came through linger() and how many through
+ * a callback, once the peer has closed.
+ */
+function servePingPong(last: number, answer: (fd: number, byte: number) => void): Promise<{ lingered: number; events: number }> {
+  const { fd, child } = pingPongPeer(last);
+  const rx = new Uint8Array(16);
+  return new Promise((resolve, reject) => {
+    let lingered = 0;
+    let events = 0;
+    const done = (): void => {
+      w.close();
+      close(fd);
+      child.once('exit', () => resolve({ lingered, events }));
+      if (child.exitCode !== null) resolve({ lingered, events });
+    };
+    const take = (n: number): boolean => {
+      if (n === 0) {
+        done();
+        return false;
+      }
+      for (let i = 0; i < n; i++) answer(fd, rx[i]!);
+      return true;
+    };
+    const w = new FdWatcher(fd, () => {
+      events++;
+      try {
+        const n = recvmsg(fd, rx);
+        if (n < 0 || !take(n)) return;
+        for (;;) {
+          const r = w.linger();
+          if (r === false) return;
+          assert.equal(r, true, 'no read-ahead: linger only says the fd is readable');
+          const m = recvmsg(fd, rx);
+          if (m < 0) continue;
+          lingered++;
+          if (!take(m)) return;
+        }
+      } catch (err) {
+        reject(err);
+      }
+    });
+    w.start(READABLE);
+  });
+}
+
+test('linger: the next message of a ping-pong peer is read in the same callback, without a turn of the loop', { timeout: 20_000 }, async () => {
+  const { lingered, events } = await servePingPong(50, (fd, b) => sendmsg(fd, new Uint8Array([b])));
+  assert.ok(lingered >= 40, `${lingered} of 51 messages came through linger, ${events} through callbacks`);
+});
+
+test(
+  'linger: the microtasks and nextTicks the callback left run before it waits (or the peer would wait for them forever)',
+  { timeout: 20_000 },
+  async () => {
+    const answer = (fd: number, b: number): void => {
+      const send = (): number => sendmsg(fd, new Uint8Array([b]));
+      if (b % 2 === 0) queueMicrotask(send);
+      else process.nextTick(send);
+    };
+    const { lingered } = await servePingPong(30, answer);
+    assert.ok(lingered >= 20, `${lingered} of 31 messages came through linger`);
+  },
+);
+
+test('linger: false at once while the loop has other work (a timer due, another fd ready) and when not reading', { timeout: 20_000 }, async () => {
+  const [a, b] = rawPair(tmp.path('linger-busy.sock'));
+  const other = eventfd();
+  const otherWatcher = new FdWatcher(other, () => eventfdRead(other));
+  const results: Array<{ r: unknown; ms: number }> = [];
+  let phase = 0;
+  const w = new FdWatcher(b, () => {
+    recvmsg(b, new Uint8Array(8));
+    const t0 = performance.now();
+    if (phase === 2) w.start(WRITABLE); // not reading any more
+    results.push({ r: w.linger(), ms: performance.now() - t0 });
+    if (phase === 2) w.stop();
+  });
+  try {
+    w.start(READABLE);
+    otherWatcher.start(READABLE);
+    // A timer already due: the loop must run it.
+    phase = 0;
+    const timer = new Promise((resolve) => setTimeout(resolve, 0));
+    sendmsg(a, new Uint8Array([1]));
+    await until(() => results.length === 1, 'the first linger');
+    await timer;
+    // Another fd readable: the loop must serve it.
+    phase = 1;
+    eventfdWrite(other, 1);
+    sendmsg(a, new Uint8Array([2]));
+    await until(() => results.length === 2, 'the second linger');
+    // Watching for WRITABLE only.
+    phase = 2;
+    sendmsg(a, new Uint8Array([3]));
+    await until(() => results.length === 3, 'the third linger');
+    for (const [i, { r, ms }] of results.entries()) {
+      assert.equal(r, false, `linger ${i} said the loop's turn`);
+      assert.ok(ms < 1000, `linger ${i} came back after ${ms.toFixed(1)} ms`);
+    }
+  } finally {
+    w.close();
+    otherWatcher.close();
+    close(a);
+    close(b);
+    close(other);
+  }
+});
+
+test('linger with read-ahead returns what the callback would get: the count, with fds as [count, fds], EOF as 0', { timeout: 20_000 }, async () => {
+  const rx = new Uint8Array(16);
+  setReadAheadBuffer(owner, rx);
+  const { fd, child } = pingPongPeer(20);
+  const got: number[] = [];
+  let lingered = 0;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const w = new FdWatcher(fd, (_events, received) => {
+        try {
+          let n: unknown = received;
+          for (;;) {
+            if (n === 0) {
+              w.close();
+              resolve();
+              return;
+            }
+            assert.equal(typeof n, 'number');
+            for (let i = 0; i < (n as number); i++) got.push(rx[i]!);
+            sendmsg(fd, rx.subarray(0, n as number));
+            n = w.linger();
+            if (n === false) return;
+            lingered++;
+          }
+        } catch (err) {
+          reject(err);
+        }
+      });
+      w.readAhead(rx.length);
+      w.start(READABLE);
+    });
+  } finally {
+    close(fd);
+    setReadAheadBuffer(owner, null);
+    if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
+  }
+  assert.deepEqual(
+    got,
+    Array.from({ length: 21 }, (_, i) => i),
+  );
+  assert.ok(lingered >= 15, `${lingered} reads through linger`);
 });

@@ -19,9 +19,13 @@ export class SocketTransport implements Transport {
   readonly #framer: MessageFramer;
   #brokenTold = false;
 
-  /** Takes the socket over (its callbacks are now this transport's). */
-  constructor(socket: UnixSocket, options: { maxMessageSize?: number } = {}) {
+  /**
+   * Takes the socket over (its callbacks are now this transport's).
+   * `linger`: see UnixSocket.setLinger (0, the default: never).
+   */
+  constructor(socket: UnixSocket, options: { maxMessageSize?: number; linger?: number } = {}) {
     this.#socket = socket;
+    socket.setLinger(options.linger ?? 0);
     this.#framer = new MessageFramer({
       onMessage: (frame) => this.onMessage(frame),
       place: (header, head) => (this.placeBody === null ? null : this.placeBody(header, head)),
@@ -45,7 +49,7 @@ export class SocketTransport implements Transport {
    * unsent bytes go out first. Idle until start(). Takes ownership of
    * every fd in `state`, even when it throws.
    */
-  static adopt(state: TransportHandover, options: { maxMessageSize?: number } = {}): SocketTransport {
+  static adopt(state: TransportHandover, options: { maxMessageSize?: number; linger?: number } = {}): SocketTransport {
     let transport: SocketTransport;
     try {
       transport = new SocketTransport(UnixSocket.adopt(state.fd, state.unsent), options);

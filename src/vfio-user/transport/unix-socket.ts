@@ -144,6 +144,8 @@ export class UnixSocket {
   #idle: boolean;
   #ending = false;
   #closed = false;
+  /** Messages to wait for in the same turn of the loop after a readable event (setLinger). */
+  #linger = 0;
 
   /**
    * Wraps a connected socket and starts reading, unless `idle`: then it
@@ -181,6 +183,18 @@ export class UnixSocket {
       socket.#queuedBytes += u.data.length;
     }
     return socket;
+  }
+
+  /**
+   * After a readable event has been handled, waits up to `reads` more times
+   * for the next bytes in the same turn of the loop, as long as they come
+   * before anything else wants the loop (FdWatcher.linger: pending
+   * nextTicks and microtasks run first; any other fd, timer or signal ends
+   * the wait). For a request-reply peer: its next request costs no loop
+   * turn. 0 (the default) never waits. Not while writes are queued.
+   */
+  setLinger(reads: number): void {
+    this.#linger = reads;
   }
 
   /** Begins reading and writing, for a socket made idle; a no-op otherwise. */
@@ -365,6 +379,25 @@ export class UnixSocket {
     }
     if ((events & WRITABLE) !== 0 && !this.#closed) this.#flush();
     if (!this.#closed) this.#syncReadAhead();
+    if ((events & READABLE) !== 0) this.#lingerOn();
+  }
+
+  /** Reads what comes next while it comes before anything else wants the loop (setLinger). */
+  #lingerOn(): void {
+    for (let i = 0; i < this.#linger; i++) {
+      if (this.#closed || !this.#reading || this.#idle || this.#queue.length > 0) return;
+      const r = this.#watcher.linger();
+      if (r === false) return;
+      if (r === true) {
+        if (this.#reading) this.#readSome();
+      } else if (typeof r === 'number') {
+        if (this.#tookReadAhead(r, undefined) && this.#reading) this.#readSome(1, EVENT_BYTES - r);
+      } else if (this.#tookReadAhead(r[0], r[1]) && this.#reading) {
+        this.#readSome(1, EVENT_BYTES - r[0]);
+      }
+      if (this.#closed) return;
+      this.#syncReadAhead();
+    }
   }
 
   /** Delivers what the watcher read ahead; true when more may be waiting (it filled its read). */
