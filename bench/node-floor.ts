@@ -1,13 +1,15 @@
 /**
  * The Node floor: raw_server's answers given from Node's event loop, with
- * the least JavaScript a server there can run. Each readable event is one
- * call into JavaScript (the native watcher's read-ahead brings the first
- * bytes with it), each reply one `sendmsg`; no framing library, no
- * session, no device: like raw_server, a REGION_READ answers from a 1 MiB
- * buffer and a REGION_WRITE's data is read and dropped. What uvfio costs
- * over this is uvfio; what this costs over raw_server is Node's loop turn
- * and the crossings between C++ and JavaScript, which any server whose
- * message handling is JavaScript pays.
+ * the least JavaScript a server there can run, through uvfio's native
+ * layer as uvfio's server uses it. Each readable event is one call into
+ * JavaScript (the native watcher's read-ahead brings the first bytes with
+ * it), after which the callback lingers for the next requests (FdWatcher
+ * linger, as UnixSocket.setLinger); each reply is one `sendmsg`; no
+ * framing library, no session, no device: like raw_server, a REGION_READ
+ * answers from a 1 MiB buffer and a REGION_WRITE's data is read and
+ * dropped. What uvfio costs over this is uvfio's own; what this costs over
+ * raw_server is Node's (its loop, the crossings between C++ and
+ * JavaScript).
  *
  * Listens on every SOCKET given, any number of clients each. Prints
  * "ready" once they listen; runs until SIGTERM.
@@ -25,6 +27,8 @@ const HEAD: number = Size.HEADER + Size.REGION_ACCESS;
 const EINVAL = ERRNO.EINVAL;
 /** Reads per readable event, as uvfio's socket allows. */
 const READS_PER_EVENT = 16;
+/** Requests read while lingering after an event, as uvfio's server allows. */
+const LINGER_READS = 16;
 
 const bar = new Uint8Array(1 << 20);
 const rx = new Uint8Array(64 * 1024);
@@ -79,16 +83,26 @@ class Connection {
       if (stash === null || this.#take(stash, new DataView(stash.buffer), stash.length)) this.#watcher.start(READABLE);
       return;
     }
+    // As uvfio's client sockets do (UnixSocket.setLinger): after the event's
+    // reads, wait for the next request in the same turn of the loop.
+    let next = received;
+    for (let lingers = 0; this.#read(next) && lingers < LINGER_READS; lingers++) {
+      const r = this.#watcher.linger();
+      if (r === false) return;
+      next = r === true ? undefined : typeof r === 'number' ? r : r[0];
+    }
+  }
+
+  /** One readable event's reads (the first made by the watcher when `received` is given); true when they emptied the socket. */
+  #read(received: number | undefined): boolean {
     let into = rx;
     let n = received ?? recvmsg(this.#fd, rx);
     for (let reads = 1; ; reads++) {
-      if (n === 0) {
-        this.#close();
-        return;
-      }
-      if (n < 0) return;
-      if (!(into === rx ? this.#take(rx, rxView, n) : this.#skip(n))) return;
-      if (n < into.length || reads === READS_PER_EVENT) return;
+      if (n === 0) return this.#close();
+      if (n < 0) return true;
+      if (!(into === rx ? this.#take(rx, rxView, n) : this.#skip(n))) return false;
+      if (n < into.length) return true;
+      if (reads === READS_PER_EVENT) return false;
       // A long body past its head goes straight to the sink, as raw_server receives it whole.
       into = this.#have === HEAD && this.#left > 0 ? sink.subarray(0, this.#left) : rx;
       n = recvmsg(this.#fd, into);
