@@ -97,12 +97,9 @@ void BeginClose(Watcher* w) {
 // The owner's first read, into the shared buffer: out[0] the bytes read
 // (0 at EOF) or -1 when none were; out[1] the fds that came (an array),
 // the VfioError of a failed read, or undefined.
-void ReadAhead(napi_env env, Watcher* w, napi_value* out) {
-  int fds[kMaxFds];
-  size_t nfds = 0;
-  const ReadAheadBuffer& rx = read_ahead_buffer;
-  ssize_t n = ReceiveWithFds(w->fd, rx.data, std::min(w->read_ahead, rx.len), fds, &nfds);
-  int err = errno;
+// The read-ahead's result as the callback gets it: out[0] the byte count
+// (-1: none), out[1] the fds that came or the error, else undefined.
+void ReadAheadResult(napi_env env, ssize_t n, int err, const int* fds, size_t nfds, napi_value* out) {
   napi_create_int32(env, n < 0 ? -1 : static_cast<int32_t>(n), &out[0]);
   napi_get_undefined(env, &out[1]);
   if (n < 0 && err != EAGAIN && err != EWOULDBLOCK) {
@@ -117,6 +114,14 @@ void ReadAhead(napi_env env, Watcher* w, napi_value* out) {
       napi_set_element(env, out[1], i, v);
     }
   }
+}
+
+void ReadAhead(napi_env env, Watcher* w, napi_value* out) {
+  int fds[kMaxFds];
+  size_t nfds = 0;
+  const ReadAheadBuffer& rx = read_ahead_buffer;
+  ssize_t n = ReceiveWithFds(w->fd, rx.data, std::min(w->read_ahead, rx.len), fds, &nfds);
+  ReadAheadResult(env, n, errno, fds, nfds, out);
 }
 
 void OnPoll(uv_poll_t* handle, int status, int events) {
@@ -308,68 +313,86 @@ void RunPending(napi_env env) {
   }
 }
 
-// Sleeps until the fd is readable (or hung up) or the loop has work: one
-// of its own fds ready (this fd is among them while it is watched, and
-// then both are), a timer due, a signal. True for the fd.
-bool WaitReadable(Watcher* w) {
-  uv_loop_t* loop = w->poll.loop;
-  uv_update_time(loop);
+// Sleeps until the loop has work: one of its fds ready (the watcher's own
+// among them: it is in the loop's epoll set while watched), a timer due, a
+// signal. Polling the epoll fd alone, not the watcher's fd beside it,
+// spares a wait queue per wait; the caller then tries its fd. False at
+// once when the loop has work already.
+bool WaitForLoop(uv_loop_t* loop) {
   int timeout = uv_backend_timeout(loop);
   if (timeout == 0) return false;
-  if (linger_timer >= 0) {
+  // With no timer pending the wait has no end but the fds: no clock to
+  // read, no timerfd to poll.
+  bool timed = timeout > 0;
+  if (timed) {
+    uv_update_time(loop);  // the timeout counts from the loop's clock, stale since the event
+    timeout = uv_backend_timeout(loop);
+    if (timeout == 0) return false;
+  }
+  if (timed && linger_timer >= 0) {
     // libuv's clock is CLOCK_MONOTONIC in ms: the timer is due at loop time + timeout.
-    uint64_t due = timeout < 0 ? UINT64_MAX : uv_now(loop) + static_cast<uint64_t>(timeout);
+    uint64_t due = uv_now(loop) + static_cast<uint64_t>(timeout);
     if (due != linger_armed_at) {
       struct itimerspec at = {};
-      if (due != UINT64_MAX) {
-        at.it_value.tv_sec = static_cast<time_t>(due / 1000);
-        at.it_value.tv_nsec = static_cast<long>(due % 1000) * 1000000;
-      }
-      linger_armed_at = timerfd_settime(linger_timer, TFD_TIMER_ABSTIME, &at, nullptr) == 0 ? due : UINT64_MAX - 1;
+      at.it_value.tv_sec = static_cast<time_t>(due / 1000);
+      at.it_value.tv_nsec = static_cast<long>(due % 1000) * 1000000;
+      linger_armed_at = timerfd_settime(linger_timer, TFD_TIMER_ABSTIME, &at, nullptr) == 0 ? due : UINT64_MAX;
     }
     if (linger_armed_at == due) timeout = -1;  // the timerfd wakes the wait
   }
-  struct pollfd fds[3] = {{w->fd, POLLIN, 0}, {uv_backend_fd(loop), POLLIN, 0}, {linger_timer, POLLIN, 0}};
-  int r = poll(fds, linger_timer >= 0 ? 3 : 2, timeout);
-  if (r > 0 && (fds[2].revents & POLLIN) != 0) {
+  struct pollfd fds[2] = {{uv_backend_fd(loop), POLLIN, 0}, {linger_timer, POLLIN, 0}};
+  int r = poll(fds, timed && linger_timer >= 0 ? 2 : 1, timeout);
+  if (r > 0 && (fds[1].revents & POLLIN) != 0) {
     uint64_t expirations;
     (void)!read(linger_timer, &expirations, sizeof expirations);
     linger_armed_at = UINT64_MAX;
   }
-  return r > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+  return r > 0;
 }
 
 // linger(): runs the JavaScript work left pending (nextTicks, microtasks),
-// then waits until the fd is readable or the loop has something to do, so
-// its owner can take the next message without a turn of the loop (no epoll
-// wake-up, no loop phases, no call into JavaScript). Returns false when the
-// loop wants its turn (or the watcher is not watching for READABLE); true
-// when the fd is readable and there is no read-ahead to make; otherwise it
-// makes the read-ahead read as a readable event would and returns what the
-// callback would get: the byte count, or [count, fds or error] when fds or
-// an error came with it. Only from the watcher's own callback: inside a
-// callback scope the pending work would not run, and the wait could be for it.
+// then waits until the loop has something to do, so that when that is
+// this fd being readable its owner can take the next message without a
+// turn of the loop (no epoll wake-up, no loop phases, no call into
+// JavaScript). Returns false when the loop wants its turn for anything
+// else (or the watcher is not watching for READABLE); true when the fd is
+// readable and there is no read-ahead to make; otherwise the read-ahead's
+// result as the callback would get it: the byte count, or [count, fds or
+// error] when fds or an error came with it. Only from the watcher's own
+// callback: inside a callback scope the pending work would not run, and
+// the wait could be for it.
 napi_value Linger(napi_env env, napi_callback_info info) {
   Watcher* w = Unwrap(env, info);
   if (w == nullptr) return nullptr;
   napi_value result;
-  bool readable = false;
+  bool woke = false;
   if (!w->closing && (w->events & UV_READABLE) != 0) {
     RunPending(env);  // may stop or close the watcher
-    readable = !w->closing && (w->events & UV_READABLE) != 0 && WaitReadable(w);
+    woke = !w->closing && (w->events & UV_READABLE) != 0 && WaitForLoop(w->poll.loop);
   }
-  if (!readable || w->read_ahead == 0 || read_ahead_buffer.data == nullptr) {
-    napi_get_boolean(env, readable, &result);
-    return result;
+  if (woke && w->read_ahead > 0 && read_ahead_buffer.data != nullptr) {
+    int fds[kMaxFds];
+    size_t nfds = 0;
+    const ReadAheadBuffer& rx = read_ahead_buffer;
+    ssize_t n = ReceiveWithFds(w->fd, rx.data, std::min(w->read_ahead, rx.len), fds, &nfds);
+    int err = errno;
+    if (n >= 0 || (err != EAGAIN && err != EWOULDBLOCK) || nfds > 0) {
+      napi_value read[2];
+      ReadAheadResult(env, n, err, fds, nfds, read);
+      napi_valuetype extra;
+      napi_typeof(env, read[1], &extra);
+      if (extra == napi_undefined) return read[0];
+      napi_create_array_with_length(env, 2, &result);
+      napi_set_element(env, result, 0, read[0]);
+      napi_set_element(env, result, 1, read[1]);
+      return result;
+    }
+    woke = false;  // the loop woke for another fd
+  } else if (woke) {
+    struct pollfd self = {w->fd, POLLIN, 0};
+    woke = poll(&self, 1, 0) > 0 && (self.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
   }
-  napi_value read[2];
-  ReadAhead(env, w, read);
-  napi_valuetype extra;
-  napi_typeof(env, read[1], &extra);
-  if (extra == napi_undefined) return read[0];
-  napi_create_array_with_length(env, 2, &result);
-  napi_set_element(env, result, 0, read[0]);
-  napi_set_element(env, result, 1, read[1]);
+  napi_get_boolean(env, woke, &result);
   return result;
 }
 

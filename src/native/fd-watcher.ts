@@ -33,10 +33,11 @@ export const WRITABLE = 2;
  * Linger (linger(), from the callback): after handling what it read, the
  * owner can wait for the next message in the same turn of the loop. The
  * watcher first runs the nextTicks and microtasks left pending (as Node
- * would when the callback returns), then sleeps in poll() on the fd and
- * the loop's own epoll fd, with the loop's timeout: it comes back false as
- * soon as anything else wants the loop. A request-reply peer on the same
- * CPU then costs what a blocking recv costs, not a loop turn.
+ * would when the callback returns), then sleeps in poll() on the loop's
+ * own epoll fd (the watched fd is in it) until the loop's next timer: it
+ * comes back false when it woke for anything but the fd's bytes. A
+ * request-reply peer on the same CPU then costs what a blocking recv
+ * costs, not a loop turn.
  */
 export type FdWatcher = NativeFdWatcher;
 
