@@ -4,7 +4,7 @@
  * layer as uvfio's server uses it. Each readable event is one call into
  * JavaScript (the native watcher's read-ahead brings the first bytes with
  * it), after which the callback lingers for the next requests (FdWatcher
- * linger, as UnixSocket.setLinger); each reply is one `sendmsg`; no
+ * linger, as UnixSocket.setLinger, backing off as it does); each reply is one `sendmsg`; no
  * framing library, no session, no device: like raw_server, a REGION_READ
  * answers from a 1 MiB buffer and a REGION_WRITE's data is read and
  * dropped. What uvfio costs over this is uvfio's own; what this costs over
@@ -20,6 +20,7 @@ import { FdWatcher, READABLE, WRITABLE, setReadAheadBuffer } from '../src/native
 import { acceptUnix, close, listenUnix, recvmsg, sendmsg, sendmsg2, setSendBufferSize } from '../src/native/syscalls.js';
 import { ERRNO } from '../src/base/errors.js';
 import { Command, HeaderFlags, PROTOCOL_MAJOR, PROTOCOL_MINOR, Size } from '../src/vfio-user/protocol.js';
+import { lingerBackoff } from '../src/vfio-user/transport/linger-backoff.js';
 
 const HEADER: number = Size.HEADER;
 /** Header and access struct: all a reply needs of a request. */
@@ -85,11 +86,16 @@ class Connection {
     }
     // As uvfio's client sockets do (UnixSocket.setLinger): after the event's
     // reads, wait for the next request in the same turn of the loop.
-    let next = received;
-    for (let lingers = 0; this.#read(next) && lingers < LINGER_READS; lingers++) {
+    if (!this.#read(received)) return;
+    if (!lingerBackoff.tryNow()) return;
+    for (let lingers = 0; lingers < LINGER_READS; lingers++) {
       const r = this.#watcher.linger();
-      if (r === false) return;
-      next = r === true ? undefined : typeof r === 'number' ? r : r[0];
+      if (r === false) {
+        lingerBackoff.busy();
+        return;
+      }
+      lingerBackoff.got();
+      if (!this.#read(r === true ? undefined : typeof r === 'number' ? r : r[0])) return;
     }
   }
 

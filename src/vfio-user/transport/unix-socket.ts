@@ -21,6 +21,7 @@ import {
   setSendBufferSize,
   WRITABLE,
 } from '../../native/index.js';
+import { lingerBackoff } from './linger-backoff.js';
 
 /** Handed to onData when no fds arrived, so the common case makes no array. */
 const NO_FDS: readonly number[] = Object.freeze([]);
@@ -384,10 +385,15 @@ export class UnixSocket {
 
   /** Reads what comes next while it comes before anything else wants the loop (setLinger). */
   #lingerOn(): void {
+    if (this.#linger === 0 || !lingerBackoff.tryNow()) return;
     for (let i = 0; i < this.#linger; i++) {
       if (this.#closed || !this.#reading || this.#idle || this.#queue.length > 0) return;
       const r = this.#watcher.linger();
-      if (r === false) return;
+      if (r === false) {
+        if (!this.#closed && this.#reading) lingerBackoff.busy(); // else it was its own doing, not the loop's
+        return;
+      }
+      lingerBackoff.got();
       if (r === true) {
         if (this.#reading) this.#readSome();
       } else if (typeof r === 'number') {

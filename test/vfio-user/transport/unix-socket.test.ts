@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { VfioError } from '../../../src/base/errors.js';
-import { close, eventfd, eventfdRead, eventfdWrite, MappedMemory, openFdCount } from '../../../src/native/index.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { close, eventfd, eventfdRead, eventfdWrite, MappedMemory, openFdCount, socketPair } from '../../../src/native/index.js';
 import { UnixSocket } from '../../../src/vfio-user/transport/unix-socket.js';
+import { LingerBackoff, lingerBackoff, MAX_LINGER_SKIPS } from '../../../src/vfio-user/transport/linger-backoff.js';
 import { NATIVE_INDEX, rawPair, runScript, tempDir } from '../../native/support.js';
 import { until } from '../../support/until.js';
-import { spawn } from 'node:child_process';
-import { socketPair } from '../../../src/native/index.js';
 
 const UNIX_SOCKET = new URL('../../../src/vfio-user/transport/unix-socket.js', import.meta.url).href;
 
@@ -310,18 +310,26 @@ test("a second copy of this module in the process reads for itself: neither find
   for (const s of [a1, a2, b1, b2]) s.destroy();
 });
 
-test('setLinger: a request-reply peer is served in order while the socket lingers for it, to its close', { timeout: 20_000 }, async () => {
-  // The peer (a process of its own) sends 4-byte counters, each once the
-  // previous one came back, 300 in all, then closes.
+/**
+ * A request-reply peer in a process of its own: it sends 4-byte counters,
+ * each once the previous one came back, `count` in all, then closes; it
+ * exits 0 if every reply matched. Returns our end of its socket.
+ */
+function pingPongPeer(count: number): { fd: number; child: ChildProcess } {
   const [ours, theirs] = socketPair();
   const peer =
     "const s = new (require('node:net').Socket)({ fd: 3, readable: true, writable: true }); let n = 0, got = Buffer.alloc(0);" +
     'const send = () => { const b = Buffer.alloc(4); b.writeUInt32LE(n); s.write(b); };' +
-    "s.on('data', (d) => { got = Buffer.concat([got, d]); while (got.length >= 4) { if (got.readUInt32LE(0) !== n) process.exit(3); got = got.subarray(4); if (++n === 300) { s.end(); return; } send(); } });" +
+    `s.on('data', (d) => { got = Buffer.concat([got, d]); while (got.length >= 4) { if (got.readUInt32LE(0) !== n) process.exit(3); got = got.subarray(4); if (++n === ${count}) { s.end(); return; } send(); } });` +
     'send();';
   const child = spawn(process.execPath, ['-e', peer], { stdio: ['ignore', 'inherit', 'inherit', theirs] });
   close(theirs);
-  const socket = new UnixSocket(ours);
+  return { fd: ours, child };
+}
+
+test('setLinger: a request-reply peer is served in order while the socket lingers for it, to its close', { timeout: 20_000 }, async () => {
+  const { fd, child } = pingPongPeer(300);
+  const socket = new UnixSocket(fd);
   socket.setLinger(16);
   const seen: number[] = [];
   let start: ReturnType<typeof performance.eventLoopUtilization> | undefined;
@@ -343,4 +351,80 @@ test('setLinger: a request-reply peer is served in order while the socket linger
     seen,
     Array.from({ length: 300 }, (_, i) => i),
   );
+});
+
+test('setLinger backs off after lingers find the loop busy, and lingers again once one gets its bytes', { timeout: 20_000 }, async () => {
+  // Counts the lingers tried (the back-off said yes) and those that got bytes.
+  const realTry = lingerBackoff.tryNow.bind(lingerBackoff);
+  const realGot = lingerBackoff.got.bind(lingerBackoff);
+  let tried = 0;
+  let got = 0;
+  lingerBackoff.tryNow = () => {
+    const yes = realTry();
+    if (yes) tried++;
+    return yes;
+  };
+  lingerBackoff.got = () => {
+    got++;
+    realGot();
+  };
+  try {
+    const { fd, child } = pingPongPeer(600);
+    const socket = new UnixSocket(fd);
+    socket.setLinger(16);
+    // For the first 100 messages the loop always has work, a chain of
+    // immediates: every linger comes back false at once.
+    let busy = true;
+    const spin = (): void => {
+      if (busy) setImmediate(spin);
+    };
+    spin();
+    let messages = 0;
+    let busyTries = 0;
+    socket.onData = (chunk) => {
+      messages += chunk.length / 4;
+      if (busy && messages >= 100) {
+        busy = false;
+        busyTries = tried;
+        got = 0;
+      }
+      socket.write(chunk.slice());
+    };
+    const closed = new Promise<VfioError | undefined>((resolve) => (socket.onClose = resolve));
+    const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    assert.equal(await closed, undefined);
+    assert.equal(await exit, 0, 'the peer got every reply back in order');
+    // Skipping 1, 3, 7 ... events after each busy linger: ~6 tries in 100
+    // events (100 without the back-off).
+    assert.ok(busyTries <= 12, `${busyTries} lingers tried while the loop was always busy`);
+    // The first try after the busy phase gets its bytes, and lingering goes on.
+    assert.ok(got >= 250, `only ${got} of the last 500 messages were taken by lingering`);
+  } finally {
+    Reflect.deleteProperty(lingerBackoff, 'tryNow'); // the class's methods again
+    Reflect.deleteProperty(lingerBackoff, 'got');
+  }
+});
+
+test('LingerBackoff: each busy linger doubles the events skipped (plus one) up to the limit; each linger that got its bytes halves them', () => {
+  const b = new LingerBackoff();
+  const skipped = (): number => {
+    let n = 0;
+    while (!b.tryNow()) n++;
+    return n;
+  };
+  assert.equal(skipped(), 0, 'a fresh back-off lingers at once');
+  const seen: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    b.busy();
+    seen.push(skipped());
+  }
+  assert.deepEqual(seen, [1, 3, 7, 15, 31, 63, 127, 255, 255, 255]);
+  assert.equal(MAX_LINGER_SKIPS, 255);
+  b.got(); // penalty 127
+  b.got(); // 63
+  b.busy(); // 127
+  assert.equal(skipped(), 127);
+  for (let i = 0; i < 8; i++) b.got();
+  b.busy();
+  assert.equal(skipped(), 1, 'after enough lingers got their bytes, one busy linger skips one event again');
 });
