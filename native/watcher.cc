@@ -319,6 +319,8 @@ void RunPending(napi_env env) {
 // spares a wait queue per wait; the caller then tries its fd. False at
 // once when the loop has work already.
 bool WaitForLoop(uv_loop_t* loop) {
+  // 0 also while watchers started or changed in this turn wait for the
+  // loop's next poll to enter its epoll set (their fds could not end the wait).
   int timeout = uv_backend_timeout(loop);
   if (timeout == 0) return false;
   // With no timer pending the wait has no end but the fds: no clock to

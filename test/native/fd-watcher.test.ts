@@ -298,37 +298,47 @@ test(
   },
 );
 
-test('linger: false at once while the loop has other work (a timer due, another fd ready) and when not reading', { timeout: 20_000 }, async () => {
+test('linger: false once the loop has other work (a timer due, another fd ready), at once when not reading', { timeout: 20_000 }, async () => {
   const [a, b] = rawPair(tmp.path('linger-busy.sock'));
   const other = eventfd();
   const otherWatcher = new FdWatcher(other, () => eventfdRead(other));
   const results: Array<{ r: unknown; ms: number }> = [];
+  // Each linger's result is awaited through the callback itself, not
+  // until(): its immediates would be the loop's work that ends the wait.
+  let lingered: () => void = () => {};
+  const nextLinger = (): Promise<void> => new Promise((resolve) => (lingered = resolve));
   let phase = 0;
+  let timer: Promise<unknown> = Promise.resolve();
   const w = new FdWatcher(b, () => {
     recvmsg(b, new Uint8Array(8));
     const t0 = performance.now();
+    if (phase === 0) timer = new Promise((resolve) => setTimeout(resolve, 30));
+    if (phase === 1) eventfdWrite(other, 1);
     if (phase === 2) w.start(WRITABLE); // not reading any more
     results.push({ r: w.linger(), ms: performance.now() - t0 });
     if (phase === 2) w.stop();
+    lingered();
   });
   try {
     w.start(READABLE);
     otherWatcher.start(READABLE);
-    // A timer already due: the loop must run it.
+    // A timer set in the callback, due in 30 ms: the wait ends for it.
     phase = 0;
-    const timer = new Promise((resolve) => setTimeout(resolve, 0));
+    let linger = nextLinger();
     sendmsg(a, new Uint8Array([1]));
-    await until(() => results.length === 1, 'the first linger');
+    await linger;
     await timer;
-    // Another fd readable: the loop must serve it.
+    assert.ok(results[0]!.ms >= 20, `the first linger came back after ${results[0]!.ms.toFixed(1)} ms, before its timer`);
+    // Another fd made readable in the callback: the loop must serve it.
     phase = 1;
-    eventfdWrite(other, 1);
+    linger = nextLinger();
     sendmsg(a, new Uint8Array([2]));
-    await until(() => results.length === 2, 'the second linger');
+    await linger;
     // Watching for WRITABLE only.
     phase = 2;
+    linger = nextLinger();
     sendmsg(a, new Uint8Array([3]));
-    await until(() => results.length === 3, 'the third linger');
+    await linger;
     for (const [i, { r, ms }] of results.entries()) {
       assert.equal(r, false, `linger ${i} said the loop's turn`);
       assert.ok(ms < 1000, `linger ${i} came back after ${ms.toFixed(1)} ms`);
@@ -341,6 +351,48 @@ test('linger: false at once while the loop has other work (a timer due, another 
     close(other);
   }
 });
+
+test(
+  "linger: false at once when a watcher started in the same turn has its fd ready (not yet in the loop's epoll set)",
+  { timeout: 20_000 },
+  async () => {
+    const [a, b] = rawPair(tmp.path('linger-new-watcher.sock'));
+    const other = eventfd();
+    eventfdWrite(other, 1); // ready before anyone watches it
+    let result: { r: unknown; ms: number } | undefined;
+    // Settled from the callbacks: no immediates or short timers pending (as
+    // until() would leave), which would end the wait for their own sake.
+    let otherSeen!: () => void;
+    const seen = new Promise<void>((resolve) => (otherSeen = resolve));
+    const otherWatcher = new FdWatcher(other, () => {
+      eventfdRead(other);
+      otherSeen();
+    });
+    const w = new FdWatcher(b, () => {
+      recvmsg(b, new Uint8Array(8));
+      otherWatcher.start(READABLE);
+      const t0 = performance.now();
+      result = { r: w.linger(), ms: performance.now() - t0 };
+    });
+    // Ends a linger that missed the new watcher, so the test fails rather than hangs.
+    const rescue = setTimeout(() => {}, 3000);
+    try {
+      w.start(READABLE);
+      sendmsg(a, new Uint8Array([1]));
+      await seen;
+      assert.ok(result !== undefined, 'the socket was served first');
+      assert.equal(result.r, false, "linger said the loop's turn");
+      assert.ok(result.ms < 1000, `linger came back after ${result.ms.toFixed(1)} ms`);
+    } finally {
+      clearTimeout(rescue);
+      w.close();
+      otherWatcher.close();
+      close(a);
+      close(b);
+      close(other);
+    }
+  },
+);
 
 test('linger with read-ahead returns what the callback would get: the count, with fds as [count, fds], EOF as 0', { timeout: 20_000 }, async () => {
   const rx = new Uint8Array(16);
