@@ -27,11 +27,12 @@ export interface NativeFdWatcher {
   readAhead(max: number): void;
   /**
    * From the watcher's own callback only: runs the nextTicks and microtasks
-   * left pending, then sleeps until the fd is readable or the loop has
-   * work: one of its fds ready, a timer due, a signal (false). False at
-   * once unless watching for READABLE. Readable: with read-ahead on, the
-   * read-ahead's result as the callback would get it (the byte count, or
-   * [count, fds or error] when either came); with it off, true.
+   * left pending, then sleeps until the loop has work: one of its fds
+   * ready (this one among them), a timer due, a signal. False when that
+   * work is not this fd's bytes, and at once unless watching for READABLE.
+   * The fd readable: with read-ahead on, the read-ahead's result as the
+   * callback would get it (the byte count, or [count, fds or error] when
+   * either came); with it off, true.
    */
   linger(): boolean | number | [received: number, extra: number[] | Error];
 }
