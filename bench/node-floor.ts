@@ -66,6 +66,8 @@ class Connection {
   /** Bytes read after a request whose reply waits for room: taken once it went. */
   #stash: Uint8Array | null = null;
   #closed = false;
+  /** A reply went since the last read began (lingering follows answers only, as uvfio's sockets). */
+  #answered = false;
 
   constructor(fd: number) {
     this.#fd = fd;
@@ -85,10 +87,11 @@ class Connection {
       return;
     }
     // As uvfio's client sockets do (UnixSocket.setLinger): after the event's
-    // reads, wait for the next request in the same turn of the loop.
-    if (!this.#read(received)) return;
-    if (!lingerBackoff.tryNow()) return;
-    for (let lingers = 0; lingers < LINGER_READS; lingers++) {
+    // reads answered, wait for the next request in the same turn of the loop.
+    this.#answered = false;
+    if (!this.#read(received) || !this.#answered || !lingerBackoff.tryNow()) return;
+    for (let lingers = 0; lingers < LINGER_READS && this.#answered; lingers++) {
+      this.#answered = false;
       const r = this.#watcher.linger();
       if (r === false) {
         lingerBackoff.busy();
@@ -198,6 +201,7 @@ class Connection {
     r.setUint32(12, error, true);
     this.#out = [this.#replies[length]!, body];
     this.#sent = 0;
+    this.#answered = true;
     if (this.#flush()) return true;
     if (!this.#closed) this.#watcher.start(WRITABLE);
     return false;

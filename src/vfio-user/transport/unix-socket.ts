@@ -147,6 +147,8 @@ export class UnixSocket {
   #closed = false;
   /** Messages to wait for in the same turn of the loop after a readable event (setLinger). */
   #linger = 0;
+  /** Something was written since the last read began: the peer may be waiting for it (setLinger). */
+  #answered = false;
 
   /**
    * Wraps a connected socket and starts reading, unless `idle`: then it
@@ -187,12 +189,15 @@ export class UnixSocket {
   }
 
   /**
-   * After a readable event has been handled, waits up to `reads` more times
-   * for the next bytes in the same turn of the loop, as long as they come
-   * before anything else wants the loop (FdWatcher.linger: pending
-   * nextTicks and microtasks run first; any other fd, timer or signal ends
-   * the wait). For a request-reply peer: its next request costs no loop
-   * turn. 0 (the default) never waits. Not while writes are queued.
+   * After a readable event whose handling wrote to the peer (answered it),
+   * waits up to `reads` more times for the next bytes in the same turn of
+   * the loop, each time only after answering what came, and as long as
+   * they come before anything else wants the loop (FdWatcher.linger:
+   * pending nextTicks and microtasks run first; any other fd, timer or
+   * signal ends the wait). For a request-reply peer: its next request
+   * costs no loop turn. 0 (the default) never waits. Not while writes are
+   * queued; skipped for a while after lingers found the loop busy
+   * (LingerBackoff).
    */
   setLinger(reads: number): void {
     this.#linger = reads;
@@ -245,6 +250,7 @@ export class UnixSocket {
    */
   write(data: Uint8Array, fds?: readonly number[]): boolean {
     if (this.#closed || this.#ending) return false;
+    this.#answered = true;
     if (this.#queue.length > 0 || this.#idle) {
       this.#enqueue(data, fds);
     } else {
@@ -268,6 +274,7 @@ export class UnixSocket {
    */
   write2(head: Uint8Array, body: Uint8Array, fds?: readonly number[]): boolean {
     if (this.#closed || this.#ending) return false;
+    this.#answered = true;
     let n = -1;
     if (this.#queue.length === 0 && !this.#idle) {
       try {
@@ -373,6 +380,7 @@ export class UnixSocket {
 
   #onEvents(events: number, received: number | undefined, extra: number[] | Error | undefined): void {
     // Read first: a peer that wrote and then hung up gets its bytes delivered.
+    if ((events & READABLE) !== 0) this.#answered = false;
     if (received !== undefined) {
       if (this.#tookReadAhead(received, extra) && this.#reading) this.#readSome(1, EVENT_BYTES - received);
     } else if ((events & READABLE) !== 0 && this.#reading) {
@@ -385,9 +393,12 @@ export class UnixSocket {
 
   /** Reads what comes next while it comes before anything else wants the loop (setLinger). */
   #lingerOn(): void {
-    if (this.#linger === 0 || !lingerBackoff.tryNow()) return;
+    // Only after answering: a peer that streams without waiting for
+    // replies (posted writes) fills bigger reads through the loop.
+    if (this.#linger === 0 || !this.#answered || !lingerBackoff.tryNow()) return;
     for (let i = 0; i < this.#linger; i++) {
-      if (this.#closed || !this.#reading || this.#idle || this.#queue.length > 0) return;
+      if (this.#closed || !this.#reading || this.#idle || this.#queue.length > 0 || !this.#answered) return;
+      this.#answered = false;
       const r = this.#watcher.linger();
       if (r === false) {
         if (!this.#closed && this.#reading) lingerBackoff.busy(); // else it was its own doing, not the loop's

@@ -405,6 +405,37 @@ test('setLinger backs off after lingers find the loop busy, and lingers again on
   }
 });
 
+test(
+  'setLinger: a peer that streams without waiting for answers is not lingered for (its bytes batch up through the loop)',
+  { timeout: 20_000 },
+  async () => {
+    const realTry = lingerBackoff.tryNow.bind(lingerBackoff);
+    let asked = 0;
+    lingerBackoff.tryNow = () => {
+      asked++;
+      return realTry();
+    };
+    try {
+      const [ours, theirs] = socketPair();
+      const peer =
+        "const s = new (require('node:net').Socket)({ fd: 3, writable: true }); let n = 0; const more = () => { while (n < 2000) { const b = Buffer.alloc(4); b.writeUInt32LE(n++); if (!s.write(b)) return s.once('drain', more); } s.end(); }; more();";
+      const child = spawn(process.execPath, ['-e', peer], { stdio: ['ignore', 'inherit', 'inherit', theirs] });
+      close(theirs);
+      const socket = new UnixSocket(ours);
+      socket.setLinger(16);
+      let bytes = 0;
+      socket.onData = (chunk) => void (bytes += chunk.length);
+      const closed = new Promise<VfioError | undefined>((resolve) => (socket.onClose = resolve));
+      assert.equal(await closed, undefined);
+      assert.equal(await new Promise((resolve) => child.once('exit', resolve)), 0);
+      assert.equal(bytes, 8000);
+      assert.equal(asked, 0, 'no linger was considered: nothing was answered');
+    } finally {
+      Reflect.deleteProperty(lingerBackoff, 'tryNow');
+    }
+  },
+);
+
 test('LingerBackoff: each busy linger doubles the events skipped (plus one) up to the limit; each linger that got its bytes halves them', () => {
   const b = new LingerBackoff();
   const skipped = (): number => {
