@@ -94,11 +94,9 @@ void BeginClose(Watcher* w) {
   uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), OnClosed);
 }
 
-// The owner's first read, into the shared buffer: out[0] the bytes read
-// (0 at EOF) or -1 when none were; out[1] the fds that came (an array),
-// the VfioError of a failed read, or undefined.
-// The read-ahead's result as the callback gets it: out[0] the byte count
-// (-1: none), out[1] the fds that came or the error, else undefined.
+// What a receive of the read-ahead gives the callback: out[0] the bytes
+// read (0 at EOF) or -1 when none were; out[1] the fds that came (an
+// array), the VfioError of a failed read, or undefined.
 void ReadAheadResult(napi_env env, ssize_t n, int err, const int* fds, size_t nfds, napi_value* out) {
   napi_create_int32(env, n < 0 ? -1 : static_cast<int32_t>(n), &out[0]);
   napi_get_undefined(env, &out[1]);
@@ -116,6 +114,7 @@ void ReadAheadResult(napi_env env, ssize_t n, int err, const int* fds, size_t nf
   }
 }
 
+// The owner's first read, into the shared buffer, as ReadAheadResult says.
 void ReadAhead(napi_env env, Watcher* w, napi_value* out) {
   int fds[kMaxFds];
   size_t nfds = 0;
@@ -332,7 +331,7 @@ bool WaitForLoop(uv_loop_t* loop) {
     if (timeout == 0) return false;
   }
   if (timed && linger_timer >= 0) {
-    // libuv's clock is CLOCK_MONOTONIC in ms: the timer is due at loop time + timeout.
+    // libuv's clock is CLOCK_MONOTONIC (or its coarse twin) in ms: the timer is due at loop time + timeout.
     uint64_t due = uv_now(loop) + static_cast<uint64_t>(timeout);
     if (due != linger_armed_at) {
       struct itimerspec at = {};
