@@ -50,11 +50,11 @@ const SILENT: ServerLog = { info: () => {}, warn: () => {} };
 const MAX_SOCKET_PATH = 107;
 /**
  * Requests a client's socket may read in the loop turn of its readable
- * event, one at a time, each only if it comes before anything else wants
- * the loop (UnixSocket.setLinger). A vCPU waits for every MMIO reply, so
- * its next request comes right after; serving it without a turn of the
- * loop saves Node's wake-up and loop phases. 16, as many as one event may
- * read: no client holds the loop longer than that.
+ * event, one at a time after each answer, each only if it comes before
+ * anything else wants the loop (UnixSocket.setLinger). A vCPU waits for
+ * every MMIO reply, so its next request comes right after; serving it
+ * without a turn of the loop saves Node's wake-up and loop phases. 16, as
+ * many as one event may read: no client holds the loop longer than that.
  */
 const LINGER_READS = 16;
 
