@@ -5,7 +5,8 @@
  * bench/{irq_client,raw_irq_server}.c into bench/bin with gcc, starts
  * raw_server, raw_irq_server, the Node floor (bench/node-floor.ts:
  * raw_server's answers from Node's event loop, one call into JavaScript
- * per readable event and one sendmsg per reply) and the uvfio bench
+ * per readable event, lingering after its answers as uvfio's sockets do,
+ * and one sendmsg per reply) and the uvfio bench
  * server (bench/vfio-user-server.ts: devices with a 1 MiB region 0 whose
  * reads are a memcpy, and one real mtty card), pins every process to
  * CPU 0 (a cross-CPU wake-up costs more than the round trip on a 2-vCPU
@@ -30,28 +31,12 @@
  *
  *   npm run bench    (ROUNDS=5 N4=200000 N32K=20000 N1M=3000 NPOSTED=1000000 NMULTI=50000 NIRQ=20000)
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { BIN, build, client, median, pinned, ROOT, start, stop, type Result } from './harness.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-/**
- * ../shared/bench beside the repository (UVFIO_SHARED names the shared
- * directory elsewhere): the nearest ancestor's `shared/bench`, so a git
- * worktree a level further down finds it too.
- */
-function sharedBench(): string {
-  if (process.env['UVFIO_SHARED'] !== undefined) return join(process.env['UVFIO_SHARED'], 'bench');
-  for (let dir = dirname(ROOT); ; dir = dirname(dir)) {
-    const candidate = join(dir, 'shared', 'bench');
-    if (existsSync(join(candidate, 'bench_client.c'))) return candidate;
-    if (dirname(dir) === dir) return join(dirname(ROOT), 'shared', 'bench');
-  }
-}
-const SHARED = sharedBench();
-const BIN = join(ROOT, 'bench', 'bin');
 const SMOKE = process.env['BENCH_SMOKE'] === '1';
 const env = (name: string, fallback: number, smoke: number): number => Number(process.env[name] ?? (SMOKE ? smoke : fallback));
 const ROUNDS = env('ROUNDS', 5, 1);
@@ -61,83 +46,8 @@ const N1M = env('N1M', 3000, 20);
 const NPOSTED = env('NPOSTED', 1_000_000, 10_000);
 const NMULTI = env('NMULTI', 50_000, 1000);
 const NIRQ = env('NIRQ', 20_000, 200);
-const CPU = process.env.BENCH_CPU ?? '0';
 const MARK_START = '<!-- bench:vfio-user:start -->';
 const MARK_END = '<!-- bench:vfio-user:end -->';
-
-type Result = Record<string, number>;
-
-function build(): void {
-  mkdirSync(BIN, { recursive: true });
-  for (const name of ['bench_client', 'raw_server']) {
-    execFileSync('gcc', ['-O2', '-D_GNU_SOURCE', '-o', join(BIN, name), join(SHARED, `${name}.c`)], { stdio: 'inherit' });
-  }
-  for (const name of ['irq_client', 'raw_irq_server']) {
-    execFileSync('gcc', ['-O2', '-D_GNU_SOURCE', '-I', SHARED, '-o', join(BIN, name), join(ROOT, 'bench', `${name}.c`)], { stdio: 'inherit' });
-  }
-}
-
-/** Parses bench_client's key=value line. */
-function parse(line: string): Result {
-  const out: Result = {};
-  for (const kv of line.trim().split(/\s+/)) {
-    const [k, v] = kv.split('=');
-    if (k !== undefined && v !== undefined && !Number.isNaN(Number(v))) out[k] = Number(v);
-  }
-  return out;
-}
-
-function pinned(cmd: string, args: string[]): [string, string[]] {
-  return ['taskset', ['-c', CPU, cmd, ...args]];
-}
-
-function client(sock: string, args: string[], program = 'bench_client'): Promise<Result> {
-  const [cmd, argv] = pinned(join(BIN, program), program === 'bench_client' ? ['-s', sock, '-r', '0', ...args] : ['-s', sock, ...args]);
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve(parse(out)) : reject(new Error(`${program} ${args.join(' ')} exited with ${code}`))));
-  });
-}
-
-/** Starts a process and resolves once it printed "ready" (or its socket exists). */
-function start(cmd: string, args: string[], ready: { line?: string; file?: string }): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    const timer = setTimeout(() => reject(new Error(`${args.join(' ')} did not start`)), 30_000);
-    const done = (): void => {
-      clearTimeout(timer);
-      resolve(p);
-    };
-    p.on('error', reject);
-    p.on('exit', (code) => reject(new Error(`${cmd} ${args.join(' ')} exited early (${code})`)));
-    if (ready.line !== undefined) p.stdout.on('data', (d: Buffer) => d.toString().includes(ready.line!) && done());
-    if (ready.file !== undefined) {
-      const poll = setInterval(() => {
-        if (existsSync(ready.file!)) {
-          clearInterval(poll);
-          done();
-        }
-      }, 10);
-    }
-  });
-}
-
-async function stop(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) return;
-  p.removeAllListeners('exit');
-  await new Promise<void>((resolve) => {
-    p.once('exit', () => resolve());
-    p.kill('SIGTERM');
-  });
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
 
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -264,7 +174,8 @@ async function main(): Promise<void> {
       "-D_GNU_SOURCE`). The Node floor (`bench/node-floor.ts`) gives raw_server's",
       "answers from Node's event loop with the least JavaScript a server there can",
       'run: one call into JavaScript per readable event (the native watcher reads',
-      'ahead), one `sendmsg` per reply, no framing, session or device; what it costs',
+      "ahead), lingering after its answers as uvfio's sockets do, one `sendmsg` per",
+      'reply, no framing, session or device; what it costs',
       "over raw_server is Node's loop turn and the C++/JavaScript crossings, which",
       'every server whose message handling is JavaScript pays. Every process is',
       'pinned to CPU 0. Single client figures are',
