@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 
 const RUN = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
 const TAKEOVER = fileURLToPath(new URL('../../bench/takeover.js', import.meta.url));
+const AB = fileURLToPath(new URL('../../bench/ab.js', import.meta.url));
+const TREE = fileURLToPath(new URL('../../..', import.meta.url));
 const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
 const ROWS = [
@@ -45,6 +47,23 @@ describe('bench smoke', () => {
     }
     assert.match(r.stdout, /100 devices \+ 100 idle clients \(MiB\) \| \| \| \d+\.\d/);
   });
+
+  it(
+    'bench/ab.js races two trees (this one twice here) against raw_server on every workload',
+    { skip: !(have('gcc') && have('taskset')) && 'gcc and taskset are needed' },
+    () => {
+      const r = spawnSync(process.execPath, [AB, TREE], { env: { ...process.env, BENCH_SMOKE: '1' }, encoding: 'utf8', timeout: 120_000 });
+      assert.equal(r.status, 0, r.stderr);
+      for (const name of ['read4', 'write4', 'write32k', 'posted']) {
+        const m = new RegExp(
+          `^${name}: median ratio to raw_server \\(above 1: slower\\) other (\\S+), this (\\S+); this better in [01] of 1 rounds$`,
+          'm',
+        ).exec(r.stdout);
+        assert.ok(m, `${name}:\n${r.stdout}`);
+        for (const v of [m[1], m[2]]) assert.ok(Number.isFinite(Number(v)) && Number(v) > 0, `${name}: ${m[0]}`);
+      }
+    },
+  );
 
   it('bench/takeover.js measures a pause for the 3-device setup', () => {
     const r = spawnSync(process.execPath, [TAKEOVER, '1'], { env: { ...process.env, BENCH_SMOKE: '1' }, encoding: 'utf8', timeout: 120_000 });
