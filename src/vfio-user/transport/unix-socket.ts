@@ -380,11 +380,9 @@ export class UnixSocket {
 
   #onEvents(events: number, received: number | undefined, extra: number[] | Error | undefined): void {
     // Read first: a peer that wrote and then hung up gets its bytes delivered.
-    if ((events & READABLE) !== 0) this.#answered = false;
-    if (received !== undefined) {
-      if (this.#tookReadAhead(received, extra) && this.#reading) this.#readSome(1, EVENT_BYTES - received);
-    } else if ((events & READABLE) !== 0 && this.#reading) {
-      this.#readSome();
+    if ((events & READABLE) !== 0) {
+      this.#answered = false;
+      this.#readEvent(received, extra);
     }
     if ((events & WRITABLE) !== 0 && !this.#closed) this.#flush();
     if (!this.#closed) this.#syncReadAhead();
@@ -405,15 +403,23 @@ export class UnixSocket {
         return;
       }
       lingerBackoff.got();
-      if (r === true) {
-        if (this.#reading) this.#readSome();
-      } else if (typeof r === 'number') {
-        if (this.#tookReadAhead(r, undefined) && this.#reading) this.#readSome(1, EVENT_BYTES - r);
-      } else if (this.#tookReadAhead(r[0], r[1]) && this.#reading) {
-        this.#readSome(1, EVENT_BYTES - r[0]);
-      }
+      if (typeof r === 'object') this.#readEvent(r[0], r[1]);
+      else this.#readEvent(r === true ? undefined : r, undefined);
       if (this.#closed) return;
       this.#syncReadAhead();
+    }
+  }
+
+  /**
+   * One readable event's reads, or one linger's: the watcher's read-ahead
+   * when it made one (`received`, with its fds or error in `extra`), then
+   * on while more may be waiting.
+   */
+  #readEvent(received: number | undefined, extra: number[] | Error | undefined): void {
+    if (received !== undefined) {
+      if (this.#tookReadAhead(received, extra) && this.#reading) this.#readSome(1, EVENT_BYTES - received);
+    } else if (this.#reading) {
+      this.#readSome();
     }
   }
 
