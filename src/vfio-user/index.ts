@@ -64,7 +64,7 @@ export {
 export { VfioUserServer, type VfioUserServerOptions, type DeviceServingState } from './server.js';
 export type { SessionState, SocketState, QueuedCommand, DmaMappingState, IrqState } from './session-state.js';
 export type { Transport, TransportHandover } from './transport/transport.js';
-export { SocketTransport } from './transport/socket-transport.js';
+export { SocketTransport, type SocketTransportOptions } from './transport/socket-transport.js';
 export { MemoryTransport } from './transport/memory-transport.js';
 export { UnixSocket, type CloseHandler, type DataHandler } from './transport/unix-socket.js';
 export { UnixServer, type ListenOptions } from './transport/unix-server.js';

@@ -8,6 +8,14 @@ import { MessageFramer } from '../framer.js';
 import type { Transport, TransportHandover } from './transport.js';
 import { UnixSocket } from './unix-socket.js';
 
+/** How a socket transport frames and reads. */
+export interface SocketTransportOptions {
+  /** Largest msg_size accepted (FramerOptions.maxMessageSize). */
+  maxMessageSize?: number;
+  /** See UnixSocket.setLinger; 0, the default: never. */
+  linger?: number;
+}
+
 export class SocketTransport implements Transport {
   onMessage: Transport['onMessage'] = (frame) => closeFds(frame.fds);
   onBroken: Transport['onBroken'] = () => {};
@@ -19,11 +27,8 @@ export class SocketTransport implements Transport {
   readonly #framer: MessageFramer;
   #brokenTold = false;
 
-  /**
-   * Takes the socket over (its callbacks are now this transport's).
-   * `linger`: see UnixSocket.setLinger (0, the default: never).
-   */
-  constructor(socket: UnixSocket, options: { maxMessageSize?: number; linger?: number } = {}) {
+  /** Takes the socket over (its callbacks are now this transport's). */
+  constructor(socket: UnixSocket, options: SocketTransportOptions = {}) {
     this.#socket = socket;
     socket.setLinger(options.linger ?? 0);
     this.#framer = new MessageFramer({
@@ -49,7 +54,7 @@ export class SocketTransport implements Transport {
    * unsent bytes go out first. Idle until start(). Takes ownership of
    * every fd in `state`, even when it throws.
    */
-  static adopt(state: TransportHandover, options: { maxMessageSize?: number; linger?: number } = {}): SocketTransport {
+  static adopt(state: TransportHandover, options: SocketTransportOptions = {}): SocketTransport {
     let transport: SocketTransport;
     try {
       transport = new SocketTransport(UnixSocket.adopt(state.fd, state.unsent), options);
