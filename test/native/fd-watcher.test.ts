@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { VfioError } from '../../src/base/errors.js';
@@ -13,11 +14,10 @@ import {
   recvmsg,
   sendmsg,
   setReadAheadBuffer,
+  socketPair,
   WRITABLE,
 } from '../../src/native/index.js';
 import { NATIVE_INDEX, rawPair, runScript, tempDir } from './support.js';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { socketPair } from '../../src/native/index.js';
 import { until } from '../support/until.js';
 
 const tmp = tempDir();
