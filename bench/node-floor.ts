@@ -16,7 +16,7 @@
  *
  *   node dist/bench/node-floor.js SOCKET...
  */
-import { FdWatcher, READABLE, WRITABLE, setReadAheadBuffer } from '../src/native/fd-watcher.js';
+import { FdWatcher, READABLE, WRITABLE, runPendingWork, setReadAheadBuffer } from '../src/native/fd-watcher.js';
 import { acceptUnix, close, listenUnix, recvmsg, sendmsg, sendmsg2, setSendBufferSize } from '../src/native/syscalls.js';
 import { ERRNO } from '../src/base/errors.js';
 import { Command, HeaderFlags, PROTOCOL_MAJOR, PROTOCOL_MINOR, Size } from '../src/vfio-user/protocol.js';
@@ -92,7 +92,13 @@ class Connection {
     if (!this.#read(received) || !this.#answered || !lingerBackoff.tryNow()) return;
     for (let lingers = 0; lingers < LINGER_READS && this.#answered; lingers++) {
       this.#answered = false;
-      const r = this.#watcher.linger();
+      let r;
+      if (runPendingWork !== null) {
+        runPendingWork();
+        r = this.#watcher.linger(true);
+      } else {
+        r = this.#watcher.linger();
+      }
       if (r === false) {
         lingerBackoff.busy();
         return;

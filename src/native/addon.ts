@@ -27,14 +27,17 @@ export interface NativeFdWatcher {
   readAhead(max: number): void;
   /**
    * From the watcher's own callback only: runs the nextTicks and microtasks
-   * left pending, then sleeps until the loop has work: one of its fds
-   * ready (this one among them), a timer due, a signal. False when that
-   * work is not this fd's bytes, and at once unless watching for READABLE.
-   * The fd readable: with read-ahead on, the read-ahead's result as the
-   * callback would get it (the byte count, or [count, fds or error] when
-   * either came); with it off, true.
+   * left pending (unless `ranPending` is true: the caller has just run
+   * them, with runPendingWork), then sleeps until the loop has work: one
+   * of its fds ready (this one among them), a timer due, a signal. False
+   * when that work is not this fd's bytes, and at once unless watching for
+   * READABLE. The fd readable: with read-ahead on, the read-ahead's result
+   * as the callback would get it (the byte count, or [count, fds or error]
+   * when either came); with it off, true. The instance's own function (not
+   * the prototype's): a copy of it stays safe to call after the watcher is
+   * gone.
    */
-  linger(): boolean | number | [received: number, extra: number[] | Error];
+  linger(this: void, ranPending?: boolean): boolean | number | [received: number, extra: number[] | Error];
 }
 
 /**

@@ -31,7 +31,15 @@ export {
   socketPair,
   type EventfdFlags,
 } from './syscalls.js';
-export { FdWatcher, READABLE, WRITABLE, setReadAheadBuffer, type FdWatcherCallback, type FdWatcherConstructor } from './fd-watcher.js';
+export {
+  FdWatcher,
+  READABLE,
+  WRITABLE,
+  runPendingWork,
+  setReadAheadBuffer,
+  type FdWatcherCallback,
+  type FdWatcherConstructor,
+} from './fd-watcher.js';
 export { closeFds } from './close-fds.js';
 export { EventFd } from './eventfd.js';
 export { MappedMemory, ClientMemory, CLIENT_WINDOW, type Protection } from './memory.js';

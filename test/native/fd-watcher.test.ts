@@ -12,6 +12,7 @@ import {
   FdWatcher,
   READABLE,
   recvmsg,
+  runPendingWork,
   sendmsg,
   setReadAheadBuffer,
   socketPair,
@@ -140,14 +141,19 @@ test('one watcher per fd; bad arguments are EINVAL', () => {
   close(fd);
 });
 
-test('a stopped watcher nobody closed is freed by GC, releasing its fd', async () => {
+/**
+ * Makes a watcher on `fd`, started and stopped, that nobody keeps (only
+ * `keep` of it), then collects garbage until the fd can be watched again:
+ * its watcher was freed. Returns what `keep` took and the new watcher.
+ */
+async function forgetWatcher<T>(fd: number, keep: (w: FdWatcher) => T): Promise<{ kept: T; again: FdWatcher }> {
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
-  const fd = eventfd();
-  (() => {
+  const kept = (() => {
     const w = new FdWatcher(fd, () => {});
     w.start(READABLE);
     w.stop();
+    return keep(w);
   })();
   let again: FdWatcher | undefined;
   await until(() => {
@@ -159,7 +165,22 @@ test('a stopped watcher nobody closed is freed by GC, releasing its fd', async (
     }
     return again !== undefined;
   }, 'the forgotten watcher to be collected');
-  again!.close();
+  return { kept, again: again! };
+}
+
+test('a stopped watcher nobody closed is freed by GC, releasing its fd', async () => {
+  const fd = eventfd();
+  const { again } = await forgetWatcher(fd, () => undefined);
+  again.close();
+  close(fd);
+});
+
+test('a linger function kept after its watcher was collected still answers, false', async () => {
+  const fd = eventfd();
+  const { kept: linger, again } = await forgetWatcher(fd, (w) => w.linger);
+  // Its Watcher lives on with the function: closed, so no wait and no read.
+  assert.equal(linger(), false);
+  again.close();
   close(fd);
 });
 
@@ -233,11 +254,16 @@ function pingPongPeer(last: number): { fd: number; child: ChildProcess } {
 
 /**
  * Serves a ping-pong peer from the watcher's callback: each byte is
- * answered through `answer`, then the callback lingers for the next.
- * Resolves with how many bytes came through linger() and how many through
- * a callback, once the peer has closed.
+ * answered through `answer`, then the callback lingers for the next
+ * (through `linger`, by default the watcher's linger()). Resolves with how
+ * many bytes came through linger() and how many through a callback, once
+ * the peer has closed.
  */
-function servePingPong(last: number, answer: (fd: number, byte: number) => void): Promise<{ lingered: number; events: number }> {
+function servePingPong(
+  last: number,
+  answer: (fd: number, byte: number) => void,
+  linger: (w: FdWatcher) => ReturnType<FdWatcher['linger']> = (w) => w.linger(),
+): Promise<{ lingered: number; events: number }> {
   const { fd, child } = pingPongPeer(last);
   const rx = new Uint8Array(16);
   return new Promise((resolve, reject) => {
@@ -263,7 +289,7 @@ function servePingPong(last: number, answer: (fd: number, byte: number) => void)
         const n = recvmsg(fd, rx);
         if (n < 0 || !take(n)) return;
         for (;;) {
-          const r = w.linger();
+          const r = linger(w);
           if (r === false) return;
           assert.equal(r, true, 'no read-ahead: linger only says the fd is readable');
           const m = recvmsg(fd, rx);
@@ -297,6 +323,46 @@ test(
     assert.ok(lingered >= 20, `${lingered} of 31 messages came through linger`);
   },
 );
+
+test('linger(true) leaves the pending work to its caller: runPendingWork first serves the same peer', { timeout: 20_000 }, async () => {
+  assert.ok(runPendingWork !== null, 'this Node has process._tickCallback');
+  const answer = (fd: number, b: number): void => {
+    const send = (): number => sendmsg(fd, new Uint8Array([b]));
+    if (b % 2 === 0) queueMicrotask(send);
+    else process.nextTick(send);
+  };
+  const { lingered } = await servePingPong(30, answer, (w) => {
+    runPendingWork!();
+    return w.linger(true);
+  });
+  assert.ok(lingered >= 20, `${lingered} of 31 messages came through linger`);
+  // And linger(true) itself runs none of it: a microtask left by the
+  // callback runs only after the wait (ended here by a timer).
+  const [a, b] = rawPair(tmp.path('linger-true.sock'));
+  const order: string[] = [];
+  let done: () => void = () => {};
+  const finished = new Promise<void>((resolve) => (done = resolve));
+  const w = new FdWatcher(b, () => {
+    recvmsg(b, new Uint8Array(8));
+    setTimeout(() => {}, 20);
+    queueMicrotask(() => order.push('microtask'));
+    order.push(`linger(true) ${String(w.linger(true))}`);
+    queueMicrotask(() => order.push('microtask'));
+    order.push(`linger() ${String(w.linger())}`);
+    w.stop();
+    done();
+  });
+  try {
+    w.start(READABLE);
+    sendmsg(a, new Uint8Array([1]));
+    await finished;
+    assert.deepEqual(order, ['linger(true) false', 'microtask', 'microtask', 'linger() false']);
+  } finally {
+    w.close();
+    close(a);
+    close(b);
+  }
+});
 
 test('linger: false once the loop has other work (a timer due, another fd ready), at once when not reading', { timeout: 20_000 }, async () => {
   const [a, b] = rawPair(tmp.path('linger-busy.sock'));

@@ -15,6 +15,7 @@ import {
   FdWatcher,
   READABLE,
   recvmsg,
+  runPendingWork,
   sendmsg,
   sendmsg2,
   setReadAheadBuffer,
@@ -395,9 +396,18 @@ export class UnixSocket {
     // replies (posted writes) fills bigger reads through the loop.
     if (this.#linger === 0 || !this.#answered || !lingerBackoff.tryNow()) return;
     for (let i = 0; i < this.#linger; i++) {
-      if (this.#closed || !this.#reading || this.#idle || this.#queue.length > 0 || !this.#answered) return;
+      if (!this.#mayLinger() || !this.#answered) return;
       this.#answered = false;
-      const r = this.#watcher.linger();
+      let r;
+      if (runPendingWork !== null) {
+        // Here rather than in linger(): cheaper, and what it runs may close,
+        // pause or fill this socket.
+        runPendingWork();
+        if (!this.#mayLinger()) return;
+        r = this.#watcher.linger(true);
+      } else {
+        r = this.#watcher.linger();
+      }
       if (r === false) {
         if (!this.#closed && this.#reading) lingerBackoff.busy(); // else it was its own doing, not the loop's
         return;
@@ -408,6 +418,10 @@ export class UnixSocket {
       if (this.#closed) return;
       this.#syncReadAhead();
     }
+  }
+
+  #mayLinger(): boolean {
+    return !this.#closed && this.#reading && !this.#idle && this.#queue.length === 0;
   }
 
   /**

@@ -353,6 +353,35 @@ test('setLinger: a request-reply peer is served in order while the socket linger
   );
 });
 
+test(
+  'setLinger: replies finished by a nextTick or a microtask reach the peer: pending work runs before each linger',
+  { timeout: 20_000 },
+  async () => {
+    const { fd, child } = pingPongPeer(300);
+    const socket = new UnixSocket(fd);
+    socket.setLinger(16);
+    let start: ReturnType<typeof performance.eventLoopUtilization> | undefined;
+    let n = 0;
+    // Half of each reply now (the socket has answered: it will linger), the
+    // other half from pending work the peer waits for: lingering before that
+    // work ran would wait for a request that cannot come.
+    socket.onData = (chunk) => {
+      start ??= performance.eventLoopUtilization();
+      const reply = chunk.slice();
+      socket.write(reply.subarray(0, 2));
+      const rest = (): void => void socket.write(reply.subarray(2));
+      if (n++ % 2 === 0) process.nextTick(rest);
+      else queueMicrotask(rest);
+    };
+    const closed = new Promise<VfioError | undefined>((resolve) => (socket.onClose = resolve));
+    const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    assert.equal(await closed, undefined);
+    assert.equal(await exit, 0, 'the peer got every reply back in order');
+    const { utilization } = performance.eventLoopUtilization(start);
+    assert.ok(utilization > 0.6, `the loop waited for the peer itself (utilization ${utilization.toFixed(2)}): no lingering`);
+  },
+);
+
 test('setLinger backs off after lingers find the loop busy, and lingers again once one gets its bytes', { timeout: 20_000 }, async () => {
   // Counts the lingers tried (the back-off said yes) and those that got bytes.
   const realTry = lingerBackoff.tryNow.bind(lingerBackoff);
