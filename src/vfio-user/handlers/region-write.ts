@@ -9,7 +9,7 @@ import { u32 } from '../buffer-reader.js';
 import { decodeRegionAccess, decodeRegionWriteHead } from '../decoder.js';
 import { Command, Size } from '../protocol.js';
 import { writeRegionWriteReply } from '../serializer.js';
-import type { CommandHandler } from './handler.js';
+import type { CommandHandler, Request, Session } from './handler.js';
 
 const SIZE = 32;
 
@@ -23,10 +23,12 @@ export const regionWrite: CommandHandler = (session, req) => {
   const a = decodeRegionAccess(Command.REGION_WRITE, req.body, req.fds, session.decode, session.access);
   const { offset, region, count } = a;
   const result = session.file.regionWrite(region, offset, a.data);
-  const done = (): void => {
-    writeRegionWriteReply(session.replyBuffer(SIZE), req.msgId, offset, region, count);
-    session.reply(req, session.replyView(SIZE));
-  };
-  if (result === undefined) return done();
-  return result.then(done);
+  // No closure unless the device answers later: this is every MMIO write's path.
+  if (result === undefined) return replyWritten(session, req, offset, region, count);
+  return result.then(() => replyWritten(session, req, offset, region, count));
 };
+
+function replyWritten(session: Session, req: Request, offset: number, region: number, count: number): void {
+  writeRegionWriteReply(session.replyBuffer(SIZE), req.msgId, offset, region, count);
+  session.reply(req, session.replyView(SIZE));
+}
