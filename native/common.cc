@@ -98,15 +98,10 @@ bool GetSize(napi_env env, napi_value v, const char* what, uint64_t* out, bool* 
 }
 
 bool GetBytes(napi_env env, napi_value v, const char* what, void** data, size_t* len) {
-  napi_typedarray_type type;
-  size_t count;
-  if (napi_get_typedarray_info(env, v, &type, &count, data, nullptr, nullptr) == napi_ok) {
-    // Indexed by napi_typedarray_type: int8 ... biguint64.
-    static const size_t kElementSize[] = {1, 1, 1, 2, 2, 4, 4, 4, 8, 8, 8};
-    *len = count * (type < 11 ? kElementSize[type] : 1);
-    return true;
-  }
-  if (napi_get_dataview_info(env, v, len, data, nullptr, nullptr) == napi_ok) return true;
+  // Any ArrayBufferView's bytes (a TypedArray of any element type, a
+  // DataView): napi_get_buffer_info takes them all, and skips the element
+  // type napi_get_typedarray_info works out (every reply passes here).
+  if (napi_get_buffer_info(env, v, data, len) == napi_ok) return true;
   return Expected(env, what, "a TypedArray or DataView");
 }
 
@@ -158,7 +153,12 @@ bool IsNullish(napi_env env, napi_value v) {
 
 napi_value Number(napi_env env, double v) {
   napi_value r;
-  napi_create_double(env, v, &r);
+  // A small integer (a byte count, an fd) is made without a heap number.
+  if (v >= -2147483648.0 && v <= 2147483647.0 && v == static_cast<double>(static_cast<int32_t>(v))) {
+    napi_create_int32(env, static_cast<int32_t>(v), &r);
+  } else {
+    napi_create_double(env, v, &r);
+  }
   return r;
 }
 
