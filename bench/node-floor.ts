@@ -92,13 +92,7 @@ class Connection {
     if (!this.#read(received) || !this.#answered || !lingerBackoff.tryNow()) return;
     for (let lingers = 0; lingers < LINGER_READS && this.#answered; lingers++) {
       this.#answered = false;
-      let r;
-      if (runPendingWork !== null) {
-        runPendingWork();
-        r = this.#watcher.linger(true);
-      } else {
-        r = this.#watcher.linger();
-      }
+      const r = this.#watcher.linger(runPendingWork());
       if (r === false) {
         lingerBackoff.busy();
         return;

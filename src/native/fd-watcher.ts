@@ -62,13 +62,20 @@ export const setReadAheadBuffer: (owner: object, buffer: Uint8Array | null) => v
 
 /**
  * Runs the nextTicks and microtasks left pending now, as Node does when a
- * callback returns: Node's own runNextTicks (process._tickCallback), or
- * null in a Node without it. Before linger(true) it spares the callback
- * scope linger() would open for the same work (~1,000 instructions: two
- * allocations, an async context pushed and popped). A throw in that work
- * reaches the caller.
+ * callback returns, with Node's own runNextTicks (process._tickCallback),
+ * and says whether it did: pass that to linger(). linger(true) then spares
+ * the callback scope it would open for the same work (~1,000
+ * instructions: two allocations, an async context pushed and popped); in
+ * a Node without runNextTicks this runs nothing and says false, and
+ * linger(false) runs the work itself. A throw in that work reaches the
+ * caller.
  */
-export const runPendingWork: (() => void) | null = (() => {
+export const runPendingWork: () => boolean = (() => {
   const tick = (process as { _tickCallback?: unknown })._tickCallback;
-  return typeof tick === 'function' ? (tick as () => void) : null;
+  if (typeof tick !== 'function') return () => false;
+  const run = tick as () => void;
+  return () => {
+    run();
+    return true;
+  };
 })();

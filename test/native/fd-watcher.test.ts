@@ -325,16 +325,13 @@ test(
 );
 
 test('linger(true) leaves the pending work to its caller: runPendingWork first serves the same peer', { timeout: 20_000 }, async () => {
-  assert.ok(runPendingWork !== null, 'this Node has process._tickCallback');
+  assert.equal(runPendingWork(), true, 'this Node has runNextTicks (process._tickCallback)');
   const answer = (fd: number, b: number): void => {
     const send = (): number => sendmsg(fd, new Uint8Array([b]));
     if (b % 2 === 0) queueMicrotask(send);
     else process.nextTick(send);
   };
-  const { lingered } = await servePingPong(30, answer, (w) => {
-    runPendingWork!();
-    return w.linger(true);
-  });
+  const { lingered } = await servePingPong(30, answer, (w) => w.linger(runPendingWork()));
   assert.ok(lingered >= 20, `${lingered} of 31 messages came through linger`);
   // And linger(true) itself runs none of it: a microtask left by the
   // callback runs only after the wait (ended here by a timer).

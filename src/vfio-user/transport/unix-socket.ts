@@ -398,16 +398,11 @@ export class UnixSocket {
     for (let i = 0; i < this.#linger; i++) {
       if (!this.#mayLinger() || !this.#answered) return;
       this.#answered = false;
-      let r;
-      if (runPendingWork !== null) {
-        // Here rather than in linger(): cheaper, and what it runs may close,
-        // pause or fill this socket.
-        runPendingWork();
-        if (!this.#mayLinger()) return;
-        r = this.#watcher.linger(true);
-      } else {
-        r = this.#watcher.linger();
-      }
+      // Here rather than in linger(): cheaper, and what it runs may close,
+      // pause or fill this socket.
+      const ran = runPendingWork();
+      if (!this.#mayLinger()) return;
+      const r = this.#watcher.linger(ran);
       if (r === false) {
         if (!this.#closed && this.#reading) lingerBackoff.busy(); // else it was its own doing, not the loop's
         return;
