@@ -63,6 +63,7 @@ export interface NativeAddon {
   peerCredentials(fd: number): [number, number, number];
   sendmsg(fd: number, data: ArrayBufferView, fds?: readonly number[]): number;
   sendmsg2(fd: number, head: ArrayBufferView, body: ArrayBufferView, fds?: readonly number[]): number;
+  sendmsgWait(fd: number, head: ArrayBufferView, body: ArrayBufferView, budgetUs: number): number;
   recvmsg(fd: number, into: ArrayBufferView, fdsOut?: number[]): number;
   close(fd: number): void;
   dup(fd: number): number;

@@ -26,6 +26,7 @@ export {
   sealSize,
   sendmsg,
   sendmsg2,
+  sendmsgWait,
   setNonblocking,
   setSendBufferSize,
   socketPair,

@@ -53,6 +53,19 @@ export const sendmsg: (fd: number, data: ArrayBufferView, fds?: readonly number[
 export const sendmsg2: (fd: number, head: ArrayBufferView, body: ArrayBufferView, fds?: readonly number[]) => number = addon.sendmsg2;
 
 /**
+ * sendmsg of `head` then `body` as a blocking sendmsg sends them: the
+ * kernel hands each piece over as the peer reads the one before, which
+ * for a large write costs less than a send buffer that holds it all or a
+ * poll per piece. The fd is blocking only for the call, which sends in
+ * 256 KiB pieces and starts none once `budgetUs` microseconds are spent:
+ * it holds the thread for the budget, plus the time the peer takes to
+ * read the piece under way while it keeps reading, plus a scheduler tick.
+ * Returns the bytes sent, fewer once the budget ran out, or -1 when none
+ * went. No fds: they went with the first part of the write.
+ */
+export const sendmsgWait: (fd: number, head: ArrayBufferView, body: ArrayBufferView, budgetUs: number) => number = addon.sendmsgWait;
+
+/**
  * Reads into `into`: the byte count, 0 at end of stream, -1 when nothing is
  * waiting. Received fds (CLOEXEC) are pushed onto `fdsOut` and belong to the
  * caller; without `fdsOut` they are closed. If the kernel had to drop fds

@@ -19,6 +19,7 @@ import {
   recvmsg,
   sendmsg,
   sendmsg2,
+  sendmsgWait,
 } from '../../src/native/index.js';
 import { rawPair, tempDir } from './support.js';
 
@@ -153,6 +154,28 @@ test('sendmsg fills the socket, returns a partial count, then -1; sendmsg2 joins
   assert.deepEqual([...buf.subarray(0, 5)], [1, 2, 3, 4, 5]);
   close(a);
   close(b);
+});
+
+test('sendmsgWait: a peer that never reads holds it for its budget, then it says what went; the fd stays nonblocking', () => {
+  const [a, b] = rawPair(tmp.path('wait.sock'));
+  const head = new Uint8Array(32).fill(7);
+  const body = new Uint8Array(8 << 20).fill(9);
+  const t0 = performance.now();
+  const n = sendmsgWait(a, head, body, 20_000);
+  const ms = performance.now() - t0;
+  assert.ok(n > 0 && n < head.length + body.length, `a part went (${n} bytes)`);
+  // The budget and at most a scheduler tick more (4 ms at HZ=250); the rest is a loaded machine's slack.
+  assert.ok(ms >= 19 && ms < 1000, `waited ${ms.toFixed(1)} ms for a 20 ms budget`);
+  assert.equal(sendmsg(a, new Uint8Array(1 << 20)), -1, 'nonblocking again: a full socket says -1 at once');
+  assert.equal(sendmsgWait(a, head, body, 1000), -1, 'nothing went within the budget: -1');
+  const sink = new Uint8Array(1 << 20);
+  let drained = 0;
+  for (let r = recvmsg(b, sink); r > 0; r = recvmsg(b, sink)) drained += r;
+  assert.equal(drained, n, 'what it said went is what arrived');
+  assert.throws(() => sendmsgWait(a, head, body, 0), isCode('EINVAL'));
+  close(b);
+  assert.throws(() => sendmsgWait(a, head, body, 1000), isCode('EPIPE', 'sendmsg'));
+  close(a);
 });
 
 test('peer gone: sendmsg reports EPIPE, not a signal', () => {
