@@ -420,10 +420,6 @@ export class VfioUserSession implements Session {
     this.decode.dmaLayout = negotiated.dmaLayout;
     this.decode.dmaPageSize = negotiated.dmaPageSize;
     this.#transport.setMaxMessageSize(maxMessageSizeFor(negotiated.maxDataXferSize));
-    // Room for the largest reply: a 1 MiB REGION_READ reply then leaves in
-    // one sendmsg, with no copy of its tail into the socket's queue and no
-    // wakeups while the client drains it.
-    this.#transport.reserveSendRoom(maxMessageSizeFor(negotiated.maxDataXferSize));
     twin();
     this.dma = new DmaChannel({
       send: (message) => {

@@ -163,8 +163,6 @@ export class MemoryTransport implements Transport {
     this.#framer.setMaxMessageSize(bytes);
   }
 
-  reserveSendRoom(_bytes: number): void {}
-
   /** Memory cannot go to another process. */
   exportState(): null {
     return null;

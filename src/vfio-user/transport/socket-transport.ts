@@ -110,14 +110,6 @@ export class SocketTransport implements Transport {
     this.#framer.setMaxMessageSize(bytes);
   }
 
-  reserveSendRoom(bytes: number): void {
-    try {
-      this.#socket.setSendBufferSize(bytes);
-    } catch {
-      // The default buffer still works, only slower for large replies.
-    }
-  }
-
   openTwin(): { twin: Transport; peerFd: number } {
     return openTwinSocket(this.#framer.maxMessageSize);
   }

@@ -82,11 +82,6 @@ export interface Transport {
 
   /** The largest msg_size accepted from now on (header included). */
   setMaxMessageSize(bytes: number): void;
-  /**
-   * Room for a reply of `bytes` to leave at once (a socket's SO_SNDBUF);
-   * best effort, nothing when the transport has no such buffer.
-   */
-  reserveSendRoom(bytes: number): void;
 
   /**
    * A second channel to the same peer for the server's own commands (the

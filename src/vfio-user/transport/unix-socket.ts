@@ -18,8 +18,8 @@ import {
   runPendingWork,
   sendmsg,
   sendmsg2,
+  sendmsgWait,
   setReadAheadBuffer,
-  setSendBufferSize,
   WRITABLE,
 } from '../../native/index.js';
 import { lingerBackoff } from './linger-backoff.js';
@@ -37,6 +37,21 @@ const MAX_READS_PER_EVENT = 16;
 const RECEIVE_SIZE = 64 * 1024;
 /** Bytes of the shared buffer read per readable event: a peer flooding small messages gets ~10,000 served, then the others' turn. */
 const EVENT_BYTES = 256 * 1024;
+/**
+ * How long the rest of a large write may wait for the peer to read it
+ * (sendmsgWait; plus its last 256 KiB piece and a scheduler tick) before
+ * it is queued: several times what a 1 MiB reply takes when the peer reads
+ * at once.
+ */
+const SEND_WAIT_US = 1000;
+/**
+ * Large writes queued without waiting after a wait ran out: 1 after the
+ * first, doubling with each wait that runs out up to this many, halving
+ * with each that does not. A peer that reads slowly, or not at all, holds
+ * the thread for one wait in this many; one the scheduler kept from
+ * reading once loses one write's wait.
+ */
+const SEND_WAIT_SKIP_MAX = 64;
 /** Receive buffers kept for reuse after a holder let go of them. */
 const SPARES = 2;
 const EMPTY = new Uint8Array(0);
@@ -148,6 +163,9 @@ export class UnixSocket {
   #closed = false;
   /** Messages to wait for in the same turn of the loop after a readable event (setLinger). */
   #linger = 0;
+  /** Large writes left to queue without waiting, and how many the next wait that runs out skips (SEND_WAIT_SKIP_MAX). */
+  #sendWaitSkip = 0;
+  #sendWaitBackoff = 0;
   /** Something was written since the last read began: the peer may be waiting for it (setLinger). */
   #answered = false;
 
@@ -258,6 +276,7 @@ export class UnixSocket {
       let n: number;
       try {
         n = fds === undefined || fds.length === 0 ? sendmsg(this.#fd, data) : sendmsg(this.#fd, data, fds);
+        if (n > 0 && n < data.length && this.#linger > 0) n = this.#sendOn(EMPTY, data, n);
       } catch (err) {
         return this.#writeFailed(err);
       }
@@ -280,6 +299,7 @@ export class UnixSocket {
     if (this.#queue.length === 0 && !this.#idle) {
       try {
         n = sendmsg2(this.#fd, head, body, fds);
+        if (n > 0 && n < head.length + body.length && this.#linger > 0) n = this.#sendOn(head, body, n);
       } catch (err) {
         return this.#writeFailed(err);
       }
@@ -303,6 +323,32 @@ export class UnixSocket {
     return true;
   }
 
+  /**
+   * The kernel took `sent` bytes of head + body, not all: a lingering
+   * socket (setLinger) sends the rest as a blocking sendmsg would, the
+   * peer reading each piece as it goes, for up to SEND_WAIT_US
+   * (sendmsgWait), rather than copying it into the queue and sending it
+   * piece by piece from the loop. Returns the bytes sent in all.
+   */
+  #sendOn(head: Uint8Array, body: Uint8Array, sent: number): number {
+    if (this.#sendWaitSkip > 0) {
+      this.#sendWaitSkip--;
+      return sent;
+    }
+    const n =
+      sent < head.length
+        ? sendmsgWait(this.#fd, head.subarray(sent), body, SEND_WAIT_US)
+        : sendmsgWait(this.#fd, EMPTY, body.subarray(sent - head.length), SEND_WAIT_US);
+    if (n > 0) sent += n;
+    if (sent < head.length + body.length) {
+      this.#sendWaitBackoff = Math.min(SEND_WAIT_SKIP_MAX, this.#sendWaitBackoff * 2 || 1);
+      this.#sendWaitSkip = this.#sendWaitBackoff;
+    } else {
+      this.#sendWaitBackoff >>= 1;
+    }
+    return sent;
+  }
+
   /** Stops reading (the peer's writes then back up); resume() restarts. */
   pause(): void {
     this.#reading = false;
@@ -323,15 +369,6 @@ export class UnixSocket {
     }
     this.#rxCap = Math.min(max, RECEIVE_SIZE);
     if (!this.#closed) this.#syncReadAhead();
-  }
-
-  /**
-   * Asks the kernel to hold `bytes` of unsent data (SO_SNDBUF) and returns
-   * what it granted. A write that fits is taken whole at once: no copy of
-   * the rest into the queue, no wait for the peer to drain it first.
-   */
-  setSendBufferSize(bytes: number): number {
-    return setSendBufferSize(this.#fd, bytes);
   }
 
   /**

@@ -1,7 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { VfioError } from '../../../src/base/errors.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { close, eventfd, eventfdRead, eventfdWrite, MappedMemory, openFdCount, socketPair } from '../../../src/native/index.js';
@@ -464,6 +464,96 @@ test(
     }
   },
 );
+
+/**
+ * A peer in another process that reads `messages` writes of `size` bytes,
+ * at most `chunk` bytes per read and sleeping `pauseMs` after each (0: it
+ * spins on the nonblocking socket, reading the moment bytes come), acks
+ * each whole message with one byte, and prints the sha256 of all it read
+ * before it exits. It says it is ready with one byte first.
+ */
+function readerPeer(messages: number, size: number, chunk: number, pauseMs: number): { fd: number; child: ChildProcess; digest: Promise<string> } {
+  const [ours, theirs] = socketPair();
+  const peer =
+    "const fs = require('node:fs'); const h = require('node:crypto').createHash('sha256'); const buf = Buffer.alloc(" +
+    chunk +
+    '); const nap = new Int32Array(new SharedArrayBuffer(4)); let inMsg = 0, done = 0;' +
+    `fs.writeSync(3, Buffer.of(0)); while (done < ${messages}) { let n; try { n = fs.readSync(3, buf); } catch (e) { if (e.code === 'EAGAIN') continue; throw e; }` +
+    `if (n === 0) break; h.update(buf.subarray(0, n)); inMsg += n; while (inMsg >= ${size}) { inMsg -= ${size}; fs.writeSync(3, Buffer.of(1)); done++; }` +
+    `${pauseMs > 0 ? `Atomics.wait(nap, 0, 0, ${pauseMs});` : ''} } console.log(h.digest('hex'));`;
+  const child = spawn(process.execPath, ['-e', peer], { stdio: ['ignore', 'pipe', 'inherit', theirs] });
+  close(theirs);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const digest = new Promise<string>((resolve) => child.once('exit', () => resolve(out.trim())));
+  return { fd: ours, child, digest };
+}
+
+/**
+ * A lingering socket sends `messages` writes of head + body (distinct
+ * bytes each) to a readerPeer, each once the last is acked, and checks
+ * that the peer read them all intact; the time spent in each write() and
+ * how many the kernel took whole.
+ */
+async function sendAcked(messages: number, size: number, chunk: number, pauseMs: number): Promise<{ writeMs: number[]; whole: number }> {
+  const { fd, digest } = readerPeer(messages, size, chunk, pauseMs);
+  const socket = new UnixSocket(fd);
+  socket.setLinger(16);
+  const hash = createHash('sha256');
+  const writeMs: number[] = [];
+  let whole = 0;
+  const acks: number[] = [];
+  let wake: (() => void) | null = null;
+  socket.onData = (chunk) => {
+    acks.push(...chunk);
+    wake?.();
+  };
+  const ack = async (): Promise<void> => {
+    while (acks.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+    acks.shift();
+  };
+  await ack(); // ready
+  for (let i = 0; i < messages; i++) {
+    const head = new Uint8Array(32).fill(i);
+    const body = new Uint8Array(size - 32).map((_, j) => (i * 31 + j) & 0xff);
+    hash.update(head).update(body);
+    const t = performance.now();
+    socket.write2(head, body);
+    writeMs.push(performance.now() - t);
+    if (socket.pendingBytes === 0) whole++;
+    await ack();
+  }
+  assert.equal(await digest, hash.digest('hex'), 'the peer read every byte, in order');
+  socket.destroy();
+  return { writeMs, whole };
+}
+
+test(
+  'setLinger: a write larger than the socket buffer goes on as the peer reads it, not through the queue; bytes intact',
+  { timeout: 30_000 },
+  async () => {
+    const sent = await sendAcked(8, 1 << 20, 1 << 20, 0);
+    // Each write could only be taken whole while the peer read it: the
+    // kernel holds ~200 KiB of it. Some may still have waited too long on a
+    // busy machine (then their rest went through the queue).
+    assert.ok(sent.whole > 0, `no 1 MiB write went whole in the same call (${sent.writeMs.map((ms) => ms.toFixed(1)).join(', ')} ms)`);
+  },
+);
+
+test('setLinger: a peer that reads slowly holds the thread for a wait in ever fewer of its large writes', { timeout: 60_000 }, async () => {
+  // 64 KiB every 2 ms: no 512 KiB write's rest fits one wait (1 ms, and
+  // the 256 KiB piece under way: ~10 ms). A wait in every write would hold
+  // the thread for over a second; backing off (1, 2, 4 ... 64 writes
+  // skipped) waits in 7 of them.
+  const messages = 128;
+  const sent = await sendAcked(messages, 512 << 10, 64 << 10, 2);
+  const total = sent.writeMs.reduce((a, b) => a + b, 0);
+  const waited = sent.writeMs.filter((ms) => ms >= 0.9).length;
+  assert.ok(waited <= 16, `${waited} of ${messages} writes waited 0.9 ms or more`);
+  assert.ok(total < 400, `the writes held the thread for ${total.toFixed(1)} ms in all`);
+  const longest = Math.max(...sent.writeMs);
+  assert.ok(longest < 100, `one write held the thread for ${longest.toFixed(1)} ms`);
+});
 
 test('LingerBackoff: each busy linger doubles the events skipped (plus one) up to the limit; each linger that got its bytes halves them', () => {
   const b = new LingerBackoff();
