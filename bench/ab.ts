@@ -11,7 +11,7 @@
  * addon, as `npm install` leaves them). Every process is pinned to one CPU
  * (BENCH_CPU, default 0), as in `npm run bench`.
  *
- *   node dist/bench/ab.js ../main    (ROUNDS=5 N=100000 WORKLOADS=read4,write4,write32k,posted)
+ *   node dist/bench/ab.js ../main    (ROUNDS=5 N=100000 WORKLOADS=read4,write4,write32k,posted,read1m,write1m)
  *
  * BENCH_SMOKE=1 runs each workload once with small counts.
  */
@@ -28,6 +28,8 @@ const N = Number(process.env['N'] ?? (SMOKE ? 2000 : 100_000));
 const WARM = SMOKE ? 100 : 2000;
 /** 32 KiB writes per run: a fifth of N, whole. */
 const N32K = Math.max(1, Math.floor(N / 5));
+/** 1 MiB reads or writes per run: a fiftieth of N. */
+const N1M = Math.max(1, Math.floor(N / 50));
 
 /** A workload: bench_client's arguments, the figure compared and whether more of it is better. */
 interface Workload {
@@ -41,6 +43,8 @@ const WORKLOADS: Record<string, Workload> = {
   write4: { args: ['-n', String(N), '-W'], count: N, figure: 'median_us', higherIsBetter: false },
   write32k: { args: ['-n', String(N32K), '-W', '-c', '32768'], count: N32K, figure: 'MiB_s', higherIsBetter: true },
   posted: { args: ['-n', String(N * 10), '-P'], count: N * 10, figure: 'ops_s', higherIsBetter: true },
+  read1m: { args: ['-n', String(N1M), '-c', '1048576'], count: N1M, figure: 'MiB_s', higherIsBetter: true },
+  write1m: { args: ['-n', String(N1M), '-W', '-c', '1048576'], count: N1M, figure: 'MiB_s', higherIsBetter: true },
 };
 
 /** Nanoseconds the process's main thread has run. */

@@ -17,7 +17,7 @@
  *   node dist/bench/node-floor.js SOCKET...
  */
 import { FdWatcher, READABLE, WRITABLE, runPendingWork, setReadAheadBuffer } from '../src/native/fd-watcher.js';
-import { acceptUnix, close, listenUnix, recvmsg, sendmsg, sendmsg2, setSendBufferSize } from '../src/native/syscalls.js';
+import { acceptUnix, close, listenUnix, recvmsg, sendmsg, sendmsg2, sendmsgWait } from '../src/native/syscalls.js';
 import { ERRNO } from '../src/base/errors.js';
 import { Command, HeaderFlags, PROTOCOL_MAJOR, PROTOCOL_MINOR, Size } from '../src/vfio-user/protocol.js';
 import { lingerBackoff } from '../src/vfio-user/transport/linger-backoff.js';
@@ -28,10 +28,13 @@ const HEAD: number = Size.HEADER + Size.REGION_ACCESS;
 const EINVAL = ERRNO.EINVAL;
 /** Reads per readable event, as uvfio's socket allows. */
 const READS_PER_EVENT = 16;
+/** How long the rest of a large reply may wait for the client to read it, as uvfio's sockets allow (microseconds). */
+const SEND_WAIT_US = 1000;
 /** Requests read while lingering after an event, as uvfio's server allows. */
 const LINGER_READS = 16;
 
-const bar = new Uint8Array(1 << 20);
+/** Filled, as raw_server's: untouched pages would all be the kernel's one zero page, always in cache. */
+const bar = new Uint8Array(1 << 20).map((_, i) => (i * 7 + 1) & 0xff);
 const rx = new Uint8Array(64 * 1024);
 /** Where a write's data and a long VERSION's JSON go: read and dropped, as raw_server does. */
 const sink = new Uint8Array(bar.length);
@@ -71,8 +74,6 @@ class Connection {
 
   constructor(fd: number) {
     this.#fd = fd;
-    // Room for a whole 1 MiB reply, as uvfio reserves for its largest message.
-    setSendBufferSize(fd, bar.length + HEAD);
     this.#watcher = new FdWatcher(fd, (events, received) => this.#onEvents(events, received));
     this.#watcher.readAhead(rx.length);
     this.#watcher.start(READABLE);
@@ -223,6 +224,18 @@ class Connection {
       }
       if (n < 0) return false;
       this.#sent += n;
+      if (this.#sent < total && n > 0) {
+        // As uvfio's sockets send the rest of a large write (UnixSocket): a blocking send, within the same budget.
+        const sent = this.#sent;
+        let rest: number;
+        try {
+          rest = sendmsgWait(this.#fd, head.subarray(Math.min(sent, head.length)), body.subarray(Math.max(0, sent - head.length)), SEND_WAIT_US);
+        } catch {
+          this.#close();
+          return false;
+        }
+        if (rest > 0) this.#sent += rest;
+      }
       if (this.#sent === total) {
         this.#out = null;
         return true;
