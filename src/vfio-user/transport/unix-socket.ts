@@ -166,6 +166,8 @@ export class UnixSocket {
   /** Large writes left to queue without waiting, and how many the next wait that runs out skips (SEND_WAIT_SKIP_MAX). */
   #sendWaitSkip = 0;
   #sendWaitBackoff = 0;
+  /** The rest of a large message is due, to be read into the receiver's buffer (nextRead). */
+  #bodyDue = false;
   /** Something was written since the last read began: the peer may be waiting for it (setLinger). */
   #answered = false;
 
@@ -431,9 +433,9 @@ export class UnixSocket {
   #lingerOn(): void {
     // Only after answering: a peer that streams without waiting for
     // replies (posted writes) fills bigger reads through the loop.
-    if (this.#linger === 0 || !this.#answered || !lingerBackoff.tryNow()) return;
+    if (this.#linger === 0 || !(this.#answered || this.#bodyDue) || !lingerBackoff.tryNow()) return;
     for (let i = 0; i < this.#linger; i++) {
-      if (!this.#mayLinger() || !this.#answered) return;
+      if (!this.#mayLinger() || !(this.#answered || this.#bodyDue)) return;
       this.#answered = false;
       // Here rather than in linger(): cheaper, and what it runs may close,
       // pause or fill this socket.
@@ -490,6 +492,7 @@ export class UnixSocket {
    */
   #syncReadAhead(): void {
     const direct = this.nextRead !== null && this.nextRead() !== null;
+    this.#bodyDue = direct;
     let want = 0;
     if (!direct) {
       receiveBuffer(); // the native buffer is set (and this module's) before any read-ahead
