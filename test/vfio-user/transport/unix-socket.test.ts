@@ -555,6 +555,51 @@ test('setLinger: a peer that reads slowly holds the thread for a wait in ever fe
   assert.ok(longest < 100, `one write held the thread for ${longest.toFixed(1)} ms`);
 });
 
+test(
+  'setLinger: the rest of a large message is read into its place as it comes, waiting in the callback, not the loop',
+  { timeout: 30_000 },
+  async () => {
+    const size = 4 << 20;
+    const [ours, theirs] = socketPair();
+    // The peer sends 4 MiB, 64 KiB a millisecond, once told to.
+    const peer =
+      "const s = new (require('node:net').Socket)({ fd: 3, readable: true, writable: true });" +
+      `let left = ${size}; const next = () => { s.write(Buffer.alloc(65536, left & 0xff)); left -= 65536; if (left > 0) setTimeout(next, 1); else s.end(); };` +
+      "s.once('data', next);";
+    const child = spawn(process.execPath, ['-e', peer], { stdio: ['ignore', 'inherit', 'inherit', theirs] });
+    close(theirs);
+    const socket = new UnixSocket(ours);
+    socket.setLinger(16);
+    const into = new Uint8Array(size);
+    let got = 0;
+    let pieces = 0;
+    let start: ReturnType<typeof performance.eventLoopUtilization> | undefined;
+    const done = new Promise<void>((resolve) => {
+      socket.onData = (chunk) => {
+        start ??= performance.eventLoopUtilization();
+        // The first bytes: from here on they go straight to `into`.
+        into.set(chunk, got);
+        got += chunk.length;
+        socket.nextRead = () => (got < size ? into.subarray(got) : null);
+      };
+      socket.onFilled = (n) => {
+        got += n;
+        pieces++;
+        if (got === size) resolve();
+      };
+    });
+    socket.write(new Uint8Array([1]));
+    await done;
+    const { utilization } = performance.eventLoopUtilization(start);
+    assert.ok(pieces >= 16, `4 MiB came in ${pieces} pieces`);
+    // Lingering, the waits for the next piece are inside the socket's
+    // callback (Node counts only its own wait as idle).
+    assert.ok(utilization > 0.6, `the loop waited for the pieces itself (utilization ${utilization.toFixed(2)}): no lingering`);
+    socket.destroy();
+    await new Promise((resolve) => child.once('exit', resolve));
+  },
+);
+
 test('LingerBackoff: each busy linger doubles the events skipped (plus one) up to the limit; each linger that got its bytes halves them', () => {
   const b = new LingerBackoff();
   const skipped = (): number => {
