@@ -211,14 +211,17 @@ export class UnixSocket {
 
   /**
    * After a readable event whose handling wrote to the peer (answered it),
-   * waits up to `reads` more times for the next bytes in the same turn of
-   * the loop, each time only after answering what came, and as long as
-   * they come before anything else wants the loop (FdWatcher.linger:
-   * pending nextTicks and microtasks run first; any other fd, timer or
-   * signal ends the wait). For a request-reply peer: its next request
-   * costs no loop turn. 0 (the default) never waits. Not while writes are
-   * queued; skipped for a while after lingers found the loop busy
-   * (LingerBackoff).
+   * or while the rest of a large message is due (nextRead), waits up to
+   * `reads` more times for the next bytes in the same turn of the loop,
+   * each time only after answering what came or for that rest, and as
+   * long as they come before anything else wants the loop
+   * (FdWatcher.linger: pending nextTicks and microtasks run first; any
+   * other fd, timer or signal ends the wait). For a request-reply peer:
+   * its next request costs no loop turn. 0 (the default) never waits. Not
+   * while writes are queued; skipped for a while after lingers found the
+   * loop busy (LingerBackoff). A lingering socket also sends the part of a
+   * write its buffer cannot take as the peer reads it (up to 1 ms; see
+   * sendOn).
    */
   setLinger(reads: number): void {
     this.#linger = reads;
@@ -431,8 +434,9 @@ export class UnixSocket {
 
   /** Reads what comes next while it comes before anything else wants the loop (setLinger). */
   #lingerOn(): void {
-    // Only after answering: a peer that streams without waiting for
-    // replies (posted writes) fills bigger reads through the loop.
+    // Only after answering, or for the rest of a large message received in
+    // place: a peer that streams without waiting for replies (posted
+    // writes) fills bigger reads through the loop.
     if (this.#linger === 0 || !(this.#answered || this.#bodyDue) || !lingerBackoff.tryNow()) return;
     for (let i = 0; i < this.#linger; i++) {
       if (!this.#mayLinger() || !(this.#answered || this.#bodyDue)) return;
