@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { createHash, randomFillSync } from 'node:crypto';
 import { VfioError } from '../../../src/base/errors.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { close, eventfd, eventfdRead, eventfdWrite, MappedMemory, openFdCount, socketPair } from '../../../src/native/index.js';
+import { close, eventfd, eventfdRead, eventfdWrite, MappedMemory, openFdCount, setNonblocking, socketPair } from '../../../src/native/index.js';
 import { UnixSocket } from '../../../src/vfio-user/transport/unix-socket.js';
 import { LingerBackoff, lingerBackoff, MAX_LINGER_SKIPS } from '../../../src/vfio-user/transport/linger-backoff.js';
 import { NATIVE_INDEX, rawPair, runScript, tempDir } from '../../native/support.js';
@@ -467,18 +467,19 @@ test(
 
 /**
  * A peer in another process that reads `messages` writes of `size` bytes,
- * at most `chunk` bytes per read and sleeping `pauseMs` after each (0: it
- * spins on the nonblocking socket, reading the moment bytes come), acks
+ * at most `chunk` bytes per read (blocking reads: it reads the moment
+ * bytes come) and sleeping `pauseMs` after each, acks
  * each whole message with one byte, and prints the sha256 of all it read
  * before it exits. It says it is ready with one byte first.
  */
 function readerPeer(messages: number, size: number, chunk: number, pauseMs: number): { fd: number; child: ChildProcess; digest: Promise<string> } {
   const [ours, theirs] = socketPair();
+  setNonblocking(theirs, false); // its own file description: ours stays nonblocking
   const peer =
     "const fs = require('node:fs'); const h = require('node:crypto').createHash('sha256'); const buf = Buffer.alloc(" +
     chunk +
     '); const nap = new Int32Array(new SharedArrayBuffer(4)); let inMsg = 0, done = 0;' +
-    `fs.writeSync(3, Buffer.of(0)); while (done < ${messages}) { let n; try { n = fs.readSync(3, buf); } catch (e) { if (e.code === 'EAGAIN') continue; throw e; }` +
+    `fs.writeSync(3, Buffer.of(0)); while (done < ${messages}) { const n = fs.readSync(3, buf);` +
     `if (n === 0) break; h.update(buf.subarray(0, n)); inMsg += n; while (inMsg >= ${size}) { inMsg -= ${size}; fs.writeSync(3, Buffer.of(1)); done++; }` +
     `${pauseMs > 0 ? `Atomics.wait(nap, 0, 0, ${pauseMs});` : ''} } console.log(h.digest('hex'));`;
   const child = spawn(process.execPath, ['-e', peer], { stdio: ['ignore', 'pipe', 'inherit', theirs] });
@@ -544,15 +545,16 @@ test('setLinger: a peer that reads slowly holds the thread for a wait in ever fe
   // 64 KiB every 2 ms: no 512 KiB write's rest fits one wait (1 ms, and
   // the 256 KiB piece under way: ~10 ms). A wait in every write would hold
   // the thread for over a second; backing off (1, 2, 4 ... 64 writes
-  // skipped) waits in 7 of them.
+  // skipped) waits in 7 of them. The bounds leave room for a loaded
+  // machine, where any write can take a millisecond.
   const messages = 128;
   const sent = await sendAcked(messages, 512 << 10, 64 << 10, 2);
   const total = sent.writeMs.reduce((a, b) => a + b, 0);
   const waited = sent.writeMs.filter((ms) => ms >= 0.9).length;
-  assert.ok(waited <= 16, `${waited} of ${messages} writes waited 0.9 ms or more`);
-  assert.ok(total < 400, `the writes held the thread for ${total.toFixed(1)} ms in all`);
+  assert.ok(waited <= 48, `${waited} of ${messages} writes took 0.9 ms or more`);
+  assert.ok(total < 600, `the writes held the thread for ${total.toFixed(1)} ms in all`);
   const longest = Math.max(...sent.writeMs);
-  assert.ok(longest < 100, `one write held the thread for ${longest.toFixed(1)} ms`);
+  assert.ok(longest < 200, `one write held the thread for ${longest.toFixed(1)} ms`);
 });
 
 test(
