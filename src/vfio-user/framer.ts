@@ -116,6 +116,8 @@ export class MessageFramer {
   private cur: MessageHeader = { msgId: 0, cmd: 0, size: 0, flags: 0, errorNo: 0 };
   // fds of the message in progress (header or body still incomplete).
   private curFds: number[] = NO_FDS;
+  /** msg_size of the last whole message emitted (0 before any). */
+  lastSize = 0;
   private failure: FramingError | null = null;
   // The last body view, reused for a message at the same place of the same
   // chunk (a socket reuses its chunk view while reads keep their length).
@@ -160,6 +162,11 @@ export class MessageFramer {
   /** The error that ended the stream, or null while it is healthy. */
   get error(): FramingError | null {
     return this.failure;
+  }
+
+  /** A message has begun and not ended: part of its header or body came. */
+  get midMessage(): boolean {
+    return this.hdrLen > 0 || this.partial !== null;
   }
 
   /** Bytes of an unfinished message held between chunks. */
@@ -417,6 +424,7 @@ export class MessageFramer {
     f.body = body;
     f.fds = fds;
     f.placed = placed;
+    this.lastSize = h.size;
     this.onMessage(f);
   }
 

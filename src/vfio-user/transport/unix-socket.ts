@@ -35,6 +35,8 @@ const MAX_READS_PER_EVENT = 16;
  * bounds how many small messages one read can carry.
  */
 const RECEIVE_SIZE = 64 * 1024;
+/** The largest (and default) setReceiveBufferSize. */
+export const MAX_RECEIVE_SIZE = RECEIVE_SIZE;
 /** Bytes of the shared buffer read per readable event: a peer flooding small messages gets ~10,000 served, then the others' turn. */
 const EVENT_BYTES = 256 * 1024;
 /**
