@@ -116,8 +116,8 @@ export class MessageFramer {
   private cur: MessageHeader = { msgId: 0, cmd: 0, size: 0, flags: 0, errorNo: 0 };
   // fds of the message in progress (header or body still incomplete).
   private curFds: number[] = NO_FDS;
-  /** msg_size of the last whole message emitted (0 before any). */
-  lastSize = 0;
+  // msg_size of the last whole message emitted (0 before any).
+  private lastMsgSize = 0;
   private failure: FramingError | null = null;
   // The last body view, reused for a message at the same place of the same
   // chunk (a socket reuses its chunk view while reads keep their length).
@@ -162,6 +162,11 @@ export class MessageFramer {
   /** The error that ended the stream, or null while it is healthy. */
   get error(): FramingError | null {
     return this.failure;
+  }
+
+  /** msg_size of the last whole message handed over (0 before any). */
+  get lastSize(): number {
+    return this.lastMsgSize;
   }
 
   /** A message has begun and not ended: part of its header or body came. */
@@ -424,7 +429,7 @@ export class MessageFramer {
     f.body = body;
     f.fds = fds;
     f.placed = placed;
-    this.lastSize = h.size;
+    this.lastMsgSize = h.size;
     this.onMessage(f);
   }
 

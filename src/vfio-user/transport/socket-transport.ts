@@ -87,8 +87,10 @@ export class SocketTransport implements Transport {
    * 1.331x -> 1.390x raw_server's time, worse in 8 of 8 rounds).
    */
   #fitReads(): void {
-    const headFirst = this.#framer.lastSize > MAX_RECEIVE_SIZE && !this.#framer.midMessage;
-    if (headFirst === this.#headFirst || this.#socket.closed) return;
+    // Decided between messages only: a large body under way is read into place anyway.
+    if (this.#framer.midMessage || this.#socket.closed) return;
+    const headFirst = this.#framer.lastSize > MAX_RECEIVE_SIZE;
+    if (headFirst === this.#headFirst) return;
     this.#headFirst = headFirst;
     this.#socket.setReceiveBufferSize(headFirst ? HEADER_SIZE + PLACE_HEAD : MAX_RECEIVE_SIZE);
   }
