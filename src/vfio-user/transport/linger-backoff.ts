@@ -6,11 +6,18 @@
  * with each busy linger, up to MAX_LINGER_SKIPS readable events, and
  * halves with each linger that gets its bytes. (Resetting it on a success
  * instead let 4 busy clients still find the loop busy in half their
- * lingers.) One per thread, as the loop is.
+ * lingers.) One per thread, as the loop is; a socket keeps one of its own,
+ * capped lower, for the waits of its large writes (UnixSocket's sendOn).
  */
 export class LingerBackoff {
   #skips = 0;
   #penalty = 0;
+  readonly #max: number;
+
+  /** `max`: the most tries skipped after a run of busy ones. */
+  constructor(max = MAX_LINGER_SKIPS) {
+    this.#max = max;
+  }
 
   /** Whether a readable event may linger; false also counts the event as one skipped. */
   tryNow(): boolean {
@@ -21,7 +28,7 @@ export class LingerBackoff {
 
   /** A linger found the loop busy. */
   busy(): void {
-    this.#penalty = Math.min(this.#penalty * 2 + 1, MAX_LINGER_SKIPS);
+    this.#penalty = Math.min(this.#penalty * 2 + 1, this.#max);
     this.#skips = this.#penalty;
   }
 

@@ -22,7 +22,7 @@ import {
   setReadAheadBuffer,
   WRITABLE,
 } from '../../native/index.js';
-import { lingerBackoff } from './linger-backoff.js';
+import { LingerBackoff, lingerBackoff } from './linger-backoff.js';
 
 /** Handed to onData when no fds arrived, so the common case makes no array. */
 const NO_FDS: readonly number[] = Object.freeze([]);
@@ -47,9 +47,9 @@ const EVENT_BYTES = 256 * 1024;
  */
 const SEND_WAIT_US = 1000;
 /**
- * Large writes queued without waiting after a wait ran out: 1 after the
- * first, doubling with each wait that runs out up to this many, halving
- * with each that does not. A peer that reads slowly, or not at all, holds
+ * Large writes queued without waiting after waits ran out (a LingerBackoff
+ * of the socket's: 1, 3, 7 ... up to this many, halving with each wait
+ * that does not run out). A peer that reads slowly, or not at all, holds
  * the thread for one wait in this many; one the scheduler kept from
  * reading once loses one write's wait.
  */
@@ -165,9 +165,8 @@ export class UnixSocket {
   #closed = false;
   /** Messages to wait for in the same turn of the loop after a readable event (setLinger). */
   #linger = 0;
-  /** Large writes left to queue without waiting, and how many the next wait that runs out skips (SEND_WAIT_SKIP_MAX). */
-  #sendWaitSkip = 0;
-  #sendWaitBackoff = 0;
+  /** Whether a large write may wait for the peer (SEND_WAIT_SKIP_MAX). */
+  readonly #sendWaits = new LingerBackoff(SEND_WAIT_SKIP_MAX);
   /** The rest of a large message is due, to be read into the receiver's buffer (nextRead). */
   #bodyDue = false;
   /** Something was written since the last read began: the peer may be waiting for it (setLinger). */
@@ -338,21 +337,14 @@ export class UnixSocket {
    * piece by piece from the loop. Returns the bytes sent in all.
    */
   #sendOn(head: Uint8Array, body: Uint8Array, sent: number): number {
-    if (this.#sendWaitSkip > 0) {
-      this.#sendWaitSkip--;
-      return sent;
-    }
+    if (!this.#sendWaits.tryNow()) return sent;
     const n =
       sent < head.length
         ? sendmsgWait(this.#fd, head.subarray(sent), body, SEND_WAIT_US)
         : sendmsgWait(this.#fd, EMPTY, body.subarray(sent - head.length), SEND_WAIT_US);
     if (n > 0) sent += n;
-    if (sent < head.length + body.length) {
-      this.#sendWaitBackoff = Math.min(SEND_WAIT_SKIP_MAX, this.#sendWaitBackoff * 2 || 1);
-      this.#sendWaitSkip = this.#sendWaitBackoff;
-    } else {
-      this.#sendWaitBackoff >>= 1;
-    }
+    if (sent < head.length + body.length) this.#sendWaits.busy();
+    else this.#sendWaits.got();
     return sent;
   }
 

@@ -544,7 +544,7 @@ test(
 test('setLinger: a peer that reads slowly holds the thread for a wait in ever fewer of its large writes', { timeout: 60_000 }, async () => {
   // 64 KiB every 2 ms: no 512 KiB write's rest fits one wait (1 ms, and
   // the 256 KiB piece under way: ~10 ms). A wait in every write would hold
-  // the thread for over a second; backing off (1, 2, 4 ... 64 writes
+  // the thread for over a second; backing off (1, 3, 7 ... 64 writes
   // skipped) waits in 7 of them. The bounds leave room for a loaded
   // machine, where any write can take a millisecond.
   const messages = 128;
@@ -624,4 +624,9 @@ test('LingerBackoff: each busy linger doubles the events skipped (plus one) up t
   for (let i = 0; i < 8; i++) b.got();
   b.busy();
   assert.equal(skipped(), 1, 'after enough lingers got their bytes, one busy linger skips one event again');
+  const capped = new LingerBackoff(64); // a socket's large-write waits
+  for (let i = 0; i < 8; i++) capped.busy();
+  let n = 0;
+  while (!capped.tryNow()) n++;
+  assert.equal(n, 64, 'a lower cap holds');
 });
