@@ -9,6 +9,7 @@
         "native/eventfd.cc",
         "native/memory.cc",
         "native/watcher.cc",
+        "native/answer.cc",
         "native/notify.cc",
         "native/file-io.cc"
       ],

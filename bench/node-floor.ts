@@ -94,7 +94,7 @@ class Connection {
     for (let lingers = 0; lingers < LINGER_READS && this.#answered; lingers++) {
       this.#answered = false;
       const r = this.#watcher.linger(runPendingWork());
-      if (r === false) {
+      if (r === false || r === null) {
         lingerBackoff.busy();
         return;
       }

@@ -4,6 +4,7 @@
 // then a message costs one call into JavaScript, not two.
 #include <errno.h>
 #include <poll.h>
+#include <string.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 #include <uv.h>
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <unordered_set>
 
+#include "answer.h"
 #include "common.h"
 #include "receive.h"
 
@@ -68,6 +70,7 @@ struct Watcher {
   bool closed = false;   // uv_close completed
   bool js_gone = false;  // JS object finalized
   bool linger_gone = false;  // its linger function finalized (it may outlive the object)
+  Answers* answers = nullptr;  // region accesses linger may answer itself (answer()); null: none
 };
 
 // Freed once libuv and V8 are done with it, in whichever order.
@@ -90,6 +93,8 @@ void SetEvents(Watcher* w, int events) {
 void BeginClose(Watcher* w) {
   if (w->closing) return;
   w->closing = true;
+  DeleteAnswers(w->env, w->answers);
+  w->answers = nullptr;
   watched_fds.erase(w->fd);
   uv_poll_stop(&w->poll);
   uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), OnClosed);
@@ -370,10 +375,10 @@ bool WaitForLoop(uv_loop_t* loop) {
   return r > 0;
 }
 
-// linger(ranPending?): runs the JavaScript work left pending (nextTicks,
-// microtasks), unless the caller says it just did (ranPending true), then
-// waits until the loop has something to do, so that when that is
-// this fd being readable its owner can take the next message without a
+// linger(ranPending?, answerReads?): runs the JavaScript work left pending
+// (nextTicks, microtasks), unless the caller says it just did (ranPending
+// true), then waits until the loop has something to do, so that when that
+// is this fd being readable its owner can take the next message without a
 // turn of the loop (no epoll wake-up, no loop phases, no call into
 // JavaScript). Returns false when the loop wants its turn for anything
 // else (or the watcher is not watching for READABLE); true when the fd is
@@ -382,44 +387,113 @@ bool WaitForLoop(uv_loop_t* loop) {
 // error] when fds or an error came with it. Only from the watcher's own
 // callback: inside a callback scope the pending work would not run, and
 // the wait could be for it.
+//
+// With answerReads > 0 and answers set (answer()), up to that many reads
+// whose messages are all answerable region accesses are answered here
+// (answer.h) and the wait begins again; a read that ends in another
+// message hands that one and the rest to the owner at the buffer's start.
+// null: that many reads were answered whole, or 256 KiB of requests
+// (kAnswerBytesPerLinger: a flood gets no more than the JavaScript path
+// gives one event). The owner must check the
+// stats for unsent bytes before it sends anything (takeUnsent).
 napi_value Linger(napi_env env, napi_callback_info info) {
   void* data = nullptr;
-  size_t argc = 1;
-  napi_value arg;
-  napi_get_cb_info(env, info, &argc, &arg, nullptr, &data);
+  size_t argc = 2;
+  napi_value args[2];
+  napi_get_cb_info(env, info, &argc, args, nullptr, &data);
   Watcher* w = static_cast<Watcher*>(data);
   bool ran_pending = false;
-  if (argc > 0) napi_get_value_bool(env, arg, &ran_pending);  // anything but true: false
+  int32_t answer_reads = 0;
+  if (argc > 0) napi_get_value_bool(env, args[0], &ran_pending);  // anything but true: false
+  if (argc > 1 && napi_get_value_int32(env, args[1], &answer_reads) != napi_ok) answer_reads = 0;
+  size_t answered_bytes = 0;
   napi_value result;
-  bool woke = false;
-  if (!w->closing && (w->events & UV_READABLE) != 0) {
-    if (!ran_pending) RunPending(env);  // may stop or close the watcher
-    woke = !w->closing && (w->events & UV_READABLE) != 0 && WaitForLoop(w->poll.loop);
-  }
-  if (woke && w->read_ahead > 0 && read_ahead_buffer.data != nullptr) {
-    int fds[kMaxFds];
-    size_t nfds = 0;
-    const ReadAheadBuffer& rx = read_ahead_buffer;
-    ssize_t n = ReceiveWithFds(w->fd, rx.data, std::min(w->read_ahead, rx.len), fds, &nfds);
-    int err = errno;
-    if (n >= 0 || (err != EAGAIN && err != EWOULDBLOCK) || nfds > 0) {
-      napi_value read[2];
-      ReadAheadResult(env, n, err, fds, nfds, read);
-      napi_valuetype extra;
-      napi_typeof(env, read[1], &extra);
-      if (extra == napi_undefined) return read[0];
-      napi_create_array_with_length(env, 2, &result);
-      napi_set_element(env, result, 0, read[0]);
-      napi_set_element(env, result, 1, read[1]);
-      return result;
+  for (;;) {
+    bool woke = false;
+    if (!w->closing && (w->events & UV_READABLE) != 0) {
+      if (!ran_pending) RunPending(env);  // may stop or close the watcher
+      ran_pending = true;
+      woke = !w->closing && (w->events & UV_READABLE) != 0 && WaitForLoop(w->poll.loop);
     }
-    woke = false;  // the loop woke for another fd
-  } else if (woke) {
-    struct pollfd self = {w->fd, POLLIN, 0};
-    woke = poll(&self, 1, 0) > 0 && (self.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+    if (woke && w->read_ahead > 0 && read_ahead_buffer.data != nullptr) {
+      int fds[kMaxFds];
+      size_t nfds = 0;
+      const ReadAheadBuffer& rx = read_ahead_buffer;
+      ssize_t n = ReceiveWithFds(w->fd, rx.data, std::min(w->read_ahead, rx.len), fds, &nfds);
+      int err = errno;
+      if (n > 0 && nfds == 0 && answer_reads > 0 && w->answers != nullptr) {
+        uint8_t* bytes = static_cast<uint8_t*>(rx.data);
+        int send_err = 0;
+        size_t done = AnswerFront(w->fd, *w->answers, bytes, static_cast<size_t>(n), &send_err);
+        if (send_err != 0) {
+          n = -1;  // the peer is gone or broken: the owner closes with this error
+          err = send_err;
+        } else if (done == static_cast<size_t>(n)) {
+          w->answers->stats[kReadsAnswered] += 1;
+          answered_bytes += static_cast<size_t>(n);
+          if (--answer_reads > 0 && w->answers->unsent.empty() && answered_bytes < kAnswerBytesPerLinger) continue;
+          napi_get_null(env, &result);
+          return result;
+        } else if (done > 0) {
+          memmove(bytes, bytes + done, static_cast<size_t>(n) - done);
+          n -= static_cast<ssize_t>(done);
+        }
+      }
+      if (n >= 0 || (err != EAGAIN && err != EWOULDBLOCK) || nfds > 0) {
+        napi_value read[2];
+        ReadAheadResult(env, n, err, fds, nfds, read);
+        napi_valuetype extra;
+        napi_typeof(env, read[1], &extra);
+        if (extra == napi_undefined) return read[0];
+        napi_create_array_with_length(env, 2, &result);
+        napi_set_element(env, result, 0, read[0]);
+        napi_set_element(env, result, 1, read[1]);
+        return result;
+      }
+      woke = false;  // the loop woke for another fd
+    } else if (woke) {
+      struct pollfd self = {w->fd, POLLIN, 0};
+      woke = poll(&self, 1, 0) > 0 && (self.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+    }
+    napi_get_boolean(env, woke, &result);
+    return result;
   }
-  napi_get_boolean(env, woke, &result);
-  return result;
+}
+
+// answer(stats, maxCount, regions) | answer(null): what linger may answer
+// itself (answer.h): stats a Float64Array of AnswerStat counts, maxCount
+// the largest access (capped at 64 KiB), regions by index
+// {read, write: Uint8Array | null} of plain memory, kept alive until
+// replaced, answer(null) or close. Unsent bytes of the answers replaced
+// are dropped: take them first.
+napi_value AnswerMethod(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  Watcher* w = Unwrap(env, info, 3, argv);
+  if (w == nullptr) return nullptr;
+  if (w->closing) return ThrowErrno(env, EBADF, "FdWatcher.answer (watcher closed)");
+  Answers* next = nullptr;
+  if (!IsNullish(env, argv[0])) {
+    next = NewAnswers(env, argv[0], argv[1], argv[2]);
+    if (next == nullptr) return nullptr;
+  }
+  DeleteAnswers(env, w->answers);
+  w->answers = next;
+  return nullptr;
+}
+
+// takeUnsent(): the rest of a reply linger answered that the kernel did
+// not take, to be sent before anything else (empty when none).
+napi_value TakeUnsentMethod(napi_env env, napi_callback_info info) {
+  Watcher* w = Unwrap(env, info);
+  if (w == nullptr) return nullptr;
+  if (w->answers == nullptr) {
+    napi_value ab, out;
+    void* data;
+    napi_create_arraybuffer(env, 0, &data, &ab);
+    napi_create_typedarray(env, napi_uint8_array, 0, ab, 0, &out);
+    return out;
+  }
+  return TakeUnsent(env, *w->answers);
 }
 
 // ref()/unref(): whether an active watcher keeps the process alive.
@@ -437,6 +511,7 @@ void InitWatcher(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
       METHOD("start", Start),        METHOD("stop", Stop), METHOD("close", Close),
       METHOD("ref", SetRef<uv_ref>), METHOD("unref", SetRef<uv_unref>), METHOD("readAhead", ReadAheadMethod),
+      METHOD("answer", AnswerMethod), METHOD("takeUnsent", TakeUnsentMethod),
   };
 #undef METHOD
   napi_value cls;

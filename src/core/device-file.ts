@@ -165,6 +165,29 @@ export class DeviceFile {
     // Not a promise: leave() releases at once and gives it back as is.
     return lock.leave(memory) as Uint8Array | null;
   }
+  /**
+   * The whole of region `index` (`size` bytes) as the device's memory for
+   * reads and for writes (regionMemory), where it gives that: for a server
+   * that answers small accesses from it while this file stays bound. Each
+   * null where the device gives none, the range is refused, or the set
+   * lock is held now.
+   */
+  wholeRegionMemory(index: number, size: number): { read: Uint8Array | null; write: Uint8Array | null } {
+    const whole = (write: boolean): Uint8Array | null => {
+      try {
+        return this.regionMemory(index, 0, size, write);
+      } catch {
+        return null;
+      }
+    };
+    return { read: whole(false), write: whole(true) };
+  }
+
+  /** True when a region access would run at once: the file is bound and its set's lock free (nobody holds it, nobody waits). */
+  get accessRunsAtOnce(): boolean {
+    return this.fileState === 'bound' && this.set().lock.idle;
+  }
+
   mmap(index: number): RegionMmap | Promise<RegionMmap> {
     return this.op(() => this.device.mmap(index));
   }

@@ -198,6 +198,12 @@ export abstract class VfioDevice {
    * arrive, over turns of the event loop and outside the set lock, as the
    * client's own stores through a mapping would. null (the default) when
    * the ops must run. Called under the set lock.
+   *
+   * A view of a whole region (offset 0, count its size) is kept: the
+   * vfio-user server asks for one when a client's file is bound and, while
+   * it stays bound, answers that client's small accesses from it in the
+   * native layer, neither calling regionRead/regionWrite nor this again.
+   * Give one only for memory that stays the same while a file is bound.
    */
   regionMemory(index: number, offset: number, count: number, write: boolean): Uint8Array | null {
     void index;

@@ -36,9 +36,36 @@ export interface NativeFdWatcher {
    * when either came); with it off, true. The instance's own function (not
    * the prototype's): a copy of it stays safe to call after the watcher is
    * gone.
+   *
+   * With `answerReads` > 0 and answers set (answer()), up to that many
+   * reads whose messages are all answerable region accesses are answered
+   * in the native layer, the wait beginning again after each; a read that
+   * ends in any other message gives that message and the rest to the
+   * caller at the read-ahead buffer's start, as above. null: that many
+   * reads were answered whole. After any call with answers on, the caller
+   * reads the stats and sends the unsent bytes (takeUnsent) first.
    */
-  linger(this: void, ranPending?: boolean): boolean | number | [received: number, extra: number[] | Error];
+  linger(this: void, ranPending?: boolean, answerReads?: number): null | boolean | number | [received: number, extra: number[] | Error];
+  /**
+   * What linger may answer itself: REGION_READ and REGION_WRITE requests
+   * (posted or not) of at most `maxCount` bytes (capped at 64 KiB) wholly
+   * inside `regions[index].read` / `.write`, plain memory the watcher keeps
+   * alive until replaced. `stats` (Float64Array, AnswerStat order) counts
+   * what was answered; the caller zeroes what it has read. null: none.
+   */
+  answer(stats: Float64Array | null, maxCount?: number, regions?: ReadonlyArray<AnswerRegion | undefined>): void;
+  /** The rest of an answer's reply the kernel did not take: to be sent before anything else. Empty when none. */
+  takeUnsent(): Uint8Array;
 }
+
+/** One region's plain memory, for FdWatcher.answer: reads are served from `read`, writes stored in `write`. */
+export interface AnswerRegion {
+  read: Uint8Array | null;
+  write: Uint8Array | null;
+}
+
+/** Indexes of FdWatcher.answer's stats: reads answered whole, requests and their bytes, replies and theirs, unsent reply bytes. */
+export const AnswerStat = { READS: 0, MESSAGES_IN: 1, BYTES_IN: 2, REPLIES_OUT: 3, BYTES_OUT: 4, UNSENT: 5, COUNT: 6 } as const;
 
 /**
  * What a watcher reports: the events, and after a read-ahead the bytes it

@@ -1,9 +1,9 @@
 /**
  * FdWatcher: readiness of a file descriptor, from Node's own event loop.
  */
-import { addon, type FdWatcherCallback, type NativeFdWatcher } from './addon.js';
+import { addon, AnswerStat, type AnswerRegion, type FdWatcherCallback, type NativeFdWatcher } from './addon.js';
 
-export type { FdWatcherCallback };
+export { AnswerStat, type AnswerRegion, type FdWatcherCallback };
 
 /** Event bit: the fd can be read (or has hung up / failed). */
 export const READABLE = 1;
@@ -39,6 +39,13 @@ export const WRITABLE = 2;
  * comes back false when it woke for anything but the fd's bytes. A
  * request-reply peer on the same CPU then costs what a blocking recv
  * costs, not a loop turn.
+ *
+ * Answers (answer(), for a vfio-user server's socket): while it lingers,
+ * the watcher may answer REGION_READ and REGION_WRITE requests of plain
+ * region memory itself, with no call into JavaScript, when its caller
+ * says (linger's `answerReads`) that such an access would be served at
+ * once. No JavaScript runs before linger returns, so what the caller
+ * checked holds for every answer it makes.
  */
 export type FdWatcher = NativeFdWatcher;
 

@@ -33,11 +33,13 @@ export {
   type EventfdFlags,
 } from './syscalls.js';
 export {
+  AnswerStat,
   FdWatcher,
   READABLE,
   WRITABLE,
   runPendingWork,
   setReadAheadBuffer,
+  type AnswerRegion,
   type FdWatcherCallback,
   type FdWatcherConstructor,
 } from './fd-watcher.js';

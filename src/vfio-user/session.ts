@@ -51,6 +51,7 @@ import { Command, commandName, maxMessageSizeFor } from './protocol.js';
 import { writeEmptyReply, writeErrorReply } from './serializer.js';
 import { negotiatedFromState, negotiatedToState, type SessionState, type SocketState } from './session-state.js';
 import { interruptChannel, messageChannel, sessionChannel, type DmaOwner, type MessageTrace } from './trace.js';
+import { MAX_ANSWER_REGIONS, type AnswerRegion, type RegionAnswers } from './transport/region-answers.js';
 import { SocketTransport } from './transport/socket-transport.js';
 import type { Transport, TransportHandover } from './transport/transport.js';
 
@@ -435,8 +436,57 @@ export class VfioUserSession implements Session {
       timeoutMs: this.limits.dmaTimeoutMs,
     });
     this.negotiated = negotiated;
+    this.#transport.answerRegions(this.#regionAnswers(shape, negotiated.maxDataXferSize));
     if (this.#versionTimer !== null) clearTimeout(this.#versionTimer);
     this.#versionTimer = null;
+  }
+
+  /**
+   * What the transport may answer itself (RegionAnswers): small accesses
+   * of the regions the device gives whole as plain memory, whenever one
+   * would be served at once here. Null when the device gives none.
+   */
+  #regionAnswers(shape: SessionDeviceShape, maxCount: number): RegionAnswers | null {
+    const regions: Array<AnswerRegion | undefined> = [];
+    for (let i = 0; i < Math.min(shape.numRegions, MAX_ANSWER_REGIONS); i++) {
+      const size = shape.regionSize(i);
+      const memory = size > 0 ? this.file.wholeRegionMemory(i, size) : null;
+      regions.push(memory !== null && (memory.read !== null || memory.write !== null) ? memory : undefined);
+    }
+    if (!regions.some((r) => r !== undefined)) return null;
+    return {
+      regions,
+      maxCount,
+      may: () => this.#mayAnswer(),
+      answered: (messages, bytesIn, replies, bytesOut) => {
+        const c = this.counters;
+        c.messagesIn += messages;
+        c.bytesIn += bytesIn;
+        c.repliesOut += replies;
+        c.bytesOut += bytesOut;
+        this.#checkReplyQueue();
+      },
+    };
+  }
+
+  /**
+   * True when a region access that arrived now would be served at once,
+   * as #onFrame and #run would serve it: bound, nothing running, queued or
+   * unread beyond the reply queue, not frozen or ending, not traced, and
+   * the device set's lock free.
+   */
+  #mayAnswer(): boolean {
+    return (
+      !this.#busy &&
+      this.#queue.length === 0 &&
+      !this.#repliesWaiting &&
+      !this.#frozen &&
+      !this.#closed &&
+      !this.#endAfterReply &&
+      this.#framingFailure === null &&
+      !messageChannel.hasSubscribers &&
+      this.file.accessRunsAtOnce
+    );
   }
 
   reply(req: Request, message: Uint8Array, fds?: readonly number[]): void {
@@ -818,6 +868,11 @@ export class VfioUserSession implements Session {
     }
     if (body === undefined) this.#transport.send(message, fds);
     else this.#transport.send2(message, body, fds);
+    this.#checkReplyQueue();
+  }
+
+  /** Stops reading a client whose unread replies went over reply-queue. */
+  #checkReplyQueue(): void {
     if (!this.#repliesWaiting && this.#transport.pendingBytes > this.limits.replyQueueBytes) {
       this.#repliesWaiting = true;
       this.#updateReading();

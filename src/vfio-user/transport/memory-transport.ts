@@ -163,6 +163,9 @@ export class MemoryTransport implements Transport {
     this.#framer.setMaxMessageSize(bytes);
   }
 
+  /** Every message is delivered: there is no native layer to answer any. */
+  answerRegions(): void {}
+
   /** Memory cannot go to another process. */
   exportState(): null {
     return null;

@@ -6,6 +6,7 @@
 import { closeFds, socketPair } from '../../native/index.js';
 import { MessageFramer, PLACE_HEAD } from '../framer.js';
 import { HEADER_SIZE } from '../header.js';
+import type { RegionAnswers } from './region-answers.js';
 import type { Transport, TransportHandover } from './transport.js';
 import { MAX_RECEIVE_SIZE, UnixSocket } from './unix-socket.js';
 
@@ -138,6 +139,14 @@ export class SocketTransport implements Transport {
 
   setMaxMessageSize(bytes: number): void {
     this.#framer.setMaxMessageSize(bytes);
+  }
+
+  answerRegions(answers: RegionAnswers | null): void {
+    const framer = this.#framer;
+    // Answers are made only from the start of a read: never while the
+    // framer holds part of a message, whose rest the read would bring.
+    const may = answers === null ? null : () => !framer.midMessage && framer.error === null && answers.may();
+    this.#socket.answerRegions(answers === null || may === null ? null : { ...answers, may });
   }
 
   openTwin(): { twin: Transport; peerFd: number } {

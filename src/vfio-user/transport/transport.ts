@@ -13,6 +13,7 @@
 import type { VfioError } from '../../base/errors.js';
 import type { Frame, FramingError } from '../framer.js';
 import type { MessageHeader } from '../header.js';
+import type { RegionAnswers } from './region-answers.js';
 
 /**
  * What a daemon takeover moves of a transport to the next process (see
@@ -82,6 +83,13 @@ export interface Transport {
 
   /** The largest msg_size accepted from now on (header included). */
   setMaxMessageSize(bytes: number): void;
+
+  /**
+   * Small region accesses of plain memory the transport may answer itself
+   * instead of delivering them (see RegionAnswers); null: none. A
+   * transport that cannot (memory) ignores it.
+   */
+  answerRegions(answers: RegionAnswers | null): void;
 
   /**
    * A second channel to the same peer for the server's own commands (the

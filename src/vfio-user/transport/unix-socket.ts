@@ -9,6 +9,7 @@
  */
 import { isVfioError, toVfioError, VfioError } from '../../base/errors.js';
 import {
+  AnswerStat,
   closeFds,
   connectUnix,
   dup,
@@ -23,6 +24,7 @@ import {
   WRITABLE,
 } from '../../native/index.js';
 import { LingerBackoff, lingerBackoff } from './linger-backoff.js';
+import type { RegionAnswers } from './region-answers.js';
 
 /** Handed to onData when no fds arrived, so the common case makes no array. */
 const NO_FDS: readonly number[] = Object.freeze([]);
@@ -171,6 +173,9 @@ export class UnixSocket {
   #bodyDue = false;
   /** Something was written since the last read began: the peer may be waiting for it (setLinger). */
   #answered = false;
+  /** Region accesses the watcher may answer while lingering (answerRegions), and its counts of them. */
+  #answers: RegionAnswers | null = null;
+  readonly #answerStats = new Float64Array(AnswerStat.COUNT);
 
   /**
    * Wraps a connected socket and starts reading, unless `idle`: then it
@@ -226,6 +231,19 @@ export class UnixSocket {
    */
   setLinger(reads: number): void {
     this.#linger = reads;
+  }
+
+  /**
+   * Lets the native layer answer small region accesses of plain memory
+   * itself while this socket lingers (RegionAnswers; only with setLinger),
+   * each time `answers.may()` says so right before; null: never (the
+   * default).
+   */
+  answerRegions(answers: RegionAnswers | null): void {
+    if (this.#closed) return;
+    if (answers === null) this.#watcher.answer(null);
+    else this.#watcher.answer(this.#answerStats, answers.maxCount, answers.regions);
+    this.#answers = answers;
   }
 
   /** Begins reading and writing, for a socket made idle; a no-op otherwise. */
@@ -439,7 +457,14 @@ export class UnixSocket {
       // pause or fill this socket.
       const ran = runPendingWork();
       if (!this.#mayLinger()) return;
-      const r = this.#watcher.linger(ran);
+      const answers = this.#answers;
+      const answering = answers !== null && !this.#bodyDue && answers.may();
+      const r = this.#watcher.linger(ran, answering ? this.#linger - i : 0);
+      if (answering) i += this.#tookAnswers(answers);
+      if (r === null) {
+        lingerBackoff.got(); // every read it was allowed was answered
+        return;
+      }
       if (r === false) {
         if (!this.#closed && this.#reading) lingerBackoff.busy(); // else it was its own doing, not the loop's
         return;
@@ -450,6 +475,30 @@ export class UnixSocket {
       if (this.#closed) return;
       this.#syncReadAhead();
     }
+  }
+
+  /**
+   * After a linger that could answer: what it answered goes to the owner's
+   * counts, the rest of a reply the kernel did not take to the head of the
+   * queue (before anything else is sent). Returns the reads it answered.
+   */
+  #tookAnswers(answers: RegionAnswers): number {
+    const stats = this.#answerStats;
+    const messages = stats[AnswerStat.MESSAGES_IN]!;
+    if (messages === 0) return 0;
+    const reads = stats[AnswerStat.READS]!;
+    if (stats[AnswerStat.UNSENT] !== 0) {
+      // The queue was empty: lingering requires it.
+      const rest = this.#watcher.takeUnsent();
+      this.#queue.push({ data: rest, fds: undefined });
+      this.#queuedBytes += rest.length;
+      this.#watch();
+    }
+    const replies = stats[AnswerStat.REPLIES_OUT]!;
+    if (replies !== 0) this.#answered = true;
+    answers.answered(messages, stats[AnswerStat.BYTES_IN]!, replies, stats[AnswerStat.BYTES_OUT]!);
+    stats.fill(0);
+    return reads;
   }
 
   #mayLinger(): boolean {
@@ -636,6 +685,7 @@ export class UnixSocket {
   #close(err: VfioError | undefined): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#answers = null;
     this.#watcher.close();
     for (const pending of this.#queue) {
       if (pending.fds !== undefined) closeFds(pending.fds);

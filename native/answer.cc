@@ -1,0 +1,201 @@
+// Region accesses answered in the native layer (see answer.h).
+#include "answer.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "common.h"
+
+namespace uvfio {
+
+namespace {
+
+// The wire format (little-endian, as vfio-user is and as every host Node
+// runs this addon on): a 16-byte header, then for both commands the
+// 16-byte access struct {offset u64, region u32, count u32}.
+constexpr size_t kHeader = 16;
+constexpr size_t kAccess = 32;  // header + access struct
+constexpr uint16_t kRegionRead = 9;
+constexpr uint16_t kRegionWrite = 10;
+constexpr uint32_t kNoReply = 0x10;
+constexpr uint32_t kTypeReply = 1;
+
+template <typename T>
+T Load(const uint8_t* p) {
+  T v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <typename T>
+void Store(uint8_t* p, T v) {
+  memcpy(p, &v, sizeof v);
+}
+
+// The region memory an access goes to, or null when it is not answered here.
+const AnswerMemory* Target(const AnswerMemory* table, uint32_t region, uint64_t offset, uint32_t count, uint32_t max) {
+  if (region >= kAnswerRegions || count == 0 || count > max) return nullptr;
+  const AnswerMemory* m = &table[region];
+  if (m->data == nullptr || offset > m->len || count > m->len - offset) return nullptr;
+  return m;
+}
+
+void Forget(napi_env env, AnswerMemory& m) {
+  if (m.ref != nullptr) napi_delete_reference(env, m.ref);
+  m = AnswerMemory();
+}
+
+bool GetMemory(napi_env env, napi_value entry, const char* key, AnswerMemory* out) {
+  napi_value v;
+  if (napi_get_named_property(env, entry, key, &v) != napi_ok) return false;
+  if (IsNullish(env, v)) return true;
+  void* data;
+  size_t len;
+  if (!GetBytes(env, v, "region memory", &data, &len)) return false;
+  out->data = static_cast<uint8_t*>(data);
+  out->len = len;
+  napi_create_reference(env, v, 1, &out->ref);
+  return true;
+}
+
+// Sends head[0, head_len) then body[0, body_len) as one reply; what the
+// kernel does not take goes to a.unsent. False when the send failed.
+bool Reply(int fd, Answers& a, uint8_t* head, size_t head_len, const uint8_t* body, size_t body_len, int* err) {
+  struct iovec iov[2] = {{head, head_len}, {const_cast<uint8_t*>(body), body_len}};
+  struct msghdr msg = {};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = body_len > 0 ? 2 : 1;
+  ssize_t sent;
+  do {
+    sent = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (sent < 0 && errno == EINTR);
+  if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    *err = errno;
+    return false;
+  }
+  size_t done = sent < 0 ? 0 : static_cast<size_t>(sent);
+  if (done < head_len) a.unsent.insert(a.unsent.end(), head + done, head + head_len);
+  size_t from = done > head_len ? done - head_len : 0;
+  if (from < body_len) a.unsent.insert(a.unsent.end(), body + from, body + body_len);
+  a.stats[kUnsentBytes] = static_cast<double>(a.unsent.size());
+  a.stats[kRepliesOut] += 1;
+  a.stats[kBytesOut] += static_cast<double>(head_len + body_len);
+  return true;
+}
+
+}  // namespace
+
+Answers* NewAnswers(napi_env env, napi_value stats, napi_value max_count, napi_value regions) {
+  void* data;
+  size_t len;
+  int32_t max;
+  if (!GetBytes(env, stats, "answer stats", &data, &len)) return nullptr;
+  napi_typedarray_type type;
+  size_t count;
+  bool typed = false;
+  napi_is_typedarray(env, stats, &typed);
+  if (!typed || napi_get_typedarray_info(env, stats, &type, &count, nullptr, nullptr, nullptr) != napi_ok ||
+      type != napi_float64_array || count < kAnswerStats) {
+    ThrowInvalid(env, "answer stats must be a Float64Array of at least 6 counts");
+    return nullptr;
+  }
+  if (!GetInt32(env, max_count, "maxCount", &max)) return nullptr;
+  if (max < 0) {
+    ThrowInvalid(env, "maxCount must not be negative");
+    return nullptr;
+  }
+  bool is_array = false;
+  uint32_t n = 0;
+  if (napi_is_array(env, regions, &is_array) != napi_ok || !is_array) {
+    ThrowInvalid(env, "regions must be an array");
+    return nullptr;
+  }
+  napi_get_array_length(env, regions, &n);
+  if (n > kAnswerRegions) {
+    ThrowInvalid(env, "regions must have at most 16 entries");
+    return nullptr;
+  }
+  Answers* a = new Answers();
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value entry;
+    napi_valuetype t;
+    napi_get_element(env, regions, i, &entry);
+    if (napi_typeof(env, entry, &t) != napi_ok || t == napi_undefined || t == napi_null) continue;
+    if (t != napi_object || !GetMemory(env, entry, "read", &a->read[i]) || !GetMemory(env, entry, "write", &a->write[i])) {
+      if (t != napi_object) ThrowInvalid(env, "a region entry must be an object or undefined");
+      DeleteAnswers(env, a);
+      return nullptr;
+    }
+  }
+  a->stats = static_cast<double*>(data);
+  napi_create_reference(env, stats, 1, &a->stats_ref);
+  a->max_count = static_cast<uint32_t>(max) < kAnswerMax ? static_cast<uint32_t>(max) : kAnswerMax;
+  return a;
+}
+
+void DeleteAnswers(napi_env env, Answers* a) {
+  if (a == nullptr) return;
+  for (uint32_t i = 0; i < kAnswerRegions; i++) {
+    Forget(env, a->read[i]);
+    Forget(env, a->write[i]);
+  }
+  if (a->stats_ref != nullptr) napi_delete_reference(env, a->stats_ref);
+  delete a;
+}
+
+size_t AnswerFront(int fd, Answers& a, const uint8_t* buf, size_t n, int* err) {
+  size_t at = 0;
+  uint8_t reply[kAccess];
+  while (a.unsent.empty() && n - at >= kAccess) {
+    const uint8_t* m = buf + at;
+    uint16_t cmd = Load<uint16_t>(m + 2);
+    uint32_t size = Load<uint32_t>(m + 4);
+    uint32_t flags = Load<uint32_t>(m + 8);
+    uint64_t offset = Load<uint64_t>(m + kHeader);
+    uint32_t region = Load<uint32_t>(m + kHeader + 8);
+    uint32_t count = Load<uint32_t>(m + kHeader + 12);
+    // A command (type 0), with no flag but NO_REPLY, of the exact size.
+    if ((flags & ~kNoReply) != 0 || size > n - at) break;
+    bool posted = (flags & kNoReply) != 0;
+    const uint8_t* body = nullptr;
+    if (cmd == kRegionRead) {
+      const AnswerMemory* mem = Target(a.read, region, offset, count, a.max_count);
+      if (mem == nullptr || size != kAccess) break;
+      body = mem->data + offset;
+    } else if (cmd == kRegionWrite) {
+      const AnswerMemory* mem = Target(a.write, region, offset, count, a.max_count);
+      if (mem == nullptr || size != kAccess + count) break;
+      memcpy(mem->data + offset, m + kAccess, count);
+    } else {
+      break;
+    }
+    at += size;
+    a.stats[kMessagesIn] += 1;
+    a.stats[kBytesIn] += static_cast<double>(size);
+    if (posted) continue;
+    // The reply: the request's header and access struct, made a reply of
+    // the right size (a read's data follows it).
+    memcpy(reply, m, kAccess);
+    Store<uint32_t>(reply + 4, static_cast<uint32_t>(kAccess + (body != nullptr ? count : 0)));
+    Store<uint32_t>(reply + 8, kTypeReply);
+    Store<uint32_t>(reply + 12, 0);
+    if (!Reply(fd, a, reply, kAccess, body, body != nullptr ? count : 0, err)) break;
+  }
+  return at;
+}
+
+napi_value TakeUnsent(napi_env env, Answers& a) {
+  napi_value ab, out;
+  void* data = nullptr;
+  size_t len = a.unsent.size();
+  napi_create_arraybuffer(env, len, &data, &ab);
+  if (len > 0) memcpy(data, a.unsent.data(), len);
+  napi_create_typedarray(env, napi_uint8_array, len, ab, 0, &out);
+  a.unsent.clear();
+  a.stats[kUnsentBytes] = 0;
+  return out;
+}
+
+}  // namespace uvfio

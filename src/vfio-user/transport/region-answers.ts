@@ -1,0 +1,35 @@
+/**
+ * Region accesses a transport may answer without delivering them: small
+ * REGION_READs and REGION_WRITEs of region memory that is plain (a copy,
+ * no side effect, nothing to check beyond the range), answered by the
+ * native layer while a socket lingers for its client's next request, with
+ * no call into JavaScript (FdWatcher.answer). Every other message, and
+ * every access the native layer does not take exactly as it is, reaches
+ * the session in order as before.
+ */
+import type { AnswerRegion } from '../../native/index.js';
+
+export type { AnswerRegion };
+
+/** Region indexes answers can cover (the native layer's table). */
+export const MAX_ANSWER_REGIONS = 16;
+
+export interface RegionAnswers {
+  /**
+   * By region index (below 16): the region's whole memory where reading it
+   * (`read`) or writing it (`write`) is a plain copy; null or undefined
+   * where it is not. Kept and used for as long as these answers are set.
+   */
+  regions: ReadonlyArray<AnswerRegion | undefined>;
+  /** The largest access answered (the session's max_data_xfer_size); at most 64 KiB are. */
+  maxCount: number;
+  /**
+   * Asked right before the transport may answer (each time it lingers):
+   * true only when an access to those regions would now be served at
+   * once, in order, and untraced, as the session would serve it. It must
+   * not run anything else: nothing runs between it and the answers.
+   */
+  may: () => boolean;
+  /** What was answered, for the owner's counters. */
+  answered: (messages: number, bytesIn: number, replies: number, bytesOut: number) => void;
+}
