@@ -85,12 +85,63 @@ bool Reply(int fd, Answers& a, uint8_t* head, size_t head_len, const uint8_t* bo
   return true;
 }
 
+// The reply to the access `m` (header and access struct): the same, made a
+// reply of the right size, a read's data after it.
+bool ReplyTo(int fd, Answers& a, const uint8_t* m, const uint8_t* body, uint32_t count, int* err) {
+  uint8_t reply[kAccess];
+  memcpy(reply, m, kAccess);
+  Store<uint32_t>(reply + 4, static_cast<uint32_t>(kAccess + (body != nullptr ? count : 0)));
+  Store<uint32_t>(reply + 8, kTypeReply);
+  Store<uint32_t>(reply + 12, 0);
+  return Reply(fd, a, reply, kAccess, body, body != nullptr ? count : 0, err);
+}
+
 }  // namespace
 
-Answers* NewAnswers(napi_env env, napi_value stats, napi_value max_count, napi_value regions) {
+bool MayAnswerAtEvent(const Answers& a) {
+  if (a.event_reads == 0) return false;
+  for (const AnswerBlocker& b : a.blockers) {
+    if (*b.at != 0) return false;
+  }
+  return true;
+}
+
+// Reads the blockers argument (undefined: none) into a.
+bool GetBlockers(napi_env env, napi_value v, Answers* a) {
+  if (IsNullish(env, v)) return true;
+  bool is_array = false;
+  uint32_t n = 0;
+  if (napi_is_array(env, v, &is_array) != napi_ok || !is_array) {
+    ThrowInvalid(env, "blockers must be an array of Int32Arrays");
+    return false;
+  }
+  napi_get_array_length(env, v, &n);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value cell;
+    napi_typedarray_type type;
+    size_t count = 0;
+    void* data = nullptr;
+    bool typed = false;
+    napi_get_element(env, v, i, &cell);
+    napi_is_typedarray(env, cell, &typed);
+    if (!typed || napi_get_typedarray_info(env, cell, &type, &count, &data, nullptr, nullptr) != napi_ok ||
+        type != napi_int32_array || count < 1) {
+      ThrowInvalid(env, "a blocker must be an Int32Array of at least one cell");
+      return false;
+    }
+    AnswerBlocker b;
+    b.at = static_cast<const int32_t*>(data);
+    napi_create_reference(env, cell, 1, &b.ref);
+    a->blockers.push_back(b);
+  }
+  return true;
+}
+
+Answers* NewAnswers(napi_env env, const napi_value* argv) {
+  napi_value stats = argv[0], max_count = argv[1], regions = argv[2];
   void* data;
   size_t len;
-  int32_t max;
+  int32_t max, event_reads = 0;
   if (!GetBytes(env, stats, "answer stats", &data, &len)) return nullptr;
   napi_typedarray_type type;
   size_t count;
@@ -102,8 +153,9 @@ Answers* NewAnswers(napi_env env, napi_value stats, napi_value max_count, napi_v
     return nullptr;
   }
   if (!GetInt32(env, max_count, "maxCount", &max)) return nullptr;
-  if (max < 0) {
-    ThrowInvalid(env, "maxCount must not be negative");
+  if (!IsNullish(env, argv[4]) && !GetInt32(env, argv[4], "eventReads", &event_reads)) return nullptr;
+  if (max < 0 || event_reads < 0) {
+    ThrowInvalid(env, "maxCount and eventReads must not be negative");
     return nullptr;
   }
   bool is_array = false;
@@ -129,6 +181,11 @@ Answers* NewAnswers(napi_env env, napi_value stats, napi_value max_count, napi_v
       return nullptr;
     }
   }
+  if (!GetBlockers(env, argv[3], a)) {
+    DeleteAnswers(env, a);
+    return nullptr;
+  }
+  a->event_reads = static_cast<uint32_t>(event_reads);
   a->stats = static_cast<double*>(data);
   napi_create_reference(env, stats, 1, &a->stats_ref);
   a->max_count = static_cast<uint32_t>(max) < kAnswerMax ? static_cast<uint32_t>(max) : kAnswerMax;
@@ -141,13 +198,32 @@ void DeleteAnswers(napi_env env, Answers* a) {
     Forget(env, a->read[i]);
     Forget(env, a->write[i]);
   }
+  for (AnswerBlocker& b : a->blockers) napi_delete_reference(env, b.ref);
   if (a->stats_ref != nullptr) napi_delete_reference(env, a->stats_ref);
   delete a;
 }
 
+uint8_t* PlaceOf(const Answers& a, const uint8_t* head, uint32_t* count) {
+  uint32_t size = Load<uint32_t>(head + 4);
+  uint32_t flags = Load<uint32_t>(head + 8);
+  *count = Load<uint32_t>(head + kHeader + 12);
+  if (Load<uint16_t>(head + 2) != kRegionWrite || (flags & ~kNoReply) != 0 || *count < kPlaceMin) return nullptr;
+  const AnswerMemory* mem = Target(a.write, Load<uint32_t>(head + kHeader + 8), Load<uint64_t>(head + kHeader), *count, a.max_count);
+  if (mem == nullptr || size != kAccess + *count) return nullptr;
+  return mem->data + Load<uint64_t>(head + kHeader);
+}
+
+bool AnswerPlaced(int fd, Answers& a, const uint8_t* head, int* err) {
+  uint32_t size = Load<uint32_t>(head + 4);
+  a.stats[kMessagesIn] += 1;
+  a.stats[kBytesIn] += static_cast<double>(size);
+  if ((Load<uint32_t>(head + 8) & kNoReply) != 0) return true;
+  return ReplyTo(fd, a, head, nullptr, 0, err);
+}
+
 size_t AnswerFront(int fd, Answers& a, const uint8_t* buf, size_t n, int* err) {
   size_t at = 0;
-  uint8_t reply[kAccess];
+  a.place_next = false;
   while (a.unsent.empty() && n - at >= kAccess) {
     const uint8_t* m = buf + at;
     uint16_t cmd = Load<uint16_t>(m + 2);
@@ -174,14 +250,10 @@ size_t AnswerFront(int fd, Answers& a, const uint8_t* buf, size_t n, int* err) {
     at += size;
     a.stats[kMessagesIn] += 1;
     a.stats[kBytesIn] += static_cast<double>(size);
+    // A large write that ends the read: the next is likely one too.
+    a.place_next = cmd == kRegionWrite && count >= kPlaceMin && at == n;
     if (posted) continue;
-    // The reply: the request's header and access struct, made a reply of
-    // the right size (a read's data follows it).
-    memcpy(reply, m, kAccess);
-    Store<uint32_t>(reply + 4, static_cast<uint32_t>(kAccess + (body != nullptr ? count : 0)));
-    Store<uint32_t>(reply + 8, kTypeReply);
-    Store<uint32_t>(reply + 12, 0);
-    if (!Reply(fd, a, reply, kAccess, body, body != nullptr ? count : 0, err)) break;
+    if (!ReplyTo(fd, a, m, body, count, err)) break;
   }
   return at;
 }

@@ -1,13 +1,15 @@
 // Region accesses answered in the native layer: a vfio-user REGION_READ or
 // REGION_WRITE of a region whose whole memory is plain (no side effect, no
-// check beyond the range) is served from C++ while a socket lingers, with
-// no call into JavaScript. Everything else (any other command, a flag,
+// check beyond the range) is served from C++, with no call into
+// JavaScript, while a socket lingers or at its readable event. Everything else (any other command, a flag,
 // range or size this code does not take as it is, fds) is left, in order,
 // to the JavaScript session, which serves and refuses as it always does.
 // Only whole messages at the start of a read are answered, and only while
-// the session said, right before the linger, that such an access would be
-// served at once: no JavaScript runs until the linger returns, so what it
-// checked stays true meanwhile.
+// the session says such an access would be served at once: in a linger,
+// as it checked right before (no JavaScript runs until the linger
+// returns); at a readable event, as its blocker cells say (the owner sets
+// one whenever that stops being true, and clears them only after checking
+// again).
 #pragma once
 
 #include <node_api.h>
@@ -24,6 +26,13 @@ constexpr uint32_t kAnswerRegions = 16;
 // kernel takes whole or nearly; larger reads go to the session, which
 // waits for a slow reader (sendmsgWait).
 constexpr uint32_t kAnswerMax = 64 * 1024;
+// Writes of at least this many bytes are received straight into region
+// memory when they follow one another (Answers::place_next): below it a
+// copy costs less than the receive it would save.
+constexpr uint32_t kPlaceMin = 16 * 1024;
+// What a read takes first while place_next: a header and access struct.
+constexpr size_t kPlaceHead = 32;
+
 // Bytes of requests one linger answers at most before the loop has its
 // turn: a peer flooding small requests gets no more of the thread than one
 // readable event gives it in JavaScript.
@@ -47,21 +56,42 @@ struct AnswerMemory {
   napi_ref ref = nullptr;  // keeps the view (and its memory) alive
 };
 
+// One Int32Array cell of the owner's: nonzero while it keeps answers from
+// being made at readable events (answer.h's header: no JavaScript ran
+// since it was written, so what it says holds).
+struct AnswerBlocker {
+  const int32_t* at = nullptr;
+  napi_ref ref = nullptr;
+};
+
 struct Answers {
   napi_ref stats_ref = nullptr;
   double* stats = nullptr;
   uint32_t max_count = 0;
+  // Reads a readable event may answer whole, its own wait for the next
+  // included (as a linger); 0: answers are made only in lingers.
+  uint32_t event_reads = 0;
+  std::vector<AnswerBlocker> blockers;
   AnswerMemory read[kAnswerRegions];
   AnswerMemory write[kAnswerRegions];
   // The rest of a reply the kernel took in part: the owner must send it
   // before anything else (takeUnsent), so answering stops until it has.
   std::vector<uint8_t> unsent;
+  // The last read ended with a write of kPlaceMin bytes or more: the next
+  // read takes only a header and access struct, so that the data of such
+  // a write lands in its place with no copy (PlaceOf).
+  bool place_next = false;
 };
 
-// Reads answer(stats, maxCount, regions) arguments into a new Answers, or
-// throws and returns nullptr. regions: an array indexed by region whose
-// entries are undefined or {read: Uint8Array | null, write: ...}.
-Answers* NewAnswers(napi_env env, napi_value stats, napi_value max_count, napi_value regions);
+// Reads answer(stats, maxCount, regions, blockers, eventReads) arguments
+// into a new Answers, or throws and returns nullptr. regions: an array
+// indexed by region whose entries are undefined or {read: Uint8Array |
+// null, write: ...}; blockers: undefined or an array of Int32Arrays.
+Answers* NewAnswers(napi_env env, const napi_value* argv);
+
+// True when a readable event may answer: event_reads > 0 and no blocker
+// cell is set.
+bool MayAnswerAtEvent(const Answers& a);
 void DeleteAnswers(napi_env env, Answers* a);
 
 // Answers the whole, answerable messages at the start of buf[0, n) on
@@ -70,6 +100,15 @@ void DeleteAnswers(napi_env env, Answers* a);
 // rest in a.unsent) or the send failed (*err set to its errno: the peer
 // is gone or broken; *err stays 0 otherwise).
 size_t AnswerFront(int fd, Answers& a, const uint8_t* buf, size_t n, int* err);
+
+// Where the data of the write whose header and access struct are `head`
+// (kPlaceHead bytes) goes, when it is an answerable write of at least
+// kPlaceMin bytes (its count in *count); null otherwise.
+uint8_t* PlaceOf(const Answers& a, const uint8_t* head, uint32_t* count);
+
+// Answers the write of `head` whose data has landed (PlaceOf): counted,
+// and replied to unless posted. False when the send failed (*err).
+bool AnswerPlaced(int fd, Answers& a, const uint8_t* head, int* err);
 
 // The unsent rest of a reply, as a new Uint8Array (empty when none), and
 // forgets it.

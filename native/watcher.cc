@@ -120,13 +120,131 @@ void ReadAheadResult(napi_env env, ssize_t n, int err, const int* fds, size_t nf
   }
 }
 
-// The owner's first read, into the shared buffer, as ReadAheadResult says.
-void ReadAhead(napi_env env, Watcher* w, napi_value* out) {
+bool WaitForLoop(uv_loop_t* loop);
+
+// What reading ahead (and answering) came to.
+enum class Served {
+  kBusy,      // a wait ended for other work (or the fd is not watched): nothing read
+  kReadable,  // the fd is readable and there is no read-ahead to make
+  kAnswered,  // every read allowed was answered whole (or the byte cap was met, or a reply left a rest)
+  kRead,      // a read for the owner (Received): its bytes at the buffer's start
+};
+
+struct Received {
+  ssize_t n = -1;
+  int err = EAGAIN;
   int fds[kMaxFds];
   size_t nfds = 0;
+};
+
+// Skips the native linger of readable events for a while after one found
+// the loop busy, as LingerBackoff does for the owner's lingers: 1, 3, 7 ...
+// up to 255 events, halving with each linger that got its bytes.
+struct EventBackoff {
+  uint32_t penalty = 0;
+  uint32_t skips = 0;
+  bool TryNow() {
+    if (skips == 0) return true;
+    skips--;
+    return false;
+  }
+  void Busy() {
+    penalty = std::min<uint32_t>(penalty * 2 + 1, 255);
+    skips = penalty;
+  }
+  void Got() { penalty >>= 1; }
+};
+thread_local EventBackoff event_backoff;
+
+// Reads ahead into the shared buffer and, with answer_reads > 0 and
+// answers set, answers the region accesses it may (answer.h), up to
+// answer_reads reads answered whole and kAnswerBytesPerLinger bytes. Waits
+// for the loop (WaitForLoop) first when `wait`, and before each read after
+// one answered whole with a reply when `wait_more` (else it reads on only
+// after a full read). `backoff`, when given, hears how each wait went.
+Served Serve(Watcher* w, bool wait, int32_t answer_reads, bool wait_more, Received* rcv, EventBackoff* backoff) {
+  size_t answered_bytes = 0;
   const ReadAheadBuffer& rx = read_ahead_buffer;
-  ssize_t n = ReceiveWithFds(w->fd, rx.data, std::min(w->read_ahead, rx.len), fds, &nfds);
-  ReadAheadResult(env, n, errno, fds, nfds, out);
+  for (;;) {
+    if (wait) {
+      bool woke = !w->closing && (w->events & UV_READABLE) != 0 && WaitForLoop(w->poll.loop);
+      if (!woke) {
+        if (backoff != nullptr) backoff->Busy();
+        return Served::kBusy;
+      }
+    }
+    if (w->read_ahead == 0 || rx.data == nullptr) {
+      struct pollfd self = {w->fd, POLLIN, 0};
+      bool readable = poll(&self, 1, 0) > 0 && (self.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+      return readable ? Served::kReadable : Served::kBusy;
+    }
+    size_t len = std::min(w->read_ahead, rx.len);
+    Answers* a = answer_reads > 0 ? w->answers : nullptr;
+    bool place = a != nullptr && a->place_next && len >= kPlaceHead;
+    if (place) len = kPlaceHead;
+    rcv->nfds = 0;
+    rcv->n = ReceiveWithFds(w->fd, rx.data, len, rcv->fds, &rcv->nfds);
+    rcv->err = errno;
+    if (rcv->n < 0 && (rcv->err == EAGAIN || rcv->err == EWOULDBLOCK) && rcv->nfds == 0) {
+      // An event with nothing to read: the owner hears so, as before,
+      // unless reads here were answered (then it has nothing to do).
+      if (!wait) return answered_bytes > 0 ? Served::kAnswered : Served::kRead;
+      if (backoff != nullptr) backoff->Busy();
+      return Served::kBusy;  // the loop woke for another fd
+    }
+    if (wait && backoff != nullptr) backoff->Got();
+    if (rcv->n <= 0 || rcv->nfds > 0 || a == nullptr) return Served::kRead;
+    uint8_t* bytes = static_cast<uint8_t*>(rx.data);
+    size_t n = static_cast<size_t>(rcv->n);
+    int send_err = 0;
+    double replies = a->stats[kRepliesOut];
+    uint32_t count = 0;
+    uint8_t* to = place && n == kPlaceHead ? PlaceOf(*a, bytes, &count) : nullptr;
+    if (to != nullptr && count <= rx.len - kPlaceHead) {
+      // The data straight into its place; unless all of it is there (and
+      // no fds), the owner gets the head and what came, as one read.
+      ssize_t got = ReceiveWithFds(w->fd, to, count, rcv->fds, &rcv->nfds);
+      int err = errno;
+      if (got != static_cast<ssize_t>(count) || rcv->nfds > 0) {
+        a->place_next = false;
+        if (got < 0 && err != EAGAIN && err != EWOULDBLOCK) {
+          rcv->n = -1;
+          rcv->err = err;
+          return Served::kRead;
+        }
+        size_t landed = got > 0 ? static_cast<size_t>(got) : 0;
+        memcpy(bytes + kPlaceHead, to, landed);
+        rcv->n = static_cast<ssize_t>(kPlaceHead + landed);
+        return Served::kRead;
+      }
+      n = kPlaceHead + count;
+      if (!AnswerPlaced(w->fd, *a, bytes, &send_err)) {
+        rcv->n = -1;
+        rcv->err = send_err;
+        return Served::kRead;
+      }
+    } else {
+      size_t done = AnswerFront(w->fd, *a, bytes, n, &send_err);
+      if (send_err != 0) {
+        rcv->n = -1;  // the peer is gone or broken: the owner closes with this error
+        rcv->err = send_err;
+        return Served::kRead;
+      }
+      if (done < n) {
+        if (done > 0) memmove(bytes, bytes + done, n - done);
+        rcv->n = static_cast<ssize_t>(n - done);
+        return Served::kRead;
+      }
+    }
+    a->stats[kReadsAnswered] += 1;
+    answered_bytes += n;
+    if (--answer_reads == 0 || !a->unsent.empty() || answered_bytes >= kAnswerBytesPerLinger) return Served::kAnswered;
+    // Waits only after replies, as the owner lingers only after answers: a
+    // peer streaming posted writes fills larger reads through the loop.
+    bool waits = wait_more && a->stats[kRepliesOut] > replies;
+    if (!waits && n < len && !place) return Served::kAnswered;  // a short read: the socket is empty for now
+    wait = waits;
+  }
 }
 
 void OnPoll(uv_poll_t* handle, int status, int events) {
@@ -136,6 +254,25 @@ void OnPoll(uv_poll_t* handle, int status, int events) {
   // owner tries its I/O and meets the real error there.
   if (status < 0) events = w->events;
   events &= UV_READABLE | UV_WRITABLE;
+  Received rcv;
+  bool read = false;
+  if ((events & UV_READABLE) != 0 && w->read_ahead > 0 && read_ahead_buffer.data != nullptr) {
+    read = true;
+    Answers* a = w->answers;
+    if (a != nullptr && (events & UV_WRITABLE) == 0 && MayAnswerAtEvent(*a)) {
+      // Answered here, with a linger of its own, unless the loop has been
+      // busy: then the next requests come with the loop's next turns.
+      bool linger = event_backoff.TryNow();
+      Served served = Serve(w, false, static_cast<int32_t>(a->event_reads), linger, &rcv, linger ? &event_backoff : nullptr);
+      // Nothing for JavaScript to do, unless a reply left a rest to queue
+      // (it hears "nothing read" and takes it).
+      if (served != Served::kRead && a->unsent.empty()) return;
+      if (served != Served::kRead) rcv = Received();
+    } else {
+      rcv.n = ReceiveWithFds(w->fd, read_ahead_buffer.data, std::min(w->read_ahead, read_ahead_buffer.len), rcv.fds, &rcv.nfds);
+      rcv.err = errno;
+    }
+  }
   napi_handle_scope scope;
   napi_value self = nullptr, cb = nullptr, argv[3], result, error;
   size_t argc = 1;
@@ -144,8 +281,8 @@ void OnPoll(uv_poll_t* handle, int status, int events) {
   napi_get_reference_value(env, w->callback, &cb);
   if (self != nullptr && cb != nullptr) {
     napi_create_int32(env, events, &argv[0]);
-    if ((events & UV_READABLE) != 0 && w->read_ahead > 0 && read_ahead_buffer.data != nullptr) {
-      ReadAhead(env, w, argv + 1);
+    if (read) {
+      ReadAheadResult(env, rcv.n, rcv.err, rcv.fds, rcv.nfds, argv + 1);
       argc = 3;
     }
     // napi_call_function, not napi_make_callback: the callback scope the
@@ -160,6 +297,8 @@ void OnPoll(uv_poll_t* handle, int status, int events) {
       napi_get_and_clear_last_exception(env, &error);
       napi_fatal_exception(env, error);
     }
+  } else if (read && rcv.nfds > 0) {
+    for (size_t i = 0; i < rcv.nfds; i++) close(rcv.fds[i]);  // nobody to give them to
   }
   napi_close_handle_scope(env, scope);
 }
@@ -406,74 +545,50 @@ napi_value Linger(napi_env env, napi_callback_info info) {
   int32_t answer_reads = 0;
   if (argc > 0) napi_get_value_bool(env, args[0], &ran_pending);  // anything but true: false
   if (argc > 1 && napi_get_value_int32(env, args[1], &answer_reads) != napi_ok) answer_reads = 0;
-  size_t answered_bytes = 0;
+  if (!ran_pending && !w->closing && (w->events & UV_READABLE) != 0) RunPending(env);  // may stop or close the watcher
+  Received rcv;
   napi_value result;
-  for (;;) {
-    bool woke = false;
-    if (!w->closing && (w->events & UV_READABLE) != 0) {
-      if (!ran_pending) RunPending(env);  // may stop or close the watcher
-      ran_pending = true;
-      woke = !w->closing && (w->events & UV_READABLE) != 0 && WaitForLoop(w->poll.loop);
-    }
-    if (woke && w->read_ahead > 0 && read_ahead_buffer.data != nullptr) {
-      int fds[kMaxFds];
-      size_t nfds = 0;
-      const ReadAheadBuffer& rx = read_ahead_buffer;
-      ssize_t n = ReceiveWithFds(w->fd, rx.data, std::min(w->read_ahead, rx.len), fds, &nfds);
-      int err = errno;
-      if (n > 0 && nfds == 0 && answer_reads > 0 && w->answers != nullptr) {
-        uint8_t* bytes = static_cast<uint8_t*>(rx.data);
-        int send_err = 0;
-        size_t done = AnswerFront(w->fd, *w->answers, bytes, static_cast<size_t>(n), &send_err);
-        if (send_err != 0) {
-          n = -1;  // the peer is gone or broken: the owner closes with this error
-          err = send_err;
-        } else if (done == static_cast<size_t>(n)) {
-          w->answers->stats[kReadsAnswered] += 1;
-          answered_bytes += static_cast<size_t>(n);
-          if (--answer_reads > 0 && w->answers->unsent.empty() && answered_bytes < kAnswerBytesPerLinger) continue;
-          napi_get_null(env, &result);
-          return result;
-        } else if (done > 0) {
-          memmove(bytes, bytes + done, static_cast<size_t>(n) - done);
-          n -= static_cast<ssize_t>(done);
-        }
-      }
-      if (n >= 0 || (err != EAGAIN && err != EWOULDBLOCK) || nfds > 0) {
-        napi_value read[2];
-        ReadAheadResult(env, n, err, fds, nfds, read);
-        napi_valuetype extra;
-        napi_typeof(env, read[1], &extra);
-        if (extra == napi_undefined) return read[0];
-        napi_create_array_with_length(env, 2, &result);
-        napi_set_element(env, result, 0, read[0]);
-        napi_set_element(env, result, 1, read[1]);
-        return result;
-      }
-      woke = false;  // the loop woke for another fd
-    } else if (woke) {
-      struct pollfd self = {w->fd, POLLIN, 0};
-      woke = poll(&self, 1, 0) > 0 && (self.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
-    }
-    napi_get_boolean(env, woke, &result);
-    return result;
+  switch (Serve(w, true, answer_reads, true, &rcv, nullptr)) {
+    case Served::kBusy:
+      napi_get_boolean(env, false, &result);
+      return result;
+    case Served::kReadable:
+      napi_get_boolean(env, true, &result);
+      return result;
+    case Served::kAnswered:
+      napi_get_null(env, &result);
+      return result;
+    case Served::kRead:
+      break;
   }
+  napi_value read[2];
+  ReadAheadResult(env, rcv.n, rcv.err, rcv.fds, rcv.nfds, read);
+  napi_valuetype extra;
+  napi_typeof(env, read[1], &extra);
+  if (extra == napi_undefined) return read[0];
+  napi_create_array_with_length(env, 2, &result);
+  napi_set_element(env, result, 0, read[0]);
+  napi_set_element(env, result, 1, read[1]);
+  return result;
 }
 
-// answer(stats, maxCount, regions) | answer(null): what linger may answer
-// itself (answer.h): stats a Float64Array of AnswerStat counts, maxCount
-// the largest access (capped at 64 KiB), regions by index
-// {read, write: Uint8Array | null} of plain memory, kept alive until
-// replaced, answer(null) or close. Unsent bytes of the answers replaced
-// are dropped: take them first.
+// answer(stats, maxCount, regions, blockers?, eventReads?) | answer(null):
+// what the watcher may answer itself (answer.h): stats a Float64Array of
+// AnswerStat counts, maxCount the largest access (capped at 64 KiB),
+// regions by index {read, write: Uint8Array | null} of plain memory, kept
+// alive until replaced, answer(null) or close. In lingers (answerReads);
+// with eventReads > 0 also at readable events (up to that many reads, its
+// own linger included) while every blocker cell (Int32Array) is 0; the
+// callback then runs only for what is left. Unsent bytes of the answers
+// replaced are dropped: take them first.
 napi_value AnswerMethod(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  Watcher* w = Unwrap(env, info, 3, argv);
+  napi_value argv[5];
+  Watcher* w = Unwrap(env, info, 5, argv);
   if (w == nullptr) return nullptr;
   if (w->closing) return ThrowErrno(env, EBADF, "FdWatcher.answer (watcher closed)");
   Answers* next = nullptr;
   if (!IsNullish(env, argv[0])) {
-    next = NewAnswers(env, argv[0], argv[1], argv[2]);
+    next = NewAnswers(env, argv);
     if (next == nullptr) return nullptr;
   }
   DeleteAnswers(env, w->answers);

@@ -188,6 +188,11 @@ export class DeviceFile {
     return this.fileState === 'bound' && this.set().lock.idle;
   }
 
+  /** A cell (Int32Array) that is nonzero while the set's lock is not free: accessRunsAtOnce for code that cannot call it. */
+  get lockBusyCell(): Int32Array {
+    return this.set().lock.busyCell;
+  }
+
   mmap(index: number): RegionMmap | Promise<RegionMmap> {
     return this.op(() => this.device.mmap(index));
   }

@@ -41,6 +41,12 @@ export class SetLock {
   /** The holder while enter() holds the lock: never handed out, so never a stale proof. */
   readonly #entered: SetLockToken = new SetLockToken(this);
   private readonly waiters: Waiter[] = [];
+  /**
+   * 1 while the lock is not idle (held, or waited for), else 0: what the
+   * native layer reads before it answers a region access itself (see
+   * vfio-user's RegionAnswers), where `idle` cannot be asked.
+   */
+  readonly busyCell = new Int32Array(1);
 
   /** True when nobody holds the lock and nobody waits for it. */
   get idle(): boolean {
@@ -61,6 +67,7 @@ export class SetLock {
     if (this.idle) {
       const token = new SetLockToken(this);
       this.#holder = token;
+      this.busyCell[0] = 1;
       return this.invoke(token, fn);
     }
     return this.acquire().then((token) => this.invoke(token, fn));
@@ -92,6 +99,7 @@ export class SetLock {
   enter(): boolean {
     if (!this.idle) return false;
     this.#holder = this.#entered;
+    this.busyCell[0] = 1;
     return true;
   }
 
@@ -123,6 +131,7 @@ export class SetLock {
   }
 
   private acquire(): Promise<SetLockToken> {
+    this.busyCell[0] = 1;
     return new Promise((resolve) => {
       this.waiters.push(() => {
         const token = new SetLockToken(this);
@@ -137,5 +146,6 @@ export class SetLock {
     this.#holder = null;
     const next = this.waiters.shift();
     if (next) next();
+    else this.busyCell[0] = 0;
   }
 }

@@ -47,13 +47,26 @@ export interface NativeFdWatcher {
    */
   linger(this: void, ranPending?: boolean, answerReads?: number): null | boolean | number | [received: number, extra: number[] | Error];
   /**
-   * What linger may answer itself: REGION_READ and REGION_WRITE requests
-   * (posted or not) of at most `maxCount` bytes (capped at 64 KiB) wholly
-   * inside `regions[index].read` / `.write`, plain memory the watcher keeps
-   * alive until replaced. `stats` (Float64Array, AnswerStat order) counts
-   * what was answered; the caller zeroes what it has read. null: none.
+   * What the watcher may answer itself: REGION_READ and REGION_WRITE
+   * requests (posted or not) of at most `maxCount` bytes (capped at 64 KiB)
+   * wholly inside `regions[index].read` / `.write`, plain memory the
+   * watcher keeps alive until replaced. In lingers that allow it
+   * (answerReads); with `eventReads` > 0 also at readable events, before
+   * any call into JavaScript, while every cell of `blockers` (Int32Arrays
+   * of the owner's) reads 0: up to that many reads answered whole, a linger
+   * of the watcher's own included (skipped for a while after one found the
+   * loop busy). The callback then runs only for what is left to it (a
+   * count of -1, "nothing read", when only an unsent rest is). `stats`
+   * (Float64Array, AnswerStat order) counts what was answered; the caller
+   * zeroes what it has read. null: none.
    */
-  answer(stats: Float64Array | null, maxCount?: number, regions?: ReadonlyArray<AnswerRegion | undefined>): void;
+  answer(
+    stats: Float64Array | null,
+    maxCount?: number,
+    regions?: ReadonlyArray<AnswerRegion | undefined>,
+    blockers?: readonly Int32Array[],
+    eventReads?: number,
+  ): void;
   /** The rest of an answer's reply the kernel did not take: to be sent before anything else. Empty when none. */
   takeUnsent(): Uint8Array;
 }

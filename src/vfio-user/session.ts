@@ -50,7 +50,7 @@ import type { Negotiated, ServerLimits } from './negotiation.js';
 import { Command, commandName, maxMessageSizeFor } from './protocol.js';
 import { writeEmptyReply, writeErrorReply } from './serializer.js';
 import { negotiatedFromState, negotiatedToState, type SessionState, type SocketState } from './session-state.js';
-import { interruptChannel, messageChannel, sessionChannel, type DmaOwner, type MessageTrace } from './trace.js';
+import { interruptChannel, messageChannel, messageTraceCell, sessionChannel, type DmaOwner, type MessageTrace } from './trace.js';
 import { MAX_ANSWER_REGIONS, type AnswerRegion, type RegionAnswers } from './transport/region-answers.js';
 import { SocketTransport } from './transport/socket-transport.js';
 import type { Transport, TransportHandover } from './transport/transport.js';
@@ -103,7 +103,7 @@ export class VfioUserSession implements Session {
   /** ms since the epoch */
   readonly connectedAt: number;
   /** Bumped in place as things happen; see counters.ts. */
-  readonly counters: SessionCounters = newCounters();
+  readonly #counters: SessionCounters = newCounters();
   readonly file: DeviceFile;
   readonly limits: ServerLimits;
   iommufd: IommufdContext | null = null;
@@ -238,7 +238,14 @@ export class VfioUserSession implements Session {
    * Drops the client (`reason` goes to the log's and trace's closing
    * record); resolves once teardown completed. Idempotent.
    */
+  /** What the session has done (counters.ts), with what the transport answered itself so far; bumped in place. */
+  get counters(): SessionCounters {
+    this.#transport.flushAnswers();
+    return this.#counters;
+  }
+
   close(reason = 'the server dropped the client'): Promise<void> {
+    this.#transport.holdAnswers();
     this.#endReason ??= reason;
     return this.#teardown();
   }
@@ -254,6 +261,7 @@ export class VfioUserSession implements Session {
    */
   freeze(): Promise<void> {
     this.#frozen = true;
+    this.#transport.holdAnswers();
     this.#updateReading();
     return new Promise((resolve) => {
       this.#idleWaiters.push(resolve);
@@ -330,7 +338,7 @@ export class VfioUserSession implements Session {
    * On failure the caller closes the session.
    */
   async restore(state: SessionState, take: (index: number) => number): Promise<void> {
-    Object.assign(this.counters, state.counters);
+    Object.assign(this.#counters, state.counters);
     let queuedBytes = 0;
     this.#queue = state.queued.map((q) => {
       queuedBytes += q.size + QUEUED_OVERHEAD;
@@ -424,7 +432,7 @@ export class VfioUserSession implements Session {
     twin();
     this.dma = new DmaChannel({
       send: (message) => {
-        this.counters.bytesOut += message.length;
+        this.#counters.bytesOut += message.length;
         const sent = (this.#twin ?? this.#transport).send(message);
         // Its reply comes on the main channel without a twin: read it even
         // when a backlog paused reading.
@@ -458,8 +466,10 @@ export class VfioUserSession implements Session {
       regions,
       maxCount,
       may: () => this.#mayAnswer(),
+      // What #mayAnswer asks that can change while this session runs nothing.
+      blockers: [this.file.lockBusyCell, messageTraceCell],
       answered: (messages, bytesIn, replies, bytesOut) => {
-        const c = this.counters;
+        const c = this.#counters;
         c.messagesIn += messages;
         c.bytesIn += bytesIn;
         c.repliesOut += replies;
@@ -555,6 +565,7 @@ export class VfioUserSession implements Session {
   }
 
   endAfterReply(): void {
+    this.#transport.holdAnswers();
     this.#endAfterReply = true;
   }
 
@@ -566,13 +577,14 @@ export class VfioUserSession implements Session {
 
   #onBroken(failure: FramingError): void {
     if (this.#closed || this.#endAfterReply || this.#framingFailure !== null) return;
+    this.#transport.holdAnswers();
     this.#framingFailure = failure;
     if (!this.#busy && this.#queue.length === 0 && !this.#frozen) this.#failFraming();
   }
 
   #onFrame(frame: Frame): void {
-    this.counters.messagesIn++;
-    this.counters.bytesIn += frame.size;
+    this.#counters.messagesIn++;
+    this.#counters.bytesIn += frame.size;
     if (this.#closed || this.#endAfterReply) {
       closeFds(frame.fds);
       return;
@@ -618,6 +630,7 @@ export class VfioUserSession implements Session {
   }
 
   #enqueue(frame: Frame): void {
+    this.#transport.holdAnswers();
     this.#queue.push(frame);
     this.#queuedBytes += frame.size + QUEUED_OVERHEAD;
     this.#updateReading();
@@ -676,6 +689,7 @@ export class VfioUserSession implements Session {
       return;
     }
     // The handler may hold views of the received bytes until it settles.
+    this.#transport.holdAnswers();
     this.#busy = true;
     if (received) this.#transport.hold();
     void result
@@ -695,7 +709,7 @@ export class VfioUserSession implements Session {
 
   #failed(req: Request, err: unknown): void {
     const error = toVfioError(err);
-    this.counters.errors++;
+    this.#counters.errors++;
     if (this.#trace !== null) this.#trace.errno = error.errno;
     if (this.#endAfterReply) this.#endReason ??= error.message;
     if (err instanceof OverBudget) this.#overLimit(req, err);
@@ -762,7 +776,7 @@ export class VfioUserSession implements Session {
     const { error, header } = this.#framingFailure!;
     this.#log.info('vfio-user stream broken: ending the session', { device: this.file.device.name, client: this.id, error: error.message });
     this.#endReason ??= `the stream broke: ${error.message}`;
-    this.counters.errors++;
+    this.#counters.errors++;
     if (!wantsNoReply(header.flags) && isCommand(header.flags)) {
       writeErrorReply(this.#errBuf, header.msgId, header.cmd, error.errno);
       this.#sendReply(this.#errBuf);
@@ -772,6 +786,7 @@ export class VfioUserSession implements Session {
 
   /** Stops serving; the transport closes once queued replies are out. */
   #end(): void {
+    this.#transport.holdAnswers();
     this.#endAfterReply = true;
     for (const f of this.#queue) closeFds(f.fds);
     this.#queue = [];
@@ -792,8 +807,8 @@ export class VfioUserSession implements Session {
   /** Makes `twin` the channel of the server's DMA messages and their replies. */
   #useTwin(twin: Transport): void {
     twin.onMessage = (frame) => {
-      this.counters.messagesIn++;
-      this.counters.bytesIn += frame.size;
+      this.#counters.messagesIn++;
+      this.#counters.bytesIn += frame.size;
       // Only replies to the server's DMA messages belong here.
       if (this.dma !== null && this.dma.handleReply(frame)) {
         this.#checkIdle();
@@ -858,8 +873,8 @@ export class VfioUserSession implements Session {
 
   /** Every reply leaves here (`body` after `message`, when given): counted, and copied for the trace when one is being made. */
   #sendReply(message: Uint8Array, fds?: readonly number[], body?: Uint8Array): void {
-    this.counters.repliesOut++;
-    this.counters.bytesOut += message.length + (body?.length ?? 0);
+    this.#counters.repliesOut++;
+    this.#counters.bytesOut += message.length + (body?.length ?? 0);
     const trace = this.#trace;
     if (trace !== null) {
       const payload = message.subarray(HEADER_SIZE);
@@ -874,6 +889,7 @@ export class VfioUserSession implements Session {
   /** Stops reading a client whose unread replies went over reply-queue. */
   #checkReplyQueue(): void {
     if (!this.#repliesWaiting && this.#transport.pendingBytes > this.limits.replyQueueBytes) {
+      this.#transport.holdAnswers();
       this.#repliesWaiting = true;
       this.#updateReading();
     }
@@ -906,7 +922,7 @@ export class VfioUserSession implements Session {
   }
 
   #signalled(index: number, vector: number): void {
-    this.counters.interrupts++;
+    this.#counters.interrupts++;
     if (!interruptChannel.hasSubscribers) return;
     const event = { device: this.file.device.name, client: this.id, index, vector };
     // Raised by the command being traced: published after it, cause before effect.

@@ -113,5 +113,25 @@ export interface DmaOwner {
 
 /** The channels themselves (the server publishes; anyone may subscribe by name). */
 export const messageChannel = channel(MESSAGE_CHANNEL);
+
+/**
+ * 1 while the message channel has subscribers, else 0: what the native
+ * layer reads before it answers a region access itself (a traced one must
+ * reach the session and its trace; see RegionAnswers). Kept by the
+ * channel's own subscribe and unsubscribe (what diagnostics_channel's
+ * module-level subscribe() calls too), wrapped here.
+ */
+export const messageTraceCell = new Int32Array(1);
+for (const method of ['subscribe', 'unsubscribe'] as const) {
+  Object.defineProperty(messageChannel, method, {
+    configurable: true,
+    value(this: typeof messageChannel, ...args: unknown[]): unknown {
+      // The prototype's method of the moment: diagnostics_channel swaps it as subscribers come and go.
+      const result: unknown = (Object.getPrototypeOf(this) as Record<string, (...a: unknown[]) => unknown>)[method]!.apply(this, args);
+      messageTraceCell[0] = this.hasSubscribers ? 1 : 0;
+      return result;
+    },
+  });
+}
 export const sessionChannel = channel(SESSION_CHANNEL);
 export const interruptChannel = channel(INTERRUPT_CHANNEL);

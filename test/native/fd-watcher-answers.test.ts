@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { VfioError } from '../../src/base/errors.js';
 import { AnswerStat, close, FdWatcher, READABLE, recvmsg, sendmsg, setReadAheadBuffer, type AnswerRegion } from '../../src/native/index.js';
 import { rawPair, tempDir } from './support.js';
+import { until } from '../support/until.js';
 
 const tmp = tempDir();
 test.after(() => tmp.done());
@@ -218,8 +219,8 @@ test('a read that brought fds is the caller’s, fds and all; without answerRead
     assert.ok(Array.isArray(l.result), 'count and fds');
     const [n, fds] = l.result as [number, number[]];
     assert.equal(n, req.length);
-    assert.equal((fds as number[]).length, 1);
-    close((fds as number[])[0]!);
+    assert.equal((fds).length, 1);
+    close((fds)[0]!);
     assert.equal(l.replies.length, 0);
   } finally {
     close(x);
@@ -280,4 +281,92 @@ test('answer() checks its arguments; answer(null) turns answering off', async ()
   const l = await lingerOnce([{ read: mem, write: mem }], req, { off: true });
   assert.equal(l.result, req.length, 'off: the request is the caller’s');
   assert.equal(l.replies.length, 0);
+});
+
+/** A watcher answering at readable events (eventReads 4) behind `blocker`; `calls` records what reached its callback. */
+function eventAnswers(name: string, regions: Array<AnswerRegion | undefined>) {
+  const [peer, ours] = rawPair(tmp.path(`${name}.sock`));
+  const stats = new Float64Array(AnswerStat.COUNT);
+  const blocker = new Int32Array(1);
+  const calls: Array<{ received: number | undefined; bytes: Uint8Array }> = [];
+  const w = new FdWatcher(ours, (_events, received) => {
+    calls.push({ received, bytes: typeof received === 'number' && received > 0 ? rx.slice(0, received) : new Uint8Array(0) });
+  });
+  w.readAhead(rx.length);
+  w.answer(stats, 64 * 1024, regions, [blocker], 4);
+  w.start(READABLE);
+  const replies = async (bytes: number): Promise<Uint8Array> => {
+    const parts: Uint8Array[] = [];
+    let got = 0;
+    await until(() => {
+      const chunk = drain(peer);
+      parts.push(chunk);
+      got += chunk.length;
+      return got >= bytes;
+    }, `${bytes} bytes of replies`);
+    return concat(...parts);
+  };
+  const done = (): void => {
+    w.close();
+    close(ours);
+    close(peer);
+  };
+  return { peer, stats, blocker, calls, replies, done };
+}
+
+test('at a readable event, answers are made before any call into JavaScript, while no blocker is set', async () => {
+  const mem = pattern(4096, 9);
+  const e = eventAnswers('event', [{ read: mem, write: mem }]);
+  try {
+    sendmsg(e.peer, request(1, READ, 0, 64, 8));
+    assert.deepEqual(await e.replies(40), reply(1, READ, 0, 64, 8, mem.subarray(64, 72)));
+    sendmsg(e.peer, concat(request(2, WRITE, 0, 0, 4, new Uint8Array([1, 2, 3, 4]), NO_REPLY), request(3, READ, 0, 0, 4)));
+    assert.deepEqual(await e.replies(36), reply(3, READ, 0, 0, 4, new Uint8Array([1, 2, 3, 4])));
+    assert.equal(e.calls.length, 0, 'no callback');
+    assert.equal(e.stats[AnswerStat.MESSAGES_IN], 3);
+    // Blocked: the request reaches the callback whole, unanswered.
+    e.blocker[0] = 1;
+    const blocked = request(4, READ, 0, 0, 4);
+    sendmsg(e.peer, blocked);
+    await until(() => e.calls.length === 1, 'the callback');
+    assert.deepEqual(e.calls[0]!.bytes, blocked);
+    assert.equal(drain(e.peer).length, 0, 'no reply');
+    // Open again: what it does not take goes to the callback, after the answers before it.
+    e.blocker[0] = 0;
+    const other = request(6, 4, 0, 0, 0).subarray(0, 16);
+    new DataView(other.buffer, other.byteOffset).setUint32(4, 16, true);
+    sendmsg(e.peer, concat(request(5, READ, 0, 4, 4), other));
+    await until(() => e.calls.length === 2, 'the callback');
+    assert.deepEqual(e.calls[1]!.bytes, other);
+    assert.deepEqual(drain(e.peer), reply(5, READ, 0, 4, 4, mem.subarray(4, 8)));
+  } finally {
+    e.done();
+  }
+});
+
+test('writes of 16 KiB or more that follow one another land in place; one cut short gives the callback its head and what landed', async () => {
+  const mem = new Uint8Array(64 * 1024);
+  const e = eventAnswers('place', [{ read: mem, write: mem }]);
+  try {
+    const first = pattern(20_000, 10);
+    sendmsg(e.peer, request(1, WRITE, 0, 0, first.length, first));
+    assert.deepEqual(await e.replies(32), reply(1, WRITE, 0, 0, first.length));
+    assert.deepEqual(mem.subarray(0, first.length), first);
+    // The next such write is read head first, its data received in place.
+    const second = pattern(20_000, 11);
+    sendmsg(e.peer, request(2, WRITE, 0, 30_000, second.length, second));
+    assert.deepEqual(await e.replies(32), reply(2, WRITE, 0, 30_000, second.length));
+    assert.deepEqual(mem.subarray(30_000, 50_000), second);
+    assert.equal(e.calls.length, 0);
+    // Cut short: what came of its data has landed, and the callback gets it all as one read.
+    const third = pattern(20_000, 12);
+    const whole = request(3, WRITE, 0, 1000, third.length, third);
+    sendmsg(e.peer, whole.subarray(0, 32 + 8000));
+    await until(() => e.calls.length === 1, 'the callback');
+    assert.deepEqual(e.calls[0]!.bytes, whole.subarray(0, 32 + 8000));
+    assert.deepEqual(mem.subarray(1000, 9000), third.subarray(0, 8000), 'landed as it came');
+    assert.equal(drain(e.peer).length, 0, 'not answered');
+  } finally {
+    e.done();
+  }
 });

@@ -165,6 +165,8 @@ export class MemoryTransport implements Transport {
 
   /** Every message is delivered: there is no native layer to answer any. */
   answerRegions(): void {}
+  holdAnswers(): void {}
+  flushAnswers(): void {}
 
   /** Memory cannot go to another process. */
   exportState(): null {

@@ -2,10 +2,11 @@
  * Region accesses a transport may answer without delivering them: small
  * REGION_READs and REGION_WRITEs of region memory that is plain (a copy,
  * no side effect, nothing to check beyond the range), answered by the
- * native layer while a socket lingers for its client's next request, with
- * no call into JavaScript (FdWatcher.answer). Every other message, and
- * every access the native layer does not take exactly as it is, reaches
- * the session in order as before.
+ * native layer with no call into JavaScript (FdWatcher.answer): while a
+ * socket lingers for its client's next request, as `may()` said right
+ * before, and at its readable events, while no blocker cell is set. Every
+ * other message, and every access the native layer does not take exactly
+ * as it is, reaches the session in order as before.
  */
 import type { AnswerRegion } from '../../native/index.js';
 
@@ -30,6 +31,13 @@ export interface RegionAnswers {
    * not run anything else: nothing runs between it and the answers.
    */
   may: () => boolean;
+  /**
+   * Cells (Int32Array, first element) the owner sets to nonzero whenever
+   * an answer would no longer be what the session does (its set lock held,
+   * a trace subscribed), besides the transport's own (holdAnswers). While
+   * one is set, nothing is answered at readable events.
+   */
+  blockers: readonly Int32Array[];
   /** What was answered, for the owner's counters. */
   answered: (messages: number, bytesIn: number, replies: number, bytesOut: number) => void;
 }

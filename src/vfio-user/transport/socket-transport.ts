@@ -149,6 +149,14 @@ export class SocketTransport implements Transport {
     this.#socket.answerRegions(answers === null || may === null ? null : { ...answers, may });
   }
 
+  holdAnswers(): void {
+    this.#socket.holdAnswers();
+  }
+
+  flushAnswers(): void {
+    this.#socket.flushAnswers();
+  }
+
   openTwin(): { twin: Transport; peerFd: number } {
     return openTwinSocket(this.#framer.maxMessageSize);
   }

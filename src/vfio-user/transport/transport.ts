@@ -90,6 +90,14 @@ export interface Transport {
    * transport that cannot (memory) ignores it.
    */
   answerRegions(answers: RegionAnswers | null): void;
+  /**
+   * Answers nothing by itself until its next event finds RegionAnswers.may()
+   * true again: the owner's state changed so that an access would not be
+   * served at once (busy, queued, frozen, ending).
+   */
+  holdAnswers(): void;
+  /** Tells what it answered so far (RegionAnswers.answered) now. */
+  flushAnswers(): void;
 
   /**
    * A second channel to the same peer for the server's own commands (the

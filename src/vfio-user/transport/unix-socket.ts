@@ -173,9 +173,15 @@ export class UnixSocket {
   #bodyDue = false;
   /** Something was written since the last read began: the peer may be waiting for it (setLinger). */
   #answered = false;
-  /** Region accesses the watcher may answer while lingering (answerRegions), and its counts of them. */
+  /** Region accesses the watcher may answer (answerRegions), and its counts of them. */
   #answers: RegionAnswers | null = null;
   readonly #answerStats = new Float64Array(AnswerStat.COUNT);
+  /**
+   * This socket's blocker of answers at readable events: 0 only from the
+   * end of an event that found them allowed (RegionAnswers.may) until
+   * anything here or in the owner (holdAnswers) changes that.
+   */
+  readonly #answerGate = new Int32Array([1]);
 
   /**
    * Wraps a connected socket and starts reading, unless `idle`: then it
@@ -235,15 +241,30 @@ export class UnixSocket {
 
   /**
    * Lets the native layer answer small region accesses of plain memory
-   * itself while this socket lingers (RegionAnswers; only with setLinger),
-   * each time `answers.may()` says so right before; null: never (the
+   * itself (RegionAnswers; only with setLinger): while this socket lingers,
+   * each time `answers.may()` says so right before, and at readable events
+   * (up to the linger's count of reads) while neither this socket's blocker
+   * nor the owner's is set. This socket's is cleared at the end of each of
+   * its events that finds `may()` true, and set as soon as it queues a
+   * write, pauses or ends, or holdAnswers() is called. null: never (the
    * default).
    */
   answerRegions(answers: RegionAnswers | null): void {
     if (this.#closed) return;
+    this.#answerGate[0] = 1;
     if (answers === null) this.#watcher.answer(null);
-    else this.#watcher.answer(this.#answerStats, answers.maxCount, answers.regions);
+    else this.#watcher.answer(this.#answerStats, answers.maxCount, answers.regions, [this.#answerGate, ...answers.blockers], this.#linger);
     this.#answers = answers;
+  }
+
+  /** No answers at readable events until the end of the next event that finds them allowed. */
+  holdAnswers(): void {
+    this.#answerGate[0] = 1;
+  }
+
+  /** Tells what the native layer answered so far (RegionAnswers.answered) now. */
+  flushAnswers(): void {
+    if (this.#answers !== null && this.#answerStats[AnswerStat.MESSAGES_IN] !== 0) this.#tookAnswers(this.#answers);
   }
 
   /** Begins reading and writing, for a socket made idle; a no-op otherwise. */
@@ -368,6 +389,7 @@ export class UnixSocket {
 
   /** Stops reading (the peer's writes then back up); resume() restarts. */
   pause(): void {
+    this.#answerGate[0] = 1;
     this.#reading = false;
     this.#watch();
   }
@@ -422,6 +444,7 @@ export class UnixSocket {
   /** Stops reading, sends what is queued, then closes. */
   end(): void {
     if (this.#closed) return;
+    this.#answerGate[0] = 1;
     this.#ending = true;
     this.#reading = false;
     if (this.#queue.length === 0 || this.#idle) this.#close(undefined);
@@ -434,6 +457,8 @@ export class UnixSocket {
   }
 
   #onEvents(events: number, received: number | undefined, extra: number[] | Error | undefined): void {
+    // What the native layer answered went before whatever is read now.
+    this.flushAnswers();
     // Read first: a peer that wrote and then hung up gets its bytes delivered.
     if ((events & READABLE) !== 0) {
       this.#answered = false;
@@ -442,6 +467,12 @@ export class UnixSocket {
     if ((events & WRITABLE) !== 0 && !this.#closed) this.#flush();
     if (!this.#closed) this.#syncReadAhead();
     if ((events & READABLE) !== 0) this.#lingerOn();
+    if (this.#answers !== null) this.#answerGate[0] = this.#mayAnswer() ? 0 : 1;
+  }
+
+  /** Whether the native layer may answer now (the owner's say included). */
+  #mayAnswer(): boolean {
+    return this.#mayLinger() && !this.#bodyDue && this.#answers!.may();
   }
 
   /** Reads what comes next while it comes before anything else wants the loop (setLinger). */
@@ -458,7 +489,7 @@ export class UnixSocket {
       const ran = runPendingWork();
       if (!this.#mayLinger()) return;
       const answers = this.#answers;
-      const answering = answers !== null && !this.#bodyDue && answers.may();
+      const answering = answers !== null && this.#mayAnswer();
       const r = this.#watcher.linger(ran, answering ? this.#linger - i : 0);
       if (answering) i += this.#tookAnswers(answers);
       if (r === null) {
@@ -488,8 +519,9 @@ export class UnixSocket {
     if (messages === 0) return 0;
     const reads = stats[AnswerStat.READS]!;
     if (stats[AnswerStat.UNSENT] !== 0) {
-      // The queue was empty: lingering requires it.
+      // The queue was empty: answering requires it.
       const rest = this.#watcher.takeUnsent();
+      this.#answerGate[0] = 1;
       this.#queue.push({ data: rest, fds: undefined });
       this.#queuedBytes += rest.length;
       this.#watch();
@@ -656,6 +688,7 @@ export class UnixSocket {
 
   /** Queues a copy of `data` (only what is left to send) and duplicates of `fds`. */
   #enqueue(data: Uint8Array, fds: readonly number[] | undefined): void {
+    this.#answerGate[0] = 1; // an answer must not pass what waits here
     const withFds = fds !== undefined && fds.length > 0;
     if (data.length === 0) {
       if (withFds) throw new VfioError('EINVAL', 'fds need at least one byte to travel with');
@@ -685,6 +718,8 @@ export class UnixSocket {
   #close(err: VfioError | undefined): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#answerGate[0] = 1;
+    this.flushAnswers();
     this.#answers = null;
     this.#watcher.close();
     for (const pending of this.#queue) {
