@@ -527,7 +527,8 @@ bool WaitForLoop(uv_loop_t* loop) {
 // callback: inside a callback scope the pending work would not run, and
 // the wait could be for it.
 //
-// With answerReads > 0 and answers set (answer()), up to that many reads
+// With answerReads > 0, answers set (answer()) and ranPending true (work
+// run here could change what the caller checked), up to that many reads
 // whose messages are all answerable region accesses are answered here
 // (answer.h) and the wait begins again; a read that ends in another
 // message hands that one and the rest to the owner at the buffer's start.
@@ -545,7 +546,10 @@ napi_value Linger(napi_env env, napi_callback_info info) {
   int32_t answer_reads = 0;
   if (argc > 0) napi_get_value_bool(env, args[0], &ran_pending);  // anything but true: false
   if (argc > 1 && napi_get_value_int32(env, args[1], &answer_reads) != napi_ok) answer_reads = 0;
-  if (!ran_pending && !w->closing && (w->events & UV_READABLE) != 0) RunPending(env);  // may stop or close the watcher
+  if (!ran_pending && !w->closing && (w->events & UV_READABLE) != 0) {
+    RunPending(env);  // may stop or close the watcher
+    answer_reads = 0;  // and change what the caller checked before it allowed answers
+  }
   Received rcv;
   napi_value result;
   switch (Serve(w, true, answer_reads, true, &rcv, nullptr)) {

@@ -13,8 +13,9 @@ import { Command, encodeMessage, encodeRegionRead, UnixSocket, type VfioUserClie
 import { uvfio } from '../cli/harness.js';
 import { until } from '../support/until.js';
 import { versionText } from '../vfio-user/server-harness.js';
-import { hostileStarter, usageOf } from './harness.js';
+import { hostileStarter, usageOf, within } from './harness.js';
 
+const KiB = 1024;
 const MiB = 1024 * 1024;
 const start = hostileStarter();
 
@@ -86,6 +87,52 @@ describe('hostile: connections', () => {
         peak = Math.max(peak, usageOf(h.pid).rss - h.baseline.rss);
       }
       s.destroy();
+    });
+    assert.ok(peak < 32 * MiB, `the daemon's RSS grew by ${(peak / MiB).toFixed(1)} MiB`);
+    await h.recovered();
+    await h.stop();
+  });
+
+  it('pipelined 64 KiB and 4-byte REGION_READs answered in the native layer, replies never read: the daemon holds reply-queue', async () => {
+    const h = await start({ attacker: 'mbochs/mbochs-medium' });
+    let peak = 0;
+    await h.underAttack(async () => {
+      const s = silent(h.attacker.socket);
+      try {
+        // Sequential reads first (answered natively, as the flood's first
+        // ones are: BAR0 is plain memory), then the flood, the moment a
+        // reply comes in, until the socket's buffer is full and the rest
+        // goes to the session's reply queue.
+        const WARM_UP = 400;
+        let sent = 0;
+        const flooded = new Promise<void>((resolve) => {
+          s.onData = () => {
+            if (sent === 0) return; // VERSION's reply
+            if (sent < WARM_UP) {
+              s.write(encodeRegionRead(2 + sent++, 0, PciRegion.BAR0, 4));
+              return;
+            }
+            if (sent++ > WARM_UP) return;
+            s.pause(); // and never read again
+            // 3 in every 23 reads of 64 KiB, 4-byte reads between: 3000 and 20000.
+            for (let i = 0; i < 23_000; i++) {
+              const big = i % 23 < 3;
+              s.write(encodeRegionRead(2 + WARM_UP + i, big ? (i % 64) * 64 * KiB : (i % 4096) * 4, PciRegion.BAR0, big ? 64 * KiB : 4));
+            }
+            resolve();
+          };
+        });
+        s.write(VERSION);
+        await sleep(200);
+        s.write(encodeRegionRead(2 + sent++, 0, PciRegion.BAR0, 4));
+        await within(flooded, 5_000, 'VERSION and the warm-up reads');
+        for (let i = 0; i < 15; i++) {
+          await sleep(100);
+          peak = Math.max(peak, usageOf(h.pid).rss - h.baseline.rss);
+        }
+      } finally {
+        s.destroy();
+      }
     });
     assert.ok(peak < 32 * MiB, `the daemon's RSS grew by ${(peak / MiB).toFixed(1)} MiB`);
     await h.recovered();

@@ -112,7 +112,12 @@ async function lingerOnce(
       w.readAhead(0);
       return;
     }
-    const left = typeof result === 'number' && result > 0 ? rx.slice(0, result) : Array.isArray(result) && result[0] > 0 ? rx.slice(0, result[0]) : new Uint8Array(0);
+    const left =
+      typeof result === 'number' && result > 0
+        ? rx.slice(0, result)
+        : Array.isArray(result) && result[0] > 0
+          ? rx.slice(0, result[0])
+          : new Uint8Array(0);
     const l: Lingered = { result, stats: [...stats], left, unsent: stats[AnswerStat.UNSENT]! > 0 ? w.takeUnsent() : new Uint8Array(0) };
     w.stop();
     done(l);
@@ -219,8 +224,8 @@ test('a read that brought fds is the caller’s, fds and all; without answerRead
     assert.ok(Array.isArray(l.result), 'count and fds');
     const [n, fds] = l.result as [number, number[]];
     assert.equal(n, req.length);
-    assert.equal((fds).length, 1);
-    close((fds)[0]!);
+    assert.equal(fds.length, 1);
+    close(fds[0]!);
     assert.equal(l.replies.length, 0);
   } finally {
     close(x);
@@ -236,7 +241,7 @@ test('a reply the kernel takes in part: its rest is kept for takeUnsent and answ
   // Far more than the socket buffer holds, never read meanwhile.
   const reads = Array.from({ length: 40 }, (_, i) => request(i + 1, READ, 0, 0, 64 * 1024));
   const l = await lingerOnce([{ read: mem, write: null }], concat(...reads), { reads: 4 });
-  assert.equal(typeof l.result, "number", `stopped with requests left: ${JSON.stringify(l.result)} ${JSON.stringify(l.stats)} ${l.replies.length}`);
+  assert.equal(typeof l.result, 'number', `stopped with requests left: ${JSON.stringify(l.result)} ${JSON.stringify(l.stats)} ${l.replies.length}`);
   const answered = l.stats[AnswerStat.MESSAGES_IN]!;
   assert.ok(answered >= 1 && answered < 40, `${answered} answered`);
   assert.ok(l.unsent.length > 0, 'part of the last reply is unsent');
