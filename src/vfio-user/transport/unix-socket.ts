@@ -5,7 +5,8 @@
  * message unless the kernel cannot take a write at once. The watcher makes
  * the first read of each readable event itself (its read-ahead), so a
  * request costs one call from the native layer into JavaScript and one
- * back out, for the reply.
+ * back out, for the reply; small accesses of plain region memory cost none
+ * (answerRegions).
  */
 import { isVfioError, toVfioError, VfioError } from '../../base/errors.js';
 import {
