@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 namespace uvfio {
@@ -14,7 +15,7 @@ namespace uvfio {
 // fds were lost (control data truncated; the bytes are gone with them and
 // the fds that did come are closed): the stream is out of step, the
 // connection must be closed.
-ssize_t ReceiveWithFds(int fd, void* buf, size_t len, int* fds, size_t* nfds);
+ssize_t ReceiveWithFds(int fd, void* buf, size_t len, int* fds, size_t* nfds, int flags = MSG_DONTWAIT);
 
 // What an EMSGSIZE from ReceiveWithFds means, for the error's sentence.
 extern const char kLostFdsDetail[];

@@ -232,6 +232,17 @@ uint64_t NowUs() {
   return static_cast<uint64_t>(t.tv_sec) * 1000000 + static_cast<uint64_t>(t.tv_nsec) / 1000;
 }
 
+// Sets the send or receive timeout (`opt`) of `fd` to what is left until
+// `end` (NowUs); false when nothing is left, or setsockopt failed (*err).
+bool ArmTimeout(int fd, int opt, uint64_t end, int* err) {
+  uint64_t now = NowUs();
+  if (now >= end) return false;
+  timeval left = {static_cast<time_t>((end - now) / 1000000), static_cast<suseconds_t>((end - now) % 1000000)};
+  if (setsockopt(fd, SOL_SOCKET, opt, &left, sizeof left) == 0) return true;
+  *err = errno;
+  return false;
+}
+
 napi_value SendMsgWait(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   int32_t fd;
@@ -252,13 +263,7 @@ napi_value SendMsgWait(napi_env env, napi_callback_info info) {
   size_t total = head_len + body_len, sent = 0;
   int err = 0;
   while (sent < total) {
-    uint64_t now = NowUs();
-    if (now >= end) break;
-    timeval left = {static_cast<time_t>((end - now) / 1000000), static_cast<suseconds_t>((end - now) % 1000000)};
-    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &left, sizeof left) < 0) {
-      err = errno;
-      break;
-    }
+    if (!ArmTimeout(fd, SO_SNDTIMEO, end, &err)) break;
     iovec iov[2];
     int iovcnt = 0;
     size_t room = kWaitPiece;
@@ -293,6 +298,62 @@ napi_value SendMsgWait(napi_env env, napi_callback_info info) {
 
 void CloseAll(const int* fds, size_t n) {
   for (size_t i = 0; i < n; i++) close(fds[i]);
+}
+
+// recvmsgWait(fd, into, budgetUs, fdsOut): fills `into` the way a blocking
+// recvmsg with MSG_WAITALL does, the kernel handing over each piece as the
+// peer writes it, for at most `budgetUs` of waiting (SO_RCVTIMEO, counted
+// in ticks as sendmsgWait's is). Stops early at fds (they go to fdsOut)
+// and at EOF. Returns the bytes read, 0 at EOF with none, -1 when none came.
+napi_value RecvMsgWait(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int32_t fd;
+  int32_t budget;
+  void* data;
+  size_t len;
+  bool is_array = false;
+  if (!GetFdArgs(env, info, argv, 4, &fd) || !GetBytes(env, argv[1], "into", &data, &len) ||
+      !GetInt32(env, argv[2], "budgetUs", &budget)) {
+    return nullptr;
+  }
+  if (len == 0) return ThrowInvalid(env, "into must not be empty (0 bytes read means EOF)");
+  if (budget <= 0) return ThrowInvalid(env, "the wait budget must be positive");
+  if (napi_is_array(env, argv[3], &is_array) != napi_ok || !is_array) return ThrowInvalid(env, "fdsOut must be an array");
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0) return ThrowErrno(env, errno, "fcntl F_GETFL");
+  if (fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) return ThrowErrno(env, errno, "fcntl F_SETFL");
+  const uint64_t end = NowUs() + static_cast<uint64_t>(budget);
+  size_t got = 0;
+  int err = 0;
+  bool eof = false;
+  int fds[kMaxFds];
+  size_t nfds = 0;
+  while (got < len && nfds == 0) {
+    if (!ArmTimeout(fd, SO_RCVTIMEO, end, &err)) break;
+    ssize_t n = ReceiveWithFds(fd, static_cast<char*>(data) + got, len - got, fds, &nfds, MSG_WAITALL);
+    if (n > 0) {
+      got += static_cast<size_t>(n);
+    } else if (n == 0) {
+      eof = true;
+      break;
+    } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+      err = errno;
+      break;
+    }
+  }
+  timeval none = {0, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
+  fcntl(fd, F_SETFL, flags);
+  uint32_t at = 0;
+  napi_get_array_length(env, argv[3], &at);
+  for (size_t i = 0; i < nfds; i++) {
+    napi_value v;
+    napi_create_int32(env, fds[i], &v);
+    napi_set_element(env, argv[3], at + i, v);
+  }
+  if (got == 0 && err != 0) return ThrowErrno(env, err, "recvmsg", err == EMSGSIZE ? kLostFdsDetail : nullptr);
+  if (got == 0) return Number(env, eof ? 0 : -1);
+  return Number(env, static_cast<double>(got));
 }
 
 // recvmsg(fd, into, fdsOut?) -> bytes read, 0 at EOF, -1 when empty.
@@ -353,7 +414,7 @@ napi_value Dup(napi_env env, napi_callback_info info) {
 const char kLostFdsDetail[] =
     "lost file descriptors (control data truncated, likely out of fds); the connection must be closed";
 
-ssize_t ReceiveWithFds(int fd, void* buf, size_t len, int* fds, size_t* nfds) {
+ssize_t ReceiveWithFds(int fd, void* buf, size_t len, int* fds, size_t* nfds, int flags) {
   iovec iov = {buf, len};
   msghdr msg = {};
   msg.msg_iov = &iov;
@@ -361,7 +422,7 @@ ssize_t ReceiveWithFds(int fd, void* buf, size_t len, int* fds, size_t* nfds) {
   msg.msg_control = control_buf;
   msg.msg_controllen = kControlSize;
   ssize_t n;
-  do n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  do n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | flags);
   while (Retry(n));
   *nfds = 0;
   if (n < 0) return -1;
@@ -388,7 +449,7 @@ void InitSocket(napi_env env, napi_value exports) {
       {"socketPair", SocketPair},       {"setSendBufferSize", SetSendBufferSize},
       {"peerCredentials", PeerCredentials},
       {"sendmsg", SendMsg},       {"sendmsg2", SendMsg2},     {"recvmsg", RecvMsg},
-      {"sendmsgWait", SendMsgWait},
+      {"sendmsgWait", SendMsgWait}, {"recvmsgWait", RecvMsgWait},
       {"close", Close},           {"dup", Dup},
   };
   DefineFunctions(env, exports, fns, sizeof fns / sizeof fns[0]);

@@ -104,6 +104,7 @@ export interface NativeAddon {
   sendmsg(fd: number, data: ArrayBufferView, fds?: readonly number[]): number;
   sendmsg2(fd: number, head: ArrayBufferView, body: ArrayBufferView, fds?: readonly number[]): number;
   sendmsgWait(fd: number, head: ArrayBufferView, body: ArrayBufferView, budgetUs: number): number;
+  recvmsgWait(fd: number, into: ArrayBufferView, budgetUs: number, fdsOut: number[]): number;
   recvmsg(fd: number, into: ArrayBufferView, fdsOut?: number[]): number;
   close(fd: number): void;
   dup(fd: number): number;

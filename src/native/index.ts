@@ -27,6 +27,7 @@ export {
   sendmsg,
   sendmsg2,
   sendmsgWait,
+  recvmsgWait,
   setNonblocking,
   setSendBufferSize,
   socketPair,

@@ -66,6 +66,15 @@ export const sendmsg2: (fd: number, head: ArrayBufferView, body: ArrayBufferView
 export const sendmsgWait: (fd: number, head: ArrayBufferView, body: ArrayBufferView, budgetUs: number) => number = addon.sendmsgWait;
 
 /**
+ * Fills `into` as a blocking recvmsg with MSG_WAITALL would, the peer
+ * writing it piece by piece, for at most `budgetUs` of waiting (counted in
+ * scheduler ticks, as sendmsgWait's). Stops early at fds (pushed onto
+ * `fdsOut`, the caller's to close) or EOF. The bytes read, 0 at EOF with
+ * none, -1 when none came in time; the fd is nonblocking again after.
+ */
+export const recvmsgWait: (fd: number, into: ArrayBufferView, budgetUs: number, fdsOut: number[]) => number = addon.recvmsgWait;
+
+/**
  * Reads into `into`: the byte count, 0 at end of stream, -1 when nothing is
  * waiting. Received fds (CLOEXEC) are pushed onto `fdsOut` and belong to the
  * caller; without `fdsOut` they are closed. If the kernel had to drop fds

@@ -20,6 +20,7 @@ import {
   sendmsg,
   sendmsg2,
   sendmsgWait,
+  recvmsgWait,
 } from '../../src/native/index.js';
 import { rawPair, tempDir } from './support.js';
 
@@ -176,6 +177,39 @@ test('sendmsgWait: a peer that never reads holds it for its budget, then it says
   close(b);
   assert.throws(() => sendmsgWait(a, head, body, 1000), isCode('EPIPE', 'sendmsg'));
   close(a);
+});
+
+test('recvmsgWait: a peer that stops writing holds it for its budget, then it says what came; fds and EOF end it early', () => {
+  const [a, b] = rawPair(tmp.path('rwait.sock'));
+  const into = new Uint8Array(256 * 1024);
+  const fds: number[] = [];
+  sendmsg(a, new Uint8Array(1000).fill(3));
+  const t0 = performance.now();
+  const n = recvmsgWait(b, into, 20_000, fds);
+  const ms = performance.now() - t0;
+  assert.equal(n, 1000, 'what came');
+  assert.ok(into.subarray(0, 1000).every((x) => x === 3));
+  // The budget and at most a scheduler tick more (4 ms at HZ=250); the rest is a loaded machine's slack.
+  assert.ok(ms >= 19 && ms < 1000, `waited ${ms.toFixed(1)} ms for a 20 ms budget`);
+  assert.equal(recvmsg(b, into), -1, 'nonblocking again: an empty socket says -1 at once');
+  assert.equal(recvmsgWait(b, into, 1000, fds), -1, 'nothing came within the budget: -1');
+  // Whole at once when it is all there; fds end the read at their write, and are the caller's.
+  const whole = into.subarray(0, 128 * 1024);
+  assert.equal(sendmsg(a, new Uint8Array(whole.length).fill(4)), whole.length);
+  assert.equal(recvmsgWait(b, whole, 1_000_000, fds), whole.length);
+  const [x, y] = rawPair(tmp.path('rwait-fds.sock'));
+  sendmsg(a, new Uint8Array(10).fill(5), [x]);
+  sendmsg(a, new Uint8Array(10).fill(6));
+  assert.equal(recvmsgWait(b, into, 1_000_000, fds), 10, 'up to the write the fds came with');
+  assert.equal(fds.length, 1);
+  close(fds.pop()!);
+  assert.equal(recvmsgWait(b, into, 1_000_000, fds), 10);
+  assert.throws(() => recvmsgWait(b, into, 0, fds), isCode('EINVAL'));
+  close(a);
+  assert.equal(recvmsgWait(b, into, 1_000_000, fds), 0, 'EOF');
+  close(b);
+  close(x);
+  close(y);
 });
 
 test('peer gone: sendmsg reports EPIPE, not a signal', () => {

@@ -17,6 +17,7 @@ import {
   FdWatcher,
   READABLE,
   recvmsg,
+  recvmsgWait,
   runPendingWork,
   sendmsg,
   sendmsg2,
@@ -170,6 +171,8 @@ export class UnixSocket {
   #linger = 0;
   /** Whether a large write may wait for the peer (SEND_WAIT_SKIP_MAX). */
   readonly #sendWaits = new LingerBackoff(SEND_WAIT_SKIP_MAX);
+  /** Whether the rest of a large message may be waited for (recvmsgWait), backed off as #sendWaits. */
+  readonly #receiveWaits = new LingerBackoff(SEND_WAIT_SKIP_MAX);
   /** The rest of a large message is due, to be read into the receiver's buffer (nextRead). */
   #bodyDue = false;
   /** Something was written since the last read began: the peer may be waiting for it (setLinger). */
@@ -234,7 +237,9 @@ export class UnixSocket {
    * while writes are queued; skipped for a while after lingers found the
    * loop busy (LingerBackoff). A lingering socket also sends the part of a
    * write its buffer cannot take as the peer reads it (up to 1 ms; see
-   * sendOn).
+   * sendOn), and receives the rest of a large message (64 KiB or more, into
+   * nextRead's buffer) as the peer writes it (recvmsgWait, up to 1 ms,
+   * backed off as the sends are).
    */
   setLinger(reads: number): void {
     this.#linger = reads;
@@ -640,7 +645,13 @@ export class UnixSocket {
   #readDirect(into: Uint8Array): boolean {
     let n: number;
     try {
-      n = recvmsg(this.#fd, into, this.#fdsIn);
+      if (this.#linger > 0 && into.length >= RECEIVE_SIZE && this.#receiveWaits.tryNow()) {
+        n = recvmsgWait(this.#fd, into, SEND_WAIT_US, this.#fdsIn);
+        if (n === into.length) this.#receiveWaits.got();
+        else this.#receiveWaits.busy();
+      } else {
+        n = recvmsg(this.#fd, into, this.#fdsIn);
+      }
     } catch (err) {
       this.#close(toVfioError(err));
       return false;

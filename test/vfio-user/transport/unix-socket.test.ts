@@ -561,46 +561,106 @@ test(
   'setLinger: the rest of a large message is read into its place as it comes, waiting in the callback, not the loop',
   { timeout: 30_000 },
   async () => {
-    const size = 4 << 20;
-    const [ours, theirs] = socketPair();
-    // The peer sends 4 MiB, 64 KiB a millisecond, once told to.
-    const peer =
-      "const s = new (require('node:net').Socket)({ fd: 3, readable: true, writable: true });" +
-      `let left = ${size}; const next = () => { s.write(Buffer.alloc(65536, left & 0xff)); left -= 65536; if (left > 0) setTimeout(next, 1); else s.end(); };` +
-      "s.once('data', next);";
-    const child = spawn(process.execPath, ['-e', peer], { stdio: ['ignore', 'inherit', 'inherit', theirs] });
-    close(theirs);
-    const socket = new UnixSocket(ours);
-    socket.setLinger(16);
-    const into = new Uint8Array(size);
-    let got = 0;
-    let pieces = 0;
-    let start: ReturnType<typeof performance.eventLoopUtilization> | undefined;
-    const done = new Promise<void>((resolve) => {
-      socket.onData = (chunk) => {
-        start ??= performance.eventLoopUtilization();
-        // The first bytes: from here on they go straight to `into`.
-        into.set(chunk, got);
-        got += chunk.length;
-        socket.nextRead = () => (got < size ? into.subarray(got) : null);
-      };
-      socket.onFilled = (n) => {
-        got += n;
-        pieces++;
-        if (got === size) resolve();
-      };
-    });
-    socket.write(new Uint8Array([1]));
-    await done;
-    const { utilization } = performance.eventLoopUtilization(start);
-    assert.ok(pieces >= 16, `4 MiB came in ${pieces} pieces`);
+    // 4 MiB after the first byte, 64 KiB a millisecond.
+    const { pieces, utilization, bytes } = await receiveBody(64 * 65536 + 1, 64, 1);
+    assert.ok(pieces >= 8, `4 MiB came in ${pieces} pieces`);
     // Lingering, the waits for the next piece are inside the socket's
     // callback (Node counts only its own wait as idle).
     assert.ok(utilization > 0.6, `the loop waited for the pieces itself (utilization ${utilization.toFixed(2)}): no lingering`);
-    socket.destroy();
-    await new Promise((resolve) => child.once('exit', resolve));
+    assert.ok(
+      bytes.subarray(bytes.length - 65536).every((b) => b === 65),
+      'intact',
+    );
   },
 );
+
+/**
+ * A UnixSocket lingering for the rest of a `size`-byte message whose first
+ * byte the peer process sends alone, then the rest as `writes` (one
+ * blocking write each, `pauseMs` apart). Resolves with the pieces the rest
+ * came in, its event loop's utilization from the first byte on, and with
+ * `ticks` the longest the loop went without running a 5 ms timer (a timer
+ * due ends every linger).
+ */
+async function receiveBody(
+  size: number,
+  writes: number,
+  pauseMs: number,
+  ticks = false,
+): Promise<{ pieces: number; longestMs: number; utilization: number; bytes: Uint8Array }> {
+  const [ours, theirs] = socketPair();
+  const part = (size - 1) / writes;
+  const peer =
+    "const fs = await import('node:fs');" +
+    `const { setNonblocking } = await import(${JSON.stringify(NATIVE_INDEX)});` +
+    'setNonblocking(3, false);' +
+    'fs.writeSync(3, Buffer.from([1]));' +
+    `for (let i = 0; i < ${writes}; i++) { if (i > 0) await new Promise((r) => setTimeout(r, ${pauseMs})); fs.writeSync(3, Buffer.alloc(${part}, i + 2)); }`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', peer], { stdio: ['ignore', 'inherit', 'inherit', theirs] });
+  close(theirs);
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const socket = new UnixSocket(ours);
+  socket.setLinger(16);
+  socket.onClose = () => clearInterval(timer);
+  const into = new Uint8Array(size);
+  let got = 0;
+  let pieces = 0;
+  let longestMs = 0;
+  let start: ReturnType<typeof performance.eventLoopUtilization> | undefined;
+  let last = performance.now();
+  const timer = ticks
+    ? setInterval(() => {
+        longestMs = Math.max(longestMs, performance.now() - last);
+        last = performance.now();
+      }, 5)
+    : undefined;
+  await new Promise<void>((resolve) => {
+    socket.onData = (chunk) => {
+      start ??= performance.eventLoopUtilization();
+      // The first bytes: from here on they go straight to `into`.
+      into.set(chunk, got);
+      got += chunk.length;
+      socket.nextRead = () => (got < size ? into.subarray(got) : null);
+    };
+    socket.onFilled = (n) => {
+      got += n;
+      pieces++;
+      if (got === size) resolve();
+    };
+  });
+  const { utilization } = performance.eventLoopUtilization(start);
+  clearInterval(timer);
+  socket.destroy();
+  await exited;
+  return { pieces, longestMs, utilization, bytes: into };
+}
+
+test(
+  'setLinger: the rest of a large message written at once comes in one wait, as a blocking MSG_WAITALL receive takes it',
+  { timeout: 30_000 },
+  async () => {
+    const size = 4 * (1 << 20) + 1;
+    const { pieces, bytes } = await receiveBody(size, 1, 0);
+    // Without the wait: a piece per socket buffer (~200 KiB), 20 or more.
+    assert.ok(pieces <= 3, `4 MiB came in ${pieces} pieces`);
+    assert.ok(
+      bytes.subarray(1).every((b) => b === 2),
+      'intact',
+    );
+  },
+);
+
+test('setLinger: a peer that stops halfway holds a wait for the budget and a tick at most', { timeout: 30_000 }, async () => {
+  const { pieces, longestMs, bytes } = await receiveBody(2 * (1 << 20) + 1, 2, 300, true);
+  assert.ok(pieces >= 2, `${pieces} pieces`);
+  // The second half comes 300 ms after the first: the wait gave up long
+  // before (1 ms and a scheduler tick), and the loop ran its timers.
+  assert.ok(longestMs < 100, `the loop went ${longestMs.toFixed(1)} ms without its timer`);
+  assert.ok(
+    bytes.subarray(1 + (1 << 20)).every((b) => b === 3),
+    'intact',
+  );
+});
 
 test('LingerBackoff: each busy linger doubles the events skipped (plus one) up to the limit; each linger that got its bytes halves them', () => {
   const b = new LingerBackoff();
