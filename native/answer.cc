@@ -149,7 +149,7 @@ Answers* NewAnswers(napi_env env, const napi_value* argv) {
   napi_is_typedarray(env, stats, &typed);
   if (!typed || napi_get_typedarray_info(env, stats, &type, &count, nullptr, nullptr, nullptr) != napi_ok ||
       type != napi_float64_array || count < kAnswerStats) {
-    ThrowInvalid(env, "answer stats must be a Float64Array of at least 6 counts");
+    ThrowInvalid(env, "answer stats must be a Float64Array of at least 7 counts");
     return nullptr;
   }
   if (!GetInt32(env, max_count, "maxCount", &max)) return nullptr;
@@ -189,6 +189,7 @@ Answers* NewAnswers(napi_env env, const napi_value* argv) {
   a->stats = static_cast<double*>(data);
   napi_create_reference(env, stats, 1, &a->stats_ref);
   a->max_count = static_cast<uint32_t>(max) < kAnswerMax ? static_cast<uint32_t>(max) : kAnswerMax;
+  a->max_place = static_cast<uint32_t>(max);
   return a;
 }
 
@@ -208,7 +209,7 @@ uint8_t* PlaceOf(const Answers& a, const uint8_t* head, uint32_t* count) {
   uint32_t flags = Load<uint32_t>(head + 8);
   *count = Load<uint32_t>(head + kHeader + 12);
   if (Load<uint16_t>(head + 2) != kRegionWrite || (flags & ~kNoReply) != 0 || *count < kPlaceMin) return nullptr;
-  const AnswerMemory* mem = Target(a.write, Load<uint32_t>(head + kHeader + 8), Load<uint64_t>(head + kHeader), *count, a.max_count);
+  const AnswerMemory* mem = Target(a.write, Load<uint32_t>(head + kHeader + 8), Load<uint64_t>(head + kHeader), *count, a.max_place);
   if (mem == nullptr || size != kAccess + *count) return nullptr;
   return mem->data + Load<uint64_t>(head + kHeader);
 }

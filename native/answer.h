@@ -32,6 +32,27 @@ constexpr uint32_t kAnswerMax = 64 * 1024;
 constexpr uint32_t kPlaceMin = 16 * 1024;
 // What a read takes first while place_next: a header and access struct.
 constexpr size_t kPlaceHead = 32;
+// How long the data of a placed write larger than one read may be waited
+// for (ReceiveWait), before the owner is given its head and what landed.
+constexpr uint32_t kPlaceWaitUs = 1000;
+
+// Skips waits for a while after one ran out: 1, 3, 7 ... up to `max`
+// tries, halving with each wait that did not (LingerBackoff's rule).
+struct WaitBackoff {
+  uint32_t max = 255;
+  uint32_t penalty = 0;
+  uint32_t skips = 0;
+  bool TryNow() {
+    if (skips == 0) return true;
+    skips--;
+    return false;
+  }
+  void Busy() {
+    penalty = penalty * 2 + 1 < max ? penalty * 2 + 1 : max;
+    skips = penalty;
+  }
+  void Got() { penalty >>= 1; }
+};
 
 // Bytes of requests one linger answers at most before the loop has its
 // turn: a peer flooding small requests gets no more of the thread than one
@@ -47,6 +68,7 @@ enum AnswerStat : int {
   kRepliesOut,         // replies sent (a posted write gets none)
   kBytesOut,           // their bytes
   kUnsentBytes,        // bytes of a reply the kernel did not take (takeUnsent)
+  kLandedBytes,        // data of the write whose head the owner gets next, landed in place already
   kAnswerStats,
 };
 
@@ -68,6 +90,9 @@ struct Answers {
   napi_ref stats_ref = nullptr;
   double* stats = nullptr;
   uint32_t max_count = 0;
+  // The largest write whose data is received in place (PlaceOf): maxCount
+  // as given, uncapped (what the session accepts).
+  uint32_t max_place = 0;
   // Reads a readable event may answer whole, its own wait for the next
   // included (as a linger); 0: answers are made only in lingers.
   uint32_t event_reads = 0;
@@ -81,6 +106,8 @@ struct Answers {
   // read takes only a header and access struct, so that the data of such
   // a write lands in its place with no copy (PlaceOf).
   bool place_next = false;
+  // Whether a placed write's data may be waited for (kPlaceWaitUs).
+  WaitBackoff place_waits{64};
 };
 
 // Reads answer(stats, maxCount, regions, blockers, eventReads) arguments
@@ -103,7 +130,8 @@ size_t AnswerFront(int fd, Answers& a, const uint8_t* buf, size_t n, int* err);
 
 // Where the data of the write whose header and access struct are `head`
 // (kPlaceHead bytes) goes, when it is an answerable write of at least
-// kPlaceMin bytes (its count in *count); null otherwise.
+// kPlaceMin bytes and at most max_place (its count in *count); null
+// otherwise.
 uint8_t* PlaceOf(const Answers& a, const uint8_t* head, uint32_t* count);
 
 // Answers the write of `head` whose data has landed (PlaceOf): counted,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -16,6 +17,14 @@ namespace uvfio {
 // the fds that did come are closed): the stream is out of step, the
 // connection must be closed.
 ssize_t ReceiveWithFds(int fd, void* buf, size_t len, int* fds, size_t* nfds, int flags = MSG_DONTWAIT);
+
+// Fills buf[0, len) as a blocking recvmsg with MSG_WAITALL would, for at
+// most `budget_us` of waiting (SO_RCVTIMEO, counted in scheduler ticks),
+// the fd made blocking for the call and nonblocking again after. Stops
+// early at fds (in fds/nfds as ReceiveWithFds gives them) and at EOF
+// (*eof). Returns the bytes read; when none, -1 with *err set to the
+// errno of a failure (0 when the budget ran out or EOF came).
+ssize_t ReceiveWait(int fd, void* buf, size_t len, uint32_t budget_us, int* fds, size_t* nfds, bool* eof, int* err);
 
 // What an EMSGSIZE from ReceiveWithFds means, for the error's sentence.
 extern const char kLostFdsDetail[];

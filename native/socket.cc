@@ -319,31 +319,12 @@ napi_value RecvMsgWait(napi_env env, napi_callback_info info) {
   if (len == 0) return ThrowInvalid(env, "into must not be empty (0 bytes read means EOF)");
   if (budget <= 0) return ThrowInvalid(env, "the wait budget must be positive");
   if (napi_is_array(env, argv[3], &is_array) != napi_ok || !is_array) return ThrowInvalid(env, "fdsOut must be an array");
-  int flags = fcntl(fd, F_GETFL);
-  if (flags < 0) return ThrowErrno(env, errno, "fcntl F_GETFL");
-  if (fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) return ThrowErrno(env, errno, "fcntl F_SETFL");
-  const uint64_t end = NowUs() + static_cast<uint64_t>(budget);
-  size_t got = 0;
-  int err = 0;
-  bool eof = false;
   int fds[kMaxFds];
   size_t nfds = 0;
-  while (got < len && nfds == 0) {
-    if (!ArmTimeout(fd, SO_RCVTIMEO, end, &err)) break;
-    ssize_t n = ReceiveWithFds(fd, static_cast<char*>(data) + got, len - got, fds, &nfds, MSG_WAITALL);
-    if (n > 0) {
-      got += static_cast<size_t>(n);
-    } else if (n == 0) {
-      eof = true;
-      break;
-    } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-      err = errno;
-      break;
-    }
-  }
-  timeval none = {0, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
-  fcntl(fd, F_SETFL, flags);
+  bool eof = false;
+  int err = 0;
+  ssize_t n = ReceiveWait(fd, data, len, static_cast<uint32_t>(budget), fds, &nfds, &eof, &err);
+  size_t got = n > 0 ? static_cast<size_t>(n) : 0;
   uint32_t at = 0;
   napi_get_array_length(env, argv[3], &at);
   for (size_t i = 0; i < nfds; i++) {
@@ -441,6 +422,36 @@ ssize_t ReceiveWithFds(int fd, void* buf, size_t len, int* fds, size_t* nfds, in
     return -1;
   }
   return n;
+}
+
+ssize_t ReceiveWait(int fd, void* buf, size_t len, uint32_t budget_us, int* fds, size_t* nfds, bool* eof, int* err) {
+  *nfds = 0;
+  *eof = false;
+  *err = 0;
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+    *err = errno;
+    return -1;
+  }
+  const uint64_t end = NowUs() + budget_us;
+  size_t got = 0;
+  while (got < len && *nfds == 0) {
+    if (!ArmTimeout(fd, SO_RCVTIMEO, end, err)) break;
+    ssize_t n = ReceiveWithFds(fd, static_cast<char*>(buf) + got, len - got, fds, nfds, MSG_WAITALL);
+    if (n > 0) {
+      got += static_cast<size_t>(n);
+    } else if (n == 0) {
+      *eof = true;
+      break;
+    } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+      *err = errno;
+      break;
+    }
+  }
+  timeval none = {0, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
+  fcntl(fd, F_SETFL, flags);
+  return got > 0 ? static_cast<ssize_t>(got) : -1;
 }
 
 void InitSocket(napi_env env, napi_value exports) {

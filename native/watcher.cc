@@ -140,21 +140,7 @@ struct Received {
 // Skips the native linger of readable events for a while after one found
 // the loop busy, as LingerBackoff does for the owner's lingers: 1, 3, 7 ...
 // up to 255 events, halving with each linger that got its bytes.
-struct EventBackoff {
-  uint32_t penalty = 0;
-  uint32_t skips = 0;
-  bool TryNow() {
-    if (skips == 0) return true;
-    skips--;
-    return false;
-  }
-  void Busy() {
-    penalty = std::min<uint32_t>(penalty * 2 + 1, 255);
-    skips = penalty;
-  }
-  void Got() { penalty >>= 1; }
-};
-thread_local EventBackoff event_backoff;
+thread_local WaitBackoff event_backoff;
 
 // Reads ahead into the shared buffer and, with answer_reads > 0 and
 // answers set, answers the region accesses it may (answer.h), up to
@@ -162,7 +148,7 @@ thread_local EventBackoff event_backoff;
 // for the loop (WaitForLoop) first when `wait`, and before each read after
 // one answered whole with a reply when `wait_more` (else it reads on only
 // after a full read). `backoff`, when given, hears how each wait went.
-Served Serve(Watcher* w, bool wait, int32_t answer_reads, bool wait_more, Received* rcv, EventBackoff* backoff) {
+Served Serve(Watcher* w, bool wait, int32_t answer_reads, bool wait_more, Received* rcv, WaitBackoff* backoff) {
   size_t answered_bytes = 0;
   const ReadAheadBuffer& rx = read_ahead_buffer;
   for (;;) {
@@ -199,22 +185,43 @@ Served Serve(Watcher* w, bool wait, int32_t answer_reads, bool wait_more, Receiv
     int send_err = 0;
     double replies = a->stats[kRepliesOut];
     uint32_t count = 0;
-    uint8_t* to = place && n == kPlaceHead ? PlaceOf(*a, bytes, &count) : nullptr;
-    if (to != nullptr && count <= rx.len - kPlaceHead) {
-      // The data straight into its place; unless all of it is there (and
-      // no fds), the owner gets the head and what came, as one read.
-      ssize_t got = ReceiveWithFds(w->fd, to, count, rcv->fds, &rcv->nfds);
-      int err = errno;
+    // A head read alone (place_next, or the owner reading heads first after
+    // a large message) may be a write whose data goes in place.
+    uint8_t* to = n == kPlaceHead && len == kPlaceHead ? PlaceOf(*a, bytes, &count) : nullptr;
+    if (to != nullptr) {
+      // The data straight into its place: what is there for a write that
+      // fits one read, else what comes within kPlaceWaitUs (as the client
+      // writes it; skipped for a while after a wait ran out). Unless all of
+      // it came (and no fds), the owner gets the head: with what came after
+      // it in the buffer when it fits, else told it landed (kLandedBytes).
+      bool fits = count <= rx.len - kPlaceHead;
+      bool waits = !fits && a->place_waits.TryNow();
+      ssize_t got;
+      int err = 0;
+      if (waits) {
+        bool eof;
+        got = ReceiveWait(w->fd, to, count, kPlaceWaitUs, rcv->fds, &rcv->nfds, &eof, &err);
+        if (got == static_cast<ssize_t>(count)) a->place_waits.Got();
+        else a->place_waits.Busy();
+      } else {
+        got = ReceiveWithFds(w->fd, to, count, rcv->fds, &rcv->nfds);
+        if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
+      }
       if (got != static_cast<ssize_t>(count) || rcv->nfds > 0) {
         a->place_next = false;
-        if (got < 0 && err != EAGAIN && err != EWOULDBLOCK) {
+        if (got <= 0 && err != 0) {
           rcv->n = -1;
           rcv->err = err;
           return Served::kRead;
         }
         size_t landed = got > 0 ? static_cast<size_t>(got) : 0;
-        memcpy(bytes + kPlaceHead, to, landed);
-        rcv->n = static_cast<ssize_t>(kPlaceHead + landed);
+        if (fits) {
+          memcpy(bytes + kPlaceHead, to, landed);
+          rcv->n = static_cast<ssize_t>(kPlaceHead + landed);
+        } else {
+          a->stats[kLandedBytes] = static_cast<double>(landed);
+          rcv->n = static_cast<ssize_t>(kPlaceHead);
+        }
         return Served::kRead;
       }
       n = kPlaceHead + count;

@@ -48,9 +48,10 @@ export interface NativeFdWatcher {
   linger(this: void, ranPending?: boolean, answerReads?: number): null | boolean | number | [received: number, extra: number[] | Error];
   /**
    * What the watcher may answer itself: REGION_READ and REGION_WRITE
-   * requests (posted or not) of at most `maxCount` bytes (capped at 64 KiB)
-   * wholly inside `regions[index].read` / `.write`, plain memory the
-   * watcher keeps alive until replaced. In lingers that allow it
+   * requests (posted or not) of at most `maxCount` bytes (capped at 64 KiB,
+   * except for writes whose head it reads alone: their data is received in
+   * place, see AnswerStat.LANDED) wholly inside `regions[index].read` /
+   * `.write`, plain memory the watcher keeps alive until replaced. In lingers that allow it
    * (answerReads); with `eventReads` > 0 also at readable events, before
    * any call into JavaScript, while every cell of `blockers` (Int32Arrays
    * of the owner's) reads 0: up to that many reads answered whole, a linger
@@ -77,8 +78,13 @@ export interface AnswerRegion {
   write: Uint8Array | null;
 }
 
-/** Indexes of FdWatcher.answer's stats: reads answered whole, requests and their bytes, replies and theirs, unsent reply bytes. */
-export const AnswerStat = { READS: 0, MESSAGES_IN: 1, BYTES_IN: 2, REPLIES_OUT: 3, BYTES_OUT: 4, UNSENT: 5, COUNT: 6 } as const;
+/**
+ * Indexes of FdWatcher.answer's stats: reads answered whole, requests and
+ * their bytes, replies and theirs, unsent reply bytes, and the data of a
+ * placed write that landed before the caller is given its head (LANDED:
+ * the caller's next read is that head; the rest goes after it in place).
+ */
+export const AnswerStat = { READS: 0, MESSAGES_IN: 1, BYTES_IN: 2, REPLIES_OUT: 3, BYTES_OUT: 4, UNSENT: 5, LANDED: 6, COUNT: 7 } as const;
 
 /**
  * What a watcher reports: the events, and after a read-ahead the bytes it

@@ -168,7 +168,7 @@ test('reads, writes and posted writes of plain memory are answered in order, wit
     reply(5, READ, 0, 0, 4, after.subarray(0, 4)),
   );
   assert.deepEqual(l.replies, expected);
-  assert.deepEqual(l.stats, [1, 5, requests.length, 4, expected.length, 0]);
+  assert.deepEqual(l.stats, [1, 5, requests.length, 4, expected.length, 0, 0]);
 });
 
 test('the first message it does not take, and everything after it, is left at the buffer start', async () => {
@@ -211,7 +211,7 @@ test('every access it does not take exactly as it is goes to the caller untouche
     assert.deepEqual(l.left, bytes, what);
     assert.equal(l.replies.length, 0, `${what}: no reply`);
     assert.deepEqual(mem, snapshot, `${what}: memory untouched`);
-    assert.deepEqual(l.stats, [0, 0, 0, 0, 0, 0], what);
+    assert.deepEqual(l.stats, [0, 0, 0, 0, 0, 0, 0], what);
   }
 });
 
@@ -268,10 +268,10 @@ test('answer() checks its arguments; answer(null) turns answering off', async ()
     const mem = new Uint8Array(16);
     assert.throws(() => w.answer(new Float64Array(2), 16, []), { code: 'EINVAL' });
     assert.throws(() => w.answer(new Uint32Array(6) as unknown as Float64Array, 16, []), { code: 'EINVAL' });
-    assert.throws(() => w.answer(new Float64Array(6), -1, []), { code: 'EINVAL' });
-    assert.throws(() => w.answer(new Float64Array(6), 16, new Array(17).fill(undefined)), { code: 'EINVAL' });
-    assert.throws(() => w.answer(new Float64Array(6), 16, [5 as unknown as AnswerRegion]), { code: 'EINVAL' });
-    w.answer(new Float64Array(6), 16, [{ read: mem, write: mem }]);
+    assert.throws(() => w.answer(new Float64Array(7), -1, []), { code: 'EINVAL' });
+    assert.throws(() => w.answer(new Float64Array(7), 16, new Array(17).fill(undefined)), { code: 'EINVAL' });
+    assert.throws(() => w.answer(new Float64Array(7), 16, [5 as unknown as AnswerRegion]), { code: 'EINVAL' });
+    w.answer(new Float64Array(7), 16, [{ read: mem, write: mem }]);
     w.answer(null);
     assert.equal(w.takeUnsent().length, 0);
     w.close();
@@ -289,7 +289,7 @@ test('answer() checks its arguments; answer(null) turns answering off', async ()
 });
 
 /** A watcher answering at readable events (eventReads 4) behind `blocker`; `calls` records what reached its callback. */
-function eventAnswers(name: string, regions: Array<AnswerRegion | undefined>) {
+function eventAnswers(name: string, regions: Array<AnswerRegion | undefined>, maxCount = 64 * 1024) {
   const [peer, ours] = rawPair(tmp.path(`${name}.sock`));
   const stats = new Float64Array(AnswerStat.COUNT);
   const blocker = new Int32Array(1);
@@ -298,7 +298,7 @@ function eventAnswers(name: string, regions: Array<AnswerRegion | undefined>) {
     calls.push({ received, bytes: typeof received === 'number' && received > 0 ? rx.slice(0, received) : new Uint8Array(0) });
   });
   w.readAhead(rx.length);
-  w.answer(stats, 64 * 1024, regions, [blocker], 4);
+  w.answer(stats, maxCount, regions, [blocker], 4);
   w.start(READABLE);
   const replies = async (bytes: number): Promise<Uint8Array> => {
     const parts: Uint8Array[] = [];
@@ -370,6 +370,33 @@ test('writes of 16 KiB or more that follow one another land in place; one cut sh
     await until(() => e.calls.length === 1, 'the callback');
     assert.deepEqual(e.calls[0]!.bytes, whole.subarray(0, 32 + 8000));
     assert.deepEqual(mem.subarray(1000, 9000), third.subarray(0, 8000), 'landed as it came');
+    assert.equal(drain(e.peer).length, 0, 'not answered');
+  } finally {
+    e.done();
+  }
+});
+
+test('a placed write larger than one read: its data is waited for in place; what came of it by the end of the wait is told as landed', async () => {
+  const mem = new Uint8Array(256 * 1024);
+  const e = eventAnswers('place-large', [{ read: mem, write: mem }], 256 * 1024);
+  try {
+    const first = pattern(20_000, 13);
+    sendmsg(e.peer, request(1, WRITE, 0, 0, first.length, first));
+    assert.deepEqual(await e.replies(32), reply(1, WRITE, 0, 0, first.length));
+    // 100 KiB, all there: received in place within the wait, answered.
+    const second = pattern(100 * 1024, 14);
+    sendmsg(e.peer, request(2, WRITE, 0, 4096, second.length, second));
+    assert.deepEqual(await e.replies(32), reply(2, WRITE, 0, 4096, second.length));
+    assert.deepEqual(mem.subarray(4096, 4096 + second.length), second);
+    assert.equal(e.calls.length, 0);
+    // Half of 100 KiB: the wait runs out; the callback gets the head, the stats what landed.
+    const third = pattern(100 * 1024, 15);
+    const whole = request(3, WRITE, 0, 128 * 1024, third.length, third);
+    sendmsg(e.peer, whole.subarray(0, 32 + 50_000));
+    await until(() => e.calls.length === 1, 'the callback');
+    assert.deepEqual(e.calls[0]!.bytes, whole.subarray(0, 32), 'the head alone');
+    assert.equal(e.stats[AnswerStat.LANDED], 50_000);
+    assert.deepEqual(mem.subarray(128 * 1024, 128 * 1024 + 50_000), third.subarray(0, 50_000), 'landed in place');
     assert.equal(drain(e.peer).length, 0, 'not answered');
   } finally {
     e.done();

@@ -19,7 +19,16 @@ import type { Readable, Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { RegionFlags, VfioCore, VfioDevice, type DeviceInfo, type DeviceOptions, type RegionInfo } from '../../src/core/index.js';
-import { Command, MESSAGE_CHANNEL, VfioUserServer, type MessageTrace, type ServerLimits, type SessionCounters } from '../../src/vfio-user/index.js';
+import {
+  Command,
+  encodeRegionWrite,
+  MESSAGE_CHANNEL,
+  VfioUserServer,
+  type MessageTrace,
+  type ServerLimits,
+  type SessionCounters,
+} from '../../src/vfio-user/index.js';
+import { RawPeer } from './server-harness.js';
 import { OPS, PLAIN, ROM, type MixedResult, type OddReply, type OddResult } from './region-answers-client.js';
 
 const CLIENT = fileURLToPath(new URL('./region-answers-client.js', import.meta.url));
@@ -329,6 +338,50 @@ describe('region accesses answered in the native layer', () => {
         answered.device.jsCalls < served.device.jsCalls / 2,
         `${answered.device.jsCalls} calls into the device, ${served.device.jsCalls} without answers`,
       );
+    },
+  );
+
+  it(
+    'large writes land in place: answered in the native layer when all of the data comes in its wait, else finished by the session',
+    { timeout: TEST_MS },
+    async () => {
+      const s = serve();
+      const peer = new RawPeer(s.path);
+      const fill = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 11 + seed) & 0xff);
+      const ok = async (id: number): Promise<void> => {
+        const r = (await peer.next(5000))!;
+        assert.equal(r.msgId, id);
+        assert.equal(r.errorNo, 0, `write ${id} failed`);
+      };
+      try {
+        await peer.negotiate();
+        // The first comes through the session; the socket then reads heads first.
+        const a = fill(200 * 1024, 1);
+        peer.write(encodeRegionWrite(1, 0, PLAIN, a));
+        await ok(1);
+        // All of it there at once (the kernel takes 100 KiB whole): the native layer waits it in place and answers.
+        const b = fill(100 * 1024, 2);
+        const before = s.device.jsCalls;
+        peer.write(encodeRegionWrite(2, 4096, PLAIN, b));
+        await ok(2);
+        assert.equal(s.device.jsCalls, before, 'no call into the device: answered in the native layer');
+        // Half of it now, half 50 ms later: what came lands in the wait, the session takes the rest where it began.
+        const c = fill(160 * 1024, 3);
+        const bytes = encodeRegionWrite(3, 64 * 1024, PLAIN, c);
+        peer.write(bytes.subarray(0, 32 + 80 * 1024));
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        peer.write(bytes.subarray(32 + 80 * 1024));
+        await ok(3);
+        const expected = new Uint8Array(PLAIN_SIZE);
+        expected.set(a, 0);
+        expected.set(b, 4096);
+        expected.set(c, 64 * 1024);
+        assert.deepEqual(s.device.plain.subarray(0, 64 * 1024 + c.length), expected.subarray(0, 64 * 1024 + c.length));
+        assert.equal(s.counters().errors, 0);
+      } finally {
+        peer.close();
+        await s.close();
+      }
     },
   );
 

@@ -177,6 +177,8 @@ export class UnixSocket {
   #bodyDue = false;
   /** Something was written since the last read began: the peer may be waiting for it (setLinger). */
   #answered = false;
+  /** Bytes of a large write's data the watcher received in place before handing over its head (AnswerStat.LANDED). */
+  #landed = 0;
   /** Region accesses the watcher may answer (answerRegions), and its counts of them. */
   #answers: RegionAnswers | null = null;
   readonly #answerStats = new Float64Array(AnswerStat.COUNT);
@@ -270,7 +272,8 @@ export class UnixSocket {
 
   /** Tells what the native layer answered so far (RegionAnswers.answered) now. */
   flushAnswers(): void {
-    if (this.#answers !== null && this.#answerStats[AnswerStat.MESSAGES_IN] !== 0) this.#tookAnswers(this.#answers);
+    const stats = this.#answerStats;
+    if (this.#answers !== null && (stats[AnswerStat.MESSAGES_IN] !== 0 || stats[AnswerStat.LANDED] !== 0)) this.#tookAnswers(this.#answers);
   }
 
   /** Begins reading and writing, for a socket made idle; a no-op otherwise. */
@@ -522,6 +525,10 @@ export class UnixSocket {
   #tookAnswers(answers: RegionAnswers): number {
     const stats = this.#answerStats;
     const messages = stats[AnswerStat.MESSAGES_IN]!;
+    if (stats[AnswerStat.LANDED] !== 0) {
+      this.#landed = stats[AnswerStat.LANDED]!;
+      stats[AnswerStat.LANDED] = 0;
+    }
     if (messages === 0) return 0;
     const reads = stats[AnswerStat.READS]!;
     if (stats[AnswerStat.UNSENT] !== 0) {
@@ -537,6 +544,28 @@ export class UnixSocket {
     answers.answered(messages, stats[AnswerStat.BYTES_IN]!, replies, stats[AnswerStat.BYTES_OUT]!);
     stats.fill(0);
     return reads;
+  }
+
+  /**
+   * The watcher gave the head of a large REGION_WRITE (delivered just now,
+   * at rx's start) after receiving #landed bytes of its data in place: the
+   * receiver, given that head, wants the data in the same place (nextRead),
+   * and is told they came. Anything else would put the stream out of step:
+   * the connection is closed.
+   */
+  #tookLanded(rx: Uint8Array): void {
+    const landed = this.#landed;
+    this.#landed = 0;
+    const into = this.nextRead === null ? null : this.nextRead();
+    // The access struct after the header: offset (u64, below 2^53 once the native layer placed it) and region.
+    const head = new DataView(rx.buffer, rx.byteOffset, 32);
+    const offset = head.getUint32(16, true) + head.getUint32(20, true) * 2 ** 32;
+    const memory = this.#answers?.regions[head.getUint32(24, true)]?.write ?? null;
+    if (into === null || memory === null || into.length < landed || into.buffer !== memory.buffer || into.byteOffset !== memory.byteOffset + offset) {
+      this.#close(new VfioError('EIO', `the receiver did not take a write's data where ${landed} bytes of it landed`));
+      return;
+    }
+    this.onFilled(landed, NO_FDS);
   }
 
   #mayLinger(): boolean {
@@ -568,6 +597,7 @@ export class UnixSocket {
     }
     // The watcher read into the shared buffer as it is now: nothing ran in between.
     this.#deliver(sharedRx!, n, Array.isArray(extra) ? extra : NO_FDS);
+    if (this.#landed !== 0 && !this.#closed) this.#tookLanded(sharedRx!);
     return !this.#closed && n === this.#readAhead;
   }
 
