@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 
 #include "common.h"
+#include "receive.h"
 
 namespace uvfio {
 
@@ -76,6 +77,23 @@ bool Reply(int fd, Answers& a, uint8_t* head, size_t head_len, const uint8_t* bo
     return false;
   }
   size_t done = sent < 0 ? 0 : static_cast<size_t>(sent);
+  size_t total = head_len + body_len;
+  if (done < total && body_len > kAnswerMax && a.reply_waits.TryNow()) {
+    // A large read's rest as a blocking send would send it, the client
+    // reading each piece as it goes (SendWait, kPlaceWaitUs; skipped for a
+    // while after a wait ran out), rather than copied to be queued.
+    size_t from = done > head_len ? done - head_len : 0;
+    size_t head_at = done < head_len ? done : head_len;
+    int wait_err = 0;
+    ssize_t more = SendWait(fd, head + head_at, head_len - head_at, body + from, body_len - from, kPlaceWaitUs, &wait_err);
+    if (more < 0 && wait_err != 0) {
+      *err = wait_err;
+      return false;
+    }
+    if (more > 0) done += static_cast<size_t>(more);
+    if (done == total) a.reply_waits.Got();
+    else a.reply_waits.Busy();
+  }
   if (done < head_len) a.unsent.insert(a.unsent.end(), head + done, head + head_len);
   size_t from = done > head_len ? done - head_len : 0;
   if (from < body_len) a.unsent.insert(a.unsent.end(), body + from, body + body_len);
@@ -238,7 +256,9 @@ size_t AnswerFront(int fd, Answers& a, const uint8_t* buf, size_t n, int* err) {
     bool posted = (flags & kNoReply) != 0;
     const uint8_t* body = nullptr;
     if (cmd == kRegionRead) {
-      const AnswerMemory* mem = Target(a.read, region, offset, count, a.max_count);
+      // Reads larger than the rest (up to what the session accepts) too:
+      // their reply leaves straight from the memory.
+      const AnswerMemory* mem = Target(a.read, region, offset, count, a.max_place);
       if (mem == nullptr || size != kAccess) break;
       body = mem->data + offset;
     } else if (cmd == kRegionWrite) {

@@ -22,9 +22,10 @@ namespace uvfio {
 
 // Region indexes answers can cover (PCI's nine and room to spare).
 constexpr uint32_t kAnswerRegions = 16;
-// The largest access answered: a reply this size stays one sendmsg the
-// kernel takes whole or nearly; larger reads go to the session, which
-// waits for a slow reader (sendmsgWait).
+// The largest access answered from a read's bytes (a write's data in the
+// read, a read's reply sent without waiting). Larger reads are answered
+// too, their reply's rest sent as the client reads it (SendWait); larger
+// writes only when their data is received in place (PlaceOf).
 constexpr uint32_t kAnswerMax = 64 * 1024;
 // Writes of at least this many bytes are received straight into region
 // memory when they follow one another (Answers::place_next): below it a
@@ -108,6 +109,8 @@ struct Answers {
   bool place_next = false;
   // Whether a placed write's data may be waited for (kPlaceWaitUs).
   WaitBackoff place_waits{64};
+  // Whether the rest of a large read's reply may be waited out (kPlaceWaitUs).
+  WaitBackoff reply_waits{64};
 };
 
 // Reads answer(stats, maxCount, regions, blockers, eventReads) arguments

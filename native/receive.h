@@ -26,6 +26,13 @@ ssize_t ReceiveWithFds(int fd, void* buf, size_t len, int* fds, size_t* nfds, in
 // errno of a failure (0 when the budget ran out or EOF came).
 ssize_t ReceiveWait(int fd, void* buf, size_t len, uint32_t budget_us, int* fds, size_t* nfds, bool* eof, int* err);
 
+// Sends head then body as a blocking sendmsg would, in pieces of 256 KiB,
+// for at most `budget_us` of waiting (SO_SNDTIMEO, counted in ticks), the
+// fd made blocking for the call and nonblocking again after (see
+// sendmsgWait). Returns the bytes sent; when none, -1 with *err set to the
+// errno of a failure (0 when the budget ran out).
+ssize_t SendWait(int fd, const void* head, size_t head_len, const void* body, size_t body_len, uint32_t budget_us, int* err);
+
 // What an EMSGSIZE from ReceiveWithFds means, for the error's sentence.
 extern const char kLostFdsDetail[];
 

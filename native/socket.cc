@@ -256,42 +256,9 @@ napi_value SendMsgWait(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   if (budget <= 0) return ThrowInvalid(env, "the wait budget must be positive");
-  int flags = fcntl(fd, F_GETFL);
-  if (flags < 0) return ThrowErrno(env, errno, "fcntl F_GETFL");
-  if (fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) return ThrowErrno(env, errno, "fcntl F_SETFL");
-  const uint64_t end = NowUs() + static_cast<uint64_t>(budget);
-  size_t total = head_len + body_len, sent = 0;
   int err = 0;
-  while (sent < total) {
-    if (!ArmTimeout(fd, SO_SNDTIMEO, end, &err)) break;
-    iovec iov[2];
-    int iovcnt = 0;
-    size_t room = kWaitPiece;
-    if (sent < head_len) {
-      size_t n = std::min(head_len - sent, room);
-      iov[iovcnt++] = {static_cast<char*>(head) + sent, n};
-      room -= n;
-    }
-    size_t body_at = sent > head_len ? sent - head_len : 0;
-    if (room > 0 && body_at < body_len) iov[iovcnt++] = {static_cast<char*>(body) + body_at, std::min(body_len - body_at, room)};
-    msghdr msg = {};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = iovcnt;
-    ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
-    if (n > 0) {
-      sent += static_cast<size_t>(n);
-    } else if (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-      err = errno;
-      break;
-    }
-    // EAGAIN: the timeout, counted in scheduler ticks, may end well before
-    // the budget does; the clock above says when it really has.
-  }
-  // Zero the timeout again: nothing else here blocks on this fd, but a
-  // process it is handed to might.
-  timeval none = {0, 0};
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
-  fcntl(fd, F_SETFL, flags);
+  ssize_t n = SendWait(fd, head, head_len, body, body_len, static_cast<uint32_t>(budget), &err);
+  size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
   if (err != 0 && sent == 0) return ThrowErrno(env, err, "sendmsg");
   return Number(env, sent == 0 ? -1.0 : static_cast<double>(sent));
 }
@@ -422,6 +389,50 @@ ssize_t ReceiveWithFds(int fd, void* buf, size_t len, int* fds, size_t* nfds, in
     return -1;
   }
   return n;
+}
+
+ssize_t SendWait(int fd, const void* head, size_t head_len, const void* body, size_t body_len, uint32_t budget_us, int* err) {
+  *err = 0;
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+    *err = errno;
+    return -1;
+  }
+  const uint64_t end = NowUs() + budget_us;
+  size_t total = head_len + body_len, sent = 0;
+  while (sent < total) {
+    if (!ArmTimeout(fd, SO_SNDTIMEO, end, err)) break;
+    iovec iov[2];
+    int iovcnt = 0;
+    size_t room = kWaitPiece;
+    if (sent < head_len) {
+      size_t n = std::min(head_len - sent, room);
+      iov[iovcnt++] = {const_cast<char*>(static_cast<const char*>(head)) + sent, n};
+      room -= n;
+    }
+    size_t body_at = sent > head_len ? sent - head_len : 0;
+    if (room > 0 && body_at < body_len) {
+      iov[iovcnt++] = {const_cast<char*>(static_cast<const char*>(body)) + body_at, std::min(body_len - body_at, room)};
+    }
+    msghdr msg = {};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = iovcnt;
+    ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+    } else if (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+      *err = errno;
+      break;
+    }
+    // EAGAIN: the timeout, counted in scheduler ticks, may end well before
+    // the budget does; the clock above says when it really has.
+  }
+  // Zero the timeout again: nothing else here blocks on this fd, but a
+  // process it is handed to might.
+  timeval none = {0, 0};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
+  fcntl(fd, F_SETFL, flags);
+  return sent > 0 ? static_cast<ssize_t>(sent) : -1;
 }
 
 ssize_t ReceiveWait(int fd, void* buf, size_t len, uint32_t budget_us, int* fds, size_t* nfds, bool* eof, int* err) {

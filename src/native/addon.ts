@@ -48,10 +48,12 @@ export interface NativeFdWatcher {
   linger(this: void, ranPending?: boolean, answerReads?: number): null | boolean | number | [received: number, extra: number[] | Error];
   /**
    * What the watcher may answer itself: REGION_READ and REGION_WRITE
-   * requests (posted or not) of at most `maxCount` bytes (capped at 64 KiB,
-   * except for writes whose head it reads alone: their data is received in
-   * place, see AnswerStat.LANDED) wholly inside `regions[index].read` /
-   * `.write`, plain memory the watcher keeps alive until replaced. In lingers that allow it
+   * requests (posted or not) of at most `maxCount` bytes wholly inside
+   * `regions[index].read` / `.write`, plain memory the watcher keeps alive
+   * until replaced: reads of any such size (the rest of a reply over 64 KiB
+   * sent as the client reads it, for up to 1 ms, then left unsent), writes
+   * of up to 64 KiB in its read, and larger ones whose head it reads alone
+   * (their data received in place; see AnswerStat.LANDED). In lingers that allow it
    * (answerReads); with `eventReads` > 0 also at readable events, before
    * any call into JavaScript, while every cell of `blockers` (Int32Arrays
    * of the owner's) reads 0: up to that many reads answered whole, a linger

@@ -450,8 +450,8 @@ export class VfioUserSession implements Session {
   }
 
   /**
-   * What the transport may answer itself (RegionAnswers): small accesses
-   * of the regions the device gives whole as plain memory, whenever one
+   * What the transport may answer itself (RegionAnswers): accesses of the
+   * regions the device gives whole as plain memory, whenever one
    * would be served at once here. Null when the device gives none.
    */
   #regionAnswers(shape: SessionDeviceShape, maxCount: number): RegionAnswers | null {

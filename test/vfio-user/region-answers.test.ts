@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { RegionFlags, VfioCore, VfioDevice, type DeviceInfo, type DeviceOptions, type RegionInfo } from '../../src/core/index.js';
 import {
   Command,
+  encodeRegionRead,
   encodeRegionWrite,
   MESSAGE_CHANNEL,
   VfioUserServer,
@@ -378,6 +379,41 @@ describe('region accesses answered in the native layer', () => {
         expected.set(c, 64 * 1024);
         assert.deepEqual(s.device.plain.subarray(0, 64 * 1024 + c.length), expected.subarray(0, 64 * 1024 + c.length));
         assert.equal(s.counters().errors, 0);
+      } finally {
+        peer.close();
+        await s.close();
+      }
+    },
+  );
+
+  it(
+    'a read larger than 64 KiB is answered in the native layer; what its client does not take in time is queued, whole and in order',
+    { timeout: TEST_MS },
+    async () => {
+      const s = serve();
+      const peer = new RawPeer(s.path);
+      try {
+        await peer.negotiate();
+        // The first access after VERSION reaches the session: answers open at the end of an event that finds them allowed.
+        peer.write(encodeRegionRead(9, 0, PLAIN, 4));
+        await peer.next(5000);
+        const before = s.device.jsCalls;
+        // 200 KiB fits the socket's buffer; 256 KiB does not, and this client
+        // (in the server's own process) cannot read while the server waits:
+        // the rest of its reply is queued and sent as the client reads.
+        for (const [id, offset, count] of [
+          [1, 4096, 200 * 1024],
+          [2, 0, 256 * 1024],
+          [3, 100, 4],
+        ] as const) {
+          peer.write(encodeRegionRead(id, offset, PLAIN, count));
+          const r = (await peer.next(5000))!;
+          assert.equal(r.msgId, id);
+          assert.equal(r.errorNo, 0);
+          assert.deepEqual(r.body.subarray(16), s.device.plain.subarray(offset, offset + count), `read ${id}`);
+        }
+        assert.equal(s.device.jsCalls, before, 'no call into the device: answered in the native layer');
+        assert.equal(s.counters().repliesOut, 5);
       } finally {
         peer.close();
         await s.close();

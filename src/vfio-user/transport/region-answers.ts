@@ -1,5 +1,5 @@
 /**
- * Region accesses a transport may answer without delivering them: small
+ * Region accesses a transport may answer without delivering them:
  * REGION_READs and REGION_WRITEs of region memory that is plain (a copy,
  * no side effect, nothing to check beyond the range), answered by the
  * native layer with no call into JavaScript (FdWatcher.answer): while a
@@ -22,7 +22,7 @@ export interface RegionAnswers {
    * where it is not. Kept and used for as long as these answers are set.
    */
   regions: ReadonlyArray<AnswerRegion | undefined>;
-  /** The largest access answered (the session's max_data_xfer_size); at most 64 KiB are. */
+  /** The largest access the session accepts (max_data_xfer_size): no larger one is answered. */
   maxCount: number;
   /**
    * Asked right before the transport may answer (each time it lingers):

@@ -85,7 +85,7 @@ export interface Transport {
   setMaxMessageSize(bytes: number): void;
 
   /**
-   * Small region accesses of plain memory the transport may answer itself
+   * Region accesses of plain memory the transport may answer itself
    * instead of delivering them (see RegionAnswers); null: none. A
    * transport that cannot (memory) ignores it.
    */

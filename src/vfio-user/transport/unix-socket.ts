@@ -248,7 +248,7 @@ export class UnixSocket {
   }
 
   /**
-   * Lets the native layer answer small region accesses of plain memory
+   * Lets the native layer answer region accesses of plain memory
    * itself (RegionAnswers; only with setLinger): while this socket lingers,
    * each time `answers.may()` says so right before, and at readable events
    * (up to the linger's count of reads) while neither this socket's blocker
