@@ -343,6 +343,52 @@ describe('region accesses answered in the native layer', () => {
   );
 
   it(
+    'a workload under the set lock taken and a trace subscribed, on and off across it: no reply while the lock is held, every reply traced while subscribed',
+    { timeout: TEST_MS },
+    async () => {
+      const s = serve();
+      const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+      try {
+        const child = new ClientProcess(s.path, 'mixed', { seed: 11, pairs: 6000 });
+        await child.next<{ ready: true }>();
+        const lock = s.device.devSet!.lock;
+        child.go();
+        let done = false;
+        const result = child.next<MixedResult>().finally(() => (done = true));
+        let rounds = 0;
+        for (; !done && rounds < 500; rounds++) {
+          // Held across turns of the loop (another file's op): the set's accesses wait, none is answered natively.
+          await lock.runAsync(async () => {
+            const before = s.counters().repliesOut;
+            await sleep(3);
+            assert.equal(s.counters().repliesOut, before, `a reply while the set lock was held (round ${rounds})`);
+          });
+          await sleep(2);
+          // Subscribed: every reply sent meanwhile went through the session and was published.
+          let published = 0;
+          const onMessage = (m: unknown): void => {
+            if ((m as MessageTrace).reply !== null) published++;
+          };
+          subscribe(MESSAGE_CHANNEL, onMessage);
+          const before = s.counters().repliesOut;
+          await sleep(3);
+          const replied = s.counters().repliesOut - before;
+          unsubscribe(MESSAGE_CHANNEL, onMessage);
+          assert.equal(published, replied, `replies not traced while a subscriber listened (round ${rounds})`);
+          await sleep(2);
+        }
+        const r = await result;
+        assert.equal(r.mismatches, 0, r.firstMismatch ?? '');
+        assert.equal(sha256(s.device.plain), r.sha256, 'the device holds what the client wrote');
+        assert.ok(rounds >= 3, `only ${rounds} rounds while the workload ran`);
+        await child.end();
+      } finally {
+        await s.close();
+      }
+    },
+  );
+
+  it(
     'large writes land in place: answered in the native layer when all of the data comes in its wait, else finished by the session',
     { timeout: TEST_MS },
     async () => {
