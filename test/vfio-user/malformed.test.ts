@@ -31,6 +31,7 @@ import { DOORBELL_DMA_READ, DOORBELL_DMA_WRITE, REG_IOVA, REG_LEN } from './fixt
 import { b, u32, u64, zeros } from './harness.js';
 import { MemoryPeer } from './memory-peer.js';
 import { startServer, type Bench } from './server-harness.js';
+import { until } from '../support/until.js';
 
 const text = (s: string, nul = true): Uint8Array => new Uint8Array([...new TextEncoder().encode(s), ...(nul ? [0] : [])]);
 
@@ -433,9 +434,21 @@ function errnoOf(reply: Frame | null, id: number): ErrnoName | undefined {
   return VfioError.fromErrno(reply.errorNo, 'the reply').code;
 }
 
+/**
+ * A peer of a new session on the bench device, once every earlier one is
+ * released: a session's client slot (device-clients, 8) comes back only at
+ * the end of its teardown (the device file closed, its client's command
+ * line read), some turns of the loop after its transport closed, and a run
+ * of cases each ending its session could otherwise find all 8 still held.
+ */
+async function attach(): Promise<MemoryPeer> {
+  await until(() => bench.server.clients(bench.device).length === 0, 'the sessions of earlier cases to be released');
+  return MemoryPeer.attached(bench.server, bench.device);
+}
+
 /** A command to a real session: its error reply; after VERSION the session still serves, after a failed VERSION it ends. */
 async function toServer(c: Case, message: Uint8Array, fds: number[]): Promise<ErrnoName | undefined> {
-  const peer = MemoryPeer.attached(bench.server, bench.device);
+  const peer = await attach();
   try {
     if (c.cmd !== C.VERSION) await peer.negotiate();
     peer.write(message, fds);
@@ -544,7 +557,7 @@ function hasReplyType(c: Case): boolean {
  * needed it fails with the errno returned.
  */
 async function replyToServer(c: Case, message: (id: number) => Uint8Array, fds: number[]): Promise<ErrnoName | undefined> {
-  const peer = MemoryPeer.attached(bench.server, bench.device);
+  const peer = await attach();
   try {
     await peer.negotiate();
     peer.write(encodeDmaMap(1, { readable: true, writable: true, offset: 0n, address: 0x10000n, size: 4096n }));
