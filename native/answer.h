@@ -1,9 +1,10 @@
 // Region accesses answered in the native layer: a vfio-user REGION_READ or
 // REGION_WRITE of a region whose whole memory is plain (no side effect, no
 // check beyond the range) is served from C++, with no call into
-// JavaScript, while a socket lingers or at its readable event. Everything else (any other command, a flag,
-// range or size this code does not take as it is, fds) is left, in order,
-// to the JavaScript session, which serves and refuses as it always does.
+// JavaScript, while a socket lingers or at its readable event. Everything
+// else (any other command, a flag, range or size this code does not take
+// as it is, fds) is left, in order, to the JavaScript session, which
+// serves and refuses as it always does.
 // Only whole messages at the start of a read are answered, and only while
 // the session says such an access would be served at once: in a linger,
 // as it checked right before (no JavaScript runs until the linger
@@ -90,6 +91,9 @@ struct AnswerBlocker {
 struct Answers {
   napi_ref stats_ref = nullptr;
   double* stats = nullptr;
+  // The largest access answered from the read it came in (a write's data
+  // there) or sent without waiting (a read's reply): maxCount, at most
+  // kAnswerMax.
   uint32_t max_count = 0;
   // The largest write whose data is received in place (PlaceOf): maxCount
   // as given, uncapped (what the session accepts).

@@ -585,7 +585,8 @@ napi_value Linger(napi_env env, napi_callback_info info) {
 
 // answer(stats, maxCount, regions, blockers?, eventReads?) | answer(null):
 // what the watcher may answer itself (answer.h): stats a Float64Array of
-// AnswerStat counts, maxCount the largest access (capped at 64 KiB),
+// AnswerStat counts, maxCount the largest access the session accepts (a
+// write in the read it came with: 64 KiB at most),
 // regions by index {read, write: Uint8Array | null} of plain memory, kept
 // alive until replaced, answer(null) or close. In lingers (answerReads);
 // with eventReads > 0 also at readable events (up to that many reads, its
