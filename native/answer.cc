@@ -114,7 +114,29 @@ bool ReplyTo(int fd, Answers& a, const uint8_t* m, const uint8_t* body, uint32_t
   return Reply(fd, a, reply, kAccess, body, body != nullptr ? count : 0, err);
 }
 
+// The data of `v` when it is a typed array of `type` with at least `min`
+// elements; else nullptr, after throwing EINVAL with `sentence`.
+void* TypedData(napi_env env, napi_value v, napi_typedarray_type type, size_t min, const char* sentence) {
+  bool typed = false;
+  napi_typedarray_type got;
+  size_t count = 0;
+  void* data = nullptr;
+  napi_is_typedarray(env, v, &typed);
+  if (!typed || napi_get_typedarray_info(env, v, &got, &count, &data, nullptr, nullptr) != napi_ok || got != type ||
+      count < min) {
+    ThrowInvalid(env, sentence);
+    return nullptr;
+  }
+  return data;
+}
+
 }  // namespace
+
+void NoteLanded(Answers& a, const uint8_t* head, size_t landed) {
+  a.stats[kLandedBytes] = static_cast<double>(landed);
+  a.stats[kLandedRegion] = static_cast<double>(Load<uint32_t>(head + kHeader + 8));
+  a.stats[kLandedOffset] = static_cast<double>(Load<uint64_t>(head + kHeader));
+}
 
 bool MayAnswerAtEvent(const Answers& a) {
   if (a.event_reads == 0) return false;
@@ -136,17 +158,9 @@ bool GetBlockers(napi_env env, napi_value v, Answers* a) {
   napi_get_array_length(env, v, &n);
   for (uint32_t i = 0; i < n; i++) {
     napi_value cell;
-    napi_typedarray_type type;
-    size_t count = 0;
-    void* data = nullptr;
-    bool typed = false;
     napi_get_element(env, v, i, &cell);
-    napi_is_typedarray(env, cell, &typed);
-    if (!typed || napi_get_typedarray_info(env, cell, &type, &count, &data, nullptr, nullptr) != napi_ok ||
-        type != napi_int32_array || count < 1) {
-      ThrowInvalid(env, "a blocker must be an Int32Array of at least one cell");
-      return false;
-    }
+    void* data = TypedData(env, cell, napi_int32_array, 1, "a blocker must be an Int32Array of at least one cell");
+    if (data == nullptr) return false;
     AnswerBlocker b;
     b.at = static_cast<const int32_t*>(data);
     napi_create_reference(env, cell, 1, &b.ref);
@@ -157,19 +171,9 @@ bool GetBlockers(napi_env env, napi_value v, Answers* a) {
 
 Answers* NewAnswers(napi_env env, const napi_value* argv) {
   napi_value stats = argv[0], max_count = argv[1], regions = argv[2];
-  void* data;
-  size_t len;
   int32_t max, event_reads = 0;
-  if (!GetBytes(env, stats, "answer stats", &data, &len)) return nullptr;
-  napi_typedarray_type type;
-  size_t count;
-  bool typed = false;
-  napi_is_typedarray(env, stats, &typed);
-  if (!typed || napi_get_typedarray_info(env, stats, &type, &count, nullptr, nullptr, nullptr) != napi_ok ||
-      type != napi_float64_array || count < kAnswerStats) {
-    ThrowInvalid(env, "answer stats must be a Float64Array of at least 7 counts");
-    return nullptr;
-  }
+  void* data = TypedData(env, stats, napi_float64_array, kAnswerStats, "answer stats must be a Float64Array of at least 9 counts");
+  if (data == nullptr) return nullptr;
   if (!GetInt32(env, max_count, "maxCount", &max)) return nullptr;
   if (!IsNullish(env, argv[4]) && !GetInt32(env, argv[4], "eventReads", &event_reads)) return nullptr;
   if (max < 0 || event_reads < 0) {
@@ -279,15 +283,17 @@ size_t AnswerFront(int fd, Answers& a, const uint8_t* buf, size_t n, int* err) {
   return at;
 }
 
-napi_value TakeUnsent(napi_env env, Answers& a) {
+napi_value TakeUnsent(napi_env env, Answers* a) {
   napi_value ab, out;
   void* data = nullptr;
-  size_t len = a.unsent.size();
+  size_t len = a != nullptr ? a->unsent.size() : 0;
   napi_create_arraybuffer(env, len, &data, &ab);
-  if (len > 0) memcpy(data, a.unsent.data(), len);
+  if (len > 0) memcpy(data, a->unsent.data(), len);
   napi_create_typedarray(env, napi_uint8_array, len, ab, 0, &out);
-  a.unsent.clear();
-  a.stats[kUnsentBytes] = 0;
+  if (a != nullptr) {
+    a->unsent.clear();
+    a->stats[kUnsentBytes] = 0;
+  }
   return out;
 }
 

@@ -71,6 +71,8 @@ enum AnswerStat : int {
   kBytesOut,           // their bytes
   kUnsentBytes,        // bytes of a reply the kernel did not take (takeUnsent)
   kLandedBytes,        // data of the write whose head the owner gets next, landed in place already
+  kLandedRegion,       // that write's region
+  kLandedOffset,       // and offset (below 2^53: inside a region's memory)
   kAnswerStats,
 };
 
@@ -141,12 +143,16 @@ size_t AnswerFront(int fd, Answers& a, const uint8_t* buf, size_t n, int* err);
 // otherwise.
 uint8_t* PlaceOf(const Answers& a, const uint8_t* head, uint32_t* count);
 
+// Tells the owner (kLandedBytes, kLandedRegion, kLandedOffset) that
+// `landed` bytes of the placed write of `head` are in place already.
+void NoteLanded(Answers& a, const uint8_t* head, size_t landed);
+
 // Answers the write of `head` whose data has landed (PlaceOf): counted,
 // and replied to unless posted. False when the send failed (*err).
 bool AnswerPlaced(int fd, Answers& a, const uint8_t* head, int* err);
 
-// The unsent rest of a reply, as a new Uint8Array (empty when none), and
-// forgets it.
-napi_value TakeUnsent(napi_env env, Answers& a);
+// The unsent rest of a reply, as a new Uint8Array (empty when none, or
+// with no answers), and forgets it.
+napi_value TakeUnsent(napi_env env, Answers* a);
 
 }  // namespace uvfio

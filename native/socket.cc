@@ -243,6 +243,31 @@ bool ArmTimeout(int fd, int opt, uint64_t end, int* err) {
   return false;
 }
 
+// The fd made blocking for a wait bounded by its send or receive timeout
+// (`opt`, armed with ArmTimeout), and put back as it was after: the flags
+// restored, the timeout zeroed (nothing else here blocks on this fd, but a
+// process it is handed to might). ok() false: fcntl failed (*err).
+class BlockingWait {
+ public:
+  BlockingWait(int fd, int opt, int* err) : fd_(fd), opt_(opt), flags_(fcntl(fd, F_GETFL)) {
+    if (flags_ >= 0 && fcntl(fd, F_SETFL, flags_ & ~O_NONBLOCK) == 0) return;
+    *err = errno;
+    flags_ = -1;
+  }
+  ~BlockingWait() {
+    if (flags_ < 0) return;
+    timeval none = {0, 0};
+    setsockopt(fd_, SOL_SOCKET, opt_, &none, sizeof none);
+    fcntl(fd_, F_SETFL, flags_);
+  }
+  bool ok() const { return flags_ >= 0; }
+
+ private:
+  int fd_;
+  int opt_;
+  int flags_;
+};
+
 napi_value SendMsgWait(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   int32_t fd;
@@ -393,15 +418,11 @@ ssize_t ReceiveWithFds(int fd, void* buf, size_t len, int* fds, size_t* nfds, in
 
 ssize_t SendWait(int fd, const void* head, size_t head_len, const void* body, size_t body_len, uint32_t budget_us, int* err) {
   *err = 0;
-  int flags = fcntl(fd, F_GETFL);
-  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
-    *err = errno;
-    return -1;
-  }
+  BlockingWait blocking(fd, SO_SNDTIMEO, err);
+  if (!blocking.ok()) return -1;
   const uint64_t end = NowUs() + budget_us;
   size_t total = head_len + body_len, sent = 0;
-  while (sent < total) {
-    if (!ArmTimeout(fd, SO_SNDTIMEO, end, err)) break;
+  while (sent < total && ArmTimeout(fd, SO_SNDTIMEO, end, err)) {
     iovec iov[2];
     int iovcnt = 0;
     size_t room = kWaitPiece;
@@ -425,13 +446,8 @@ ssize_t SendWait(int fd, const void* head, size_t head_len, const void* body, si
       break;
     }
     // EAGAIN: the timeout, counted in scheduler ticks, may end well before
-    // the budget does; the clock above says when it really has.
+    // the budget does; the clock says when it really has.
   }
-  // Zero the timeout again: nothing else here blocks on this fd, but a
-  // process it is handed to might.
-  timeval none = {0, 0};
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
-  fcntl(fd, F_SETFL, flags);
   return sent > 0 ? static_cast<ssize_t>(sent) : -1;
 }
 
@@ -439,15 +455,11 @@ ssize_t ReceiveWait(int fd, void* buf, size_t len, uint32_t budget_us, int* fds,
   *nfds = 0;
   *eof = false;
   *err = 0;
-  int flags = fcntl(fd, F_GETFL);
-  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
-    *err = errno;
-    return -1;
-  }
+  BlockingWait blocking(fd, SO_RCVTIMEO, err);
+  if (!blocking.ok()) return -1;
   const uint64_t end = NowUs() + budget_us;
   size_t got = 0;
-  while (got < len && *nfds == 0) {
-    if (!ArmTimeout(fd, SO_RCVTIMEO, end, err)) break;
+  while (got < len && *nfds == 0 && ArmTimeout(fd, SO_RCVTIMEO, end, err)) {
     ssize_t n = ReceiveWithFds(fd, static_cast<char*>(buf) + got, len - got, fds, nfds, MSG_WAITALL);
     if (n > 0) {
       got += static_cast<size_t>(n);
@@ -459,9 +471,6 @@ ssize_t ReceiveWait(int fd, void* buf, size_t len, uint32_t budget_us, int* fds,
       break;
     }
   }
-  timeval none = {0, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
-  fcntl(fd, F_SETFL, flags);
   return got > 0 ? static_cast<ssize_t>(got) : -1;
 }
 

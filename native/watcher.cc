@@ -166,8 +166,7 @@ Served Serve(Watcher* w, bool wait, int32_t answer_reads, bool wait_more, Receiv
     }
     size_t len = std::min(w->read_ahead, rx.len);
     Answers* a = answer_reads > 0 ? w->answers : nullptr;
-    bool place = a != nullptr && a->place_next && len >= kPlaceHead;
-    if (place) len = kPlaceHead;
+    if (a != nullptr && a->place_next && len >= kPlaceHead) len = kPlaceHead;
     rcv->nfds = 0;
     rcv->n = ReceiveWithFds(w->fd, rx.data, len, rcv->fds, &rcv->nfds);
     rcv->err = errno;
@@ -195,10 +194,10 @@ Served Serve(Watcher* w, bool wait, int32_t answer_reads, bool wait_more, Receiv
       // it came (and no fds), the owner gets the head: with what came after
       // it in the buffer when it fits, else told it landed (kLandedBytes).
       bool fits = count <= rx.len - kPlaceHead;
-      bool waits = !fits && a->place_waits.TryNow();
+      bool wait_data = !fits && a->place_waits.TryNow();
       ssize_t got;
       int err = 0;
-      if (waits) {
+      if (wait_data) {
         bool eof;
         got = ReceiveWait(w->fd, to, count, kPlaceWaitUs, rcv->fds, &rcv->nfds, &eof, &err);
         if (got == static_cast<ssize_t>(count)) a->place_waits.Got();
@@ -219,7 +218,7 @@ Served Serve(Watcher* w, bool wait, int32_t answer_reads, bool wait_more, Receiv
           memcpy(bytes + kPlaceHead, to, landed);
           rcv->n = static_cast<ssize_t>(kPlaceHead + landed);
         } else {
-          a->stats[kLandedBytes] = static_cast<double>(landed);
+          NoteLanded(*a, bytes, landed);
           rcv->n = static_cast<ssize_t>(kPlaceHead);
         }
         return Served::kRead;
@@ -249,7 +248,7 @@ Served Serve(Watcher* w, bool wait, int32_t answer_reads, bool wait_more, Receiv
     // Waits only after replies, as the owner lingers only after answers: a
     // peer streaming posted writes fills larger reads through the loop.
     bool waits = wait_more && a->stats[kRepliesOut] > replies;
-    if (!waits && n < len && !place) return Served::kAnswered;  // a short read: the socket is empty for now
+    if (!waits && n < len) return Served::kAnswered;  // a short read: the socket is empty for now
     wait = waits;
   }
 }
@@ -541,8 +540,8 @@ bool WaitForLoop(uv_loop_t* loop) {
 // message hands that one and the rest to the owner at the buffer's start.
 // null: that many reads were answered whole, or 256 KiB of requests
 // (kAnswerBytesPerLinger: a flood gets no more than the JavaScript path
-// gives one event). The owner must check the
-// stats for unsent bytes before it sends anything (takeUnsent).
+// gives one event). The owner must check the stats for unsent bytes
+// before it sends anything (takeUnsent).
 napi_value Linger(napi_env env, napi_callback_info info) {
   void* data = nullptr;
   size_t argc = 2;
@@ -612,15 +611,7 @@ napi_value AnswerMethod(napi_env env, napi_callback_info info) {
 // not take, to be sent before anything else (empty when none).
 napi_value TakeUnsentMethod(napi_env env, napi_callback_info info) {
   Watcher* w = Unwrap(env, info);
-  if (w == nullptr) return nullptr;
-  if (w->answers == nullptr) {
-    napi_value ab, out;
-    void* data;
-    napi_create_arraybuffer(env, 0, &data, &ab);
-    napi_create_typedarray(env, napi_uint8_array, 0, ab, 0, &out);
-    return out;
-  }
-  return TakeUnsent(env, *w->answers);
+  return w == nullptr ? nullptr : TakeUnsent(env, w->answers);
 }
 
 // ref()/unref(): whether an active watcher keeps the process alive.

@@ -83,10 +83,22 @@ export interface AnswerRegion {
 /**
  * Indexes of FdWatcher.answer's stats: reads answered whole, requests and
  * their bytes, replies and theirs, unsent reply bytes, and the data of a
- * placed write that landed before the caller is given its head (LANDED:
- * the caller's next read is that head; the rest goes after it in place).
+ * placed write that landed before the caller is given its head (LANDED,
+ * with its region and offset: the caller's next read is that head; the
+ * rest goes after it in place).
  */
-export const AnswerStat = { READS: 0, MESSAGES_IN: 1, BYTES_IN: 2, REPLIES_OUT: 3, BYTES_OUT: 4, UNSENT: 5, LANDED: 6, COUNT: 7 } as const;
+export const AnswerStat = {
+  READS: 0,
+  MESSAGES_IN: 1,
+  BYTES_IN: 2,
+  REPLIES_OUT: 3,
+  BYTES_OUT: 4,
+  UNSENT: 5,
+  LANDED: 6,
+  LANDED_REGION: 7,
+  LANDED_OFFSET: 8,
+  COUNT: 9,
+} as const;
 
 /**
  * What a watcher reports: the events, and after a read-ahead the bytes it

@@ -40,12 +40,12 @@ export const WRITABLE = 2;
  * request-reply peer on the same CPU then costs what a blocking recv
  * costs, not a loop turn.
  *
- * Answers (answer(), for a vfio-user server's socket): while it lingers,
- * the watcher may answer REGION_READ and REGION_WRITE requests of plain
- * region memory itself, with no call into JavaScript, when its caller
- * says (linger's `answerReads`) that such an access would be served at
- * once. No JavaScript runs before linger returns, so what the caller
- * checked holds for every answer it makes.
+ * Answers (answer(), for a vfio-user server's socket): the watcher may
+ * answer REGION_READ and REGION_WRITE requests of plain region memory
+ * itself, with no call into JavaScript: in a linger, when its caller says
+ * (linger's `answerReads`) that such an access would be served at once (no
+ * JavaScript runs before linger returns, so that holds for every answer);
+ * at a readable event, while none of the caller's blocker cells is set.
  */
 export type FdWatcher = NativeFdWatcher;
 

@@ -168,7 +168,7 @@ test('reads, writes and posted writes of plain memory are answered in order, wit
     reply(5, READ, 0, 0, 4, after.subarray(0, 4)),
   );
   assert.deepEqual(l.replies, expected);
-  assert.deepEqual(l.stats, [1, 5, requests.length, 4, expected.length, 0, 0]);
+  assert.deepEqual(l.stats, [1, 5, requests.length, 4, expected.length, 0, 0, 0, 0]);
 });
 
 test('the first message it does not take, and everything after it, is left at the buffer start', async () => {
@@ -211,7 +211,7 @@ test('every access it does not take exactly as it is goes to the caller untouche
     assert.deepEqual(l.left, bytes, what);
     assert.equal(l.replies.length, 0, `${what}: no reply`);
     assert.deepEqual(mem, snapshot, `${what}: memory untouched`);
-    assert.deepEqual(l.stats, [0, 0, 0, 0, 0, 0, 0], what);
+    assert.deepEqual(l.stats, [0, 0, 0, 0, 0, 0, 0, 0, 0], what);
   }
 });
 
@@ -268,10 +268,10 @@ test('answer() checks its arguments; answer(null) turns answering off', async ()
     const mem = new Uint8Array(16);
     assert.throws(() => w.answer(new Float64Array(2), 16, []), { code: 'EINVAL' });
     assert.throws(() => w.answer(new Uint32Array(6) as unknown as Float64Array, 16, []), { code: 'EINVAL' });
-    assert.throws(() => w.answer(new Float64Array(7), -1, []), { code: 'EINVAL' });
-    assert.throws(() => w.answer(new Float64Array(7), 16, new Array(17).fill(undefined)), { code: 'EINVAL' });
-    assert.throws(() => w.answer(new Float64Array(7), 16, [5 as unknown as AnswerRegion]), { code: 'EINVAL' });
-    w.answer(new Float64Array(7), 16, [{ read: mem, write: mem }]);
+    assert.throws(() => w.answer(new Float64Array(AnswerStat.COUNT), -1, []), { code: 'EINVAL' });
+    assert.throws(() => w.answer(new Float64Array(AnswerStat.COUNT), 16, new Array(17).fill(undefined)), { code: 'EINVAL' });
+    assert.throws(() => w.answer(new Float64Array(AnswerStat.COUNT), 16, [5 as unknown as AnswerRegion]), { code: 'EINVAL' });
+    w.answer(new Float64Array(AnswerStat.COUNT), 16, [{ read: mem, write: mem }]);
     w.answer(null);
     assert.equal(w.takeUnsent().length, 0);
     w.close();
@@ -396,6 +396,8 @@ test('a placed write larger than one read: its data is waited for in place; what
     await until(() => e.calls.length === 1, 'the callback');
     assert.deepEqual(e.calls[0]!.bytes, whole.subarray(0, 32), 'the head alone');
     assert.equal(e.stats[AnswerStat.LANDED], 50_000);
+    assert.equal(e.stats[AnswerStat.LANDED_REGION], 0);
+    assert.equal(e.stats[AnswerStat.LANDED_OFFSET], 128 * 1024, 'where it landed');
     assert.deepEqual(mem.subarray(128 * 1024, 128 * 1024 + 50_000), third.subarray(0, 50_000), 'landed in place');
     assert.equal(drain(e.peer).length, 0, 'not answered');
   } finally {

@@ -5,7 +5,7 @@
  * message unless the kernel cannot take a write at once. The watcher makes
  * the first read of each readable event itself (its read-ahead), so a
  * request costs one call from the native layer into JavaScript and one
- * back out, for the reply; small accesses of plain region memory cost none
+ * back out, for the reply; accesses of plain region memory cost none
  * (answerRegions).
  */
 import { isVfioError, toVfioError, VfioError } from '../../base/errors.js';
@@ -177,8 +177,10 @@ export class UnixSocket {
   #bodyDue = false;
   /** Something was written since the last read began: the peer may be waiting for it (setLinger). */
   #answered = false;
-  /** Bytes of a large write's data the watcher received in place before handing over its head (AnswerStat.LANDED). */
+  /** Bytes of a large write's data the watcher received in place before handing over its head, and where (AnswerStat.LANDED). */
   #landed = 0;
+  #landedRegion = 0;
+  #landedOffset = 0;
   /** Region accesses the watcher may answer (answerRegions), and its counts of them. */
   #answers: RegionAnswers | null = null;
   readonly #answerStats = new Float64Array(AnswerStat.COUNT);
@@ -527,6 +529,8 @@ export class UnixSocket {
     const messages = stats[AnswerStat.MESSAGES_IN]!;
     if (stats[AnswerStat.LANDED] !== 0) {
       this.#landed = stats[AnswerStat.LANDED]!;
+      this.#landedRegion = stats[AnswerStat.LANDED_REGION]!;
+      this.#landedOffset = stats[AnswerStat.LANDED_OFFSET]!;
       stats[AnswerStat.LANDED] = 0;
     }
     if (messages === 0) return 0;
@@ -547,21 +551,19 @@ export class UnixSocket {
   }
 
   /**
-   * The watcher gave the head of a large REGION_WRITE (delivered just now,
-   * at rx's start) after receiving #landed bytes of its data in place: the
-   * receiver, given that head, wants the data in the same place (nextRead),
-   * and is told they came. Anything else would put the stream out of step:
-   * the connection is closed.
+   * The watcher gave the head of a large REGION_WRITE (delivered just now)
+   * after receiving #landed bytes of its data in place: the receiver,
+   * given that head, wants the data in the same place (nextRead), and is
+   * told they came. Anything else would put the stream out of step: the
+   * connection is closed.
    */
-  #tookLanded(rx: Uint8Array): void {
+  #tookLanded(): void {
     const landed = this.#landed;
     this.#landed = 0;
     const into = this.nextRead === null ? null : this.nextRead();
-    // The access struct after the header: offset (u64, below 2^53 once the native layer placed it) and region.
-    const head = new DataView(rx.buffer, rx.byteOffset, 32);
-    const offset = head.getUint32(16, true) + head.getUint32(20, true) * 2 ** 32;
-    const memory = this.#answers?.regions[head.getUint32(24, true)]?.write ?? null;
-    if (into === null || memory === null || into.length < landed || into.buffer !== memory.buffer || into.byteOffset !== memory.byteOffset + offset) {
+    const memory = this.#answers?.regions[this.#landedRegion]?.write ?? null;
+    const at = memory === null ? -1 : memory.byteOffset + this.#landedOffset;
+    if (into === null || memory === null || into.length < landed || into.buffer !== memory.buffer || into.byteOffset !== at) {
       this.#close(new VfioError('EIO', `the receiver did not take a write's data where ${landed} bytes of it landed`));
       return;
     }
@@ -597,7 +599,7 @@ export class UnixSocket {
     }
     // The watcher read into the shared buffer as it is now: nothing ran in between.
     this.#deliver(sharedRx!, n, Array.isArray(extra) ? extra : NO_FDS);
-    if (this.#landed !== 0 && !this.#closed) this.#tookLanded(sharedRx!);
+    if (this.#landed !== 0 && !this.#closed) this.#tookLanded();
     return !this.#closed && n === this.#readAhead;
   }
 
