@@ -168,7 +168,7 @@ export class DeviceFile {
   /**
    * The whole of region `index` (`size` bytes) as the device's memory for
    * reads and for writes (regionMemory), where it gives that: for a server
-   * that answers small accesses from it while this file stays bound. Each
+   * that answers accesses from it while this file stays bound. Each
    * null where the device gives none, the range is refused, or the set
    * lock is held now.
    */

@@ -201,7 +201,7 @@ export abstract class VfioDevice {
    *
    * A view of a whole region (offset 0, count its size) is kept: the
    * vfio-user server asks for one when a client's file is bound and, while
-   * it stays bound, answers that client's small accesses from it in the
+   * it stays bound, answers that client's accesses from it in the
    * native layer, neither calling regionRead/regionWrite nor this again.
    * Give one only for memory that stays the same while a file is bound.
    */

@@ -131,7 +131,7 @@ export class SetLock {
   }
 
   private acquire(): Promise<SetLockToken> {
-    this.busyCell[0] = 1;
+    // busyCell is 1 already: only a lock that is not idle is waited for.
     return new Promise((resolve) => {
       this.waiters.push(() => {
         const token = new SetLockToken(this);

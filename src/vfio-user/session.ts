@@ -234,16 +234,16 @@ export class VfioUserSession implements Session {
     return this.negotiated !== null;
   }
 
-  /**
-   * Drops the client (`reason` goes to the log's and trace's closing
-   * record); resolves once teardown completed. Idempotent.
-   */
   /** What the session has done (counters.ts), with what the transport answered itself so far; bumped in place. */
   get counters(): SessionCounters {
     this.#transport.flushAnswers();
     return this.#counters;
   }
 
+  /**
+   * Drops the client (`reason` goes to the log's and trace's closing
+   * record); resolves once teardown completed. Idempotent.
+   */
   close(reason = 'the server dropped the client'): Promise<void> {
     this.#transport.holdAnswers();
     this.#endReason ??= reason;
@@ -481,9 +481,10 @@ export class VfioUserSession implements Session {
 
   /**
    * True when a region access that arrived now would be served at once,
-   * as #onFrame and #run would serve it: bound, nothing running, queued or
-   * unread beyond the reply queue, not frozen or ending, not traced, and
-   * the device set's lock free.
+   * as #onFrame and #run would serve it, untraced: bound, nothing running,
+   * queued or unread beyond the reply queue, not frozen or ending, no trace
+   * subscribed, the device set's lock free. What the transport answers
+   * itself, and where a large write is received in place (#placeWrite).
    */
   #mayAnswer(): boolean {
     return (
@@ -612,13 +613,12 @@ export class VfioUserSession implements Session {
   /**
    * Where a large REGION_WRITE's data may be received: straight into the
    * device's memory (VfioDevice.regionMemory), when the write would be
-   * served at once (nothing running or queued, not frozen), passes every
-   * check its handler makes, and nobody traces (a trace keeps whole
-   * requests). Null otherwise: it then arrives whole and is served as usual.
+   * served at once and untraced (#mayAnswer: a trace keeps whole requests)
+   * and passes every check its handler makes. Null otherwise: it then
+   * arrives whole and is served as usual.
    */
   #placeWrite(header: MessageHeader, head: Uint8Array): Uint8Array | null {
-    if (header.cmd !== Command.REGION_WRITE || this.negotiated === null || messageChannel.hasSubscribers) return null;
-    if (this.#busy || this.#queue.length > 0 || this.#repliesWaiting || this.#frozen || this.#closed || this.#endAfterReply) return null;
+    if (header.cmd !== Command.REGION_WRITE || this.negotiated === null || !this.#mayAnswer()) return null;
     try {
       checkCommand(header.msgId, header.cmd, header.flags, 'server');
       const a = decodeRegionWriteHead(head, header.size - HEADER_SIZE, this.decode, this.access);
