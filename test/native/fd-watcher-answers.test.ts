@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { VfioError } from '../../src/base/errors.js';
 import { AnswerStat, close, FdWatcher, READABLE, recvmsg, sendmsg, setReadAheadBuffer, type AnswerRegion } from '../../src/native/index.js';
 import { rawPair, tempDir } from './support.js';
+import { concat } from '../vfio-user/harness.js';
 import { until } from '../support/until.js';
 
 const tmp = tempDir();
@@ -47,16 +48,6 @@ function reply(msgId: number, cmd: number, region: number, offset: number, count
   return b;
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** Everything readable on `fd` now. */
 function drain(fd: number): Uint8Array {
   const parts: Uint8Array[] = [];
@@ -66,7 +57,7 @@ function drain(fd: number): Uint8Array {
     if (n <= 0) break;
     parts.push(buf.slice(0, n));
   }
-  return concat(...parts);
+  return concat(parts);
 }
 
 interface Lingered {
@@ -148,25 +139,25 @@ test('reads, writes and posted writes of plain memory are answered in order, wit
   const mem = pattern(4096, 1);
   const before = mem.slice();
   const data = pattern(8, 7);
-  const requests = concat(
+  const requests = concat([
     request(1, READ, 0, 16, 4),
     request(2, WRITE, 0, 100, 8, data),
     request(3, READ, 0, 96, 16),
     request(4, WRITE, 0, 0, 2, new Uint8Array([0xaa, 0xbb]), NO_REPLY),
     request(5, READ, 0, 0, 4),
-  );
+  ]);
   const l = await lingerOnce([{ read: mem, write: mem }], requests);
   assert.equal(l.result, null, 'its one read was answered whole');
   const after = before.slice();
   after.set(data, 100);
   after.set([0xaa, 0xbb], 0);
   assert.deepEqual(mem, after);
-  const expected = concat(
+  const expected = concat([
     reply(1, READ, 0, 16, 4, before.subarray(16, 20)),
     reply(2, WRITE, 0, 100, 8),
     reply(3, READ, 0, 96, 16, after.subarray(96, 112)),
     reply(5, READ, 0, 0, 4, after.subarray(0, 4)),
-  );
+  ]);
   assert.deepEqual(l.replies, expected);
   assert.deepEqual(l.stats, [1, 5, requests.length, 4, expected.length, 0, 0, 0, 0]);
 });
@@ -177,9 +168,9 @@ test('the first message it does not take, and everything after it, is left at th
   new DataView(other.buffer).setUint16(2, 4, true); // GET_INFO, 24 bytes
   new DataView(other.buffer).setUint32(4, 24, true);
   const after = request(3, READ, 0, 0, 4);
-  const l = await lingerOnce([{ read: mem, write: null }], concat(request(1, READ, 0, 8, 4), other, after));
+  const l = await lingerOnce([{ read: mem, write: null }], concat([request(1, READ, 0, 8, 4), other, after]));
   assert.equal(l.result, other.length + after.length);
-  assert.deepEqual(l.left, concat(other, after), 'in order, from the first message not answered');
+  assert.deepEqual(l.left, concat([other, after]), 'in order, from the first message not answered');
   assert.deepEqual(l.replies, reply(1, READ, 0, 8, 4, mem.subarray(8, 12)));
   assert.deepEqual(l.stats.slice(0, 2), [0, 1], 'one message answered, no read answered whole');
 });
@@ -196,7 +187,7 @@ test('every access it does not take exactly as it is goes to the caller untouche
     ['a region without memory', request(1, READ, 1, 0, 4)],
     ['a region past the table', request(1, READ, 16, 0, 4)],
     ['a write to read-only memory', request(1, WRITE, 2, 0, 4, new Uint8Array(4))],
-    ['a write whose size is not its count', concat(request(1, WRITE, 0, 0, 4, new Uint8Array(6)))],
+    ['a write whose size is not its count', request(1, WRITE, 0, 0, 4, new Uint8Array(6))],
     ['a read with data after it', request(1, READ, 0, 0, 4, new Uint8Array(4))],
     ['a reply, not a command', request(1, READ, 0, 0, 4, undefined, 1)],
     ['a command with ERROR', request(1, READ, 0, 0, 4, undefined, 0x20)],
@@ -240,16 +231,16 @@ test('a reply the kernel takes in part: its rest is kept for takeUnsent and answ
   const mem = pattern(64 * 1024, 6);
   // Far more than the socket buffer holds, never read meanwhile.
   const reads = Array.from({ length: 40 }, (_, i) => request(i + 1, READ, 0, 0, 64 * 1024));
-  const l = await lingerOnce([{ read: mem, write: null }], concat(...reads), { reads: 4 });
+  const l = await lingerOnce([{ read: mem, write: null }], concat(reads), { reads: 4 });
   assert.equal(typeof l.result, 'number', `stopped with requests left: ${JSON.stringify(l.result)} ${JSON.stringify(l.stats)} ${l.replies.length}`);
   const answered = l.stats[AnswerStat.MESSAGES_IN]!;
   assert.ok(answered >= 1 && answered < 40, `${answered} answered`);
   assert.ok(l.unsent.length > 0, 'part of the last reply is unsent');
   assert.equal(l.result, (40 - answered) * 32, 'the rest of the requests are the caller’s');
-  assert.deepEqual(l.left, concat(...reads.slice(answered)));
+  assert.deepEqual(l.left, concat(reads.slice(answered)));
   // What went out and what was kept make exactly the replies answered.
-  const expected = concat(...reads.slice(0, answered).map((_, i) => reply(i + 1, READ, 0, 0, 64 * 1024, mem)));
-  assert.deepEqual(concat(l.replies, l.unsent), expected);
+  const expected = concat(reads.slice(0, answered).map((_, i) => reply(i + 1, READ, 0, 0, 64 * 1024, mem)));
+  assert.deepEqual(concat([l.replies, l.unsent]), expected);
 });
 
 test('a peer gone before its answer: the send error is the linger’s result', async () => {
@@ -309,7 +300,7 @@ function eventAnswers(name: string, regions: Array<AnswerRegion | undefined>, ma
       got += chunk.length;
       return got >= bytes;
     }, `${bytes} bytes of replies`);
-    return concat(...parts);
+    return concat(parts);
   };
   const done = (): void => {
     w.close();
@@ -325,7 +316,7 @@ test('at a readable event, answers are made before any call into JavaScript, whi
   try {
     sendmsg(e.peer, request(1, READ, 0, 64, 8));
     assert.deepEqual(await e.replies(40), reply(1, READ, 0, 64, 8, mem.subarray(64, 72)));
-    sendmsg(e.peer, concat(request(2, WRITE, 0, 0, 4, new Uint8Array([1, 2, 3, 4]), NO_REPLY), request(3, READ, 0, 0, 4)));
+    sendmsg(e.peer, concat([request(2, WRITE, 0, 0, 4, new Uint8Array([1, 2, 3, 4]), NO_REPLY), request(3, READ, 0, 0, 4)]));
     assert.deepEqual(await e.replies(36), reply(3, READ, 0, 0, 4, new Uint8Array([1, 2, 3, 4])));
     assert.equal(e.calls.length, 0, 'no callback');
     assert.equal(e.stats[AnswerStat.MESSAGES_IN], 3);
@@ -340,7 +331,7 @@ test('at a readable event, answers are made before any call into JavaScript, whi
     e.blocker[0] = 0;
     const other = request(6, 4, 0, 0, 0).subarray(0, 16);
     new DataView(other.buffer, other.byteOffset).setUint32(4, 16, true);
-    sendmsg(e.peer, concat(request(5, READ, 0, 4, 4), other));
+    sendmsg(e.peer, concat([request(5, READ, 0, 4, 4), other]));
     await until(() => e.calls.length === 2, 'the callback');
     assert.deepEqual(e.calls[1]!.bytes, other);
     assert.deepEqual(drain(e.peer), reply(5, READ, 0, 4, 4, mem.subarray(4, 8)));
